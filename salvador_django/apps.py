@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy as _
+
+
+class SalvadorConfig(AppConfig):
+    """Finds every installed app's ``workflows`` module and registers the checks."""
+
+    name = "salvador_django"
+    label = "salvador"
+    verbose_name = _("Workflows")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from salvador_django import checks  # noqa: F401 - registers the checks
+
+        autodiscover_modules("workflows")

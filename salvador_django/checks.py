@@ -1,0 +1,74 @@
+"""System checks of the ``SALVADOR`` setting (ids ``salvador.E0xx`` / ``W0xx``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import connections
+
+from salvador_django.conf import DEFAULTS, raw_settings, setting_problems
+from salvador_django.exceptions import ConfigurationError
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The ``SALVADOR`` setting is a dict of known keys with valid values."""
+    raw = raw_settings()
+    messages: list[CheckMessage] = [
+        Error(message, hint="See the settings reference in the salvador-django docs.", id=check_id)
+        for check_id, message in setting_problems(raw)
+    ]
+    if messages:
+        return messages
+    values = {**DEFAULTS, **raw}
+    messages.extend(check_queue(values["QUEUE"], values["DATABASE"]))
+    if not django_settings.USE_TZ:
+        messages.append(
+            Warning(
+                "salvador-django schedules tasks with the database's clock, which SQLite "
+                "reads as UTC; with USE_TZ = False a run_after you pass and the times you "
+                "read back are off by your UTC offset.",
+                hint="Set USE_TZ = True.",
+                id="salvador.W001",
+            )
+        )
+    if values["DISPATCH"] is not None:
+        messages.append(
+            Warning(
+                "SALVADOR['DISPATCH'] = 'celery' has no effect yet: tasks are run by "
+                "`manage.py runworkflows` workers.",
+                hint="Remove DISPATCH until the Celery integration ships.",
+                id="salvador.W003",
+            )
+        )
+    if values["LEASE_SECONDS"] < 3:
+        messages.append(
+            Warning(
+                "SALVADOR['LEASE_SECONDS'] under 3 seconds lets a busy worker lose its leases.",
+                id="salvador.W002",
+            )
+        )
+    return messages
+
+
+def check_queue(name: str, database: str) -> list[CheckMessage]:
+    """Problems of the queue ``name`` over the database alias ``database``."""
+    from salvador_django.queues import queue_class
+
+    messages: list[CheckMessage] = []
+    if database not in connections:
+        messages.append(
+            Error(
+                f"SALVADOR['DATABASE'] names the database alias {database!r}, "
+                "which is not in DATABASES.",
+                id="salvador.E010",
+            )
+        )
+    try:
+        cls = queue_class(name)
+    except ConfigurationError as exc:
+        hint = "Use 'database', 'redis' or a dotted path."
+        return [*messages, Error(str(exc), hint=hint, id="salvador.E004")]
+    return [*messages, *cls.check(database)]

@@ -1,0 +1,194 @@
+"""Workflow definitions and the registry they enter when created."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, overload
+
+from salvador_django.exceptions import ConfigurationError, WorkflowNotFound
+from salvador_django.retry import NO_RETRY, Retry
+
+if TYPE_CHECKING:
+    from salvador_django.models import Task
+
+StepFunction = Callable[["Task"], Any]
+
+_NAME_MAX_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step of a workflow."""
+
+    name: str
+    fn: StepFunction
+    retry: Retry = NO_RETRY
+    timeout: float | None = None
+    atomic: bool = False
+
+
+class Workflow:
+    """An ordered list of named steps, registered under ``name`` when created.
+
+    A second workflow with the same name raises ``ImproperlyConfigured``.
+    """
+
+    def __init__(self, name: str) -> None:
+        _check_name(name, "workflow")
+        self.name = name
+        self._steps: list[Step] = []
+        self._index: dict[str, int] = {}
+        registry.register(self)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {', '.join(self._index) or 'no steps'}>"
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The steps in the order they run."""
+        return tuple(self._steps)
+
+    def index_of(self, step_name: str) -> int | None:
+        """The position of the step named ``step_name``, or ``None``."""
+        return self._index.get(step_name)
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: StepFunction,
+        *,
+        retry: Retry | None = ...,
+        timeout: float | None = ...,
+        compensate: StepFunction | None = ...,
+        atomic: bool = ...,
+    ) -> Workflow: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: None = ...,
+        *,
+        retry: Retry | None = ...,
+        timeout: float | None = ...,
+        compensate: StepFunction | None = ...,
+        atomic: bool = ...,
+    ) -> Callable[[StepFunction], StepFunction]: ...
+
+    def step(
+        self,
+        name: str,
+        fn: StepFunction | None = None,
+        *,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        compensate: StepFunction | None = None,
+        atomic: bool = False,
+    ) -> Workflow | Callable[[StepFunction], StepFunction]:
+        """Append a step; returns the workflow, or a decorator when ``fn`` is left out.
+
+        ``retry`` is the step's :class:`Retry` policy (one attempt when ``None``);
+        ``timeout`` fails an attempt that runs longer than that many seconds;
+        ``atomic=True`` runs the step inside the transaction of its checkpoint.
+        """
+        if compensate is not None:
+            raise ConfigurationError(
+                f"Step {name!r} of workflow {self.name!r}: compensate= is not supported yet."
+            )
+        if fn is None:
+
+            def decorator(func: StepFunction) -> StepFunction:
+                self.step(name, func, retry=retry, timeout=timeout, atomic=atomic)
+                return func
+
+            return decorator
+
+        _check_name(name, "step")
+        if name in self._index:
+            raise ConfigurationError(f"Workflow {self.name!r} already has a step named {name!r}.")
+        if not callable(fn):
+            raise TypeError(f"Step {name!r} of workflow {self.name!r}: fn must be callable.")
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"Step {name!r}: retry must be a salvador_django.Retry.")
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise ValueError(f"Step {name!r}: timeout must be a positive number of seconds.")
+        self._index[name] = len(self._steps)
+        self._steps.append(
+            Step(name=name, fn=fn, retry=retry or NO_RETRY, timeout=timeout, atomic=atomic)
+        )
+        return self
+
+    def submit(
+        self,
+        body: Any = None,
+        *,
+        meta: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        delay: float | timedelta | None = None,
+        run_after: datetime | None = None,
+        priority: int = 0,
+    ) -> Task:
+        """Submit a task of this workflow; see :func:`salvador_django.submit`."""
+        from salvador_django.submission import submit
+
+        return submit(
+            self,
+            body,
+            meta=meta,
+            idempotency_key=idempotency_key,
+            delay=delay,
+            run_after=run_after,
+            priority=priority,
+        )
+
+
+def _check_name(name: object, kind: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"A {kind} name must be a non-empty string, not {name!r}.")
+    if len(name) > _NAME_MAX_LENGTH:
+        raise ConfigurationError(
+            f"The {kind} name {name[:40]!r}… is over {_NAME_MAX_LENGTH} characters."
+        )
+
+
+class Registry:
+    """Every workflow of the process, by name."""
+
+    def __init__(self) -> None:
+        self._workflows: dict[str, Workflow] = {}
+        self._lock = threading.Lock()
+
+    def register(self, workflow: Workflow) -> None:
+        with self._lock:
+            if workflow.name in self._workflows:
+                raise ConfigurationError(
+                    f"A workflow named {workflow.name!r} is already registered."
+                )
+            self._workflows[workflow.name] = workflow
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._workflows.pop(name, None)
+
+    def get(self, name: str) -> Workflow:
+        """The workflow named ``name``; raises :class:`WorkflowNotFound`."""
+        try:
+            return self._workflows[name]
+        except KeyError:
+            known = ", ".join(sorted(self._workflows)) or "none"
+            raise WorkflowNotFound(
+                f"No workflow named {name!r} is registered (registered: {known})."
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._workflows)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._workflows
+
+
+registry = Registry()

@@ -1,0 +1,364 @@
+"""Run a claimed task's steps in order, checkpointing after each one.
+
+The engine knows tasks and workflow definitions; it does not know which queue or
+process it runs in. Every write is fenced on the claim (``Task.objects.held``): a
+worker that lost its lease writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import DatabaseError, OperationalError, transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from salvador_django.definitions import Step, Workflow, registry
+from salvador_django.exceptions import (
+    LeaseLost,
+    StepNotFound,
+    StepTimeout,
+    WorkflowNotFound,
+)
+from salvador_django.models import StepRun, Task, now_plus
+from salvador_django.status import StepRunStatus, TaskStatus
+
+logger = logging.getLogger("salvador_django")
+
+_LOCK_RETRIES = 20
+_LOCK_RETRY_SECONDS = 0.05
+
+
+@dataclass
+class Lease:
+    """A worker's claim on one task: its fencing token and whether it was lost."""
+
+    task_id: Any
+    token: str
+    lost: threading.Event = field(default_factory=threading.Event)
+
+
+class CheckpointFailed(Exception):
+    """The database failed while recording a completed step."""
+
+
+class Outcome:
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY = "retry"
+    RELEASED = "released"
+    LOST = "lost"
+
+
+class Engine:
+    """Runs claimed tasks of registered workflows for one worker."""
+
+    def __init__(self, *, database: str, worker_name: str) -> None:
+        self.database = database
+        self.worker_name = worker_name
+
+    def run(self, task: Task, lease: Lease, should_stop: Callable[[], bool] = lambda: False) -> str:
+        """Run ``task`` from its next step until it completes, fails, waits or is released."""
+        try:
+            workflow = registry.get(task.workflow)
+            index = _resume_index(workflow, task)
+        except (WorkflowNotFound, StepNotFound) as exc:
+            return self._fail(task, lease, None, exc, started=timezone.now(), attempt=task.attempt)
+        task.step = index
+        while index < len(workflow.steps):
+            if lease.lost.is_set():
+                return self._lost(task)
+            if should_stop():
+                return self._release(task, lease)
+            step = workflow.steps[index]
+            task.step_name = step.name
+            outcome = self._run_step(task, lease, workflow, index, step)
+            if outcome is not None:
+                return outcome
+            index += 1
+        return Outcome.COMPLETED
+
+    def _run_step(
+        self, task: Task, lease: Lease, workflow: Workflow, index: int, step: Step
+    ) -> str | None:
+        attempt = task.attempt = task.attempt + 1  # while a step runs: this attempt's number
+        started = timezone.now()
+        began = time.monotonic()
+        task.deadline = began + step.timeout if step.timeout else None
+        is_last = index + 1 == len(workflow.steps)
+        next_name = "" if is_last else workflow.steps[index + 1].name
+        try:
+            if step.atomic:
+                with transaction.atomic(using=self.database):
+                    output = self._call(step, task, began)
+                    self._checkpoint(task, lease, index, step, attempt, started, output, next_name)
+            else:
+                output = self._call(step, task, began)
+                self._checkpoint(task, lease, index, step, attempt, started, output, next_name)
+        except LeaseLost:
+            return self._lost(task)
+        except CheckpointFailed:
+            raise  # not the step's fault: the lease expires and the step is replayed
+        except Exception as exc:
+            if step.retry.should_retry(exc, attempt):
+                return self._retry(task, lease, index, step, exc, started, attempt)
+            return self._fail(task, lease, step, exc, started=started, attempt=attempt)
+        if is_last:
+            logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
+        return None
+
+    def _call(self, step: Step, task: Task, began: float) -> Any:
+        output = step.fn(task)
+        if step.timeout is not None and time.monotonic() - began > step.timeout:
+            raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
+        return output
+
+    def _checkpoint(
+        self,
+        task: Task,
+        lease: Lease,
+        index: int,
+        step: Step,
+        attempt: int,
+        started: datetime,
+        output: Any,
+        next_name: str,
+    ) -> None:
+        output_text = (
+            None if output is None else _encode(output, f"the return value of step {step.name!r}")
+        )
+        state_text = _encode(task.state, "task.state")
+        run = {
+            "index": index,
+            "name": step.name,
+            "attempt": attempt,
+            "started_at": started,
+            "finished_at": timezone.now(),
+            "output": output_text,
+            "worker": self.worker_name,
+        }
+        try:
+            held = self._with_lock_retry(
+                lambda: Task.objects.using(self.database).checkpoint(
+                    task.id,
+                    lease.token,
+                    step=index + 1,
+                    step_name=next_name,
+                    state_json=state_text,
+                    run=run,
+                )
+            )
+        except DatabaseError as exc:
+            raise CheckpointFailed from exc
+        if not held:
+            raise LeaseLost
+        task.step, task.step_name, task.attempt, task.error = index + 1, next_name, 0, ""
+        task.state = json.loads(state_text)  # the next step sees what a resumed run would see
+        if not next_name:
+            task.status = TaskStatus.COMPLETED
+
+    def _retry(
+        self,
+        task: Task,
+        lease: Lease,
+        index: int,
+        step: Step,
+        exc: Exception,
+        started: datetime,
+        attempt: int,
+    ) -> str:
+        delay = step.retry.delay(attempt)
+        error = _describe(exc)
+        recorded = self._record_failure(
+            task,
+            lease,
+            step,
+            index,
+            attempt,
+            started,
+            exc,
+            {
+                "status": TaskStatus.PENDING,
+                "run_after": now_plus(delay),
+                "attempt": attempt,
+                "error": error,
+                "claimed_by": None,
+                "lease_expires_at": None,
+            },
+        )
+        if not recorded:
+            return self._lost(task)
+        task.status = TaskStatus.PENDING
+        task.run_after = timezone.now() + timedelta(seconds=delay)  # approximate: for the queue
+        logger.info(
+            "salvador: task %s (%s) step %r attempt %d failed (%s); retry in %.1fs",
+            task.id,
+            task.workflow,
+            step.name,
+            attempt,
+            error,
+            delay,
+        )
+        return Outcome.RETRY
+
+    def _fail(
+        self,
+        task: Task,
+        lease: Lease,
+        step: Step | None,
+        exc: Exception,
+        *,
+        started: datetime,
+        attempt: int,
+    ) -> str:
+        error = _describe(exc)
+        recorded = self._record_failure(
+            task,
+            lease,
+            step,
+            task.step,
+            attempt,
+            started,
+            exc,
+            {
+                "status": TaskStatus.FAILED,
+                "attempt": attempt,
+                "error": error,
+                "finished_at": Now(),
+                "claimed_by": None,
+                "lease_expires_at": None,
+            },
+        )
+        if not recorded:
+            return self._lost(task)
+        task.status = TaskStatus.FAILED
+        logger.info(
+            "salvador: task %s (%s) failed at step %r: %s",
+            task.id,
+            task.workflow,
+            task.step_name,
+            error,
+        )
+        return Outcome.FAILED
+
+    def _record_failure(
+        self,
+        task: Task,
+        lease: Lease,
+        step: Step | None,
+        index: int,
+        attempt: int,
+        started: datetime,
+        exc: Exception,
+        changes: dict[str, Any],
+    ) -> bool:
+        """Write the failed attempt and the task's new status in one fenced transaction.
+
+        Returns False, writing nothing, when the lease was lost.
+        """
+
+        def write() -> None:
+            with transaction.atomic(using=self.database):
+                updated = (
+                    Task.objects.using(self.database)
+                    .held(task.id, lease.token)
+                    .update(step=index, step_name=task.step_name, updated_at=Now(), **changes)
+                )
+                if not updated:
+                    raise LeaseLost
+                if step is not None:
+                    StepRun.objects.using(self.database).create(
+                        task_id=task.id,
+                        index=index,
+                        name=step.name,
+                        attempt=attempt,
+                        status=StepRunStatus.FAILED,
+                        started_at=started,
+                        finished_at=timezone.now(),
+                        error=changes["error"],
+                        traceback="".join(traceback.format_exception(exc)),
+                        worker=self.worker_name,
+                    )
+
+        try:
+            self._with_lock_retry(write)
+        except LeaseLost:
+            return False
+        return True
+
+    def _release(self, task: Task, lease: Lease) -> str:
+        """Hand an unfinished task back to ``pending`` at its current step (shutdown)."""
+        released = self._with_lock_retry(
+            lambda: (
+                Task.objects.using(self.database)
+                .held(task.id, lease.token)
+                .update(
+                    status=TaskStatus.PENDING,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=Now(),
+                )
+            )
+        )
+        if not released:
+            return self._lost(task)
+        logger.info(
+            "salvador: task %s (%s) released at step %r", task.id, task.workflow, task.step_name
+        )
+        task.status = TaskStatus.PENDING
+        return Outcome.RELEASED
+
+    def _lost(self, task: Task) -> str:
+        logger.warning(
+            "salvador: task %s (%s) lease lost at step %r; another worker will resume it",
+            task.id,
+            task.workflow,
+            task.step_name,
+        )
+        return Outcome.LOST
+
+    def _with_lock_retry(self, write: Callable[[], Any]) -> Any:
+        """Run ``write``; on SQLite's "database is locked", try again rather than lose it."""
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                return write()
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def _resume_index(workflow: Workflow, task: Task) -> int:
+    """The position of the task's next step, found by name so definitions may change."""
+    if not workflow.steps:
+        raise StepNotFound(f"Workflow {workflow.name!r} has no steps.")
+    name = task.step_name or (workflow.steps[0].name if task.step == 0 else "")
+    index = workflow.index_of(name)
+    if index is None:
+        raise StepNotFound(
+            f"Task {task.id} is at step {name!r}, which workflow {workflow.name!r} no longer has "
+            f"(steps: {', '.join(s.name for s in workflow.steps)})."
+        )
+    return index
+
+
+def _encode(value: Any, what: str) -> str:
+    """``value`` as JSON text; raises ``TypeError`` naming ``what`` if it is not JSON."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

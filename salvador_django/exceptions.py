@@ -1,0 +1,47 @@
+"""The exceptions of salvador-django: one tree under :class:`SalvadorError`.
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class SalvadorError(Exception):
+    """An error raised by salvador-django."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(SalvadorError, ImproperlyConfigured):
+    """salvador-django is not configured correctly."""
+
+
+class WorkflowNotFound(SalvadorError):
+    """No workflow is registered under this name."""
+
+
+class InvalidTransition(SalvadorError):
+    """The task is not in a status that allows this operation."""
+
+
+class PayloadError(SalvadorError, ValueError):
+    """The body is not JSON-serialisable or is larger than MAX_BODY_BYTES."""
+
+
+class QueueUnavailable(SalvadorError):
+    """The queue cannot be reached; tasks wait in the database until it can."""
+
+
+class LeaseLost(SalvadorError):
+    """The worker no longer holds the claim on this task; it must write nothing."""
+
+
+class StepNotFound(SalvadorError):
+    """The task's next step no longer exists in its workflow."""
+
+
+class StepTimeout(SalvadorError):
+    """The step ran longer than its timeout."""

@@ -1,0 +1,134 @@
+"""``manage.py runworkflows``: run a worker in this process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from salvador_django.checks import check_queue
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.exceptions import ConfigurationError
+from salvador_django.queues import get_queue
+from salvador_django.worker import Worker, WorkerOptions
+
+logger = logging.getLogger("salvador_django")
+
+
+def _number(kind: type[float] | type[int], minimum: float, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
+        return value
+
+    return parse
+
+
+class Command(BaseCommand):
+    help = "Run workflow tasks until stopped (SIGINT/SIGTERM drain), or until idle with --burst."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--workflow",
+            action="append",
+            dest="workflows",
+            metavar="NAME",
+            help="Run only this workflow (repeatable; default: every registered workflow).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=_number(int, 1, "thread count"),
+            help="Worker threads (default: SALVADOR['CONCURRENCY']).",
+        )
+        parser.add_argument(
+            "--poll-interval",
+            type=_number(float, 0.001, "number of seconds"),
+            help="Seconds an idle thread waits before looking again "
+            "(default: SALVADOR['POLL_INTERVAL']).",
+        )
+        parser.add_argument("--burst", action="store_true", help="Run what is due, then exit.")
+        parser.add_argument(
+            "--queue", help="Queue to take tasks from: 'database', 'redis' or a dotted path."
+        )
+        parser.add_argument(
+            "--grace-period",
+            type=_number(float, 0, "number of seconds"),
+            default=30.0,
+            help="On shutdown, seconds to let running steps finish (default: 30).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workflows = options["workflows"]
+        unknown = [name for name in workflows or [] if name not in registry]
+        if unknown:
+            known = ", ".join(registry.names()) or "none"
+            raise CommandError(f"Unknown workflow(s): {', '.join(unknown)} (registered: {known}).")
+        if not (workflows or registry.names()):
+            raise CommandError(
+                "No workflow is registered: define workflows in an app's workflows.py."
+            )
+        try:
+            settings = get_settings()
+            problems = [
+                message
+                for message in check_queue(options["queue"] or settings.QUEUE, settings.DATABASE)
+                if message.is_serious()
+            ]
+            if problems:
+                raise CommandError(" ".join(str(message.msg) for message in problems))
+            queue = get_queue(options["queue"])
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        worker = Worker(
+            WorkerOptions.from_settings(
+                workflows=workflows,
+                concurrency=options["concurrency"],
+                poll_interval=options["poll_interval"],
+                burst=options["burst"],
+                grace_period=options["grace_period"],
+            ),
+            queue=queue,
+        )
+        _ensure_log_output(options["verbosity"])
+        self._install_signal_handlers(worker)
+        try:
+            worker.run()
+        finally:
+            queue.close()
+
+    def _install_signal_handlers(self, worker: Worker) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if worker.stopping:
+                logger.warning("salvador: second signal; exiting without waiting for running steps")
+                sys.exit(1)
+            logger.info(
+                "salvador: received %s; finishing running steps", signal.Signals(signum).name
+            )
+            worker.stop()
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals can only be handled in the main thread (e.g. call_command in a test)
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+
+def _ensure_log_output(verbosity: int) -> None:
+    """Show the worker's log lines on stderr unless LOGGING already routes them somewhere."""
+    if logger.hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))

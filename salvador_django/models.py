@@ -1,0 +1,460 @@
+"""Tasks and the record of their step attempts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from django.db import connections, models, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
+
+from salvador_django.conf import get_settings
+from salvador_django.exceptions import InvalidTransition
+from salvador_django.status import StepRunStatus, TaskStatus
+
+
+def now_plus(seconds: float) -> models.Expression:
+    """The database's clock plus ``seconds``: leases and delays never use a worker's clock."""
+    return models.ExpressionWrapper(
+        Now() + models.Value(timedelta(seconds=seconds), output_field=models.DurationField()),
+        output_field=models.DateTimeField(),
+    )
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    """The queries workers and operators run against tasks."""
+
+    def due(self, workflows: Sequence[str] | None = None) -> TaskQuerySet:
+        """Pending tasks whose ``run_after`` has passed, in the order workers take them."""
+        qs = self.filter(status=TaskStatus.PENDING, run_after__lte=Now())
+        if workflows is not None:
+            qs = qs.filter(workflow__in=list(workflows))
+        return qs.order_by("-priority", "run_after")
+
+    def held(self, task_id: uuid.UUID, token: str) -> TaskQuerySet:
+        """The task, only while ``token`` still holds its claim (the fence of every write)."""
+        return self.filter(id=task_id, claimed_by=token, status=TaskStatus.RUNNING)
+
+    def expired_leases(self) -> TaskQuerySet:
+        """Running tasks whose lease has expired: their worker is gone or stalled."""
+        return self.filter(status=TaskStatus.RUNNING, lease_expires_at__lt=Now())
+
+    def failed(self) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.FAILED)
+
+    def claim(
+        self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int = 1
+    ) -> list[Task]:
+        """Claim up to ``limit`` due tasks for ``token`` with a lease; returns them.
+
+        Claiming is one conditional update, so two workers never claim the same task.
+        The status is written into the SQL as a literal so that the planner can use
+        the partial index of due tasks.
+        """
+        if not workflows or limit < 1:
+            return []
+        connection = connections[self.db]
+        if connection.vendor == "postgresql":
+            sql = _CLAIM_POSTGRESQL
+            params: list[Any] = [*workflows, limit, token, lease_seconds]
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            sql = _CLAIM_SQLITE
+            params = [token, f"+{lease_seconds} seconds", *workflows, limit]
+        else:
+            return self._claim_conditional(workflows, token, lease_seconds, limit)
+        return self._claim_raw(sql, params, workflows=len(workflows))
+
+    def claim_ids(
+        self, ids: Sequence[str | uuid.UUID], token: str, lease_seconds: float
+    ) -> list[Task]:
+        """Claim those of ``ids`` that are due, for ``token`` with a lease; returns them.
+
+        The claim of a queue that names its tasks (Redis): the same conditional
+        update, so an id popped twice, or for a task already taken, claims nothing.
+        """
+        if not ids:
+            return []
+        connection = connections[self.db]
+        id_params = [str(i) for i in ids]
+        if connection.vendor == "postgresql":
+            sql = _CLAIM_IDS_POSTGRESQL
+            params: list[Any] = [token, lease_seconds, *id_params]
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            sql = _CLAIM_IDS_SQLITE
+            params = [token, f"+{lease_seconds} seconds", *(i.replace("-", "") for i in id_params)]
+        else:
+            return self._take(self.due().filter(id__in=list(ids)), token, lease_seconds)
+        return self._claim_raw(sql, params, ids=len(id_params))
+
+    def _claim_raw(self, sql: str, params: list[Any], **placeholders: int) -> list[Task]:
+        """Run one of the claim statements below; ``placeholders`` sizes its IN lists."""
+        connection = connections[self.db]
+        query = sql.format(
+            table=connection.ops.quote_name(Task._meta.db_table),
+            async_commit=_async_commit(connection),
+            **{name: ", ".join(["%s"] * count) for name, count in placeholders.items()},
+        )
+        return list(Task.objects.using(self.db).raw(query, params))
+
+    def checkpoint(
+        self,
+        task_id: uuid.UUID,
+        token: str,
+        *,
+        step: int,
+        step_name: str,
+        state_json: str,
+        run: dict[str, Any],
+    ) -> bool:
+        """Record a completed step: the task's progress and its ``StepRun``, in one commit.
+
+        ``step_name`` is the next step's name, or ``""`` when the task is complete.
+        ``run`` holds the ``StepRun`` fields, its ``output`` as JSON text (or None).
+        Fenced on the claim: returns False, writing nothing, if ``token`` lost it.
+        """
+        connection = connections[self.db]
+        if connection.vendor == "postgresql":
+            table = connection.ops.quote_name(Task._meta.db_table)
+            runs = connection.ops.quote_name(StepRun._meta.db_table)
+            query = _CHECKPOINT_POSTGRESQL.format(
+                table=table, runs=runs, finish=_FINISH_POSTGRESQL if not step_name else ""
+            )
+            params = [
+                step, step_name, state_json, task_id, token,
+                run["index"], run["name"], run["attempt"], StepRunStatus.COMPLETED,
+                run["started_at"], run["finished_at"], run["output"], run["worker"],
+            ]  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchone() is not None
+        changes: dict[str, Any] = {
+            "step": step,
+            "step_name": step_name,
+            "state": json.loads(state_json),
+            "attempt": 0,
+            "recoveries": 0,
+            "error": "",
+            "updated_at": Now(),
+        }
+        if not step_name:
+            changes.update(
+                status=TaskStatus.COMPLETED,
+                finished_at=Now(),
+                claimed_by=None,
+                lease_expires_at=None,
+            )
+        output = run["output"]
+        with transaction.atomic(using=self.db):
+            if not self.held(task_id, token).update(**changes):
+                return False
+            StepRun.objects.using(self.db).create(
+                task_id=task_id,
+                status=StepRunStatus.COMPLETED,
+                **{**run, "output": None if output is None else json.loads(output)},
+            )
+        return True
+
+    def _claim_conditional(
+        self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
+    ) -> list[Task]:
+        """The portable claim (MySQL, old SQLite): a conditional update, then a read."""
+        candidates: Any = self.due(workflows).values("id")[:limit]
+        if connections[self.db].vendor == "mysql":  # MySQL cannot LIMIT in an IN subquery
+            candidates = list(candidates.values_list("id", flat=True))
+        return self._take(self.filter(id__in=candidates), token, lease_seconds)
+
+    def _take(self, candidates: TaskQuerySet, token: str, lease_seconds: float) -> list[Task]:
+        """Claim the pending ones of ``candidates`` with a conditional update, then read them."""
+        claimed = candidates.filter(status=TaskStatus.PENDING).update(
+            status=TaskStatus.RUNNING,
+            claimed_by=token,
+            lease_expires_at=now_plus(lease_seconds),
+            started_at=models.functions.Coalesce(F("started_at"), Now()),
+            updated_at=Now(),
+        )
+        if not claimed:
+            return []
+        return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
+
+
+# The raw statements below are written once with <now>, <lease> and <take> tokens,
+# filled per database by _dialect(); {table}, {workflows}, {ids} and {async_commit}
+# are filled per call. <take> is what every claim writes: parameters token, lease.
+_TAKE = """
+    SET status = 'running', claimed_by = %s,
+        lease_expires_at = <lease>,
+        started_at = COALESCE(started_at, <now>),
+        updated_at = <now>
+"""
+
+
+def _dialect(template: str, *, now: str, lease: str) -> str:
+    return template.replace("<take>", _TAKE).replace("<lease>", lease).replace("<now>", now)
+
+
+def _postgresql(template: str) -> str:
+    now = "STATEMENT_TIMESTAMP()"
+    return _dialect(template, now=now, lease=f"{now} + make_interval(secs => %s)")
+
+
+def _sqlite(template: str) -> str:
+    # Times are written in the format Django stores ("YYYY-MM-DD HH:MM:SS.fff", UTC);
+    # the lease parameter is a date modifier such as "+60 seconds".
+    now = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now')"
+    return _dialect(template, now=now, lease="STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)")
+
+
+# One statement, one round trip: pick due rows (skipping rows other workers are
+# claiming) and take them. Parameters: workflows..., limit, token, lease seconds.
+_CLAIM_POSTGRESQL = _postgresql("""
+    WITH candidates AS (
+        SELECT id FROM {table}
+        WHERE status = 'pending' AND run_after <= <now>
+          AND workflow IN ({workflows}) {async_commit}
+        ORDER BY priority DESC, run_after
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {table} AS t <take>
+    FROM candidates WHERE t.id = candidates.id
+    RETURNING t.*
+""")
+
+# SQLite runs one writer at a time, so the statement itself is the lock.
+# Parameters: token, lease modifier, workflows..., limit.
+_CLAIM_SQLITE = _sqlite("""
+    UPDATE {table} <take>
+    WHERE id IN (
+        SELECT id FROM {table}
+        WHERE status = 'pending' AND run_after <= <now> AND workflow IN ({workflows})
+        ORDER BY priority DESC, run_after
+        LIMIT %s
+    )
+    RETURNING *
+""")
+
+# Claims by id (the Redis queue). Parameters: token, lease, ids...; on SQLite the ids
+# are 32 hex digits without dashes, as Django stores UUIDs there.
+_CLAIM_IDS = """
+    UPDATE {table} <take>
+    WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now> {async_commit}
+    RETURNING *
+"""
+_CLAIM_IDS_POSTGRESQL = _postgresql(_CLAIM_IDS)
+_CLAIM_IDS_SQLITE = _sqlite(_CLAIM_IDS)
+
+# A claim needs no durable commit: if the server loses it in a crash, the task is
+# simply pending again at the same step, which is what an expired lease gives too. So
+# a claim made in its own transaction (autocommit) does not wait for the WAL flush.
+# set_config() runs for each row the claim takes, so only a claim that writes sets it.
+_ASYNC_COMMIT_POSTGRESQL = "AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+
+
+def _async_commit(connection: Any) -> str:
+    """The claim's async-commit clause: PostgreSQL, and only in a transaction of its own."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _ASYNC_COMMIT_POSTGRESQL
+    return ""
+
+
+# A checkpoint in one statement, so one round trip and one commit: the fenced task
+# update, and the step run inserted only if the update found the claim.
+_CHECKPOINT_POSTGRESQL = """
+    WITH task AS (
+        UPDATE {table}
+        SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
+            error = '', updated_at = STATEMENT_TIMESTAMP(){finish}
+        WHERE id = %s AND claimed_by = %s AND status = 'running'
+        RETURNING id
+    )
+    INSERT INTO {runs}
+        (task_id, "index", name, attempt, status, started_at, finished_at,
+         error, traceback, output, worker)
+    SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s FROM task
+    RETURNING id
+"""
+_FINISH_POSTGRESQL = """,
+            status = 'completed', finished_at = STATEMENT_TIMESTAMP(),
+            claimed_by = NULL, lease_expires_at = NULL"""
+
+
+class Task(models.Model):
+    """One run of a workflow: its input, progress and outcome."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.CharField(_("workflow"), max_length=200)
+    body: Any = models.JSONField(_("body"), null=True, blank=True)
+    state = models.JSONField(_("state"), default=dict, blank=True)
+    meta = models.JSONField(_("meta"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING
+    )
+    step = models.PositiveIntegerField(_("step"), default=0, help_text=_("Steps completed."))
+    step_name = models.CharField(
+        _("step name"), max_length=200, blank=True, help_text=_("Name of the next step to run.")
+    )
+    error = models.TextField(_("error"), blank=True)
+    attempt = models.PositiveIntegerField(
+        _("attempt"),
+        default=0,
+        help_text=_("Attempts made of the current step (while it runs: this attempt's number)."),
+    )
+    recoveries = models.PositiveIntegerField(
+        _("recoveries"),
+        default=0,
+        help_text=_("Lease expiries of the current step since its last checkpoint."),
+    )
+    priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher runs first."))
+    run_after = models.DateTimeField(_("run after"), db_default=Now())
+    # NULL, not "", for "no key" and "not claimed": the unique constraint and the
+    # partial indexes must ignore those rows.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        _("idempotency key"), max_length=IDEMPOTENCY_KEY_MAX_LENGTH, null=True, blank=True
+    )
+    claimed_by = models.CharField(_("claimed by"), max_length=255, null=True, blank=True)  # noqa: DJ001
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), db_default=Now())
+    updated_at = models.DateTimeField(_("updated at"), db_default=Now())
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects: ClassVar[TaskQuerySet] = TaskQuerySet.as_manager()  # type: ignore[assignment]
+
+    #: While a step runs: the ``time.monotonic()`` by which a step with a timeout
+    #: should return. Long-running step code can check it to stop early.
+    deadline: float | None = None
+
+    class Meta:
+        app_label = "salvador"
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        indexes: ClassVar = [
+            models.Index(
+                F("priority").desc(),
+                "run_after",
+                name="salvador_task_due",
+                condition=Q(status=TaskStatus.PENDING),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="salvador_task_lease",
+                condition=Q(status=TaskStatus.RUNNING),
+            ),
+            models.Index(fields=["-created_at"], name="salvador_task_created"),
+        ]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="salvador_task_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} {self.id} ({self.status})"
+
+    def step_key(self) -> str:
+        """A stable ``"<task id>:<step name>"`` to use as an external idempotency key."""
+        return f"{self.id}:{self.step_name}"
+
+    def requeue(self, from_start: bool = False) -> None:
+        """Run a failed or cancelled task again from the step that stopped it.
+
+        With ``from_start`` the task restarts at its first step with an empty state;
+        that is also allowed for completed tasks. Raises :class:`InvalidTransition`
+        for any other status, and when another operator requeued it first.
+        """
+        from salvador_django.definitions import registry
+
+        allowed = [TaskStatus.FAILED, TaskStatus.CANCELLED]
+        changes: dict[str, Any] = {}
+        if from_start:
+            allowed.append(TaskStatus.COMPLETED)
+            first_steps = registry.get(self.workflow).steps
+            changes = {
+                "step": 0,
+                "step_name": first_steps[0].name if first_steps else "",
+                "state": {},
+            }
+        self._transition(
+            "requeue",
+            allowed,
+            status=TaskStatus.PENDING,
+            run_after=Now(),
+            attempt=0,
+            recoveries=0,
+            error="",
+            finished_at=None,
+            **changes,
+        )
+        from salvador_django.queues import enqueue_on_commit
+
+        enqueue_on_commit(self)
+
+    def cancel(self) -> None:
+        """Cancel a pending (or failed) task; raises :class:`InvalidTransition` otherwise."""
+        self._transition(
+            "cancel",
+            [TaskStatus.PENDING, TaskStatus.FAILED],
+            status=TaskStatus.CANCELLED,
+            finished_at=Now(),
+        )
+
+    def _transition(self, action: str, allowed: list[TaskStatus], **changes: Any) -> None:
+        alias = self._state.db or get_settings().DATABASE
+        with transaction.atomic(using=alias):
+            updated = (
+                Task.objects.using(alias)
+                .filter(id=self.id, status__in=allowed)
+                .update(updated_at=Now(), **changes)
+            )
+            current = Task.objects.using(alias).filter(id=self.id).values_list("status", flat=True)
+            if not updated:
+                status = current.first()
+                if status is None:
+                    raise Task.DoesNotExist(f"Task {self.id} does not exist.")
+                raise InvalidTransition(
+                    f"Cannot {action} task {self.id}: it is {status}; "
+                    f"allowed from {', '.join(allowed)}."
+                )
+        self.refresh_from_db(using=alias)
+
+
+class StepRun(models.Model):
+    """One attempt of one step of a task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="step_runs")
+    index = models.PositiveIntegerField(_("index"))
+    name = models.CharField(_("name"), max_length=200)
+    attempt = models.PositiveIntegerField(_("attempt"))
+    status = models.CharField(_("status"), max_length=16, choices=StepRunStatus.choices)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    error = models.TextField(_("error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    output = models.JSONField(_("output"), null=True, blank=True)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+
+    class Meta:
+        app_label = "salvador"
+        verbose_name = _("step run")
+        verbose_name_plural = _("step runs")
+        indexes: ClassVar = [
+            models.Index(fields=["task", "index", "attempt"], name="salvador_steprun_task"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.attempt} ({self.status})"
+
+    @property
+    def duration(self) -> timedelta:
+        return self.finished_at - self.started_at

@@ -1,0 +1,180 @@
+"""The default queue: the task table itself.
+
+Workers claim due rows with a conditional update (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL). Idle workers wait for a wake-up: within one process a push wakes them
+directly; on PostgreSQL a ``NOTIFY`` wakes every listening worker process at once.
+Without a wake-up (SQLite across processes), they look again every poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import OperationalError, connections
+
+from salvador_django.models import Task
+from salvador_django.queues.base import Entry, Queue
+
+logger = logging.getLogger("salvador_django")
+
+CHANNEL = "salvador_tasks"
+_LISTEN_RETRY_SECONDS = 5.0
+_LISTEN_TIMEOUT_SECONDS = 0.25  # how soon the listener notices it should stop
+
+
+class WakeUp:
+    """A generation counter that waiting threads can sleep on until it moves."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def notify(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Sleep until the generation differs from ``seen`` (True) or ``timeout`` passes."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._generation != seen, timeout)
+
+
+class DatabaseQueue(Queue):
+    """Claims due tasks straight from the task table."""
+
+    supports_wakeup = True
+
+    def __init__(self, database: str) -> None:
+        super().__init__(database)
+        self.wakeup = WakeUp()
+        self._listener: _Listener | None = None
+        self._listener_lock = threading.Lock()
+
+    @property
+    def _is_postgres(self) -> bool:
+        return connections[self.database].vendor == "postgresql"
+
+    def push(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        self.wakeup.notify()
+        if self._is_postgres:
+            with connections[self.database].cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, entries[0].workflow])
+
+    def schedule(self, entries: Sequence[Entry]) -> None:
+        """Nothing to do: the row's ``run_after`` is the schedule, and waiting workers poll."""
+
+    def pop(
+        self,
+        workflows: Sequence[str],
+        timeout: float,
+        *,
+        token: str,
+        lease_seconds: float,
+        limit: int = 1,
+    ) -> list[Task]:
+        seen = self.wakeup.generation
+        tasks = self._claim(workflows, token, lease_seconds, limit)
+        if tasks or timeout <= 0:
+            return tasks
+        if self._is_postgres:
+            self._ensure_listener()
+        # Sleep until a push, a notification or wake() moves the counter; look again
+        # at once if it did, or leave the next look to the caller's next pop.
+        if self.wakeup.wait(seen, timeout):
+            return self._claim(workflows, token, lease_seconds, limit)
+        return []
+
+    def _claim(
+        self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
+    ) -> list[Task]:
+        try:
+            return Task.objects.using(self.database).claim(workflows, token, lease_seconds, limit)
+        except OperationalError as exc:
+            if "locked" not in str(exc):  # SQLite's "database is locked": nothing was claimed
+                raise
+            logger.debug("salvador: claim met a locked database; will look again")
+            return []
+
+    def wake(self) -> None:
+        self.wakeup.notify()
+
+    def close(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.stop()
+                self._listener.join(timeout=5)
+                self._listener = None
+        self.wakeup.notify()
+
+    def _ensure_listener(self) -> None:
+        if self._listener is not None:
+            return
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = _Listener(self.database, self.wakeup)
+                self._listener.start()
+
+
+class _Listener(threading.Thread):
+    """Listens on PostgreSQL for task notifications and wakes waiting workers."""
+
+    def __init__(self, database: str, wakeup: WakeUp) -> None:
+        super().__init__(name="salvador-listener", daemon=True)
+        self.database = database
+        self.wakeup = wakeup
+        self._stopping = threading.Event()
+        self.listening = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        warned = False
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception as exc:
+                self.listening.clear()
+                if not warned:
+                    logger.warning(
+                        "salvador: cannot LISTEN on PostgreSQL (%s); idle workers fall back "
+                        "to polling every POLL_INTERVAL",
+                        exc,
+                    )
+                    warned = True
+                self._stopping.wait(_LISTEN_RETRY_SECONDS)
+            else:
+                warned = False
+
+    def _listen(self) -> None:
+        wrapper = connections[self.database]
+        connection: Any = wrapper.get_new_connection(wrapper.get_connection_params())
+        if not hasattr(connection, "notifies"):  # psycopg2: no notification generator
+            connection.close()
+            logger.warning(
+                "salvador: LISTEN/NOTIFY wake-ups need psycopg 3; idle workers poll every "
+                "POLL_INTERVAL instead"
+            )
+            self._stopping.set()
+            return
+        try:
+            connection.autocommit = True
+            connection.execute(f"LISTEN {CHANNEL}")
+            self.listening.set()
+            logger.debug("salvador: listening for task notifications")
+            while not self._stopping.is_set():
+                for _ in connection.notifies(timeout=_LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                    self.wakeup.notify()
+        finally:
+            self.listening.clear()
+            connection.close()

@@ -1,0 +1,23 @@
+"""Status enums of tasks and step runs."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TaskStatus(models.TextChoices):
+    """Where a task is in its life."""
+
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class StepRunStatus(models.TextChoices):
+    """How one attempt of one step ended."""
+
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")

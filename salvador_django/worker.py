@@ -1,0 +1,326 @@
+"""The worker: threads that claim and run tasks, plus heartbeat, reaper and sweep.
+
+The worker composes a queue and the engine; it does not know how either works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connections
+from django.db.models import F
+from django.db.models.functions import Now
+
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.engine import Engine, Lease, Outcome
+from salvador_django.exceptions import QueueUnavailable
+from salvador_django.models import Task, now_plus
+from salvador_django.queues import Entry, Queue, announce, enqueue_on_commit, get_queue
+from salvador_django.status import TaskStatus
+
+logger = logging.getLogger("salvador_django")
+
+_ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+_REAP_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker runs; defaults come from the ``SALVADOR`` setting."""
+
+    workflows: tuple[str, ...]
+    concurrency: int
+    poll_interval: float
+    lease_seconds: float
+    sweep_interval: float
+    max_recoveries: int
+    burst: bool = False
+    grace_period: float = 30.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        workflows: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        burst: bool = False,
+        grace_period: float = 30.0,
+    ) -> WorkerOptions:
+        settings = get_settings()
+        return cls(
+            workflows=tuple(workflows or registry.names()),
+            concurrency=concurrency or settings.CONCURRENCY,
+            poll_interval=poll_interval or settings.POLL_INTERVAL,
+            lease_seconds=settings.LEASE_SECONDS,
+            sweep_interval=settings.SWEEP_INTERVAL,
+            max_recoveries=settings.MAX_RECOVERIES,
+            burst=burst,
+            grace_period=grace_period,
+        )
+
+
+class Leases:
+    """The leases this process holds, shared by its runner threads and the heartbeat."""
+
+    def __init__(self) -> None:
+        self._leases: dict[str, Lease] = {}
+        self._lock = threading.Lock()
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases[lease.token] = lease
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(lease.token, None)
+
+    def snapshot(self) -> list[Lease]:
+        with self._lock:
+            return list(self._leases.values())
+
+
+def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None = None) -> int:
+    """Return tasks whose lease expired to ``pending`` at their step; fail poison tasks.
+
+    A task whose lease expired ``max_recoveries`` times is failed instead: its step
+    keeps killing or stalling its workers. Returns how many tasks were returned.
+    """
+    tasks = Task.objects.using(database)
+    poisoned = (
+        tasks.expired_leases()
+        .filter(recoveries__gte=max_recoveries - 1)
+        .update(
+            status=TaskStatus.FAILED,
+            error=f"Lease expired {max_recoveries} times: "
+            "the step keeps killing or stalling its worker.",
+            recoveries=F("recoveries") + 1,
+            claimed_by=None,
+            lease_expires_at=None,
+            finished_at=Now(),
+            updated_at=Now(),
+        )
+    )
+    if poisoned:
+        logger.warning(
+            "salvador: failed %d poison task(s) after %d lease expiries", poisoned, max_recoveries
+        )
+    reaped = 0
+    while True:
+        expired = list(tasks.expired_leases().values_list("id", flat=True)[:_REAP_BATCH])
+        if not expired:
+            break
+        count = (
+            tasks.expired_leases()
+            .filter(id__in=expired)
+            .update(
+                status=TaskStatus.PENDING,
+                claimed_by=None,
+                lease_expires_at=None,
+                recoveries=F("recoveries") + 1,
+                updated_at=Now(),
+            )
+        )
+        reaped += count
+        enqueue_on_commit(*tasks.filter(id__in=expired, status=TaskStatus.PENDING), queue=queue)
+        if len(expired) < _REAP_BATCH:
+            break
+    if reaped:
+        logger.warning("salvador: returned %d task(s) with an expired lease to pending", reaped)
+    return reaped
+
+
+class Worker:
+    """Runs tasks of the given workflows until stopped (or, in burst mode, until idle)."""
+
+    def __init__(self, options: WorkerOptions, queue: Queue | None = None) -> None:
+        settings = get_settings()
+        self.options = options
+        self.database = settings.DATABASE
+        self.queue = queue or get_queue()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.engine = Engine(database=self.database, worker_name=self.name)
+        self.leases = Leases()
+        self._stopping = threading.Event()
+        self._runners: list[threading.Thread] = []
+        self._maintenance: threading.Thread | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Stop claiming; running steps finish and unfinished tasks are released."""
+        if not self._stopping.is_set():
+            logger.info("salvador: worker %s stopping", self.name)
+        self._stopping.set()
+        self.queue.wake()
+
+    def run(self) -> bool:
+        """Run until stopped or, in burst mode, idle. True when every runner ended in time."""
+        logger.info(
+            "salvador: worker %s started (%d thread(s); workflows: %s)",
+            self.name,
+            self.options.concurrency,
+            ", ".join(self.options.workflows) or "none",
+        )
+        if self.options.burst:
+            try:
+                self.sweep()  # tasks whose lease expired become due before the runners look
+            except (DatabaseError, QueueUnavailable) as exc:
+                logger.error("salvador: sweep failed (%s); running what is due anyway", exc)
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="salvador-maintenance", daemon=True
+        )
+        self._maintenance.start()
+        for number in range(self.options.concurrency):
+            runner = threading.Thread(
+                target=self._run_tasks, args=(number,), name=f"salvador-{number}", daemon=True
+            )
+            runner.start()
+            self._runners.append(runner)
+        try:
+            while any(r.is_alive() for r in self._runners) and not self._stopping.wait(0.2):
+                pass
+        finally:
+            self.stop()
+        finished = self._join(self.options.grace_period)
+        self._maintenance.join(timeout=5)
+        logger.info("salvador: worker %s stopped", self.name)
+        return finished
+
+    def _join(self, grace_period: float) -> bool:
+        deadline = time.monotonic() + grace_period
+        for runner in self._runners:
+            runner.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [r.name for r in self._runners if r.is_alive()]
+        if stuck:
+            logger.warning(
+                "salvador: %d thread(s) still running a step after the %.0fs grace period; "
+                "their leases will expire and the steps be replayed",
+                len(stuck),
+                grace_period,
+            )
+        return not stuck
+
+    def _run_tasks(self, number: int) -> None:
+        token_prefix = f"{self.name}:{number}"
+        timeout = 0.0 if self.options.burst else self.options.poll_interval
+        errors = 0
+        while not self._stopping.is_set():
+            try:
+                token = f"{token_prefix}:{uuid.uuid4().hex[:12]}"
+                tasks = self.queue.pop(
+                    self.options.workflows,
+                    timeout,
+                    token=token,
+                    lease_seconds=self.options.lease_seconds,
+                )
+                errors = 0
+            except (DatabaseError, QueueUnavailable) as exc:
+                delay = _ERROR_BACKOFF_SECONDS[min(errors, len(_ERROR_BACKOFF_SECONDS) - 1)]
+                errors += 1
+                logger.error("salvador: cannot take tasks (%s); retrying in %ss", exc, delay)
+                _close_connections()
+                self._stopping.wait(delay)
+                continue
+            if not tasks:
+                if self.options.burst:
+                    break
+                continue
+            for task in tasks:
+                self._run_one(task, token)
+        connections.close_all()
+
+    def _run_one(self, task: Task, token: str) -> None:
+        lease = Lease(task.id, token)
+        self.leases.add(lease)
+        logger.info(
+            "salvador: task %s (%s) claimed at step %r", task.id, task.workflow, task.step_name
+        )
+        try:
+            outcome = self.engine.run(task, lease, should_stop=self._stopping.is_set)
+            if outcome in (Outcome.RELEASED, Outcome.RETRY):
+                announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)], self.queue)
+        except BaseException:
+            # The database failed under the engine (or a step raised SystemExit): the
+            # lease expires and the task is reaped; this thread carries on.
+            logger.exception("salvador: task %s (%s) interrupted", task.id, task.workflow)
+            _close_connections()
+        finally:
+            self.leases.remove(lease)
+            close_old_connections()
+
+    def _maintain(self) -> None:
+        """Heartbeat every third of a lease; reap and sweep every sweep interval.
+
+        Runs until the runners have finished, so leases stay alive while the last
+        steps of a graceful shutdown complete.
+        """
+        heartbeat_every = self.options.lease_seconds / 3
+        last_heartbeat = time.monotonic()
+        next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)
+        while not (self._stopping.is_set() and not any(r.is_alive() for r in self._runners)):
+            now = time.monotonic()
+            try:
+                worked = False
+                if now - last_heartbeat >= heartbeat_every:
+                    self.heartbeat()
+                    last_heartbeat, worked = now, True
+                if now >= next_sweep and not self._stopping.is_set():
+                    next_sweep = now + self.options.sweep_interval
+                    self.sweep()
+                    worked = True
+                if worked:
+                    close_old_connections()
+            except (DatabaseError, QueueUnavailable) as exc:
+                logger.error("salvador: maintenance failed (%s); will try again", exc)
+                _close_connections()
+                if now - last_heartbeat > self.options.lease_seconds:
+                    # Our leases have expired by now: stop working on those tasks.
+                    for lease in self.leases.snapshot():
+                        lease.lost.set()
+                time.sleep(1)
+            wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
+            time.sleep(min(0.2, max(0.01, wait)))
+        connections.close_all()
+
+    def heartbeat(self) -> None:
+        """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
+        leases = self.leases.snapshot()
+        if not leases:
+            return
+        tasks = Task.objects.using(self.database)
+        tokens = [lease.token for lease in leases]
+        tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).update(
+            lease_expires_at=now_plus(self.options.lease_seconds)
+        )
+        held = set(
+            tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).values_list(
+                "claimed_by", flat=True
+            )
+        )
+        for lease in leases:
+            if lease.token not in held:
+                lease.lost.set()
+
+    def sweep(self) -> None:
+        """Reap expired leases and let the queue re-announce lost entries."""
+        reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
+        swept = self.queue.sweep(self.options.workflows)
+        if swept:
+            logger.info("salvador: sweep re-announced %d task(s)", swept)
+
+
+def _close_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        connection.close()
