@@ -1,0 +1,141 @@
+"""Fixtures shared by the suite.
+
+Tests that take the ``backend`` fixture run once on SQLite and once on PostgreSQL.
+When PostgreSQL is unreachable its runs are deselected, unless
+``SALVADOR_TEST_REQUIRE_SERVICES`` is set, in which case the session fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from salvador_django.definitions import registry
+from salvador_django.queues import reset_queues
+
+BACKENDS = {"sqlite": "default", "postgres": "postgres"}
+QUEUES = ["database", "redis"]
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_available() -> bool:
+    return _reachable(
+        os.environ.get("SALVADOR_TEST_PG_HOST", "127.0.0.1"),
+        int(os.environ.get("SALVADOR_TEST_PG_PORT", "5432")),
+    )
+
+
+def redis_available() -> bool:
+    return _reachable("127.0.0.1", 6379)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("only_backend")
+        metafunc.parametrize("backend", list(only.args) if only else list(BACKENDS), indirect=True)
+    if "queue_name" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("only_queue")
+        metafunc.parametrize("queue_name", list(only.args) if only else QUEUES, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    pg_up = postgres_available()
+    if not pg_up and os.environ.get("SALVADOR_TEST_REQUIRE_SERVICES"):
+        raise pytest.UsageError(
+            "PostgreSQL is unreachable and SALVADOR_TEST_REQUIRE_SERVICES is set."
+        )
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        if backend is None:
+            kept.append(item)
+            continue
+        if backend == "postgres" and not pg_up:
+            dropped.append(item)
+            continue
+        if backend == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        item.add_marker(pytest.mark.django_db(transaction=True, databases=[BACKENDS[backend]]))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _close_queues():
+    """Stop queue threads (the PostgreSQL listener) so no connection outlives a test."""
+    yield
+    reset_queues()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_worker_threads():
+    """A test must stop every worker it starts: a leftover thread holds connections."""
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("salvador-")]
+        if not alive:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"worker threads still running after the test: {alive}")
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, settings) -> str:
+    """The database alias holding tasks in this test (SQLite or PostgreSQL)."""
+    alias = BACKENDS[request.param]
+    settings.SALVADOR = {**settings.SALVADOR, "DATABASE": alias}
+    return alias
+
+
+@pytest.fixture
+def queue_name(request: pytest.FixtureRequest, backend, settings) -> Iterator[str]:
+    """The queue of this test ("database" or "redis", with a key prefix of its own)."""
+    name = request.param
+    settings.SALVADOR = {
+        **settings.SALVADOR,
+        "QUEUE": name,
+        "KEY_PREFIX": f"salvador-test:{uuid.uuid4().hex[:12]}:",
+    }
+    yield name
+    if name == "redis":
+        delete_keys(settings.SALVADOR["KEY_PREFIX"])
+
+
+def delete_keys(prefix: str) -> None:
+    """Remove every Redis key under ``prefix`` (a test's own namespace)."""
+    import redis
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("redis")
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.ConnectionError:
+        pass  # a test's private redis-server, already stopped
+
+
+@pytest.fixture
+def workflow_names():
+    """Names of workflows a test defines; unregistered afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        registry.unregister(name)

@@ -1,0 +1,104 @@
+"""Settings of the test suite.
+
+Two databases hold tasks: ``default`` (SQLite, a file so that threads and worker
+subprocesses share it) and ``postgres`` (the local server). Tests choose one through
+the ``backend`` fixture, which points ``SALVADOR["DATABASE"]`` at it.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SECRET_KEY = "salvador-tests"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+_SQLITE_DIR = Path(os.environ.get("SALVADOR_TEST_SQLITE_DIR") or tempfile.gettempdir())
+
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(_SQLITE_DIR / "salvador-main.sqlite3"),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
+        "TEST": {"NAME": str(_SQLITE_DIR / "salvador-test.sqlite3")},
+    },
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("SALVADOR_TEST_PG_NAME", "postgres"),
+        "HOST": os.environ.get("SALVADOR_TEST_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("SALVADOR_TEST_PG_PORT", "5432"),
+        "USER": os.environ.get("SALVADOR_TEST_PG_USER", "postgres"),
+        "CONN_MAX_AGE": 60,
+        "TEST": {"NAME": "salvador_test", "DEPENDENCIES": []},
+    },
+}
+
+# Worker subprocesses started by the tests talk to the test databases directly.
+if os.environ.get("SALVADOR_TEST_USE_TEST_DATABASES"):
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+    DATABASES["postgres"]["NAME"] = DATABASES["postgres"]["TEST"]["NAME"]
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "redis": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("SALVADOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    },
+}
+
+SALVADOR = {
+    "QUEUE": os.environ.get("SALVADOR_TEST_QUEUE", "database"),
+    "REDIS_CONNECTION": "redis",
+    "KEY_PREFIX": os.environ.get("SALVADOR_TEST_KEY_PREFIX", "salvador-test:"),
+    "DATABASE": os.environ.get("SALVADOR_TEST_DATABASE", "default"),
+    "POLL_INTERVAL": float(os.environ.get("SALVADOR_TEST_POLL_INTERVAL", "0.05")),
+    "LEASE_SECONDS": float(os.environ.get("SALVADOR_TEST_LEASE_SECONDS", "60")),
+    "SWEEP_INTERVAL": float(os.environ.get("SALVADOR_TEST_SWEEP_INTERVAL", "30")),
+}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "salvador_django",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "salvador_django": {
+            "handlers": ["console"],
+            "level": os.environ.get("SALVADOR_LOG_LEVEL", "WARNING"),
+        }
+    },
+}

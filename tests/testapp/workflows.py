@@ -1,0 +1,68 @@
+"""Workflows the tests run. Each step records its execution as an ``Event`` row."""
+
+import os
+import time
+
+from salvador_django import Retry, Workflow
+from salvador_django.conf import get_settings
+from tests.testapp.models import Event
+
+
+def record(name, *, sleep=0.0, fail=False):
+    """A step that records its start and end, optionally sleeping or failing."""
+
+    def step(task):
+        database = get_settings().DATABASE
+        event = Event.objects.using(database).create(
+            task_id=task.id, step=name, attempt=task.attempt, pid=os.getpid(), started=time.time()
+        )
+        seconds = (
+            task.body.get("sleep", {}).get(name, sleep) if isinstance(task.body, dict) else sleep
+        )
+        if seconds:
+            time.sleep(seconds)
+        Event.objects.using(database).filter(pk=event.pk).update(finished=time.time())
+        if fail or (isinstance(task.body, dict) and name in task.body.get("fail", [])):
+            raise ValueError(f"{name} failed on purpose")
+        task.state[name] = task.attempt
+        return {"step": name}
+
+    return step
+
+
+three_steps = Workflow("three-steps")
+for _name in ("first", "second", "third"):
+    three_steps.step(_name, record(_name))
+
+breaks_second = (
+    Workflow("breaks-second")
+    .step("first", record("first"))
+    .step("second", record("second", fail=True))
+    .step("third", record("third"))
+)
+
+flaky = Workflow("flaky")
+
+
+@flaky.step("unreliable", retry=Retry(max_attempts=3, initial_delay=0.05, backoff=1, jitter=False))
+def unreliable(task):
+    if task.attempt < task.body["succeed_on"]:
+        raise ConnectionError(f"attempt {task.attempt} failed")
+    return task.attempt
+
+
+@flaky.step("after")
+def after(task):
+    return "done"
+
+
+atomic = Workflow("atomic")
+
+
+@atomic.step("write", atomic=True)
+def write(task):
+    Event.objects.using(get_settings().DATABASE).create(
+        task_id=task.id, step="write", attempt=task.attempt, pid=os.getpid(), started=time.time()
+    )
+    if task.body.get("fail"):
+        raise RuntimeError("rolled back")

@@ -1,0 +1,146 @@
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from salvador_django import TaskStatus, get_task, submit
+from salvador_django.definitions import registry
+from salvador_django.exceptions import PayloadError, SalvadorError, WorkflowNotFound
+from salvador_django.models import Task
+from salvador_django.queues import get_queue
+
+pytestmark = pytest.mark.django_db
+
+
+def test_submit_persists_a_pending_task_at_the_first_step():
+    task = submit("three-steps", {"item": "widget"}, meta={"tenant": "acme"}, priority=5)
+    stored = get_task(task.id)
+    assert stored.status == TaskStatus.PENDING
+    assert (stored.step, stored.step_name) == (0, "first")
+    assert stored.body == {"item": "widget"}
+    assert stored.meta == {"tenant": "acme"}
+    assert stored.priority == 5
+    assert stored.state == {}
+    assert stored.run_after <= timezone.now() + timedelta(seconds=1)
+    assert task.run_after == stored.run_after  # read back from the database's clock
+
+
+def test_workflow_submit_is_the_same_as_submit():
+    task = registry.get("three-steps").submit([1, 2])
+    assert get_task(task.id).body == [1, 2]
+
+
+def test_unknown_workflow_raises_and_stores_nothing():
+    with pytest.raises(WorkflowNotFound):
+        submit("no-such-workflow", {})
+    assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"when": datetime.now(tz=UTC)},
+        {"x": {1, 2}},
+        {"nan": math.nan},
+        {"inf": math.inf},
+        object(),
+    ],
+    ids=["datetime", "set", "nan", "infinity", "object"],
+)
+def test_non_json_bodies_raise_payload_error(body):
+    with pytest.raises(PayloadError, match="not JSON"):
+        submit("three-steps", body)
+    assert not Task.objects.exists()
+
+
+def test_deeply_nested_body_raises_payload_error_not_recursion_error():
+    body: list = []
+    for _ in range(10_000):
+        body = [body]
+    with pytest.raises(PayloadError, match="nested too deeply"):
+        submit("three-steps", body)
+
+
+def test_body_size_counts_utf8_bytes(settings):
+    settings.SALVADOR = {"MAX_BODY_BYTES": 100}
+    submit("three-steps", "é" * 45)  # 92 bytes in UTF-8 (270 if escaped)
+    with pytest.raises(PayloadError):
+        submit("three-steps", "é" * 50)
+
+
+def test_oversized_body_raises_payload_error(settings):
+    settings.SALVADOR = {"MAX_BODY_BYTES": 100}
+    submit("three-steps", {"x": "a" * 80})
+    with pytest.raises(PayloadError, match="MAX_BODY_BYTES is 100"):
+        submit("three-steps", {"x": "a" * 100})
+    assert Task.objects.count() == 1
+
+
+@pytest.mark.parametrize("meta", [{"n": 1}, {1: "x"}, ["a"]])
+def test_meta_must_map_strings_to_strings(meta):
+    with pytest.raises(PayloadError, match="meta"):
+        submit("three-steps", {}, meta=meta)
+
+
+def test_payload_errors_are_salvador_errors_and_value_errors():
+    assert issubclass(PayloadError, SalvadorError)
+    assert issubclass(PayloadError, ValueError)
+
+
+def test_delay_and_run_after_put_the_task_in_the_future():
+    delayed = submit("three-steps", delay=3600)
+    later = datetime.now(tz=UTC) + timedelta(days=1)
+    scheduled = submit("three-steps", run_after=later)
+    assert delayed.run_after > timezone.now() + timedelta(minutes=59)
+    assert get_task(scheduled.id).run_after == later
+    assert not Task.objects.due().exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"delay": -1}, PayloadError),
+        ({"delay": math.nan}, PayloadError),
+        ({"delay": math.inf}, PayloadError),
+        ({"delay": 1e20}, PayloadError),
+        ({"delay": 1, "run_after": datetime.now(tz=UTC)}, PayloadError),
+        ({"run_after": datetime(2030, 1, 1)}, PayloadError),  # naive
+        ({"run_after": "tomorrow"}, PayloadError),
+        ({"priority": "high"}, PayloadError),
+        ({"idempotency_key": ""}, PayloadError),
+        ({"idempotency_key": "k" * 256}, PayloadError),
+    ],
+)
+def test_bad_scheduling_arguments_are_rejected(kwargs, error):
+    with pytest.raises(error):
+        submit("three-steps", **kwargs)
+    assert not Task.objects.exists()
+
+
+def test_idempotency_key_returns_the_existing_task():
+    first = submit("three-steps", {"n": 1}, idempotency_key="order-1001")
+    second = submit("three-steps", {"n": 2}, idempotency_key="order-1001")
+    other_workflow = submit("breaks-second", {}, idempotency_key="order-1001")
+    assert second.id == first.id
+    assert get_task(first.id).body == {"n": 1}
+    assert other_workflow.id != first.id  # unique per workflow
+    assert Task.objects.count() == 2
+
+
+def test_enqueue_happens_only_when_the_transaction_commits(django_capture_on_commit_callbacks):
+    wakeup = get_queue().wakeup
+    before = wakeup.generation
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        submit("three-steps", {})
+        assert wakeup.generation == before
+    assert len(callbacks) == 1
+    assert wakeup.generation == before + 1
+
+
+def test_get_task_of_unknown_or_malformed_id_raises_does_not_exist():
+    with pytest.raises(Task.DoesNotExist):
+        get_task("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(Task.DoesNotExist):
+        get_task("not-a-uuid")
