@@ -1,0 +1,84 @@
+"""Settings of the benchmark: one database and one queue, chosen by ``SALVADOR_BENCH_DB``.
+
+``SALVADOR_BENCH_DB=sqlite`` (default) uses the file named by
+``SALVADOR_BENCH_SQLITE``; ``SALVADOR_BENCH_DB=postgres`` uses the database
+``salvador_bench`` on ``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER``
+(default 127.0.0.1:5432, postgres). Both use the database queue.
+
+``SALVADOR_BENCH_DB=postgres+redis`` stores tasks in that same PostgreSQL database
+but queues them in Redis (``SALVADOR["QUEUE"] = "redis"``) through a django-redis
+cache on ``SALVADOR_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), with
+every key under ``SALVADOR_BENCH_REDIS_PREFIX`` (``benchmarks/run.py`` picks a fresh
+one per run and deletes its keys afterwards).
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+SECRET_KEY = "salvador-bench"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+BACKEND = os.environ.get("SALVADOR_BENCH_DB", "sqlite")
+SQLITE_PATH = os.environ.get("SALVADOR_BENCH_SQLITE") or str(
+    Path(tempfile.gettempdir()) / "salvador-bench.sqlite3"
+)
+PG_NAME = "salvador_bench"
+PG_HOST = os.environ.get("SALVADOR_BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("SALVADOR_BENCH_PG_PORT", "5432")
+PG_USER = os.environ.get("SALVADOR_BENCH_PG_USER", "postgres")
+REDIS_URL = os.environ.get("SALVADOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PREFIX = os.environ.get("SALVADOR_BENCH_REDIS_PREFIX", "salvador-bench:")
+
+if BACKEND in ("postgres", "postgres+redis"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": PG_NAME,
+            "HOST": PG_HOST,
+            "PORT": PG_PORT,
+            "USER": PG_USER,
+            "CONN_MAX_AGE": 600,
+        }
+    }
+elif BACKEND == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "timeout": 20,
+            },
+        }
+    }
+else:
+    raise ValueError(
+        f"SALVADOR_BENCH_DB must be 'sqlite', 'postgres' or 'postgres+redis', not {BACKEND!r}"
+    )
+
+INSTALLED_APPS = ["django.contrib.contenttypes", "salvador_django", "benchmarks"]
+
+SALVADOR: dict[str, object] = {
+    "POLL_INTERVAL": float(os.environ.get("SALVADOR_BENCH_POLL_INTERVAL", "0.05"))
+}
+
+if BACKEND == "postgres+redis":
+    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
+    SALVADOR.update(QUEUE="redis", REDIS_CONNECTION="default", KEY_PREFIX=REDIS_PREFIX)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "salvador_django": {
+            "handlers": ["console"],
+            "level": os.environ.get("SALVADOR_BENCH_LOG_LEVEL", "WARNING"),
+        }
+    },
+}
