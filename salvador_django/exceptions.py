@@ -26,6 +26,11 @@ class WorkflowNotFound(SalvadorError):
 class InvalidTransition(SalvadorError):
     """The task is not in a status that allows this operation."""
 
+    def __init__(self, message: str | None = None, *, status: str | None = None) -> None:
+        super().__init__(message)
+        #: The task's status when the operation was refused, if known.
+        self.status = status
+
 
 class PayloadError(SalvadorError, ValueError):
     """The body is not JSON-serialisable or is larger than MAX_BODY_BYTES."""

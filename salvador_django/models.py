@@ -350,10 +350,28 @@ class Task(models.Model):
                 condition=Q(status=TaskStatus.RUNNING),
             ),
             models.Index(fields=["-created_at"], name="salvador_task_created"),
+            # The admin's filters, newest first. Completed tasks (most rows) are
+            # left out: the created index finds them quickly enough.
+            models.Index(
+                fields=["status", "-created_at"],
+                name="salvador_task_triage",
+                condition=~Q(status=TaskStatus.COMPLETED),
+            ),
+            models.Index(fields=["workflow", "-created_at"], name="salvador_task_workflow"),
+            models.Index(
+                fields=["-finished_at"],
+                name="salvador_task_failures",
+                condition=Q(status=TaskStatus.FAILED),
+            ),
         ]
+        permissions = (
+            ("requeue_task", _("Can requeue tasks")),
+            ("cancel_task", _("Can cancel tasks")),
+        )
         constraints: ClassVar = [
             models.UniqueConstraint(
-                fields=["workflow", "idempotency_key"],
+                # The key first, so that the admin's search by key alone uses it too.
+                fields=["idempotency_key", "workflow"],
                 condition=Q(idempotency_key__isnull=False),
                 name="salvador_task_idempotency_key",
             ),
@@ -424,9 +442,21 @@ class Task(models.Model):
                     raise Task.DoesNotExist(f"Task {self.id} does not exist.")
                 raise InvalidTransition(
                     f"Cannot {action} task {self.id}: it is {status}; "
-                    f"allowed from {', '.join(allowed)}."
+                    f"allowed from {', '.join(allowed)}.",
+                    status=status,
                 )
         self.refresh_from_db(using=alias)
+
+
+class Overview(Task):
+    """No data of its own: gives the admin's overview of tasks its place in the app index."""
+
+    class Meta:
+        proxy = True
+        app_label = "salvador"
+        verbose_name = _("overview")
+        verbose_name_plural = _("overview")
+        default_permissions = ()
 
 
 class StepRun(models.Model):

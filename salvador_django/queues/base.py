@@ -75,6 +75,10 @@ class Queue(ABC):
     def wake(self) -> None:  # noqa: B027 - optional hook
         """Wake this process's waiting ``pop`` calls (used on shutdown)."""
 
+    def depth(self, workflow: str) -> dict[str, int] | None:
+        """Entries waiting for ``workflow``, by kind, if this queue can tell (else None)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads the queue holds."""
 
