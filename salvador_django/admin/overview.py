@@ -1,0 +1,158 @@
+"""The overview: tasks per workflow and status, recent failures, waiting time, queue depth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Min
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from salvador_django.admin.durations import format_duration
+from salvador_django.admin.pagination import COUNT_CAP
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.exceptions import QueueUnavailable
+from salvador_django.models import Overview, Task
+from salvador_django.queues import get_queue
+from salvador_django.status import TaskStatus
+
+if TYPE_CHECKING:
+    OverviewModelAdmin = admin.ModelAdmin[Overview]
+else:
+    OverviewModelAdmin = admin.ModelAdmin
+
+RECENT = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Cell:
+    count: int
+    url: str
+    capped: bool = False  # there are more than ``count``
+
+
+@dataclass
+class WorkflowSummary:
+    """One workflow's line of the overview."""
+
+    name: str
+    registered: bool
+    counts: dict[str, Cell] = field(default_factory=dict)
+    failed_recently: Cell | None = None
+    oldest_due: datetime | None = None
+    depth: dict[str, int] | None = None
+
+    @property
+    def waiting(self) -> str:
+        """How long the oldest due task has waited, or "" when none waits."""
+        if self.oldest_due is None:
+            return ""
+        return format_duration(timezone.now() - self.oldest_due)
+
+
+def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str | None]:
+    """A summary per workflow (registered or found in the table), and a queue problem."""
+    tasks = Task.objects.using(database)
+    summaries: dict[str, WorkflowSummary] = {
+        name: WorkflowSummary(name, registered=True) for name in registry.names()
+    }
+
+    def summary(name: str) -> WorkflowSummary:
+        if name not in summaries:
+            summaries[name] = WorkflowSummary(name, registered=False)
+        return summaries[name]
+
+    def link(**params: str) -> str:
+        return f"{list_url}?{urlencode(params)}"
+
+    # Unfinished and failed tasks are counted exactly (the triage index holds them);
+    # completed ones, most of a large table, are counted up to COUNT_CAP per workflow.
+    unfinished = tasks.exclude(status=TaskStatus.COMPLETED).order_by()
+    for row in unfinished.values("workflow", "status").annotate(n=Count("pk")):
+        summary(row["workflow"]).counts[row["status"]] = Cell(
+            row["n"], link(workflow=row["workflow"], status__exact=row["status"])
+        )
+    for name in list(summaries):
+        completed = tasks.filter(workflow=name, status=TaskStatus.COMPLETED).order_by()
+        count = completed[: COUNT_CAP + 1].count()
+        if count:
+            summaries[name].counts[TaskStatus.COMPLETED] = Cell(
+                min(count, COUNT_CAP),
+                link(workflow=name, status__exact=TaskStatus.COMPLETED),
+                capped=count > COUNT_CAP,
+            )
+    since = timezone.now() - RECENT
+    recent = (
+        tasks.filter(status=TaskStatus.FAILED, finished_at__gte=since)
+        .order_by()
+        .values("workflow")
+        .annotate(n=Count("pk"))
+    )
+    for failed in recent:
+        summary(failed["workflow"]).failed_recently = Cell(
+            failed["n"], link(workflow=failed["workflow"], status__exact=TaskStatus.FAILED)
+        )
+    oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))
+    for due in oldest:
+        summary(due["workflow"]).oldest_due = due["oldest"]
+
+    problem = None
+    queue = get_queue()
+    for item in summaries.values():
+        try:
+            item.depth = queue.depth(item.name)
+        except QueueUnavailable as exc:
+            problem = str(exc)
+            break
+    return sorted(summaries.values(), key=lambda s: s.name), problem
+
+
+class OverviewAdmin(OverviewModelAdmin):
+    """An admin page, not a model's list: the overview of every workflow's tasks."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("salvador.view_task"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.overview_view)
+        return [path("", view, name="salvador_overview_changelist")]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        list_url = reverse(f"{self.admin_site.name}:salvador_task_changelist")
+        summaries, problem = summarize(get_settings().DATABASE, list_url)
+        statuses = list(TaskStatus)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Workflow overview"),
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "statuses": statuses,
+            "rows": [
+                (item, [item.counts.get(status) for status in statuses]) for item in summaries
+            ],
+            "show_depth": any(item.depth is not None for item in summaries),
+            "queue_problem": problem,
+            "list_url": list_url,
+            "recent_hours": int(RECENT.total_seconds() // 3600),
+        }
+        return TemplateResponse(request, "admin/salvador/overview.html", context)

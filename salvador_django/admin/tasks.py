@@ -1,0 +1,400 @@
+"""The task admin: the list operators triage from, the detail page, and its actions."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+
+from salvador_django.admin.durations import format_duration
+from salvador_django.admin.pagination import CappedCountPaginator
+from salvador_django.admin.timeline import build_timeline
+from salvador_django.admin.triage import CANCEL, OPERATIONS, REQUEUE, RESTART, Operation, perform
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.models import StepRun, Task
+from salvador_django.status import TaskStatus
+
+if TYPE_CHECKING:
+    TaskModelAdmin = admin.ModelAdmin[Task]
+    StepRunTabularInline = admin.TabularInline[StepRun, Task]
+else:  # the admin classes are generic only in the type stubs
+    TaskModelAdmin = admin.ModelAdmin
+    StepRunTabularInline = admin.TabularInline
+
+ERROR_LINE_LENGTH = 100
+HISTORY_LENGTH = 20
+SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
+META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
+QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
+
+
+def status_badge(status: str, label: Any) -> SafeString:
+    return format_html('<span class="salvador-badge salvador-{}">{}</span>', status, label)
+
+
+def first_line(text: str, length: int = ERROR_LINE_LENGTH) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= length else line[: length - 1] + "…"
+
+
+def pretty_json(value: Any) -> SafeString:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre class="salvador-pre">{}</pre>', text)
+
+
+class WorkflowFilter(admin.SimpleListFilter):
+    """Filter by workflow; the choices come from the registry, not a scan of the table."""
+
+    title = _("workflow")
+    parameter_name = "workflow"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in registry.names()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(workflow=value) if value else queryset
+
+
+class StepRunInline(StepRunTabularInline):
+    model = StepRun
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ("index_", "name", "attempt", "status_", "duration_", "error_", "traceback_")
+    readonly_fields = fields
+    ordering = ("index", "attempt", "started_at")
+    verbose_name = _("step attempt")
+    verbose_name_plural = _("step attempts")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StepRun]:
+        return super().get_queryset(request).using(get_settings().DATABASE)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("step"))
+    def index_(self, run: StepRun) -> int:
+        return run.index + 1
+
+    @admin.display(description=_("status"))
+    def status_(self, run: StepRun) -> SafeString:
+        return status_badge(run.status, run.get_status_display())
+
+    @admin.display(description=_("duration"))
+    def duration_(self, run: StepRun) -> str:
+        return format_duration(run.duration)
+
+    @admin.display(description=_("error"))
+    def error_(self, run: StepRun) -> str:
+        return first_line(run.error)
+
+    @admin.display(description=_("traceback"))
+    def traceback_(self, run: StepRun) -> SafeString | str:
+        if not run.traceback:
+            return ""
+        return format_html(
+            '<details class="salvador-traceback"><summary>{}</summary>'
+            '<pre class="salvador-pre">{}</pre></details>',
+            _("Show traceback"),
+            run.traceback,
+        )
+
+
+class TaskAdmin(TaskModelAdmin):
+    list_display = (
+        "short_id",
+        "workflow",
+        "status_",
+        "progress",
+        "attempt",
+        "age",
+        "updated",
+        "error_",
+    )
+    list_display_links = ("short_id",)
+    list_filter = ("status", WorkflowFilter, "created_at")
+    search_fields = ("idempotency_key",)  # the search itself is get_search_results
+    search_help_text = _(
+        "A task id (or its first 8 digits), an idempotency key, key=value of meta, or error text."
+    )
+    ordering = ("-created_at",)
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole table
+    paginator = CappedCountPaginator
+    actions = ("requeue_action", "restart_action", "cancel_action")
+    inlines = (StepRunInline,)
+    fieldsets = (
+        (
+            None,
+            {"fields": ("id", "workflow", "status_", "progress", "attempt", "priority")},
+        ),
+        (_("Error"), {"fields": ("error_text",)}),
+        (_("Timeline"), {"fields": ("timeline",)}),
+        (_("Data"), {"fields": ("body_", "state_", "meta_")}),
+        (
+            _("Times"),
+            {"fields": ("created_at", "run_after", "started_at", "finished_at", "updated_at")},
+        ),
+        (
+            _("Identity and lease"),
+            {"fields": ("idempotency_key", "claimed_by", "lease_expires_at", "recoveries")},
+        ),
+        (_("History"), {"fields": ("history",)}),
+    )
+    readonly_fields = (
+        "id", "workflow", "status_", "progress", "attempt", "priority", "error_text",
+        "timeline", "body_", "state_", "meta_", "created_at", "run_after", "started_at",
+        "finished_at", "updated_at", "idempotency_key", "claimed_by", "lease_expires_at",
+        "recoveries", "history",
+    )  # fmt: skip
+
+    class Media:
+        css: ClassVar = {"all": ("salvador/admin.css",)}
+
+    # -- permissions ------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_requeue_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("salvador.requeue_task"))
+
+    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("salvador.cancel_task"))
+
+    def may(self, request: HttpRequest, operation: Operation) -> bool:
+        """Whether the user holds the permission that ``operation`` requires."""
+        return bool(getattr(self, f"has_{operation.permission}_permission")(request))
+
+    # -- list -------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
+        return super().get_queryset(request).using(get_settings().DATABASE)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[Any]:
+        from django.contrib.admin.views.main import ChangeList
+
+        class TaskChangeList(ChangeList):
+            def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+                # The list shows none of the big JSON columns: do not read them.
+                queryset = super().get_queryset(request, exclude_parameters)
+                return queryset.defer("body", "state", "meta")
+
+        return TaskChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
+    ) -> tuple[QuerySet[Task], bool]:
+        """Search by task id (or the list's 8-digit short id), idempotency key, meta
+        ``key=value``, or error text.
+
+        Each form uses an index: error text is searched among tasks that can hold one
+        (all but completed ones), so a search never reads the whole table.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(id=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        if SHORT_ID.fullmatch(term):
+            low, high = uuid.UUID(term.ljust(32, "0")), uuid.UUID(term.ljust(32, "f"))
+            return queryset.filter(id__gte=low, id__lte=high), False
+        key, equals, value = (part.strip() for part in term.partition("="))
+        if equals and META_KEY.fullmatch(key) and "__" not in key:
+            return queryset.filter(**{f"meta__{key}": value}), False
+        has_error = Q(error__icontains=term) & ~Q(status=TaskStatus.COMPLETED)
+        return queryset.filter(Q(idempotency_key=term) | has_error), False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        base = reverse(f"{self.admin_site.name}:salvador_task_changelist")
+        current = request.GET.get("status__exact")
+        quick_filters = [
+            {
+                "label": status.label,
+                "url": f"{base}?status__exact={status.value}",
+                "active": current == status.value,
+                "status": status.value,
+            }
+            for status in QUICK_FILTERS
+        ]
+        context = {
+            "quick_filters": quick_filters,
+            "overview_url": reverse(f"{self.admin_site.name}:salvador_overview_changelist"),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    @admin.display(description=_("task"), ordering="id")
+    def short_id(self, task: Task) -> str:
+        return task.id.hex[:8]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_(self, task: Task) -> SafeString:
+        return status_badge(task.status, task.get_status_display())
+
+    @admin.display(description=_("progress"))
+    def progress(self, task: Task) -> str:
+        total = len(registry.get(task.workflow).steps) if task.workflow in registry else "?"
+        done = f"{task.step}/{total}"
+        return f"{done} · {task.step_name}" if task.step_name else done
+
+    @admin.display(description=_("age"), ordering="created_at")
+    def age(self, task: Task) -> str:
+        return timesince(task.created_at, depth=1)
+
+    @admin.display(description=_("updated"), ordering="updated_at")
+    def updated(self, task: Task) -> str:
+        return timesince(task.updated_at, depth=1)
+
+    @admin.display(description=_("error"))
+    def error_(self, task: Task) -> SafeString | str:
+        if not task.error:
+            return ""
+        return format_html('<span title="{}">{}</span>', task.error, first_line(task.error))
+
+    # -- detail -----------------------------------------------------------------------
+
+    @admin.display(description=_("error"))
+    def error_text(self, task: Task) -> SafeString | str:
+        return format_html('<pre class="salvador-pre">{}</pre>', task.error) if task.error else "—"
+
+    @admin.display(description=_("body"))
+    def body_(self, task: Task) -> SafeString:
+        return pretty_json(task.body)
+
+    @admin.display(description=_("state"))
+    def state_(self, task: Task) -> SafeString:
+        return pretty_json(task.state)
+
+    @admin.display(description=_("meta"))
+    def meta_(self, task: Task) -> SafeString:
+        return pretty_json(task.meta)
+
+    @admin.display(description=_("step attempts over time"))
+    def timeline(self, task: Task) -> str:
+        runs = task.step_runs.using(get_settings().DATABASE).only(
+            "task", "index", "name", "attempt", "status", "started_at", "finished_at", "error"
+        )
+        return render_to_string(
+            "admin/salvador/task/timeline.html", {"timeline": build_timeline(list(runs))}
+        )
+
+    @admin.display(description=_("changes by operators"))
+    def history(self, task: Task) -> str:
+        content_type = ContentType.objects.get_for_model(Task)
+        entries = (
+            LogEntry.objects.filter(content_type=content_type, object_id=str(task.pk))
+            .select_related("user")
+            .order_by("-action_time")[:HISTORY_LENGTH]
+        )
+        return render_to_string("admin/salvador/task/history.html", {"entries": entries})
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Task | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["triage_operations"] = [
+                operation
+                for operation in OPERATIONS.values()
+                if self.may(request, operation) and operation.allows(obj)
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.triage_view)
+        return [
+            path("<path:object_id>/triage/<slug:operation>/", view, name="salvador_task_triage"),
+            *super().get_urls(),
+        ]
+
+    def triage_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
+        """The detail page's buttons: apply one operation to one task (POST only)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        chosen = OPERATIONS.get(operation)
+        if chosen is None:
+            raise Http404(f"No operation named {operation!r}.")
+        if not self.may(request, chosen):
+            raise PermissionDenied
+        task = self.get_object(request, unquote(object_id))
+        if task is None:
+            raise Http404(f"No task with id {object_id!r}.")
+        self.apply(request, chosen, [task])
+        return redirect(
+            reverse(
+                f"{self.admin_site.name}:salvador_task_change",
+                args=[quote(task.pk)],
+            )
+        )
+
+    def apply(self, request: HttpRequest, operation: Operation, tasks: Iterable[Task]) -> None:
+        """Apply ``operation``, record it in the admin history, and report to the user."""
+        report = perform(operation, tasks)
+        if report.done and request.user.pk is not None:
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=report.done,
+                action_flag=CHANGE,
+                change_message=str(operation.label),
+            )
+        level = messages.SUCCESS if report.done and not report.skipped else messages.WARNING
+        self.message_user(request, report.message(), level)
+
+    @admin.action(description=REQUEUE.label, permissions=["requeue"])
+    def requeue_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self.apply(request, REQUEUE, list(queryset))
+
+    @admin.action(description=RESTART.label, permissions=["requeue"])
+    def restart_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self.apply(request, RESTART, list(queryset))
+
+    @admin.action(description=CANCEL.label, permissions=["cancel"])
+    def cancel_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self.apply(request, CANCEL, list(queryset))
+
+
+__all__ = ["StepRunInline", "TaskAdmin", "WorkflowFilter"]

@@ -1,0 +1,126 @@
+"""The geometry of a task's timeline: one row per step, one bar per attempt.
+
+The admin draws it as an inline SVG (``admin/salvador/task/timeline.html``), so
+retries and the step that broke show as a picture without any JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.translation import gettext as _
+
+from salvador_django.admin.durations import format_duration
+from salvador_django.models import StepRun
+from salvador_django.status import StepRunStatus
+
+LABEL_WIDTH = 200
+CHART_WIDTH = 600
+ROW_HEIGHT = 26
+BAR_HEIGHT = 16
+AXIS_HEIGHT = 22
+MIN_BAR_WIDTH = 3.0
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One attempt of a step, placed on the time axis."""
+
+    x: float
+    width: float
+    status: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One step and its attempts."""
+
+    y: float
+    label: str
+    bars: list[Bar]
+    failed: bool
+
+    @property
+    def bar_y(self) -> float:
+        return self.y + (ROW_HEIGHT - BAR_HEIGHT) / 2
+
+    @property
+    def text_y(self) -> float:
+        return self.y + ROW_HEIGHT / 2
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    rows: list[Row]
+    ticks: list[Tick]
+    width: int
+    height: int
+    label_width: int
+    bar_height: int
+    axis_y: float
+
+
+def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
+    """Lay out ``runs`` (any order) on one time axis; None when there are none."""
+    if not runs:
+        return None
+    start = min(run.started_at for run in runs)
+    end = max(run.finished_at for run in runs)
+    span = max((end - start).total_seconds(), 1e-3)
+
+    def x_of(moment: datetime) -> float:
+        return LABEL_WIDTH + (moment - start).total_seconds() / span * CHART_WIDTH
+
+    steps = sorted({(run.index, run.name) for run in runs})
+    rows = []
+    for position, (index, name) in enumerate(steps):
+        attempts = sorted(
+            (r for r in runs if (r.index, r.name) == (index, name)), key=lambda r: r.attempt
+        )
+        bars = [
+            Bar(
+                x=x_of(run.started_at),
+                width=max(x_of(run.finished_at) - x_of(run.started_at), MIN_BAR_WIDTH),
+                status=str(run.status),
+                title=_("%(name)s · attempt %(attempt)d · %(status)s · %(duration)s")
+                % {
+                    "name": name,
+                    "attempt": run.attempt,
+                    "status": run.get_status_display(),
+                    "duration": format_duration(run.duration),
+                }
+                + (f"\n{run.error}" if run.error else ""),
+            )
+            for run in attempts
+        ]
+        rows.append(
+            Row(
+                y=position * ROW_HEIGHT,
+                label=f"{index + 1} · {name}",
+                bars=bars,
+                failed=attempts[-1].status == StepRunStatus.FAILED,
+            )
+        )
+    axis_y = len(rows) * ROW_HEIGHT
+    ticks = [
+        Tick(x=LABEL_WIDTH + CHART_WIDTH * fraction, label=format_duration(span * fraction))
+        for fraction in (0.0, 0.25, 0.5, 0.75, 1.0)
+    ]
+    return Timeline(
+        rows=rows,
+        ticks=ticks,
+        width=LABEL_WIDTH + CHART_WIDTH + 40,
+        height=int(axis_y + AXIS_HEIGHT),
+        label_width=LABEL_WIDTH,
+        bar_height=BAR_HEIGHT,
+        axis_y=axis_y,
+    )

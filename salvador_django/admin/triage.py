@@ -1,0 +1,108 @@
+"""What operators do to tasks from the admin: requeue, restart, cancel, and the report.
+
+Each operation is one of the model's transitions (:meth:`Task.requeue`,
+:meth:`Task.cancel`), so the admin honours exactly the contract's rules; a task
+in a status that does not allow it is skipped and the report says why. The
+transitions are conditional updates: two operators acting on the same task at
+once change it once, and the second is told it already moved.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from salvador_django.exceptions import InvalidTransition
+from salvador_django.models import Task
+from salvador_django.status import TaskStatus
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One thing an operator can do to a task."""
+
+    name: str
+    label: _StrPromise
+    done: _StrPromise
+    permission: str  # the ModelAdmin's has_<permission>_permission
+    allowed: frozenset[str]
+    apply: Callable[[Task], None]
+
+    def allows(self, task: Task) -> bool:
+        return task.status in self.allowed
+
+
+REQUEUE = Operation(
+    name="requeue",
+    label=_("Requeue from the failed step"),
+    done=_("requeued"),
+    permission="requeue",
+    allowed=frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    apply=lambda task: task.requeue(),
+)
+RESTART = Operation(
+    name="restart",
+    label=_("Restart from the first step"),
+    done=_("restarted"),
+    permission="requeue",
+    allowed=frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.COMPLETED}),
+    apply=lambda task: task.requeue(from_start=True),
+)
+CANCEL = Operation(
+    name="cancel",
+    label=_("Cancel"),
+    done=_("cancelled"),
+    permission="cancel",
+    allowed=frozenset({TaskStatus.PENDING, TaskStatus.FAILED}),
+    apply=lambda task: task.cancel(),
+)
+OPERATIONS = {operation.name: operation for operation in (REQUEUE, RESTART, CANCEL)}
+
+
+@dataclass
+class Report:
+    """What an operation did to each task it was given."""
+
+    operation: Operation
+    done: list[Task] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def message(self) -> str:
+        """E.g. "3 requeued, 1 skipped: already running"."""
+        parts = [f"{len(self.done)} {self.operation.done}"]
+        for reason, count in sorted(self.skipped.items()):
+            parts.append(
+                ngettext("%(count)d skipped: %(reason)s", "%(count)d skipped: %(reason)s", count)
+                % {"count": count, "reason": reason}
+            )
+        return ", ".join(parts)
+
+
+def perform(operation: Operation, tasks: Iterable[Task]) -> Report:
+    """Apply ``operation`` to each of ``tasks``; never raises for a refused transition."""
+    report = Report(operation)
+    for task in tasks:
+        try:
+            operation.apply(task)
+        except InvalidTransition as exc:
+            report.skipped[_skip_reason(exc.status)] += 1
+        except Task.DoesNotExist:
+            report.skipped[gettext("deleted")] += 1
+        else:
+            report.done.append(task)
+    return report
+
+
+def _skip_reason(status: str | None) -> str:
+    if status is None:
+        return gettext("not allowed")
+    label = TaskStatus(status).label
+    return gettext("already %(status)s") % {"status": str(label).lower()}
