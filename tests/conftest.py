@@ -69,7 +69,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if backend == "postgres":
             item.add_marker(pytest.mark.postgres)
-        item.add_marker(pytest.mark.django_db(transaction=True, databases=[BACKENDS[backend]]))
+        databases = {BACKENDS[backend]}
+        if item.get_closest_marker("admin_db"):
+            databases.add("default")
+        item.add_marker(pytest.mark.django_db(transaction=True, databases=sorted(databases)))
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

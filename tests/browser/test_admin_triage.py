@@ -1,0 +1,131 @@
+"""An operator triages failed tasks in a real browser, against a live server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from salvador_django.models import Task
+from salvador_django.status import StepRunStatus, TaskStatus
+from tests.factories import StepRunFactory, TaskFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+PASSWORD = "correct horse battery staple"
+
+
+def log_in(page: Page, username: str) -> None:
+    page.goto("/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#user-tools")).to_contain_text(username)
+
+
+def failed_after_retries(**fields) -> Task:
+    """A task that charged nothing: its second step failed three times, 20 s apart."""
+    task = TaskFactory(
+        workflow="breaks-second",
+        failed=True,
+        attempt=3,
+        error="ValueError: second failed on purpose",
+        body={"order": 1042, "items": ["sprocket", "widget"]},
+        meta={"customer": "c-7", "tenant": "acme"},
+        **fields,
+    )
+    start = timezone.now() - timedelta(minutes=2)
+    StepRunFactory(
+        task=task,
+        index=0,
+        name="first",
+        started_at=start,
+        finished_at=start + timedelta(seconds=4),
+        output={"reserved": True},
+    )
+    for attempt in (1, 2, 3):
+        begun = start + timedelta(seconds=5 + 25 * (attempt - 1))
+        StepRunFactory(
+            task=task,
+            index=1,
+            name="second",
+            attempt=attempt,
+            status=StepRunStatus.FAILED,
+            started_at=begun,
+            finished_at=begun + timedelta(seconds=6),
+            error="ValueError: second failed on purpose",
+            traceback=(
+                "Traceback (most recent call last):\n"
+                '  File "tests/testapp/workflows.py", line 27, in step\n'
+                '    raise ValueError(f"{name} failed on purpose")\n'
+                "ValueError: second failed on purpose\n"
+            ),
+        )
+    return task
+
+
+def test_an_operator_requeues_two_failed_tasks_from_the_list(page: Page):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    failed = [failed_after_retries() for _ in range(2)]
+    TaskFactory(completed=True)
+    log_in(page, "ops")
+    page.goto("/admin/salvador/task/")
+    page.click("a.salvador-quick-filter.salvador-failed")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator(".salvador-badge")).to_have_text("Failed")
+    for row in range(2):
+        rows.nth(row).locator("input.action-select").check()
+    page.select_option("select[name=action]", "requeue_action")
+    page.click("button[name=index]")
+    expect(page.locator("ul.messagelist")).to_have_text("2 requeued")
+    expect(page.locator("#result_list tbody tr")).to_have_count(0)  # none failed any more
+    page.click("a.salvador-quick-filter.salvador-pending")
+    pending = page.locator("#result_list tbody tr")
+    expect(pending).to_have_count(2)
+    expect(pending.locator(".salvador-badge")).to_have_text(["Pending", "Pending"])
+    assert {t.status for t in Task.objects.filter(pk__in=[t.pk for t in failed])} == {
+        TaskStatus.PENDING
+    }
+
+
+def test_an_operator_reads_a_failed_task_and_requeues_it_from_its_page(page: Page):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    task = failed_after_retries()
+    log_in(page, "ops")
+    page.goto(f"/admin/salvador/task/{task.pk}/change/")
+    timeline = page.locator("svg.salvador-timeline")
+    expect(timeline).to_be_visible()
+    expect(timeline.locator("rect.salvador-failed")).to_have_count(3)
+    expect(timeline.locator("rect.salvador-completed")).to_have_count(1)
+    expect(page.locator(".salvador-timeline-row.failed text")).to_have_text("2 · second")
+    page.locator("details.salvador-traceback summary").first.click()
+    expect(page.locator("details.salvador-traceback pre").first).to_contain_text("Traceback")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "task-detail.png"), full_page=True)
+
+    page.click("button.salvador-requeue")
+    expect(page.locator("ul.messagelist")).to_have_text("1 requeued")
+    expect(page.locator("div.field-status_ .salvador-badge")).to_have_text("Pending")
+    expect(page.locator(".salvador-history")).to_contain_text("ops · Requeue from the failed step")
+
+
+def test_a_staff_user_without_permission_gets_no_triage_action(page: Page):
+    viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_task"))
+    task = failed_after_retries()
+    log_in(page, "viewer")
+    page.goto("/admin/salvador/task/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    expect(page.locator("select[name=action]")).to_have_count(0)  # no action at all
+    page.goto(f"/admin/salvador/task/{task.pk}/change/")
+    expect(page.locator("svg.salvador-timeline")).to_be_visible()
+    expect(page.locator("button.salvador-triage-button")).to_have_count(0)
+    page.goto("/admin/salvador/overview/")
+    expect(page.locator("table.salvador-overview-table")).to_contain_text("breaks-second")
+    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)

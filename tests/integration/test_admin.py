@@ -1,0 +1,513 @@
+"""The admin, through Django's test client: list, detail, actions, permissions, overview."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from salvador_django.admin.pagination import CappedCountPaginator
+from salvador_django.conf import get_settings
+from salvador_django.models import Task
+from salvador_django.queues import get_queue
+from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.testing import run_until_idle
+from tests.factories import StepRunFactory, TaskFactory
+from tests.helpers import run_in_threads
+
+LIST_URL = "/admin/salvador/task/"
+OVERVIEW_URL = "/admin/salvador/overview/"
+
+
+def change_url(task: Task) -> str:
+    return reverse("admin:salvador_task_change", args=[task.pk])
+
+
+def triage_url(task: Task, operation: str) -> str:
+    return reverse("admin:salvador_task_triage", args=[task.pk, operation])
+
+
+def staff_client(*permissions: str) -> Client:
+    user = User.objects.create_user(f"staff-{'-'.join(permissions) or 'none'}", is_staff=True)
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def act(client: Client, action: str, tasks: list[Task]) -> str:
+    """Run a list action on ``tasks``; returns the message the admin showed."""
+    response = client.post(
+        LIST_URL,
+        {"action": action, "_selected_action": [str(t.pk) for t in tasks]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return shown_messages(response.content.decode())
+
+
+def shown_messages(html: str) -> str:
+    """The messages on a page (read from the HTML: test-client contexts mix across threads)."""
+    return " | ".join(re.findall(r'<li class="(?:success|warning|error|info)">([^<]*)</li>', html))
+
+
+def status_of(task: Task) -> str:
+    return Task.objects.using(get_settings().DATABASE).get(pk=task.pk).status
+
+
+def failed_with_history(**fields) -> Task:
+    """A task whose second step failed twice after the first completed."""
+    task = TaskFactory(failed=True, attempt=2, **fields)
+    start = timezone.now() - timedelta(seconds=10)
+    StepRunFactory(
+        task=task, index=0, name="first", started_at=start, finished_at=start + timedelta(seconds=1)
+    )
+    for attempt in (1, 2):
+        begun = start + timedelta(seconds=2 + 3 * attempt)
+        StepRunFactory(
+            task=task,
+            index=1,
+            name="second",
+            attempt=attempt,
+            status=StepRunStatus.FAILED,
+            started_at=begun,
+            finished_at=begun + timedelta(seconds=2),
+            error=f"ValueError: second failed on purpose ({attempt})",
+            traceback=f'Traceback (most recent call last):\n  File "x.py"\nValueError: <{attempt}>',
+        )
+    return task
+
+
+# -- the list ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_list_shows_id_status_progress_attempt_age_and_error(admin_client):
+    failed = failed_with_history()
+    done = TaskFactory(completed=True)
+    html = admin_client.get(LIST_URL).content.decode()
+    assert failed.id.hex[:8] in html
+    assert done.id.hex[:8] in html
+    assert 'class="salvador-badge salvador-failed"' in html
+    assert "1/3 · second" in html
+    assert "3/3" in html
+    assert "ValueError: second failed on purpose" in html
+
+
+@pytest.mark.django_db
+def test_the_list_shows_the_first_line_of_a_long_error_only(admin_client):
+    TaskFactory(failed=True, error="KeyError: 'sku'\n" + "detail " * 100)
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "KeyError: &#x27;sku&#x27;</span>" in html
+
+
+@pytest.mark.django_db
+def test_the_list_is_newest_first(admin_client):
+    old = TaskFactory(created_at=timezone.now() - timedelta(days=2))
+    new = TaskFactory()
+    html = admin_client.get(LIST_URL).content.decode()
+    assert html.index(new.id.hex[:8]) < html.index(old.id.hex[:8])
+
+
+@pytest.mark.django_db
+def test_the_failed_quick_filter_is_on_top_and_lists_failed_tasks_only(admin_client):
+    failed, pending = TaskFactory(failed=True), TaskFactory()
+    html = admin_client.get(LIST_URL).content.decode()
+    assert html.index("salvador-quick-filter salvador-failed") < html.index('id="result_list"')
+    filtered = admin_client.get(LIST_URL, {"status__exact": "failed"}).content.decode()
+    assert failed.id.hex[:8] in filtered
+    assert pending.id.hex[:8] not in filtered
+    assert "salvador-quick-filter salvador-failed active" in filtered
+
+
+@pytest.mark.django_db
+def test_filters_by_workflow_and_created_date(admin_client):
+    mine = TaskFactory(workflow="breaks-second")
+    other = TaskFactory()
+    old = TaskFactory(workflow="breaks-second", created_at=timezone.now() - timedelta(days=30))
+    html = admin_client.get(LIST_URL, {"workflow": "breaks-second"}).content.decode()
+    assert mine.id.hex[:8] in html
+    assert old.id.hex[:8] in html
+    assert other.id.hex[:8] not in html
+    since = (timezone.now() - timedelta(days=7)).isoformat()
+    html = admin_client.get(LIST_URL, {"created_at__gte": since}).content.decode()
+    assert mine.id.hex[:8] in html
+    assert other.id.hex[:8] in html
+    assert old.id.hex[:8] not in html
+
+
+@pytest.mark.django_db
+def test_the_workflow_filter_offers_registered_workflows_without_a_query(admin_client):
+    html = admin_client.get(LIST_URL).content.decode()
+    for name in ("three-steps", "breaks-second", "flaky"):
+        assert f"?workflow={name}" in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("{id}", True),
+        ("{short}", True),
+        ("order-42", True),
+        ("card declined", True),
+        ("CARD DECLINED", True),
+        ("c-7", False),  # meta is searched as key=value
+        ("customer=c-7", True),
+        ("customer=c-8", False),
+        ("nothing like it", False),
+    ],
+)
+def test_search_by_id_idempotency_key_error_and_meta(admin_client, term, found):
+    task = TaskFactory(
+        failed=True,
+        idempotency_key="order-42",
+        error="PaymentError: card declined",
+        meta={"customer": "c-7"},
+    )
+    bystander = TaskFactory(meta={"customer": "c-9"})
+    query = term.format(id=task.id, short=task.id.hex[:8])
+    html = admin_client.get(LIST_URL, {"q": query}).content.decode()
+    assert (task.id.hex[:8] in html) is found
+    assert bystander.id.hex[:8] not in html
+
+
+@pytest.mark.django_db
+def test_the_count_stops_at_the_cap(admin_client, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "cap", 5)
+    TaskFactory.create_batch(8)
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "More than 5 tasks" in html
+    TaskFactory.create_batch(2, failed=True)
+    html = admin_client.get(LIST_URL, {"status__exact": "failed"}).content.decode()
+    assert "2 tasks" in html
+    assert "More than" not in html
+
+
+@pytest.mark.django_db
+def test_the_list_costs_the_same_queries_for_5_or_60_tasks(
+    admin_client, django_assert_max_num_queries
+):
+    def queries_for_list() -> int:
+        with django_assert_max_num_queries(6) as captured:
+            response = admin_client.get(LIST_URL, {"status__exact": "failed"})
+        assert response.status_code == 200
+        sql = " ".join(q["sql"] for q in captured.captured_queries).upper()
+        assert "COUNT(*)" not in sql.replace("SELECT COUNT(*) FROM (SELECT", "")
+        return len(captured)
+
+    TaskFactory.create_batch(5, failed=True)
+    few = queries_for_list()
+    TaskFactory.create_batch(55, failed=True)
+    assert queries_for_list() == few
+
+
+@pytest.mark.django_db
+def test_the_list_does_not_read_bodies(admin_client, django_assert_max_num_queries):
+    TaskFactory(body={"big": "x" * 1000})
+    with django_assert_max_num_queries(6) as captured:
+        admin_client.get(LIST_URL)
+    listing = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"]]
+    assert listing
+    assert all('"body"' not in sql for sql in listing)
+
+
+# -- the detail page --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_detail_shows_json_step_runs_tracebacks_and_a_timeline(admin_client):
+    task = failed_with_history(body={"order": 7, "items": ["a"]}, meta={"customer": "c-7"})
+    response = admin_client.get(change_url(task))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "&quot;items&quot;: [\n    &quot;a&quot;\n  ]" in html  # pretty-printed body
+    assert "&quot;customer&quot;: &quot;c-7&quot;" in html
+    assert html.count('<details class="salvador-traceback">') == 2
+    assert "ValueError: &lt;2&gt;" in html
+    timeline = html.index('<svg class="salvador-timeline"')
+    svg = html[timeline : html.index("</svg>", timeline)]
+    assert svg.count('class="salvador-bar salvador-completed"') == 1
+    assert svg.count('class="salvador-bar salvador-failed"') == 2
+    assert "2 · second" in svg
+    assert 'class="salvador-timeline-row failed"' in svg
+
+
+@pytest.mark.django_db
+def test_timeline_bars_are_placed_in_time_order(admin_client):
+    task = failed_with_history()
+    html = admin_client.get(change_url(task)).content.decode()
+    xs = [float(x) for x in re.findall(r'<rect class="salvador-bar [^"]+" x="([\d.]+)"', html)]
+    assert xs == sorted(xs)
+    assert xs[0] == 200.0  # the first attempt starts at the axis's origin
+
+
+@pytest.mark.django_db
+def test_detail_without_step_runs_says_so(admin_client):
+    task = TaskFactory()
+    html = admin_client.get(change_url(task)).content.decode()
+    assert "No step has run yet." in html
+
+
+@pytest.mark.django_db
+def test_detail_costs_a_bounded_number_of_queries(admin_client, django_assert_max_num_queries):
+    task = failed_with_history()
+    with django_assert_max_num_queries(10):
+        assert admin_client.get(change_url(task)).status_code == 200
+
+
+@pytest.mark.django_db
+def test_detail_lists_who_requeued_the_task(admin_client):
+    task = failed_with_history()
+    admin_client.post(triage_url(task, "requeue"))
+    html = admin_client.get(change_url(task)).content.decode()
+    history = html[html.index('class="salvador-history"') :]
+    assert "admin · Requeue from the failed step" in history
+
+
+@pytest.mark.django_db
+def test_detail_offers_only_the_operations_its_status_allows(admin_client):
+    failed = admin_client.get(change_url(TaskFactory(failed=True))).content.decode()
+    assert "/triage/requeue/" in failed
+    assert "/triage/cancel/" in failed
+    running = admin_client.get(change_url(TaskFactory(running=True))).content.decode()
+    assert "/triage/" not in running
+    completed = admin_client.get(change_url(TaskFactory(completed=True))).content.decode()
+    assert "/triage/restart/" in completed
+    assert "/triage/requeue/" not in completed
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+@pytest.mark.admin_db
+def test_requeue_reports_each_task_and_logs_it(backend, admin_client):
+    failed = [failed_with_history(workflow="breaks-second") for _ in range(2)]
+    cancelled = TaskFactory(cancelled=True)
+    running = TaskFactory(running=True)
+    message = act(admin_client, "requeue_action", [*failed, cancelled, running])
+    assert message == "3 requeued, 1 skipped: already running"
+    assert [status_of(t) for t in failed] == ["pending", "pending"]
+    assert status_of(running) == "running"
+    logged = LogEntry.objects.filter(change_message="Requeue from the failed step")
+    assert {e.object_id for e in logged} == {str(t.pk) for t in [*failed, cancelled]}
+    run_until_idle()
+    for task in failed:
+        task.refresh_from_db()
+        assert (task.status, task.step) == ("failed", 1)  # it broke again, at the same step
+        assert task.step_runs.filter(index=0).count() == 1  # the first step did not rerun
+
+
+@pytest.mark.admin_db
+def test_restart_runs_a_task_from_its_first_step(backend, admin_client):
+    task = TaskFactory(completed=True, state={"first": 1})
+    assert act(admin_client, "restart_action", [task]) == "1 restarted"
+    task.refresh_from_db()
+    assert (task.status, task.step, task.step_name, task.state) == ("pending", 0, "first", {})
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.status == "completed"
+
+
+@pytest.mark.admin_db
+def test_cancel_skips_running_and_completed_tasks(backend, admin_client):
+    pending, failed = TaskFactory(), TaskFactory(failed=True)
+    running, done = TaskFactory(running=True), TaskFactory(completed=True)
+    message = act(admin_client, "cancel_action", [pending, failed, running, done])
+    assert message == "2 cancelled, 1 skipped: already completed, 1 skipped: already running"
+    assert [status_of(t) for t in (pending, failed, running, done)] == [
+        "cancelled",
+        "cancelled",
+        "running",
+        "completed",
+    ]
+
+
+@pytest.mark.admin_db
+def test_two_operators_requeueing_one_task_requeue_it_once(backend, admin_client):
+    task = TaskFactory(failed=True)
+    other = User.objects.create_superuser("other")
+    clients = [admin_client, Client()]
+    clients[1].force_login(other)
+    messages = run_in_threads(lambda i: act(clients[i], "requeue_action", [task]), 2)
+    assert sorted(messages) == ["0 requeued, 1 skipped: already pending", "1 requeued"]
+    assert LogEntry.objects.filter(object_id=str(task.pk)).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_detail_button_requeues_and_comes_back_to_the_task(admin_client):
+    task = TaskFactory(failed=True)
+    response = admin_client.post(triage_url(task, "requeue"), follow=True)
+    assert response.redirect_chain[-1][0] == change_url(task)
+    assert [str(m) for m in response.context["messages"]] == ["1 requeued"]
+    assert status_of(task) == "pending"
+
+
+@pytest.mark.django_db
+def test_a_detail_button_on_a_task_that_moved_meanwhile_says_so(admin_client):
+    task = TaskFactory(failed=True)
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
+    response = admin_client.post(triage_url(task, "cancel"), follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "0 cancelled, 1 skipped: already running"
+    ]
+
+
+@pytest.mark.django_db
+def test_triage_urls_refuse_get_unknown_operations_and_unknown_tasks(admin_client):
+    task = TaskFactory(failed=True)
+    assert admin_client.get(triage_url(task, "requeue")).status_code == 405
+    assert admin_client.post(triage_url(task, "explode")).status_code == 404
+    missing = reverse("admin:salvador_task_triage", args=["0" * 32, "requeue"])
+    assert admin_client.post(missing).status_code == 404
+    assert status_of(task) == "failed"
+
+
+# -- permissions ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_viewer_sees_tasks_but_no_action_or_button():
+    client = staff_client("view_task")
+    task = TaskFactory(failed=True)
+    html = client.get(LIST_URL).content.decode()
+    assert task.id.hex[:8] in html
+    for action in ("requeue_action", "restart_action", "cancel_action", "delete_selected"):
+        assert action not in html
+    assert "/triage/" not in client.get(change_url(task)).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_viewer_cannot_post_actions_or_buttons():
+    client = staff_client("view_task")
+    task = TaskFactory(failed=True)
+    act(client, "requeue_action", [task])
+    act(client, "cancel_action", [task])
+    assert client.post(triage_url(task, "requeue")).status_code == 403
+    assert client.post(triage_url(task, "cancel")).status_code == 403
+    assert status_of(task) == "failed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_requeue_and_cancel_permissions_are_separate():
+    client = staff_client("view_task", "requeue_task")
+    html = client.get(LIST_URL).content.decode()
+    assert "requeue_action" in html
+    assert "restart_action" in html
+    assert "cancel_action" not in html
+    task = TaskFactory(failed=True)
+    assert client.post(triage_url(task, "cancel")).status_code == 403
+    assert client.post(triage_url(task, "requeue")).status_code == 302
+    assert status_of(task) == "pending"
+
+
+@pytest.mark.django_db
+def test_tasks_cannot_be_added_or_edited_and_only_superusers_delete(admin_client):
+    task = TaskFactory(failed=True)
+    everything = staff_client(
+        "view_task", "add_task", "change_task", "delete_task", "requeue_task", "cancel_task"
+    )
+    assert everything.get("/admin/salvador/task/add/").status_code == 403
+    html = everything.get(change_url(task)).content.decode()
+    assert 'name="_save"' not in html
+    assert "delete_selected" not in everything.get(LIST_URL).content.decode()
+    assert everything.post(reverse("admin:salvador_task_delete", args=[task.pk])).status_code == 403
+    assert "delete_selected" in admin_client.get(LIST_URL).content.decode()
+    response = admin_client.post(
+        reverse("admin:salvador_task_delete", args=[task.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Task.objects.filter(pk=task.pk).exists()
+
+
+@pytest.mark.django_db
+def test_step_runs_cannot_be_edited_inline(admin_client):
+    task = failed_with_history()
+    html = admin_client.get(change_url(task)).content.decode()
+    assert 'name="step_runs-0-name"' not in html
+    assert 'name="step_runs-MAX_NUM_FORMS" value="0"' in html  # no row can be added
+
+
+# -- overview ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_overview_counts_per_workflow_and_status_and_links_to_the_list(admin_client):
+    TaskFactory.create_batch(3, failed=True)
+    TaskFactory.create_batch(2, completed=True)
+    TaskFactory(
+        workflow="breaks-second", failed=True, finished_at=timezone.now() - timedelta(days=3)
+    )
+    TaskFactory(run_after=timezone.now() - timedelta(minutes=5))
+    response = admin_client.get(OVERVIEW_URL)
+    assert response.status_code == 200
+    rows = {item.name: item for item, _cells in response.context["rows"]}
+    three = rows["three-steps"]
+    assert {s: c.count for s, c in three.counts.items()} == {
+        "failed": 3,
+        "completed": 2,
+        "pending": 1,
+    }
+    assert three.failed_recently is not None
+    assert three.failed_recently.count == 3
+    assert rows["breaks-second"].failed_recently is None  # failed three days ago
+    assert three.waiting.startswith("5 min")
+    assert rows["flaky"].counts == {}  # registered, no task yet
+    html = response.content.decode()
+    assert 'href="/admin/salvador/task/?workflow=three-steps&amp;status__exact=failed">3<' in html
+
+
+@pytest.mark.django_db
+def test_the_overview_counts_completed_tasks_up_to_the_cap(admin_client, monkeypatch):
+    monkeypatch.setattr("salvador_django.admin.overview.COUNT_CAP", 3)
+    TaskFactory.create_batch(5, completed=True)
+    TaskFactory.create_batch(4, failed=True)
+    response = admin_client.get(OVERVIEW_URL)
+    rows = {item.name: item for item, _cells in response.context["rows"]}
+    completed = rows["three-steps"].counts["completed"]
+    assert (completed.count, completed.capped) == (3, True)
+    assert rows["three-steps"].counts["failed"].count == 4  # failures are counted exactly
+    assert 'status__exact=completed">&gt; 3<' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_overview_is_linked_from_the_app_index_and_the_list(admin_client):
+    assert OVERVIEW_URL in admin_client.get("/admin/salvador/").content.decode()
+    assert OVERVIEW_URL in admin_client.get("/admin/").content.decode()
+    assert OVERVIEW_URL in admin_client.get(LIST_URL).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_overview_needs_the_view_permission():
+    assert staff_client().get(OVERVIEW_URL).status_code == 403
+    assert staff_client("view_task").get(OVERVIEW_URL).status_code == 200
+
+
+@pytest.mark.redis
+@pytest.mark.admin_db
+@pytest.mark.only_backend("sqlite")
+@pytest.mark.only_queue("redis")
+def test_the_overview_shows_the_redis_queue_depth(backend, queue_name, admin_client):
+    from salvador_django import submit
+
+    submit("three-steps", {})
+    submit("three-steps", {}, delay=3600)
+    response = admin_client.get(OVERVIEW_URL)
+    rows = {item.name: item for item, _cells in response.context["rows"]}
+    assert rows["three-steps"].depth == get_queue().depth("three-steps")
+    assert rows["three-steps"].depth["delayed"] == 1
+    assert "queue depth" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_database_queue_shows_no_depth_column(admin_client):
+    TaskFactory()
+    assert "queue depth" not in admin_client.get(OVERVIEW_URL).content.decode()
