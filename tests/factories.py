@@ -66,3 +66,40 @@ class StepRunFactory(SalvadorFactory):
     status = StepRunStatus.COMPLETED
     started_at = factory.LazyFunction(timezone.now)
     finished_at = factory.LazyFunction(timezone.now)
+
+
+def failed_after_retries(attempts: int = 2, *, gap: float = 3.0, **fields) -> Task:
+    """A failed task: its first step completed, then its second failed ``attempts`` times.
+
+    Each attempt lasts 2 s and the next starts ``gap`` seconds after it ended.
+    """
+    task = TaskFactory(failed=True, attempt=attempts, **fields)
+    start = timezone.now() - timedelta(seconds=3 + attempts * (2 + gap))
+    StepRunFactory(
+        task=task,
+        index=0,
+        name="first",
+        started_at=start,
+        finished_at=start + timedelta(seconds=1),
+        output={"step": "first"},
+    )
+    for attempt in range(1, attempts + 1):
+        begun = start + timedelta(seconds=2 + (attempt - 1) * (2 + gap))
+        error = f"ValueError: second failed on purpose (attempt {attempt})"
+        StepRunFactory(
+            task=task,
+            index=1,
+            name="second",
+            attempt=attempt,
+            status=StepRunStatus.FAILED,
+            started_at=begun,
+            finished_at=begun + timedelta(seconds=2),
+            error=error,
+            traceback=(
+                "Traceback (most recent call last):\n"
+                '  File "tests/testapp/workflows.py", line 27, in step\n'
+                '    raise ValueError(f"{name} failed on purpose")\n'
+                f"{error}\n"
+            ),
+        )
+    return task

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from salvador_django.models import Task
-from salvador_django.status import StepRunStatus, TaskStatus
-from tests.factories import StepRunFactory, TaskFactory
+from salvador_django.status import TaskStatus
+from tests import factories
+from tests.factories import TaskFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,44 +28,15 @@ def log_in(page: Page, username: str) -> None:
 
 
 def failed_after_retries(**fields) -> Task:
-    """A task that charged nothing: its second step failed three times, 20 s apart."""
-    task = TaskFactory(
+    """A task whose second step failed three times, 20 s apart."""
+    return factories.failed_after_retries(
+        3,
+        gap=20,
         workflow="breaks-second",
-        failed=True,
-        attempt=3,
-        error="ValueError: second failed on purpose",
         body={"order": 1042, "items": ["sprocket", "widget"]},
         meta={"customer": "c-7", "tenant": "acme"},
         **fields,
     )
-    start = timezone.now() - timedelta(minutes=2)
-    StepRunFactory(
-        task=task,
-        index=0,
-        name="first",
-        started_at=start,
-        finished_at=start + timedelta(seconds=4),
-        output={"reserved": True},
-    )
-    for attempt in (1, 2, 3):
-        begun = start + timedelta(seconds=5 + 25 * (attempt - 1))
-        StepRunFactory(
-            task=task,
-            index=1,
-            name="second",
-            attempt=attempt,
-            status=StepRunStatus.FAILED,
-            started_at=begun,
-            finished_at=begun + timedelta(seconds=6),
-            error="ValueError: second failed on purpose",
-            traceback=(
-                "Traceback (most recent call last):\n"
-                '  File "tests/testapp/workflows.py", line 27, in step\n'
-                '    raise ValueError(f"{name} failed on purpose")\n'
-                "ValueError: second failed on purpose\n"
-            ),
-        )
-    return task
 
 
 def test_an_operator_requeues_two_failed_tasks_from_the_list(page: Page):

@@ -16,9 +16,9 @@ from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
-from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.status import TaskStatus
 from salvador_django.testing import run_until_idle
-from tests.factories import StepRunFactory, TaskFactory
+from tests.factories import TaskFactory, failed_after_retries
 from tests.helpers import run_in_threads
 
 LIST_URL = "/admin/salvador/task/"
@@ -64,25 +64,7 @@ def status_of(task: Task) -> str:
 
 def failed_with_history(**fields) -> Task:
     """A task whose second step failed twice after the first completed."""
-    task = TaskFactory(failed=True, attempt=2, **fields)
-    start = timezone.now() - timedelta(seconds=10)
-    StepRunFactory(
-        task=task, index=0, name="first", started_at=start, finished_at=start + timedelta(seconds=1)
-    )
-    for attempt in (1, 2):
-        begun = start + timedelta(seconds=2 + 3 * attempt)
-        StepRunFactory(
-            task=task,
-            index=1,
-            name="second",
-            attempt=attempt,
-            status=StepRunStatus.FAILED,
-            started_at=begun,
-            finished_at=begun + timedelta(seconds=2),
-            error=f"ValueError: second failed on purpose ({attempt})",
-            traceback=f'Traceback (most recent call last):\n  File "x.py"\nValueError: <{attempt}>',
-        )
-    return task
+    return failed_after_retries(2, **fields)
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -231,7 +213,7 @@ def test_detail_shows_json_step_runs_tracebacks_and_a_timeline(admin_client):
     assert "&quot;items&quot;: [\n    &quot;a&quot;\n  ]" in html  # pretty-printed body
     assert "&quot;customer&quot;: &quot;c-7&quot;" in html
     assert html.count('<details class="salvador-traceback">') == 2
-    assert "ValueError: &lt;2&gt;" in html
+    assert "failed on purpose (attempt 2)" in html
     timeline = html.index('<svg class="salvador-timeline"')
     svg = html[timeline : html.index("</svg>", timeline)]
     assert svg.count('class="salvador-bar salvador-completed"') == 1
