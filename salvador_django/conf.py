@@ -11,6 +11,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from salvador_django.exceptions import ConfigurationError
+from salvador_django.retry import Retry
 
 DEFAULTS: dict[str, Any] = {
     "QUEUE": "database",
@@ -24,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 1_048_576,
     "MAX_RECOVERIES": 5,
     "DISPATCH": None,
+    "RETRY": None,
 }
 
 QUEUE_ALIASES = {
@@ -47,6 +49,7 @@ class SalvadorSettings:
     MAX_BODY_BYTES: int
     MAX_RECOVERIES: int
     DISPATCH: str | None
+    RETRY: Retry | None
 
 
 def _positive_int(value: Any) -> bool:
@@ -73,6 +76,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "MAX_BODY_BYTES": (_positive_int, "a positive int"),
     "MAX_RECOVERIES": (_positive_int, "a positive int"),
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),
+    "RETRY": (lambda v: v is None or isinstance(v, Retry), "None or a salvador_django.Retry"),
 }
 
 

@@ -25,7 +25,7 @@ class Step:
 
     name: str
     fn: StepFunction
-    retry: Retry = NO_RETRY
+    retry: Retry | None = None  # None: the workflow's, else SALVADOR["RETRY"], else none
     timeout: float | None = None
     atomic: bool = False
 
@@ -33,12 +33,17 @@ class Step:
 class Workflow:
     """An ordered list of named steps, registered under ``name`` when created.
 
+    ``retry`` is the default :class:`Retry` policy of its steps (a step's own
+    ``retry=`` wins; without either, ``SALVADOR["RETRY"]`` applies, else one attempt).
     A second workflow with the same name raises ``ImproperlyConfigured``.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, retry: Retry | None = None) -> None:
         _check_name(name, "workflow")
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"Workflow {name!r}: retry must be a salvador_django.Retry.")
         self.name = name
+        self.retry = retry
         self._steps: list[Step] = []
         self._index: dict[str, int] = {}
         registry.register(self)
@@ -50,6 +55,12 @@ class Workflow:
     def steps(self) -> tuple[Step, ...]:
         """The steps in the order they run."""
         return tuple(self._steps)
+
+    def retry_for(self, step: Step) -> Retry:
+        """The retry policy that applies to ``step``: its own, the workflow's, the global."""
+        from salvador_django.conf import get_settings
+
+        return step.retry or self.retry or get_settings().RETRY or NO_RETRY
 
     def index_of(self, step_name: str) -> int | None:
         """The position of the step named ``step_name``, or ``None``."""
@@ -91,7 +102,7 @@ class Workflow:
     ) -> Workflow | Callable[[StepFunction], StepFunction]:
         """Append a step; returns the workflow, or a decorator when ``fn`` is left out.
 
-        ``retry`` is the step's :class:`Retry` policy (one attempt when ``None``);
+        ``retry`` is the step's :class:`Retry` policy (default: the workflow's);
         ``timeout`` fails an attempt that runs longer than that many seconds;
         ``atomic=True`` runs the step inside the transaction of its checkpoint.
         """
@@ -117,9 +128,7 @@ class Workflow:
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
             raise ValueError(f"Step {name!r}: timeout must be a positive number of seconds.")
         self._index[name] = len(self._steps)
-        self._steps.append(
-            Step(name=name, fn=fn, retry=retry or NO_RETRY, timeout=timeout, atomic=atomic)
-        )
+        self._steps.append(Step(name=name, fn=fn, retry=retry, timeout=timeout, atomic=atomic))
         return self
 
     def submit(

@@ -108,8 +108,9 @@ class Engine:
         except CheckpointFailed:
             raise  # not the step's fault: the lease expires and the step is replayed
         except Exception as exc:
-            if step.retry.should_retry(exc, attempt):
-                return self._retry(task, lease, index, step, exc, started, attempt)
+            retry = workflow.retry_for(step)
+            if retry.should_retry(exc, attempt):
+                return self._retry(task, lease, index, step, retry.delay(attempt), exc, started)
             return self._fail(task, lease, step, exc, started=started, attempt=attempt)
         if is_last:
             logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
@@ -171,11 +172,11 @@ class Engine:
         lease: Lease,
         index: int,
         step: Step,
+        delay: float,
         exc: Exception,
         started: datetime,
-        attempt: int,
     ) -> str:
-        delay = step.retry.delay(attempt)
+        attempt = task.attempt
         error = _describe(exc)
         recorded = self._record_failure(
             task,
@@ -193,6 +194,7 @@ class Engine:
                 "claimed_by": None,
                 "lease_expires_at": None,
             },
+            next_attempt_at=now_plus(delay),
         )
         if not recorded:
             return self._lost(task)
@@ -259,6 +261,7 @@ class Engine:
         started: datetime,
         exc: Exception,
         changes: dict[str, Any],
+        next_attempt_at: Any = None,
     ) -> bool:
         """Write the failed attempt and the task's new status in one fenced transaction.
 
@@ -286,6 +289,7 @@ class Engine:
                         error=changes["error"],
                         traceback="".join(traceback.format_exception(exc)),
                         worker=self.worker_name,
+                        next_attempt_at=next_attempt_at,
                     )
 
         try:

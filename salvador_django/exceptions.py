@@ -36,6 +36,13 @@ class PayloadError(SalvadorError, ValueError):
     """The body is not JSON-serialisable or is larger than MAX_BODY_BYTES."""
 
 
+class PermanentError(SalvadorError):
+    """Raised by a step: this failure will not go away, so fail the task without retrying.
+
+    Subclass it for your own permanent failures (a declined card, an invalid address).
+    """
+
+
 class QueueUnavailable(SalvadorError):
     """The queue cannot be reached; tasks wait in the database until it can."""
 

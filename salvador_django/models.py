@@ -473,6 +473,12 @@ class StepRun(models.Model):
     traceback = models.TextField(_("traceback"), blank=True)
     output = models.JSONField(_("output"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When this attempt failed and was retried: when the next one is due."),
+    )
 
     class Meta:
         app_label = "salvador"

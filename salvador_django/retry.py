@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from salvador_django.exceptions import PermanentError
+
 
 @dataclass(frozen=True)
 class Retry:
@@ -14,7 +16,8 @@ class Retry:
     ``initial_delay * backoff ** (n - 1)`` seconds, capped at ``max_delay``; with
     ``jitter`` it is drawn uniformly from the upper half of that wait, so retries of
     many tasks that failed together spread out. Only exceptions that are instances of
-    ``retry_on`` are retried; any other exception fails the task at once.
+    ``retry_on`` are retried; any other exception, and any
+    :class:`~salvador_django.exceptions.PermanentError`, fails the task at once.
     """
 
     max_attempts: int = 3
@@ -41,7 +44,11 @@ class Retry:
 
     def should_retry(self, exc: BaseException, attempts_made: int) -> bool:
         """Whether another attempt follows a failure after ``attempts_made`` attempts."""
-        return attempts_made < self.max_attempts and isinstance(exc, self.retry_on)
+        return (
+            attempts_made < self.max_attempts
+            and isinstance(exc, self.retry_on)
+            and not isinstance(exc, PermanentError)
+        )
 
     def delay(self, attempts_made: int) -> float:
         """Seconds to wait before the attempt that follows ``attempts_made`` attempts."""

@@ -79,7 +79,10 @@ class StepRunInline(StepRunTabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-    fields = ("index_", "name", "attempt", "status_", "duration_", "error_", "traceback_")
+    fields = (
+        "index_", "name", "attempt", "status_", "duration_", "error_", "next_attempt_at",
+        "traceback_",
+    )  # fmt: skip
     readonly_fields = fields
     ordering = ("index", "attempt", "started_at")
     verbose_name = _("step attempt")

@@ -37,7 +37,7 @@ def test_steps_are_chainable_and_keep_definition_order(workflow_names):
     assert workflow.steps[2].retry.max_attempts == 2
     assert workflow.steps[2].timeout == 5
     assert workflow.steps[2].atomic is True
-    assert workflow.steps[0].retry.max_attempts == 1  # no retry by default
+    assert workflow.retry_for(workflow.steps[0]).max_attempts == 1  # no retry by default
     assert workflow.index_of("b") == 1
     assert workflow.index_of("missing") is None
 
