@@ -1,0 +1,176 @@
+"""Operations on many tasks at once: requeue the dead-letter set, purge old tasks.
+
+Both work in batches, each batch its own short transaction, so neither holds locks
+for longer than one batch however many rows it touches. The management commands
+``requeueworkflows`` and ``purgeworkflows`` are their faces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from salvador_django.definitions import registry
+from salvador_django.exceptions import InvalidTransition
+from salvador_django.models import StepRun, Task
+from salvador_django.queues import enqueue_on_commit
+from salvador_django.status import TaskStatus
+
+BATCH_SIZE = 1000
+FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+REQUEUEABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED)
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+#: Called after each batch with the number of tasks it handled.
+OnBatch = Callable[[int], None]
+
+
+def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
+    """A moment given as an age (``30d``, ``12h``, ``90m``, ``45s``, ``2w``) or a date.
+
+    An age means that long before ``now``; a date or datetime (ISO 8601) is taken as
+    is, in the current time zone when it has none. Raises ``ValueError`` otherwise.
+    """
+    text = text.strip()
+    match = _AGE.fullmatch(text)
+    if match:
+        amount, unit = float(match[1]), match[2]
+        return (now or timezone.now()) - timedelta(seconds=amount * _UNITS[unit])
+    moment = parse_datetime(text)
+    if moment is None:
+        day = parse_date(text)
+        if day is not None:
+            moment = datetime(day.year, day.month, day.day)
+    if moment is None:
+        raise ValueError(
+            f"{text!r} is neither an age (such as 30d, 12h, 90m, 45s, 2w) "
+            "nor an ISO 8601 date or datetime"
+        )
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def requeue_tasks(
+    tasks: Any,
+    *,
+    from_start: bool = False,
+    batch_size: int = BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+) -> int:
+    """Requeue the failed or cancelled tasks of the queryset ``tasks``; how many.
+
+    The same transition as :meth:`Task.requeue`, applied a batch at a time: each
+    batch locks its rows, moves those still failed or cancelled (with
+    ``from_start``, completed ones too) back to pending, and announces them after
+    its commit. Tasks that another worker or operator moved meanwhile are skipped.
+    """
+    allowed: list[str] = [*REQUEUEABLE, *([TaskStatus.COMPLETED] if from_start else [])]
+    candidates = tasks.filter(status__in=allowed).order_by("id")
+    requeued, last_id = 0, None
+    while True:
+        page = candidates if last_id is None else candidates.filter(id__gt=last_id)
+        ids = list(page.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return requeued
+        last_id = ids[-1]
+        count = _requeue_batch(tasks.db, ids, allowed, from_start)
+        requeued += count
+        if on_batch is not None:
+            on_batch(count)
+
+
+def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_start: bool) -> int:
+    rows = Task.objects.using(database)
+    with transaction.atomic(using=database):
+        locked = list(
+            rows.select_for_update()
+            .filter(id__in=ids, status__in=allowed)
+            .values_list("id", "workflow")
+        )
+        changes: dict[str, Any] = {}
+        if from_start:
+            changes = {"step": 0, "state": {}}
+        by_workflow: dict[str, list[Any]] = {}
+        for task_id, workflow in locked:
+            by_workflow.setdefault(workflow, []).append(task_id)
+        for workflow, task_ids in by_workflow.items():
+            first = _first_step(workflow) if from_start else None
+            rows.filter(id__in=task_ids).update(
+                status=TaskStatus.PENDING,
+                run_after=Now(),
+                attempt=0,
+                recoveries=0,
+                error="",
+                finished_at=None,
+                updated_at=Now(),
+                **changes,
+                **({"step_name": first} if first is not None else {}),
+            )
+        enqueue_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
+    return len(locked)
+
+
+_ENTRY_FIELDS = ("id", "workflow", "priority", "run_after")
+
+
+def _first_step(workflow: str) -> str:
+    if workflow not in registry:
+        raise InvalidTransition(
+            f"Cannot restart tasks of {workflow!r} from the first step: "
+            "no workflow of that name is registered."
+        )
+    steps = registry.get(workflow).steps
+    return steps[0].name if steps else ""
+
+
+def purge_tasks(
+    tasks: Any, *, batch_size: int = BATCH_SIZE, on_batch: OnBatch | None = None
+) -> int:
+    """Delete the finished tasks of the queryset ``tasks`` and their step runs; how many.
+
+    Each batch deletes up to ``batch_size`` tasks in its own transaction, so no lock
+    is held longer than one batch. Tasks that are not finished are never deleted.
+    """
+    candidates = tasks.filter(status__in=FINISHED).order_by()
+    database = tasks.db
+    purged = 0
+    while True:
+        ids = list(candidates.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return purged
+        with transaction.atomic(using=database):
+            StepRun.objects.using(database).filter(task_id__in=ids).delete()
+            count = Task.objects.using(database).filter(id__in=ids, status__in=FINISHED).delete()[0]
+        purged += count
+        if on_batch is not None:
+            on_batch(count)
+
+
+def select_tasks(
+    database: str,
+    *,
+    workflows: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    finished_after: datetime | None = None,
+    finished_before: datetime | None = None,
+) -> Any:
+    """The tasks the maintenance commands act on, by workflow, status and finish time."""
+    tasks = Task.objects.using(database).all()
+    if workflows:
+        tasks = tasks.filter(workflow__in=list(workflows))
+    if statuses:
+        tasks = tasks.filter(status__in=list(statuses))
+    if finished_after is not None:
+        tasks = tasks.filter(finished_at__gte=finished_after)
+    if finished_before is not None:
+        tasks = tasks.filter(finished_at__lt=finished_before)
+    return tasks
