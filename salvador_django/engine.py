@@ -28,7 +28,7 @@ from salvador_django.exceptions import (
     StepTimeout,
     WorkflowNotFound,
 )
-from salvador_django.models import StepRun, Task, now_plus
+from salvador_django.models import Checkpoint, StepRun, Task, now_plus
 from salvador_django.status import StepRunStatus, TaskStatus
 
 logger = logging.getLogger("salvador_django")
@@ -56,6 +56,7 @@ class Outcome:
     RETRY = "retry"
     RELEASED = "released"
     LOST = "lost"
+    CANCELLED = "cancelled"
 
 
 class Engine:
@@ -73,6 +74,8 @@ class Engine:
         except (WorkflowNotFound, StepNotFound) as exc:
             return self._fail(task, lease, None, exc, started=timezone.now(), attempt=task.attempt)
         task.step = index
+        if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
+            return self._cancel(task, lease)
         while index < len(workflow.steps):
             if lease.lost.is_set():
                 return self._lost(task)
@@ -99,21 +102,31 @@ class Engine:
             if step.atomic:
                 with transaction.atomic(using=self.database):
                     output = self._call(step, task, began)
-                    self._checkpoint(task, lease, index, step, attempt, started, output, next_name)
+                    result = self._checkpoint(
+                        task, lease, index, step, attempt, started, output, next_name
+                    )
             else:
                 output = self._call(step, task, began)
-                self._checkpoint(task, lease, index, step, attempt, started, output, next_name)
+                result = self._checkpoint(
+                    task, lease, index, step, attempt, started, output, next_name
+                )
         except LeaseLost:
             return self._lost(task)
         except CheckpointFailed:
             raise  # not the step's fault: the lease expires and the step is replayed
         except Exception as exc:
             retry = workflow.retry_for(step)
+            if retry.should_retry(exc, attempt) and self._cancel_requested(task):
+                return self._fail(
+                    task, lease, step, exc, started=started, attempt=attempt, cancelled=True
+                )
             if retry.should_retry(exc, attempt):
                 return self._retry(task, lease, index, step, retry.delay(attempt), exc, started)
             return self._fail(task, lease, step, exc, started=started, attempt=attempt)
         if is_last:
             logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
+        elif result == Checkpoint.CANCEL_REQUESTED:
+            return self._cancel(task, lease)
         return None
 
     def _call(self, step: Step, task: Task, began: float) -> Any:
@@ -132,7 +145,7 @@ class Engine:
         started: datetime,
         output: Any,
         next_name: str,
-    ) -> None:
+    ) -> Checkpoint:
         output_text = (
             None if output is None else _encode(output, f"the return value of step {step.name!r}")
         )
@@ -159,12 +172,13 @@ class Engine:
             )
         except DatabaseError as exc:
             raise CheckpointFailed from exc
-        if not held:
+        if held == Checkpoint.LOST:
             raise LeaseLost
         task.step, task.step_name, task.attempt, task.error = index + 1, next_name, 0, ""
         task.state = json.loads(state_text)  # the next step sees what a resumed run would see
         if not next_name:
             task.status = TaskStatus.COMPLETED
+        return Checkpoint(held)
 
     def _retry(
         self,
@@ -220,8 +234,11 @@ class Engine:
         *,
         started: datetime,
         attempt: int,
+        cancelled: bool = False,
     ) -> str:
+        """End the task ``failed`` (or ``cancelled``), recording the failed attempt."""
         error = _describe(exc)
+        status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
         recorded = self._record_failure(
             task,
             lease,
@@ -231,7 +248,7 @@ class Engine:
             started,
             exc,
             {
-                "status": TaskStatus.FAILED,
+                "status": status,
                 "attempt": attempt,
                 "error": error,
                 "finished_at": Now(),
@@ -241,15 +258,51 @@ class Engine:
         )
         if not recorded:
             return self._lost(task)
-        task.status = TaskStatus.FAILED
+        task.status = status
         logger.info(
-            "salvador: task %s (%s) failed at step %r: %s",
+            "salvador: task %s (%s) %s at step %r: %s",
             task.id,
             task.workflow,
+            status,
             task.step_name,
             error,
         )
-        return Outcome.FAILED
+        return Outcome.CANCELLED if cancelled else Outcome.FAILED
+
+    def _cancel_requested(self, task: Task) -> bool:
+        return (
+            Task.objects.using(self.database)
+            .filter(id=task.id, cancel_requested_at__isnull=False)
+            .exists()
+        )
+
+    def _cancel(self, task: Task, lease: Lease) -> str:
+        """End a task whose cancellation was requested, at its current step."""
+        cancelled = self._with_lock_retry(
+            lambda: (
+                Task.objects.using(self.database)
+                .held(task.id, lease.token)
+                .update(
+                    status=TaskStatus.CANCELLED,
+                    step=task.step,
+                    step_name=task.step_name,
+                    finished_at=Now(),
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=Now(),
+                )
+            )
+        )
+        if not cancelled:
+            return self._lost(task)
+        task.status = TaskStatus.CANCELLED
+        logger.info(
+            "salvador: task %s (%s) cancelled before step %r",
+            task.id,
+            task.workflow,
+            task.step_name,
+        )
+        return Outcome.CANCELLED
 
     def _record_failure(
         self,

@@ -111,6 +111,7 @@ def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_s
                 recoveries=0,
                 error="",
                 finished_at=None,
+                cancel_requested_at=None,
                 updated_at=Now(),
                 **changes,
                 **({"step_name": first} if first is not None else {}),

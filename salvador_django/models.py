@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 import uuid
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 
 from django.db import connections, models, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from django.utils.translation import gettext_lazy as _
 
 from salvador_django.conf import get_settings
@@ -28,6 +29,14 @@ def now_plus(seconds: float) -> models.Expression:
 
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class Checkpoint(enum.Enum):
+    """What recording a completed step found."""
+
+    LOST = "lost"  # the claim was lost: nothing was written
+    HELD = "held"
+    CANCEL_REQUESTED = "cancel requested"  # written; the task should stop now
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -114,12 +123,13 @@ class TaskQuerySet(models.QuerySet["Task"]):
         step_name: str,
         state_json: str,
         run: dict[str, Any],
-    ) -> bool:
+    ) -> Checkpoint:
         """Record a completed step: the task's progress and its ``StepRun``, in one commit.
 
         ``step_name`` is the next step's name, or ``""`` when the task is complete.
         ``run`` holds the ``StepRun`` fields, its ``output`` as JSON text (or None).
-        Fenced on the claim: returns False, writing nothing, if ``token`` lost it.
+        Fenced on the claim: returns ``Checkpoint.LOST``, writing nothing, if ``token``
+        lost it, and ``CANCEL_REQUESTED`` when the task was cancelled while it ran.
         """
         connection = connections[self.db]
         if connection.vendor == "postgresql":
@@ -135,7 +145,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
             ]  # fmt: skip
             with connection.cursor() as cursor:
                 cursor.execute(query, params)
-                return cursor.fetchone() is not None
+                row = cursor.fetchone()
+            if row is None:
+                return Checkpoint.LOST
+            return Checkpoint.CANCEL_REQUESTED if row[0] else Checkpoint.HELD
         changes: dict[str, Any] = {
             "step": step,
             "step_name": step_name,
@@ -153,15 +166,19 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 lease_expires_at=None,
             )
         output = run["output"]
+        held = self.held(task_id, token)
         with transaction.atomic(using=self.db):
-            if not self.held(task_id, token).update(**changes):
-                return False
+            result = Checkpoint.HELD
+            if not held.filter(cancel_requested_at__isnull=True).update(**changes):
+                if not held.update(**changes):
+                    return Checkpoint.LOST
+                result = Checkpoint.CANCEL_REQUESTED
             StepRun.objects.using(self.db).create(
                 task_id=task_id,
                 status=StepRunStatus.COMPLETED,
                 **{**run, "output": None if output is None else json.loads(output)},
             )
-        return True
+        return result
 
     def _claim_conditional(
         self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
@@ -274,13 +291,15 @@ _CHECKPOINT_POSTGRESQL = """
         SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
             error = '', updated_at = STATEMENT_TIMESTAMP(){finish}
         WHERE id = %s AND claimed_by = %s AND status = 'running'
+        RETURNING id, cancel_requested_at
+    ), run AS (
+        INSERT INTO {runs}
+            (task_id, "index", name, attempt, status, started_at, finished_at,
+             error, traceback, output, worker)
+        SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s FROM task
         RETURNING id
     )
-    INSERT INTO {runs}
-        (task_id, "index", name, attempt, status, started_at, finished_at,
-         error, traceback, output, worker)
-    SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s FROM task
-    RETURNING id
+    SELECT task.cancel_requested_at IS NOT NULL FROM task, run
 """
 _FINISH_POSTGRESQL = """,
             status = 'completed', finished_at = STATEMENT_TIMESTAMP(),
@@ -326,6 +345,12 @@ class Task(models.Model):
     updated_at = models.DateTimeField(_("updated at"), db_default=Now())
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        _("cancel requested at"),
+        null=True,
+        blank=True,
+        help_text=_("Set when a running task is cancelled: it stops after its current step."),
+    )
 
     objects: ClassVar[TaskQuerySet] = TaskQuerySet.as_manager()  # type: ignore[assignment]
 
@@ -412,6 +437,7 @@ class Task(models.Model):
             recoveries=0,
             error="",
             finished_at=None,
+            cancel_requested_at=None,
             **changes,
         )
         from salvador_django.queues import enqueue_on_commit
@@ -419,13 +445,32 @@ class Task(models.Model):
         enqueue_on_commit(self)
 
     def cancel(self) -> None:
-        """Cancel a pending (or failed) task; raises :class:`InvalidTransition` otherwise."""
-        self._transition(
-            "cancel",
-            [TaskStatus.PENDING, TaskStatus.FAILED],
-            status=TaskStatus.CANCELLED,
-            finished_at=Now(),
-        )
+        """Cancel the task: a pending or failed one at once, a running one after its step.
+
+        For a running task this records the request (:attr:`cancel_requested`); its
+        worker stops after the current step and the task ends ``cancelled``. Raises
+        :class:`InvalidTransition` for a completed or cancelled task.
+        """
+        try:
+            self._transition(
+                "cancel",
+                [TaskStatus.PENDING, TaskStatus.FAILED],
+                status=TaskStatus.CANCELLED,
+                finished_at=Now(),
+            )
+        except InvalidTransition as exc:
+            if exc.status != TaskStatus.RUNNING:
+                raise
+            self._transition(
+                "cancel",
+                [TaskStatus.RUNNING],
+                cancel_requested_at=Coalesce(F("cancel_requested_at"), Now()),
+            )
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True while a running task's cancellation waits for its current step to end."""
+        return self.cancel_requested_at is not None and self.status == TaskStatus.RUNNING
 
     def _transition(self, action: str, allowed: list[TaskStatus], **changes: Any) -> None:
         alias = self._state.db or get_settings().DATABASE

@@ -43,6 +43,7 @@ ERROR_LINE_LENGTH = 100
 HISTORY_LENGTH = 20
 SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
+CANCEL_NOTE = _("cancel requested")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
 
 
@@ -162,7 +163,16 @@ class TaskAdmin(TaskModelAdmin):
         (_("Data"), {"fields": ("body_", "state_", "meta_")}),
         (
             _("Times"),
-            {"fields": ("created_at", "run_after", "started_at", "finished_at", "updated_at")},
+            {
+                "fields": (
+                    "created_at",
+                    "run_after",
+                    "started_at",
+                    "finished_at",
+                    "updated_at",
+                    "cancel_requested_at",
+                )
+            },
         ),
         (
             _("Identity and lease"),
@@ -173,8 +183,8 @@ class TaskAdmin(TaskModelAdmin):
     readonly_fields = (
         "id", "workflow", "status_", "progress", "attempt", "priority", "error_text",
         "timeline", "body_", "state_", "meta_", "created_at", "run_after", "started_at",
-        "finished_at", "updated_at", "idempotency_key", "claimed_by", "lease_expires_at",
-        "recoveries", "history",
+        "finished_at", "updated_at", "cancel_requested_at", "idempotency_key", "claimed_by",
+        "lease_expires_at", "recoveries", "history",
     )  # fmt: skip
 
     class Media:
@@ -269,7 +279,10 @@ class TaskAdmin(TaskModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_(self, task: Task) -> SafeString:
-        return status_badge(task.status, task.get_status_display())
+        badge = status_badge(task.status, task.get_status_display())
+        if task.cancel_requested:
+            return format_html('{} <span class="salvador-note">{}</span>', badge, CANCEL_NOTE)
+        return badge
 
     @admin.display(description=_("progress"))
     def progress(self, task: Task) -> str:
@@ -377,14 +390,15 @@ class TaskAdmin(TaskModelAdmin):
     def apply(self, request: HttpRequest, operation: Operation, tasks: Iterable[Task]) -> None:
         """Apply ``operation``, record it in the admin history, and report to the user."""
         report = perform(operation, tasks)
-        if report.done and request.user.pk is not None:
+        changed = [*report.done, *report.requested]
+        if changed and request.user.pk is not None:
             LogEntry.objects.log_actions(
                 user_id=request.user.pk,
-                queryset=report.done,
+                queryset=changed,
                 action_flag=CHANGE,
                 change_message=str(operation.label),
             )
-        level = messages.SUCCESS if report.done and not report.skipped else messages.WARNING
+        level = messages.SUCCESS if changed and not report.skipped else messages.WARNING
         self.message_user(request, report.message(), level)
 
     @admin.action(description=REQUEUE.label, permissions=["requeue"])

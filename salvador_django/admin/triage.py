@@ -61,7 +61,7 @@ CANCEL = Operation(
     label=_("Cancel"),
     done=_("cancelled"),
     permission="cancel",
-    allowed=frozenset({TaskStatus.PENDING, TaskStatus.FAILED}),
+    allowed=frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.RUNNING}),
     apply=lambda task: task.cancel(),
 )
 OPERATIONS = {operation.name: operation for operation in (REQUEUE, RESTART, CANCEL)}
@@ -73,11 +73,21 @@ class Report:
 
     operation: Operation
     done: list[Task] = field(default_factory=list)
+    requested: list[Task] = field(default_factory=list)  # running: they stop after their step
     skipped: Counter[str] = field(default_factory=Counter)
 
     def message(self) -> str:
         """E.g. "3 requeued, 1 skipped: already running"."""
         parts = [f"{len(self.done)} {self.operation.done}"]
+        if self.requested:
+            parts.append(
+                ngettext(
+                    "%(count)d cancel requested (stops after its current step)",
+                    "%(count)d cancel requested (they stop after their current step)",
+                    len(self.requested),
+                )
+                % {"count": len(self.requested)}
+            )
         for reason, count in sorted(self.skipped.items()):
             parts.append(
                 ngettext("%(count)d skipped: %(reason)s", "%(count)d skipped: %(reason)s", count)
@@ -97,7 +107,10 @@ def perform(operation: Operation, tasks: Iterable[Task]) -> Report:
         except Task.DoesNotExist:
             report.skipped[gettext("deleted")] += 1
         else:
-            report.done.append(task)
+            if task.cancel_requested:
+                report.requested.append(task)
+            else:
+                report.done.append(task)
     return report
 
 

@@ -260,7 +260,8 @@ def test_detail_offers_only_the_operations_its_status_allows(admin_client):
     assert "/triage/requeue/" in failed
     assert "/triage/cancel/" in failed
     running = admin_client.get(change_url(TaskFactory(running=True))).content.decode()
-    assert "/triage/" not in running
+    assert "/triage/cancel/" in running  # a request: it stops after its current step
+    assert "/triage/requeue/" not in running
     completed = admin_client.get(change_url(TaskFactory(completed=True))).content.decode()
     assert "/triage/restart/" in completed
     assert "/triage/requeue/" not in completed
@@ -303,13 +304,20 @@ def test_cancel_skips_running_and_completed_tasks(backend, admin_client):
     pending, failed = TaskFactory(), TaskFactory(failed=True)
     running, done = TaskFactory(running=True), TaskFactory(completed=True)
     message = act(admin_client, "cancel_action", [pending, failed, running, done])
-    assert message == "2 cancelled, 1 skipped: already completed, 1 skipped: already running"
+    assert message == (
+        "2 cancelled, 1 cancel requested (stops after its current step), "
+        "1 skipped: already completed"
+    )
     assert [status_of(t) for t in (pending, failed, running, done)] == [
         "cancelled",
         "cancelled",
         "running",
         "completed",
     ]
+    running.refresh_from_db()
+    assert running.cancel_requested
+    html = admin_client.get(LIST_URL).content.decode()
+    assert '<span class="salvador-note">cancel requested</span>' in html
 
 
 @pytest.mark.admin_db
@@ -336,9 +344,9 @@ def test_a_detail_button_requeues_and_comes_back_to_the_task(admin_client):
 def test_a_detail_button_on_a_task_that_moved_meanwhile_says_so(admin_client):
     task = TaskFactory(failed=True)
     Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
-    response = admin_client.post(triage_url(task, "cancel"), follow=True)
+    response = admin_client.post(triage_url(task, "requeue"), follow=True)
     assert [str(m) for m in response.context["messages"]] == [
-        "0 cancelled, 1 skipped: already running"
+        "0 requeued, 1 skipped: already running"
     ]
 
 

@@ -35,7 +35,6 @@ def test_requeue_from_start_resets_progress_and_state(backend):
         ("running", "requeue"),
         ("completed", "requeue"),
         ("pending", "requeue"),
-        ("running", "cancel"),
         ("completed", "cancel"),
         ("cancelled", "cancel"),
     ],
