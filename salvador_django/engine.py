@@ -38,12 +38,27 @@ _LOCK_RETRY_SECONDS = 0.05
 
 
 @dataclass
+class Attempt:
+    """The step attempt a worker is running: what a watchdog needs to time it out."""
+
+    task: Task
+    workflow: Workflow
+    index: int
+    step: Step
+    number: int
+    started: datetime
+    deadline: float  # time.monotonic() by which the step should have returned
+
+
+@dataclass
 class Lease:
     """A worker's claim on one task: its fencing token and whether it was lost."""
 
     task_id: Any
     token: str
     lost: threading.Event = field(default_factory=threading.Event)
+    #: The attempt running now, when its step has a timeout.
+    attempt: Attempt | None = None
 
 
 class CheckpointFailed(Exception):
@@ -96,6 +111,24 @@ class Engine:
         started = timezone.now()
         began = time.monotonic()
         task.deadline = began + step.timeout if step.timeout else None
+        if task.deadline is not None:
+            lease.attempt = Attempt(task, workflow, index, step, attempt, started, task.deadline)
+        try:
+            return self._attempt(task, lease, workflow, index, step, attempt, started, began)
+        finally:
+            lease.attempt = None
+
+    def _attempt(
+        self,
+        task: Task,
+        lease: Lease,
+        workflow: Workflow,
+        index: int,
+        step: Step,
+        attempt: int,
+        started: datetime,
+        began: float,
+    ) -> str | None:
         is_last = index + 1 == len(workflow.steps)
         next_name = "" if is_last else workflow.steps[index + 1].name
         try:
@@ -128,6 +161,27 @@ class Engine:
         elif result == Checkpoint.CANCEL_REQUESTED:
             return self._cancel(task, lease)
         return None
+
+    def time_out(self, lease: Lease, attempt: Attempt, stack: str = "") -> str:
+        """Fail an attempt whose step has not returned by its deadline (a watchdog's call).
+
+        Writes what the step's own failure would (a failed ``StepRun``, then a retry or
+        the task's failure), fenced on the lease, and marks the lease lost so that the
+        step, if it ever returns, writes nothing. ``stack`` is where the step hung.
+        """
+        step, task = attempt.step, attempt.task
+        exc = StepTimeout(
+            f"Step {step.name!r} ran longer than its timeout of {step.timeout}s and was abandoned."
+        )
+        if stack:
+            exc.add_note(f"The step was still running here:\n{stack}")
+        lease.lost.set()
+        retry = attempt.workflow.retry_for(step)
+        if retry.should_retry(exc, attempt.number):
+            return self._retry(
+                task, lease, attempt.index, step, retry.delay(attempt.number), exc, attempt.started
+            )
+        return self._fail(task, lease, step, exc, started=attempt.started, attempt=attempt.number)
 
     def _call(self, step: Step, task: Task, began: float) -> Any:
         output = step.fn(task)

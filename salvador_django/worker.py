@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ from salvador_django.status import TaskStatus
 logger = logging.getLogger("salvador_django")
 
 _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+#: How long past its deadline a step may run before the watchdog abandons it (the
+#: engine itself fails an attempt that returns late; this is for those that never do).
+TIMEOUT_GRACE_SECONDS = 1.0
 _REAP_BATCH = 1000
 
 
@@ -151,7 +156,9 @@ class Worker:
         self.engine = Engine(database=self.database, worker_name=self.name)
         self.leases = Leases()
         self._stopping = threading.Event()
-        self._runners: list[threading.Thread] = []
+        self._runners: list[threading.Thread] = []  # the live slots (abandoned ones leave)
+        self._abandoned: set[str] = set()  # names of runner threads left to a hung step
+        self._runners_lock = threading.Lock()
         self._maintenance: threading.Thread | None = None
 
     @property
@@ -183,13 +190,9 @@ class Worker:
         )
         self._maintenance.start()
         for number in range(self.options.concurrency):
-            runner = threading.Thread(
-                target=self._run_tasks, args=(number,), name=f"salvador-{number}", daemon=True
-            )
-            runner.start()
-            self._runners.append(runner)
+            self._start_runner(f"salvador-{number}")
         try:
-            while any(r.is_alive() for r in self._runners) and not self._stopping.wait(0.2):
+            while self._any_runner_alive() and not self._stopping.wait(0.2):
                 pass
         finally:
             self.stop()
@@ -200,9 +203,11 @@ class Worker:
 
     def _join(self, grace_period: float) -> bool:
         deadline = time.monotonic() + grace_period
-        for runner in self._runners:
+        with self._runners_lock:
+            runners = list(self._runners)
+        for runner in runners:
             runner.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = [r.name for r in self._runners if r.is_alive()]
+        stuck = [r.name for r in runners if r.is_alive()]
         if stuck:
             logger.warning(
                 "salvador: %d thread(s) still running a step after the %.0fs grace period; "
@@ -212,8 +217,18 @@ class Worker:
             )
         return not stuck
 
-    def _run_tasks(self, number: int) -> None:
-        token_prefix = f"{self.name}:{number}"
+    def _start_runner(self, name: str) -> None:
+        runner = threading.Thread(target=self._run_tasks, args=(name,), name=name, daemon=True)
+        with self._runners_lock:
+            self._runners.append(runner)
+        runner.start()
+
+    def _any_runner_alive(self) -> bool:
+        with self._runners_lock:
+            return any(r.is_alive() for r in self._runners)
+
+    def _run_tasks(self, name: str) -> None:
+        token_prefix = f"{self.name}:{name.removeprefix('salvador-')}"
         timeout = 0.0 if self.options.burst else self.options.poll_interval
         errors = 0
         while not self._stopping.is_set():
@@ -239,6 +254,8 @@ class Worker:
                 continue
             for task in tasks:
                 self._run_one(task, token)
+            if threading.current_thread().name in self._abandoned:
+                break  # a replacement took this slot while the step hung
         connections.close_all()
 
     def _run_one(self, task: Task, token: str) -> None:
@@ -269,9 +286,10 @@ class Worker:
         heartbeat_every = self.options.lease_seconds / 3
         last_heartbeat = time.monotonic()
         next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)
-        while not (self._stopping.is_set() and not any(r.is_alive() for r in self._runners)):
+        while not (self._stopping.is_set() and not self._any_runner_alive()):
             now = time.monotonic()
             try:
+                self._time_out_hung_steps()
                 worked = False
                 if now - last_heartbeat >= heartbeat_every:
                     self.heartbeat()
@@ -293,6 +311,47 @@ class Worker:
             wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
             time.sleep(min(0.2, max(0.01, wait)))
         connections.close_all()
+
+    def _time_out_hung_steps(self) -> None:
+        """Fail attempts past their step's timeout; give their slots to new threads.
+
+        A thread cannot be killed, so the hung one is abandoned: its lease is fenced
+        off (whatever it writes later is refused), it exits if its step ever returns,
+        and a new runner thread takes its slot, so no slot stays blocked.
+        """
+        now = time.monotonic()
+        for lease in self.leases.snapshot():
+            attempt = lease.attempt
+            if attempt is None or now < attempt.deadline + TIMEOUT_GRACE_SECONDS:
+                continue
+            runner = self._runner_of(lease)
+            stack = _stack_of(runner)
+            outcome = self.engine.time_out(lease, attempt, stack)
+            logger.error(
+                "salvador: task %s (%s) step %r hung past its timeout of %ss; "
+                "its thread %s is abandoned and replaced",
+                attempt.task.id,
+                attempt.task.workflow,
+                attempt.step.name,
+                attempt.step.timeout,
+                runner.name if runner else "?",
+            )
+            if outcome == Outcome.RETRY:
+                announce([Entry.of(attempt.task, scheduled=True)], self.queue)
+            self.leases.remove(lease)
+            if runner is not None:
+                with self._runners_lock:
+                    self._abandoned.add(runner.name)
+                    self._runners.remove(runner)
+                if not self._stopping.is_set():
+                    self._start_runner(f"{runner.name}.{len(self._abandoned)}")
+
+    def _runner_of(self, lease: Lease) -> threading.Thread | None:
+        with self._runners_lock:
+            for runner in self._runners:
+                if lease.token.startswith(f"{self.name}:{runner.name.removeprefix('salvador-')}:"):
+                    return runner
+        return None
 
     def heartbeat(self) -> None:
         """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
@@ -319,6 +378,12 @@ class Worker:
         swept = self.queue.sweep(self.options.workflows)
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)
+
+
+def _stack_of(thread: threading.Thread | None) -> str:
+    """Where ``thread`` is now, as a formatted stack ("" if unknown)."""
+    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+    return "".join(traceback.format_stack(frame)) if frame else ""
 
 
 def _close_connections() -> None:
