@@ -28,6 +28,7 @@ class Step:
     retry: Retry | None = None  # None: the workflow's, else SALVADOR["RETRY"], else none
     timeout: float | None = None
     atomic: bool = False
+    compensate: StepFunction | None = None  # undoes the step if the task fails later
 
 
 class Workflow:
@@ -104,16 +105,16 @@ class Workflow:
 
         ``retry`` is the step's :class:`Retry` policy (default: the workflow's);
         ``timeout`` fails an attempt that runs longer than that many seconds;
-        ``atomic=True`` runs the step inside the transaction of its checkpoint.
+        ``atomic=True`` runs the step inside the transaction of its checkpoint;
+        ``compensate`` undoes the step: when the task later fails for good or is
+        cancelled, the compensations of its completed steps run in reverse order.
         """
-        if compensate is not None:
-            raise ConfigurationError(
-                f"Step {name!r} of workflow {self.name!r}: compensate= is not supported yet."
-            )
         if fn is None:
 
             def decorator(func: StepFunction) -> StepFunction:
-                self.step(name, func, retry=retry, timeout=timeout, atomic=atomic)
+                self.step(
+                    name, func, retry=retry, timeout=timeout, compensate=compensate, atomic=atomic
+                )
                 return func
 
             return decorator
@@ -127,8 +128,19 @@ class Workflow:
             raise TypeError(f"Step {name!r}: retry must be a salvador_django.Retry.")
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
             raise ValueError(f"Step {name!r}: timeout must be a positive number of seconds.")
+        if compensate is not None and not callable(compensate):
+            raise TypeError(f"Step {name!r} of {self.name!r}: compensate must be callable.")
         self._index[name] = len(self._steps)
-        self._steps.append(Step(name=name, fn=fn, retry=retry, timeout=timeout, atomic=atomic))
+        self._steps.append(
+            Step(
+                name=name,
+                fn=fn,
+                retry=retry,
+                timeout=timeout,
+                atomic=atomic,
+                compensate=compensate,
+            )
+        )
         return self
 
     def submit(

@@ -29,7 +29,7 @@ from salvador_django.exceptions import (
     WorkflowNotFound,
 )
 from salvador_django.models import Checkpoint, StepRun, Task, now_plus
-from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.status import CompensationStatus, StepRunStatus, TaskStatus
 
 logger = logging.getLogger("salvador_django")
 
@@ -85,12 +85,14 @@ class Engine:
         """Run ``task`` from its next step until it completes, fails, waits or is released."""
         try:
             workflow = registry.get(task.workflow)
+            if task.compensation == CompensationStatus.RUNNING:
+                return self._compensate(task, lease, workflow, should_stop)
             index = _resume_index(workflow, task)
         except (WorkflowNotFound, StepNotFound) as exc:
             return self._fail(task, lease, None, exc, started=timezone.now(), attempt=task.attempt)
         task.step = index
         if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
-            return self._cancel(task, lease)
+            return self._cancel(task, lease, workflow)
         while index < len(workflow.steps):
             if lease.lost.is_set():
                 return self._lost(task)
@@ -151,15 +153,24 @@ class Engine:
             retry = workflow.retry_for(step)
             if retry.should_retry(exc, attempt) and self._cancel_requested(task):
                 return self._fail(
-                    task, lease, step, exc, started=started, attempt=attempt, cancelled=True
+                    task,
+                    lease,
+                    step,
+                    exc,
+                    started=started,
+                    attempt=attempt,
+                    cancelled=True,
+                    workflow=workflow,
                 )
             if retry.should_retry(exc, attempt):
                 return self._retry(task, lease, index, step, retry.delay(attempt), exc, started)
-            return self._fail(task, lease, step, exc, started=started, attempt=attempt)
+            return self._fail(
+                task, lease, step, exc, started=started, attempt=attempt, workflow=workflow
+            )
         if is_last:
             logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
         elif result == Checkpoint.CANCEL_REQUESTED:
-            return self._cancel(task, lease)
+            return self._cancel(task, lease, workflow)
         return None
 
     def time_out(self, lease: Lease, attempt: Attempt, stack: str = "") -> str:
@@ -181,7 +192,15 @@ class Engine:
             return self._retry(
                 task, lease, attempt.index, step, retry.delay(attempt.number), exc, attempt.started
             )
-        return self._fail(task, lease, step, exc, started=attempt.started, attempt=attempt.number)
+        return self._fail(
+            task,
+            lease,
+            step,
+            exc,
+            started=attempt.started,
+            attempt=attempt.number,
+            workflow=attempt.workflow,
+        )
 
     def _call(self, step: Step, task: Task, began: float) -> Any:
         output = step.fn(task)
@@ -289,10 +308,31 @@ class Engine:
         started: datetime,
         attempt: int,
         cancelled: bool = False,
+        workflow: Workflow | None = None,
     ) -> str:
-        """End the task ``failed`` (or ``cancelled``), recording the failed attempt."""
+        """End the task ``failed`` (or ``cancelled``), recording the failed attempt.
+
+        If completed steps of ``workflow`` have compensations, they run first.
+        """
         error = _describe(exc)
         status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
+        if workflow is not None and _to_compensate(workflow, task.step):
+            recorded = self._record_failure(
+                task,
+                lease,
+                step,
+                task.step,
+                attempt,
+                started,
+                exc,
+                {"attempt": 0, "error": error, "compensation": CompensationStatus.RUNNING},
+            )
+            if not recorded:
+                return self._lost(task)
+            task.error, task.attempt = error, 0
+            if cancelled:
+                task.cancel_requested_at = timezone.now()
+            return self._compensate(task, lease, workflow)
         recorded = self._record_failure(
             task,
             lease,
@@ -330,8 +370,29 @@ class Engine:
             .exists()
         )
 
-    def _cancel(self, task: Task, lease: Lease) -> str:
-        """End a task whose cancellation was requested, at its current step."""
+    def _cancel(self, task: Task, lease: Lease, workflow: Workflow) -> str:
+        """End a task whose cancellation was requested, at its current step.
+
+        If completed steps have compensations, they run first.
+        """
+        if _to_compensate(workflow, task.step):
+            started = self._with_lock_retry(
+                lambda: (
+                    Task.objects.using(self.database)
+                    .held(task.id, lease.token)
+                    .update(
+                        step=task.step,
+                        attempt=0,
+                        compensation=CompensationStatus.RUNNING,
+                        updated_at=Now(),
+                    )
+                )
+            )
+            if not started:
+                return self._lost(task)
+            task.cancel_requested_at = task.cancel_requested_at or timezone.now()
+            task.attempt = 0
+            return self._compensate(task, lease, workflow)
         cancelled = self._with_lock_retry(
             lambda: (
                 Task.objects.using(self.database)
@@ -369,6 +430,8 @@ class Engine:
         exc: Exception,
         changes: dict[str, Any],
         next_attempt_at: Any = None,
+        *,
+        compensation: bool = False,
     ) -> bool:
         """Write the failed attempt and the task's new status in one fenced transaction.
 
@@ -393,10 +456,11 @@ class Engine:
                         status=StepRunStatus.FAILED,
                         started_at=started,
                         finished_at=timezone.now(),
-                        error=changes["error"],
+                        error=_describe(exc),
                         traceback="".join(traceback.format_exception(exc)),
                         worker=self.worker_name,
                         next_attempt_at=next_attempt_at,
+                        compensation=compensation,
                     )
 
         try:
@@ -404,6 +468,180 @@ class Engine:
         except LeaseLost:
             return False
         return True
+
+    # -- compensation -------------------------------------------------------------------
+
+    def _compensate(
+        self,
+        task: Task,
+        lease: Lease,
+        workflow: Workflow,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """Undo the completed steps, last first; then end the task failed (or cancelled).
+
+        ``task.step`` counts the steps still to undo. Each compensation is checkpointed
+        like a step (a ``StepRun`` marked as compensation, ``step`` one lower), retried
+        by the step's retry policy, and resumed after a crash: forward steps never run
+        again. A compensation that fails for good ends the task ``failed`` with
+        ``compensation = "failed"`` and an error naming that step.
+        """
+        while task.step > 0:
+            if lease.lost.is_set():
+                return self._lost(task)
+            if should_stop():
+                return self._release(task, lease)
+            index = task.step - 1
+            step = workflow.steps[index] if index < len(workflow.steps) else None
+            if step is None or step.compensate is None:
+                task.step = index  # nothing to undo: the next checkpoint records it
+                continue
+            task.step_name = step.name
+            outcome = self._compensate_step(task, lease, workflow, index, step)
+            if outcome is not None:
+                return outcome
+        return self._end_compensation(task, lease)
+
+    def _compensate_step(
+        self, task: Task, lease: Lease, workflow: Workflow, index: int, step: Step
+    ) -> str | None:
+        assert step.compensate is not None
+        attempt = task.attempt = task.attempt + 1
+        started = timezone.now()
+        try:
+            step.compensate(task)
+            state_text = _encode(task.state, "task.state")
+        except Exception as exc:
+            return self._compensation_failed(task, lease, workflow, index, step, exc, started)
+
+        def write() -> None:
+            with transaction.atomic(using=self.database):
+                updated = (
+                    Task.objects.using(self.database)
+                    .held(task.id, lease.token)
+                    .update(
+                        step=index,
+                        step_name=step.name,
+                        attempt=0,
+                        state=json.loads(state_text),
+                        updated_at=Now(),
+                    )
+                )
+                if not updated:
+                    raise LeaseLost
+                StepRun.objects.using(self.database).create(
+                    task_id=task.id,
+                    index=index,
+                    name=step.name,
+                    attempt=attempt,
+                    status=StepRunStatus.COMPLETED,
+                    started_at=started,
+                    finished_at=timezone.now(),
+                    worker=self.worker_name,
+                    compensation=True,
+                )
+
+        try:
+            self._with_lock_retry(write)
+        except LeaseLost:
+            return self._lost(task)
+        except DatabaseError as exc:
+            raise CheckpointFailed from exc
+        task.step, task.attempt = index, 0
+        return None
+
+    def _compensation_failed(
+        self,
+        task: Task,
+        lease: Lease,
+        workflow: Workflow,
+        index: int,
+        step: Step,
+        exc: Exception,
+        started: datetime,
+    ) -> str:
+        attempt = task.attempt
+        retry = workflow.retry_for(step)
+        if retry.should_retry(exc, attempt):
+            delay = retry.delay(attempt)
+            changes: dict[str, Any] = {
+                "status": TaskStatus.PENDING,
+                "run_after": now_plus(delay),
+                "attempt": attempt,
+                "claimed_by": None,
+                "lease_expires_at": None,
+            }
+            recorded = self._record_failure(
+                task,
+                lease,
+                step,
+                index + 1,
+                attempt,
+                started,
+                exc,
+                changes,
+                next_attempt_at=now_plus(delay),
+                compensation=True,
+            )
+            if not recorded:
+                return self._lost(task)
+            task.status = TaskStatus.PENDING
+            task.run_after = timezone.now() + timedelta(seconds=delay)
+            return Outcome.RETRY
+        error = (
+            f"Compensation of step {step.name!r} failed: {_describe(exc)} "
+            f"(the task had stopped with: {task.error or 'a cancellation'})"
+        )
+        recorded = self._record_failure(
+            task,
+            lease,
+            step,
+            index + 1,
+            attempt,
+            started,
+            exc,
+            {
+                "status": TaskStatus.FAILED,
+                "compensation": CompensationStatus.FAILED,
+                "attempt": attempt,
+                "error": error,
+                "finished_at": Now(),
+                "claimed_by": None,
+                "lease_expires_at": None,
+            },
+            compensation=True,
+        )
+        if not recorded:
+            return self._lost(task)
+        task.status, task.error = TaskStatus.FAILED, error
+        logger.error("salvador: task %s (%s): %s", task.id, task.workflow, error)
+        return Outcome.FAILED
+
+    def _end_compensation(self, task: Task, lease: Lease) -> str:
+        cancelled = task.cancel_requested_at is not None
+        status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
+        ended = self._with_lock_retry(
+            lambda: (
+                Task.objects.using(self.database)
+                .held(task.id, lease.token)
+                .update(
+                    status=status,
+                    compensation=CompensationStatus.COMPLETED,
+                    step=0,
+                    step_name="",
+                    attempt=0,
+                    finished_at=Now(),
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    updated_at=Now(),
+                )
+            )
+        )
+        if not ended:
+            return self._lost(task)
+        task.status, task.step, task.step_name = status, 0, ""
+        logger.info("salvador: task %s (%s) %s and compensated", task.id, task.workflow, status)
+        return Outcome.CANCELLED if cancelled else Outcome.FAILED
 
     def _release(self, task: Task, lease: Lease) -> str:
         """Hand an unfinished task back to ``pending`` at its current step (shutdown)."""
@@ -446,6 +684,11 @@ class Engine:
                     raise
                 time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
         raise AssertionError("unreachable")
+
+
+def _to_compensate(workflow: Workflow, completed: int) -> bool:
+    """Whether any of the first ``completed`` steps of ``workflow`` has a compensation."""
+    return any(step.compensate is not None for step in workflow.steps[:completed])
 
 
 def _resume_index(workflow: Workflow, task: Task) -> int:

@@ -19,9 +19,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from salvador_django.definitions import registry
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.models import StepRun, Task
+from salvador_django.models import StepRun, Task, requeued_compensation
 from salvador_django.queues import enqueue_on_commit
-from salvador_django.status import TaskStatus
+from salvador_django.status import CompensationStatus, TaskStatus
 
 BATCH_SIZE = 1000
 FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
@@ -96,9 +96,9 @@ def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_s
             .filter(id__in=ids, status__in=allowed)
             .values_list("id", "workflow")
         )
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {"compensation": requeued_compensation()}
         if from_start:
-            changes = {"step": 0, "state": {}}
+            changes = {"step": 0, "state": {}, "compensation": CompensationStatus.NONE}
         by_workflow: dict[str, list[Any]] = {}
         for task_id, workflow in locked:
             by_workflow.setdefault(workflow, []).append(task_id)

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.status import CompensationStatus, StepRunStatus, TaskStatus
 
 
 def now_plus(seconds: float) -> models.Expression:
@@ -29,6 +29,22 @@ def now_plus(seconds: float) -> models.Expression:
 
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+def requeued_compensation() -> models.Expression:
+    """A requeued task's compensation: one that failed resumes, any other is over.
+
+    Requeueing a task whose compensation failed retries that compensation (its
+    completed steps must still be undone); otherwise the task runs forward again.
+    """
+    return models.Case(
+        models.When(
+            compensation=CompensationStatus.FAILED,
+            then=models.Value(CompensationStatus.RUNNING),
+        ),
+        default=models.Value(CompensationStatus.NONE),
+        output_field=models.CharField(),
+    )
 
 
 class Checkpoint(enum.Enum):
@@ -345,6 +361,14 @@ class Task(models.Model):
     updated_at = models.DateTimeField(_("updated at"), db_default=Now())
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    compensation = models.CharField(
+        _("compensation"),
+        max_length=16,
+        choices=CompensationStatus.choices,
+        db_default=CompensationStatus.NONE,
+        blank=True,
+        help_text=_("Undoing the completed steps after a failure or a cancellation."),
+    )
     cancel_requested_at = models.DateTimeField(
         _("cancel requested at"),
         null=True,
@@ -419,7 +443,7 @@ class Task(models.Model):
         from salvador_django.definitions import registry
 
         allowed = [TaskStatus.FAILED, TaskStatus.CANCELLED]
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {"compensation": requeued_compensation()}
         if from_start:
             allowed.append(TaskStatus.COMPLETED)
             first_steps = registry.get(self.workflow).steps
@@ -427,6 +451,7 @@ class Task(models.Model):
                 "step": 0,
                 "step_name": first_steps[0].name if first_steps else "",
                 "state": {},
+                "compensation": CompensationStatus.NONE,
             }
         self._transition(
             "requeue",
@@ -518,6 +543,9 @@ class StepRun(models.Model):
     traceback = models.TextField(_("traceback"), blank=True)
     output = models.JSONField(_("output"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
+    compensation = models.BooleanField(
+        _("compensation"), db_default=False, help_text=_("This attempt undid the step.")
+    )
     next_attempt_at = models.DateTimeField(
         _("next attempt at"),
         null=True,

@@ -16,6 +16,15 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class CompensationStatus(models.TextChoices):
+    """Where a task is in undoing its completed steps after it failed or was cancelled."""
+
+    NONE = "", _("None")
+    RUNNING = "running", _("Compensating")
+    COMPLETED = "completed", _("Compensated")
+    FAILED = "failed", _("Compensation failed")
+
+
 class StepRunStatus(models.TextChoices):
     """How one attempt of one step ended."""
 

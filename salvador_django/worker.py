@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
@@ -27,7 +27,7 @@ from salvador_django.engine import Engine, Lease, Outcome
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Task, now_plus
 from salvador_django.queues import Entry, Queue, announce, enqueue_on_commit, get_queue
-from salvador_django.status import TaskStatus
+from salvador_django.status import CompensationStatus, TaskStatus
 
 logger = logging.getLogger("salvador_django")
 
@@ -106,6 +106,13 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
         .filter(recoveries__gte=max_recoveries - 1)
         .update(
             status=TaskStatus.FAILED,
+            # A poison compensation stops compensating: an operator must look.
+            compensation=Case(
+                When(
+                    compensation=CompensationStatus.RUNNING, then=Value(CompensationStatus.FAILED)
+                ),
+                default=F("compensation"),
+            ),
             error=f"Lease expired {max_recoveries} times: "
             "the step keeps killing or stalling its worker.",
             recoveries=F("recoveries") + 1,

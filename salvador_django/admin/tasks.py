@@ -44,6 +44,7 @@ HISTORY_LENGTH = 20
 SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
 CANCEL_NOTE = _("cancel requested")
+COMPENSATION = _("compensation")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
 
 
@@ -81,7 +82,7 @@ class StepRunInline(StepRunTabularInline):
     max_num = 0
     can_delete = False
     fields = (
-        "index_", "name", "attempt", "status_", "duration_", "error_", "next_attempt_at",
+        "index_", "name_", "attempt", "status_", "duration_", "error_", "next_attempt_at",
         "traceback_",
     )  # fmt: skip
     readonly_fields = fields
@@ -104,6 +105,10 @@ class StepRunInline(StepRunTabularInline):
     @admin.display(description=_("step"))
     def index_(self, run: StepRun) -> int:
         return run.index + 1
+
+    @admin.display(description=_("name"))
+    def name_(self, run: StepRun) -> str:
+        return f"↩ {run.name} ({COMPENSATION})" if run.compensation else run.name
 
     @admin.display(description=_("status"))
     def status_(self, run: StepRun) -> SafeString:
@@ -280,8 +285,9 @@ class TaskAdmin(TaskModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_(self, task: Task) -> SafeString:
         badge = status_badge(task.status, task.get_status_display())
-        if task.cancel_requested:
-            return format_html('{} <span class="salvador-note">{}</span>', badge, CANCEL_NOTE)
+        note = CANCEL_NOTE if task.cancel_requested else task.get_compensation_display()
+        if task.cancel_requested or task.compensation:
+            return format_html('{} <span class="salvador-note">{}</span>', badge, note)
         return badge
 
     @admin.display(description=_("progress"))

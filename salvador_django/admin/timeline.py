@@ -80,17 +80,27 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
     def x_of(moment: datetime) -> float:
         return LABEL_WIDTH + (moment - start).total_seconds() / span * CHART_WIDTH
 
-    steps = sorted({(run.index, run.name) for run in runs})
+    # Forward steps first, in order; then their compensations, in the order they ran.
+    steps = sorted(
+        {
+            (run.compensation, -run.index if run.compensation else run.index, run.name)
+            for run in runs
+        }
+    )
     rows = []
-    for position, (index, name) in enumerate(steps):
+    for position, (compensation, key, name) in enumerate(steps):
+        index = -key if compensation else key
         attempts = sorted(
-            (r for r in runs if (r.index, r.name) == (index, name)), key=lambda r: r.attempt
+            (r for r in runs if (r.compensation, r.index, r.name) == (compensation, index, name)),
+            key=lambda r: r.attempt,
         )
         bars = [
             Bar(
                 x=x_of(run.started_at),
                 width=max(x_of(run.finished_at) - x_of(run.started_at), MIN_BAR_WIDTH),
-                status=str(run.status),
+                status="compensation"
+                if compensation and run.status == "completed"
+                else str(run.status),
                 title=_("%(name)s · attempt %(attempt)d · %(status)s · %(duration)s")
                 % {
                     "name": name,
@@ -105,7 +115,7 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
         rows.append(
             Row(
                 y=position * ROW_HEIGHT,
-                label=f"{index + 1} · {name}",
+                label=f"↩ {index + 1} · {name}" if compensation else f"{index + 1} · {name}",
                 bars=bars,
                 failed=attempts[-1].status == StepRunStatus.FAILED,
             )

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from salvador_django import submit
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
 from salvador_django.models import Task
@@ -501,3 +502,16 @@ def test_the_overview_shows_the_redis_queue_depth(backend, queue_name, admin_cli
 def test_the_database_queue_shows_no_depth_column(admin_client):
     TaskFactory()
     assert "queue depth" not in admin_client.get(OVERVIEW_URL).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_compensated_task_shows_its_compensations(admin_client):
+    task = submit("saga", {"fail": ["ship"]})
+    run_until_idle()
+    html = admin_client.get(LIST_URL).content.decode()
+    assert '<span class="salvador-note">Compensated</span>' in html
+    page = admin_client.get(change_url(task)).content.decode()
+    assert "↩ charge (compensation)" in page
+    timeline = page[page.index('<svg class="salvador-timeline"') :]
+    assert timeline.count('class="salvador-bar salvador-compensation"') == 2
+    assert "↩ 2 · charge" in timeline

@@ -66,3 +66,13 @@ def write(task):
     )
     if task.body.get("fail"):
         raise RuntimeError("rolled back")
+
+
+# A saga: reserving and charging are undone if a later step fails for good.
+saga = (
+    Workflow("saga")
+    .step("reserve", record("reserve"), compensate=record("undo-reserve"))
+    .step("charge", record("charge"), compensate=record("undo-charge"))
+    .step("notify", record("notify"))
+    .step("ship", record("ship"))
+)

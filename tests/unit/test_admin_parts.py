@@ -41,6 +41,7 @@ def run(index, name, attempt, start, seconds, status=StepRunStatus.COMPLETED):
         started_at=begun,
         finished_at=begun + timedelta(seconds=seconds),
         error="boom" if status == StepRunStatus.FAILED else "",
+        compensation=False,
     )
 
 

@@ -62,7 +62,7 @@ def test_invalid_names_are_rejected(name, workflow_names):
         ({"fn": noop, "retry": 3}, TypeError),
         ({"fn": noop, "timeout": 0}, ValueError),
         ({"fn": noop, "timeout": -1}, ValueError),
-        ({"fn": noop, "compensate": noop}, ConfigurationError),
+        ({"fn": noop, "compensate": "not callable"}, TypeError),
     ],
 )
 def test_invalid_step_arguments_are_rejected(kwargs, error, workflow_names):
