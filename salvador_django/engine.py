@@ -80,6 +80,9 @@ class Engine:
     def __init__(self, *, database: str, worker_name: str) -> None:
         self.database = database
         self.worker_name = worker_name
+        #: Told of each attempt of a step with a timeout as it starts, then None as it
+        #: ends: how a process pool's supervisor learns what its children run.
+        self.on_attempt: Callable[[Lease, Attempt | None], None] | None = None
 
     def run(self, task: Task, lease: Lease, should_stop: Callable[[], bool] = lambda: False) -> str:
         """Run ``task`` from its next step until it completes, fails, waits or is released."""
@@ -115,9 +118,13 @@ class Engine:
         task.deadline = began + step.timeout if step.timeout else None
         if task.deadline is not None:
             lease.attempt = Attempt(task, workflow, index, step, attempt, started, task.deadline)
+            if self.on_attempt is not None:
+                self.on_attempt(lease, lease.attempt)
         try:
             return self._attempt(task, lease, workflow, index, step, attempt, started, began)
         finally:
+            if lease.attempt is not None and self.on_attempt is not None:
+                self.on_attempt(lease, None)
             lease.attempt = None
 
     def _attempt(
@@ -173,7 +180,9 @@ class Engine:
             return self._cancel(task, lease, workflow)
         return None
 
-    def time_out(self, lease: Lease, attempt: Attempt, stack: str = "") -> str:
+    def time_out(
+        self, lease: Lease, attempt: Attempt, stack: str = "", *, fate: str = "was abandoned"
+    ) -> str:
         """Fail an attempt whose step has not returned by its deadline (a watchdog's call).
 
         Writes what the step's own failure would (a failed ``StepRun``, then a retry or
@@ -182,7 +191,7 @@ class Engine:
         """
         step, task = attempt.step, attempt.task
         exc = StepTimeout(
-            f"Step {step.name!r} ran longer than its timeout of {step.timeout}s and was abandoned."
+            f"Step {step.name!r} ran longer than its timeout of {step.timeout}s and {fate}."
         )
         if stack:
             exc.add_note(f"The step was still running here:\n{stack}")

@@ -50,6 +50,9 @@ class WorkerOptions:
     max_recoveries: int
     burst: bool = False
     grace_period: float = 30.0
+    #: Abandon (and replace) threads whose step hangs past its timeout. A process
+    #: pool's children leave that to the supervisor, which kills them instead.
+    abandon_hung_steps: bool = True
 
     @classmethod
     def from_settings(
@@ -296,7 +299,8 @@ class Worker:
         while not (self._stopping.is_set() and not self._any_runner_alive()):
             now = time.monotonic()
             try:
-                self._time_out_hung_steps()
+                if self.options.abandon_hung_steps:
+                    self._time_out_hung_steps()
                 worked = False
                 if now - last_heartbeat >= heartbeat_every:
                     self.heartbeat()

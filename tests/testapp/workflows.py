@@ -76,3 +76,8 @@ saga = (
     .step("notify", record("notify"))
     .step("ship", record("ship"))
 )
+
+# A step that never returns (for the worker: it sleeps an hour) and times out.
+hangs = Workflow("hangs-forever").step(
+    "stuck", lambda task: time.sleep(3600), timeout=1, retry=Retry(max_attempts=2, initial_delay=0)
+)

@@ -17,6 +17,7 @@ from salvador_django.checks import check_queue
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
 from salvador_django.exceptions import ConfigurationError
+from salvador_django.pool import ProcessPool
 from salvador_django.queues import get_queue
 from salvador_django.worker import Worker, WorkerOptions
 
@@ -60,6 +61,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--burst", action="store_true", help="Run what is due, then exit.")
         parser.add_argument(
+            "--pool",
+            choices=["threads", "processes"],
+            default="threads",
+            help="threads (default): worker threads in this process; a step that hangs past "
+            "its timeout is abandoned and its thread replaced. processes: one child process "
+            "per slot, killed and replaced when its step hangs past its timeout.",
+        )
+        parser.add_argument(
             "--queue", help="Queue to take tasks from: 'database', 'redis' or a dotted path."
         )
         parser.add_argument(
@@ -91,16 +100,18 @@ class Command(BaseCommand):
             queue = get_queue(options["queue"])
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
-        worker = Worker(
-            WorkerOptions.from_settings(
-                workflows=workflows,
-                concurrency=options["concurrency"],
-                poll_interval=options["poll_interval"],
-                burst=options["burst"],
-                grace_period=options["grace_period"],
-            ),
-            queue=queue,
+        worker_options = WorkerOptions.from_settings(
+            workflows=workflows,
+            concurrency=options["concurrency"],
+            poll_interval=options["poll_interval"],
+            burst=options["burst"],
+            grace_period=options["grace_period"],
         )
+        worker: Worker | ProcessPool
+        if options["pool"] == "processes":
+            worker = ProcessPool(worker_options, queue_name=options["queue"])
+        else:
+            worker = Worker(worker_options, queue=queue)
         _ensure_log_output(options["verbosity"])
         self._install_signal_handlers(worker)
         try:
@@ -108,7 +119,7 @@ class Command(BaseCommand):
         finally:
             queue.close()
 
-    def _install_signal_handlers(self, worker: Worker) -> None:
+    def _install_signal_handlers(self, worker: Worker | ProcessPool) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
             if worker.stopping:
                 logger.warning("salvador: second signal; exiting without waiting for running steps")

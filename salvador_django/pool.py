@@ -1,0 +1,199 @@
+"""``runworkflows --pool processes``: worker processes that a supervisor can kill.
+
+A thread running a hung step cannot be stopped, only abandoned. In this mode each
+slot is a child process running a one-thread :class:`~salvador_django.worker.Worker`;
+the child tells the supervisor (this process) the deadline of each step attempt
+that has a ``timeout``. When an attempt outlives its deadline, the supervisor kills
+the child (SIGKILL), records the attempt as failed with ``StepTimeout`` (the retry
+policy applies), and starts a new child in the slot. A child that dies for any
+other reason is replaced as well; its task's lease expires and the step is replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from django.db import connections
+from django.utils.dateparse import parse_datetime
+
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.engine import Attempt, Engine, Lease, Outcome
+from salvador_django.models import Task
+from salvador_django.queues import Entry, announce, get_queue, reset_queues
+from salvador_django.worker import TIMEOUT_GRACE_SECONDS, Worker, WorkerOptions
+
+logger = logging.getLogger("salvador_django")
+
+_NOTE_BYTES = 2048  # room for one attempt's description, as JSON
+_CHECK_SECONDS = 0.2
+
+
+class Slot:
+    """One child process and the note through which it reports its current attempt."""
+
+    def __init__(self, number: int, context: Any) -> None:
+        self.number = number
+        self.note: Any = context.Array("c", _NOTE_BYTES)
+        self.process: BaseProcess | None = None
+
+    def attempt(self) -> dict[str, Any] | None:
+        raw = bytes(self.note.value).decode()
+        return json.loads(raw) if raw else None
+
+
+class ProcessPool:
+    """Runs ``options.concurrency`` worker processes until stopped."""
+
+    def __init__(self, options: WorkerOptions, queue_name: str | None = None) -> None:
+        self.options = options
+        self.queue_name = queue_name
+        self.context = multiprocessing.get_context("fork")
+        self.slots = [Slot(n, self.context) for n in range(options.concurrency)]
+        self._stop = False
+        self.engine = Engine(database=get_settings().DATABASE, worker_name=f"pool:{os.getpid()}")
+
+    def stop(self) -> None:
+        """Ask every child to finish its running step and exit."""
+        self._stop = True
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive() and slot.process.pid:
+                os.kill(slot.process.pid, signal.SIGTERM)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def run(self) -> bool:
+        """Supervise the children until stopped (or, in burst mode, until all exit)."""
+        for slot in self.slots:
+            self._start(slot)
+        while not self._stop:
+            for slot in self.slots:
+                self._supervise(slot)
+            if self.options.burst and not any(self._alive(s) for s in self.slots):
+                break
+            time.sleep(_CHECK_SECONDS)
+        return self._join()
+
+    def _alive(self, slot: Slot) -> bool:
+        return slot.process is not None and slot.process.is_alive()
+
+    def _start(self, slot: Slot) -> None:
+        slot.note.value = b""
+        connections.close_all()  # a child must not share the parent's connections
+        reset_queues()
+        process = self.context.Process(
+            target=_child_main,
+            args=(slot.note, self.options, self.queue_name),
+            name=f"salvador-pool-{slot.number}",
+        )
+        process.start()
+        slot.process = process
+        logger.info("salvador: pool slot %d runs process %s", slot.number, process.pid)
+
+    def _supervise(self, slot: Slot) -> None:
+        process = slot.process
+        if process is None:
+            return
+        if not process.is_alive():
+            if self.options.burst and process.exitcode == 0:
+                slot.process = None
+                return
+            logger.error(
+                "salvador: pool process %s exited (code %s); starting another",
+                process.pid,
+                process.exitcode,
+            )
+            self._start(slot)
+            return
+        attempt = slot.attempt()
+        if attempt is None or time.monotonic() < attempt["deadline"] + TIMEOUT_GRACE_SECONDS:
+            return
+        process.kill()
+        process.join(10)
+        logger.error(
+            "salvador: task %s step %r hung past its timeout of %ss; killed process %s",
+            attempt["task"],
+            attempt["step"],
+            attempt["timeout"],
+            process.pid,
+        )
+        self._time_out(attempt)
+        self._start(slot)
+
+    def _time_out(self, note: dict[str, Any]) -> None:
+        database = get_settings().DATABASE
+        task = Task.objects.using(database).filter(id=note["task"]).first()
+        if task is None:
+            return
+        workflow = registry.get(task.workflow)
+        step = workflow.steps[note["index"]]
+        task.attempt = note["attempt"]
+        task.step, task.step_name = note["index"], step.name
+        started = parse_datetime(note["started"])
+        assert started is not None
+        attempt = Attempt(
+            task, workflow, note["index"], step, note["attempt"], started, note["deadline"]
+        )
+        outcome = self.engine.time_out(
+            Lease(task.id, note["token"]), attempt, fate="its process was killed"
+        )
+        if outcome == Outcome.RETRY:
+            announce([Entry.of(task, scheduled=True)])
+
+    def _join(self) -> bool:
+        deadline = time.monotonic() + self.options.grace_period
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(max(0.0, deadline - time.monotonic()))
+        stuck = [s.process for s in self.slots if s.process is not None and s.process.is_alive()]
+        for process in stuck:
+            logger.warning(
+                "salvador: pool process %s still running after the grace period; killing it",
+                process.pid,
+            )
+            process.kill()
+            process.join(10)
+        return not stuck
+
+
+def _child_main(note: Any, options: WorkerOptions, queue_name: str | None) -> None:
+    """A pool child: one worker thread, reporting its attempts through ``note``."""
+    worker = Worker(
+        replace(options, concurrency=1, abandon_hung_steps=False), queue=get_queue(queue_name)
+    )
+
+    def publish(lease: Lease, attempt: Attempt | None) -> None:
+        if attempt is None:
+            note.value = b""
+            return
+        description = {
+            "task": str(attempt.task.id),
+            "token": lease.token,
+            "index": attempt.index,
+            "step": attempt.step.name,
+            "timeout": attempt.step.timeout,
+            "attempt": attempt.number,
+            "started": attempt.started.isoformat(),
+            "deadline": attempt.deadline,
+        }
+        note.value = json.dumps(description).encode()[: _NOTE_BYTES - 1]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
+    worker.engine.on_attempt = publish
+    worker.run()
+    connections.close_all()

@@ -1,0 +1,52 @@
+"""``runworkflows --pool processes``: a hung step's process is killed and replaced."""
+
+import signal
+
+from salvador_django import TaskStatus, submit
+from salvador_django.models import Task
+from tests.helpers import wait_until
+
+
+def status(backend, task):
+    return Task.objects.using(backend).get(id=task.id).status
+
+
+def test_a_step_sleeping_forever_is_killed_and_its_slot_goes_on(backend, start_worker):
+    stuck = submit("hangs-forever", {})
+    pool = start_worker("--pool", "processes", "--concurrency", "1")
+    wait_until(lambda: status(backend, stuck) == TaskStatus.FAILED, timeout=30)
+    after = submit("three-steps", {})
+    wait_until(lambda: status(backend, after) == TaskStatus.COMPLETED, timeout=30)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+    stored = Task.objects.using(backend).get(id=stuck.id)
+    assert stored.attempt == 2  # the timeout was retried once, then failed the task
+    assert stored.error == (
+        "StepTimeout: Step 'stuck' ran longer than its timeout of 1s and its process was killed."
+    )
+    assert list(stored.step_runs.values_list("attempt", "status")) == [
+        (1, "failed"),
+        (2, "failed"),
+    ]
+    assert pool.output().count("hung past its timeout of 1s; killed process") == 2
+
+
+def test_the_pool_runs_tasks_on_several_processes_and_drains_on_sigterm(backend, start_worker):
+    tasks = [submit("three-steps", {"sleep": {"second": 0.05}}) for _ in range(20)]
+    pool = start_worker("--pool", "processes", "--concurrency", "2")
+    wait_until(lambda: all(status(backend, t) == TaskStatus.COMPLETED for t in tasks), timeout=60)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+    workers = set(
+        Task.objects.using(backend)
+        .filter(id__in=[t.id for t in tasks])
+        .values_list("step_runs__worker", flat=True)
+    )
+    assert len(workers) == 2  # two child processes did the work
+
+
+def test_burst_with_a_process_pool_exits_when_nothing_is_due(backend, start_worker):
+    tasks = [submit("three-steps", {}) for _ in range(5)]
+    pool = start_worker("--pool", "processes", "--concurrency", "2", "--burst")
+    assert pool.wait(timeout=60) == 0
+    assert all(status(backend, t) == TaskStatus.COMPLETED for t in tasks)
