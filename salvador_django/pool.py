@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
@@ -195,5 +196,18 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None) -> No
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
     worker.engine.on_attempt = publish
+    supervisor = os.getppid()
+    threading.Thread(
+        target=_stop_when_orphaned, args=(supervisor, worker), name="pool-watch", daemon=True
+    ).start()
     worker.run()
     connections.close_all()
+
+
+def _stop_when_orphaned(supervisor: int, worker: Worker) -> None:
+    """Stop the child's worker if its supervisor dies (say, SIGKILL): no orphan runs on."""
+    while os.getppid() == supervisor and not worker.stopping:
+        time.sleep(0.5)
+    if not worker.stopping:
+        logger.error("salvador: pool supervisor %s is gone; stopping", supervisor)
+        worker.stop()

@@ -60,6 +60,7 @@ SALVADOR = {
     "POLL_INTERVAL": float(os.environ.get("SALVADOR_TEST_POLL_INTERVAL", "0.05")),
     "LEASE_SECONDS": float(os.environ.get("SALVADOR_TEST_LEASE_SECONDS", "60")),
     "SWEEP_INTERVAL": float(os.environ.get("SALVADOR_TEST_SWEEP_INTERVAL", "30")),
+    "MAX_RECOVERIES": int(os.environ.get("SALVADOR_TEST_MAX_RECOVERIES", "5")),
 }
 
 INSTALLED_APPS = [

@@ -1,6 +1,8 @@
 """``runworkflows --pool processes``: a hung step's process is killed and replaced."""
 
+import os
 import signal
+import time
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
@@ -50,3 +52,49 @@ def test_burst_with_a_process_pool_exits_when_nothing_is_due(backend, start_work
     pool = start_worker("--pool", "processes", "--concurrency", "2", "--burst")
     assert pool.wait(timeout=60) == 0
     assert all(status(backend, t) == TaskStatus.COMPLETED for t in tasks)
+
+
+def test_a_step_that_kills_its_worker_is_failed_as_poison(backend, start_worker):
+    poison = submit("kills-worker", {})
+    pool = start_worker(
+        "--pool",
+        "processes",
+        "--concurrency",
+        "1",
+        lease_seconds=1,
+        sweep_interval=0.3,
+        SALVADOR_TEST_MAX_RECOVERIES="2",
+    )
+    wait_until(lambda: status(backend, poison) == TaskStatus.FAILED, timeout=60)
+    stored = Task.objects.using(backend).get(id=poison.id)
+    assert stored.error == ("Lease expired 2 times: the step keeps killing or stalling its worker.")
+    assert stored.recoveries == 2, pool.output()
+    after = submit("three-steps", {})  # the pool lives on
+    wait_until(lambda: status(backend, after) == TaskStatus.COMPLETED, timeout=30)
+    assert pool.output().count("exited (code -9); starting another") == 2
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
+def test_children_stop_when_their_supervisor_is_killed(backend, start_worker):
+    pool = start_worker("--pool", "processes", "--concurrency", "2")
+    pool.wait_for_output("pool slot 1 runs process")
+    children = [
+        int(line.rsplit(" ", 1)[1]) for line in pool.output().splitlines() if "runs process" in line
+    ]
+    pool.signal(signal.SIGKILL)
+    pool.wait()
+
+    def gone(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie of the killed supervisor is gone too: it is not running.
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+
+    deadline = time.monotonic() + 15
+    while not all(gone(pid) for pid in children):
+        assert time.monotonic() < deadline, "pool children outlived their supervisor"
+        time.sleep(0.1)

@@ -1,6 +1,7 @@
 """Workflows the tests run. Each step records its execution as an ``Event`` row."""
 
 import os
+import signal
 import time
 
 from salvador_django import Retry, Workflow
@@ -80,4 +81,9 @@ saga = (
 # A step that never returns (for the worker: it sleeps an hour) and times out.
 hangs = Workflow("hangs-forever").step(
     "stuck", lambda task: time.sleep(3600), timeout=1, retry=Retry(max_attempts=2, initial_delay=0)
+)
+
+# A poison step: it kills the process running it, every time.
+kills_worker = Workflow("kills-worker").step(
+    "crash", lambda task: os.kill(os.getpid(), signal.SIGKILL)
 )
