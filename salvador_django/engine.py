@@ -197,7 +197,8 @@ class Engine:
             exc.add_note(f"The step was still running here:\n{stack}")
         lease.lost.set()
         retry = attempt.workflow.retry_for(step)
-        if retry.should_retry(exc, attempt.number):
+        retried = retry.should_retry(exc, attempt.number)
+        if retried and not self._cancel_requested(task):
             return self._retry(
                 task, lease, attempt.index, step, retry.delay(attempt.number), exc, attempt.started
             )
@@ -208,6 +209,7 @@ class Engine:
             exc,
             started=attempt.started,
             attempt=attempt.number,
+            cancelled=retried,  # a retry was due, but a cancellation is waiting
             workflow=attempt.workflow,
         )
 
@@ -338,7 +340,11 @@ class Engine:
             )
             if not recorded:
                 return self._lost(task)
-            task.error, task.attempt = error, 0
+            task.error, task.attempt, task.deadline = error, 0, None
+            # Compensations see the state of the last checkpoint, not the failed attempt's.
+            task.state = (
+                Task.objects.using(self.database).values_list("state", flat=True).get(id=task.id)
+            )
             if cancelled:
                 task.cancel_requested_at = timezone.now()
             return self._compensate(task, lease, workflow)
@@ -532,6 +538,7 @@ class Engine:
                         step=index,
                         step_name=step.name,
                         attempt=0,
+                        recoveries=0,
                         state=json.loads(state_text),
                         updated_at=Now(),
                     )
@@ -596,10 +603,20 @@ class Engine:
                 return self._lost(task)
             task.status = TaskStatus.PENDING
             task.run_after = timezone.now() + timedelta(seconds=delay)
+            logger.info(
+                "salvador: task %s (%s) compensation of step %r attempt %d failed (%s); "
+                "retry in %.1fs",
+                task.id,
+                task.workflow,
+                step.name,
+                attempt,
+                _describe(exc),
+                delay,
+            )
             return Outcome.RETRY
         error = (
             f"Compensation of step {step.name!r} failed: {_describe(exc)} "
-            f"(the task had stopped with: {task.error or 'a cancellation'})"
+            f"(the task had stopped with: {self._why_stopped(task)})"
         )
         recorded = self._record_failure(
             task,
@@ -626,15 +643,30 @@ class Engine:
         logger.error("salvador: task %s (%s): %s", task.id, task.workflow, error)
         return Outcome.FAILED
 
+    def _why_stopped(self, task: Task) -> str:
+        """Why the compensation started: a cancellation, or the failed forward attempt."""
+        if task.cancel_requested_at is not None:
+            return "a cancellation"
+        last_failure = (
+            StepRun.objects.using(self.database)
+            .filter(task_id=task.id, compensation=False, status=StepRunStatus.FAILED)
+            .order_by("-id")
+            .values_list("error", flat=True)
+            .first()
+        )
+        return last_failure or task.error
+
     def _end_compensation(self, task: Task, lease: Lease) -> str:
         cancelled = task.cancel_requested_at is not None
         status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
+        error = "" if cancelled else self._why_stopped(task)
         ended = self._with_lock_retry(
             lambda: (
                 Task.objects.using(self.database)
                 .held(task.id, lease.token)
                 .update(
                     status=status,
+                    error=error,
                     compensation=CompensationStatus.COMPLETED,
                     step=0,
                     step_name="",

@@ -478,26 +478,39 @@ class Task(models.Model):
         worker stops after the current step and the task ends ``cancelled``. Raises
         :class:`InvalidTransition` for a completed or cancelled task.
         """
-        try:
-            self._transition(
-                "cancel",
-                [TaskStatus.PENDING, TaskStatus.FAILED],
-                status=TaskStatus.CANCELLED,
-                finished_at=Now(),
+        alias = self._state.db or get_settings().DATABASE
+        tasks = Task.objects.using(alias).filter(id=self.id)
+        compensating = Q(compensation=CompensationStatus.RUNNING)
+        with transaction.atomic(using=alias):
+            # A task undoing its steps must finish that: it ends cancelled afterwards.
+            done = (
+                tasks.filter(status__in=[TaskStatus.PENDING, TaskStatus.FAILED])
+                .exclude(compensating)
+                .update(status=TaskStatus.CANCELLED, finished_at=Now(), updated_at=Now())
             )
-        except InvalidTransition as exc:
-            if exc.status != TaskStatus.RUNNING:
-                raise
-            self._transition(
-                "cancel",
-                [TaskStatus.RUNNING],
-                cancel_requested_at=Coalesce(F("cancel_requested_at"), Now()),
+            requested = done or tasks.filter(
+                Q(status=TaskStatus.RUNNING) | (Q(status=TaskStatus.PENDING) & compensating)
+            ).update(
+                cancel_requested_at=Coalesce(F("cancel_requested_at"), Now()), updated_at=Now()
             )
+            if not requested:
+                status = tasks.values_list("status", flat=True).first()
+                if status is None:
+                    raise Task.DoesNotExist(f"Task {self.id} does not exist.")
+                raise InvalidTransition(
+                    f"Cannot cancel task {self.id}: it is {status}; "
+                    "allowed while pending, running or failed.",
+                    status=status,
+                )
+        self.refresh_from_db(using=alias)
 
     @property
     def cancel_requested(self) -> bool:
-        """True while a running task's cancellation waits for its current step to end."""
-        return self.cancel_requested_at is not None and self.status == TaskStatus.RUNNING
+        """True while a cancellation waits for the current step (or compensation) to end."""
+        return self.cancel_requested_at is not None and self.status in (
+            TaskStatus.RUNNING,
+            TaskStatus.PENDING,
+        )
 
     def _transition(self, action: str, allowed: list[TaskStatus], **changes: Any) -> None:
         alias = self._state.db or get_settings().DATABASE

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -23,12 +24,13 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils.dateparse import parse_datetime
 
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
 from salvador_django.engine import Attempt, Engine, Lease, Outcome
+from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
 from salvador_django.worker import TIMEOUT_GRACE_SECONDS, Worker, WorkerOptions
@@ -61,7 +63,10 @@ class ProcessPool:
         self.context = multiprocessing.get_context("fork")
         self.slots = [Slot(n, self.context) for n in range(options.concurrency)]
         self._stop = False
-        self.engine = Engine(database=get_settings().DATABASE, worker_name=f"pool:{os.getpid()}")
+        self.engine = Engine(
+            database=get_settings().DATABASE,
+            worker_name=f"{socket.gethostname()}:{os.getpid()}",
+        )
 
     def stop(self) -> None:
         """Ask every child to finish its running step and exit."""
@@ -129,7 +134,12 @@ class ProcessPool:
             attempt["timeout"],
             process.pid,
         )
-        self._time_out(attempt)
+        try:
+            self._time_out(attempt)
+        except (DatabaseError, QueueUnavailable) as exc:
+            # The task keeps its claim until the lease expires; the reaper returns it.
+            logger.error("salvador: could not record the timeout (%s)", exc)
+            connections.close_all()
         self._start(slot)
 
     def _time_out(self, note: dict[str, Any]) -> None:
@@ -150,7 +160,7 @@ class ProcessPool:
             Lease(task.id, note["token"]), attempt, fate="its process was killed"
         )
         if outcome == Outcome.RETRY:
-            announce([Entry.of(task, scheduled=True)])
+            announce([Entry.of(task, scheduled=True)], get_queue(self.queue_name))
 
     def _join(self) -> bool:
         deadline = time.monotonic() + self.options.grace_period

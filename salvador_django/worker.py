@@ -229,9 +229,9 @@ class Worker:
 
     def _start_runner(self, name: str) -> None:
         runner = threading.Thread(target=self._run_tasks, args=(name,), name=name, daemon=True)
+        runner.start()  # before it is listed: a listed runner is always joinable
         with self._runners_lock:
             self._runners.append(runner)
-        runner.start()
 
     def _any_runner_alive(self) -> bool:
         with self._runners_lock:
@@ -338,6 +338,8 @@ class Worker:
             runner = self._runner_of(lease)
             stack = _stack_of(runner)
             outcome = self.engine.time_out(lease, attempt, stack)
+            if outcome == Outcome.LOST:
+                continue  # the step returned (or the lease expired) first: nothing hung
             logger.error(
                 "salvador: task %s (%s) step %r hung past its timeout of %ss; "
                 "its thread %s is abandoned and replaced",
@@ -351,11 +353,11 @@ class Worker:
                 announce([Entry.of(attempt.task, scheduled=True)], self.queue)
             self.leases.remove(lease)
             if runner is not None:
+                if not self._stopping.is_set():  # the new runner first: a slot is never empty
+                    self._start_runner(f"{runner.name}.{len(self._abandoned) + 1}")
                 with self._runners_lock:
                     self._abandoned.add(runner.name)
                     self._runners.remove(runner)
-                if not self._stopping.is_set():
-                    self._start_runner(f"{runner.name}.{len(self._abandoned)}")
 
     def _runner_of(self, lease: Lease) -> threading.Thread | None:
         with self._runners_lock:

@@ -331,7 +331,15 @@ class TaskAdmin(TaskModelAdmin):
     @admin.display(description=_("step attempts over time"))
     def timeline(self, task: Task) -> str:
         runs = task.step_runs.using(get_settings().DATABASE).only(
-            "task", "index", "name", "attempt", "status", "started_at", "finished_at", "error"
+            "task",
+            "compensation",
+            "index",
+            "name",
+            "attempt",
+            "status",
+            "started_at",
+            "finished_at",
+            "error",
         )
         return render_to_string(
             "admin/salvador/task/timeline.html", {"timeline": build_timeline(list(runs))}

@@ -1,5 +1,7 @@
 """Saga compensation: completed steps are undone in reverse order, durably."""
 
+import time
+
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
@@ -126,3 +128,73 @@ def test_restart_from_the_first_step_after_compensation_runs_forward(backend):
     task.refresh_from_db()
     assert task.status == TaskStatus.COMPLETED
     assert events(backend, task)[-4:] == ["reserve", "charge", "notify", "ship"]
+
+
+def test_compensations_see_the_last_checkpoint_not_the_failed_attempt(backend, workflow_names):
+    workflow_names.append("dirty-state")
+    seen = []
+
+    def breaks(task):
+        task.state["half-done"] = True  # never checkpointed: the attempt failed
+        raise ValueError("broke")
+
+    workflow = (
+        Workflow("dirty-state")
+        .step(
+            "book",
+            lambda task: task.state.update(booked=1),
+            compensate=lambda t: seen.append(dict(t.state)),
+        )
+        .step("breaks", breaks)
+    )
+    workflow.submit()
+    run_until_idle()
+    assert seen == [{"booked": 1}]
+
+
+def test_cancelling_a_task_waiting_to_retry_a_compensation_lets_it_finish(backend, workflow_names):
+    workflow_names.append("slow-undo")
+    calls = []
+
+    def undo(task):
+        calls.append(task.attempt)
+        if task.attempt == 1:
+            raise ConnectionError("down")
+
+    workflow = (
+        Workflow("slow-undo")
+        .step(
+            "pay",
+            lambda task: None,
+            compensate=undo,
+            retry=Retry(2, initial_delay=0.3, jitter=False),
+        )
+        .step("boom", lambda task: 1 / 0)
+    )
+    task = workflow.submit()
+    run_until_idle()  # boom fails; the compensation's first attempt fails: a retry waits
+    task.refresh_from_db()
+    assert (task.status, task.compensation) == (TaskStatus.PENDING, CompensationStatus.RUNNING)
+    task.cancel()
+    assert task.cancel_requested
+    assert task.status == TaskStatus.PENDING
+    time.sleep(0.35)
+    run_until_idle()
+    task.refresh_from_db()
+    assert calls == [1, 2]
+    assert (task.status, task.compensation) == (
+        TaskStatus.CANCELLED,
+        CompensationStatus.COMPLETED,
+    )
+
+
+def test_a_requeued_failed_compensation_keeps_the_original_error(backend):
+    task = submit("saga", {"fail": ["ship", "undo-charge"]})
+    run_until_idle()
+    Task.objects.using(backend).filter(id=task.id).update(body={"fail": ["ship"]})
+    task.refresh_from_db()
+    task.requeue()
+    run_until_idle()
+    task.refresh_from_db()
+    assert (task.status, task.compensation) == (TaskStatus.FAILED, CompensationStatus.COMPLETED)
+    assert task.error == "ValueError: ship failed on purpose"

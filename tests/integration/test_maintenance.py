@@ -231,3 +231,8 @@ def test_parse_moment_takes_ages_and_dates():
     assert parse_moment("2026-01-02T03:04:05+02:00").isoformat() == "2026-01-02T03:04:05+02:00"
     with pytest.raises(ValueError, match="neither an age"):
         parse_moment("last tuesday")
+
+
+def test_requeue_rejects_unknown_workflows(backend):
+    with pytest.raises(CommandError, match="Unknown workflow"):
+        run("requeueworkflows", "--workflow", "nope")

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.maintenance import parse_moment, requeue_tasks, select_tasks
 from salvador_django.management.progress import Progress
@@ -63,6 +64,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=batch_size, default=1000)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        unknown = [name for name in options["workflows"] or [] if name not in registry]
+        if unknown:
+            known = ", ".join(registry.names()) or "none"
+            raise CommandError(
+                f"Unknown workflow(s): {', '.join(unknown)} (registered: {known}); "
+                "their tasks could not run."
+            )
         statuses = options["statuses"] or [TaskStatus.FAILED]
         if TaskStatus.COMPLETED in statuses and not options["from_start"]:
             raise CommandError("Completed tasks can only be restarted: add --from-start.")
