@@ -185,32 +185,52 @@ class Engine:
     ) -> str:
         """Fail an attempt whose step has not returned by its deadline (a watchdog's call).
 
-        Writes what the step's own failure would (a failed ``StepRun``, then a retry or
-        the task's failure), fenced on the lease, and marks the lease lost so that the
-        step, if it ever returns, writes nothing. ``stack`` is where the step hung.
+        First it moves the claim to a token of its own, but only while the task is
+        still at this attempt: the step's thread (or process), if it ever returns, then
+        writes nothing, and an attempt that ended meanwhile is left alone (returns
+        ``Outcome.LOST``). Then it writes what the step's own failure would: a failed
+        ``StepRun``, then a retry or the task's failure. ``stack`` is where it hung.
         """
         step, task = attempt.step, attempt.task
+        watchdog = Lease(task.id, f"{lease.token}:timeout")
+        taken = self._with_lock_retry(
+            lambda: (
+                Task.objects.using(self.database)
+                .held(task.id, lease.token)
+                .filter(step=attempt.index, attempt=attempt.number - 1)
+                .update(claimed_by=watchdog.token)
+            )
+        )
+        if not taken:
+            return Outcome.LOST
+        lease.lost.set()
         exc = StepTimeout(
             f"Step {step.name!r} ran longer than its timeout of {step.timeout}s and {fate}."
         )
         if stack:
             exc.add_note(f"The step was still running here:\n{stack}")
-        lease.lost.set()
         retry = attempt.workflow.retry_for(step)
         retried = retry.should_retry(exc, attempt.number)
         if retried and not self._cancel_requested(task):
             return self._retry(
-                task, lease, attempt.index, step, retry.delay(attempt.number), exc, attempt.started
+                task,
+                watchdog,
+                attempt.index,
+                step,
+                retry.delay(attempt.number),
+                exc,
+                attempt.started,
             )
         return self._fail(
             task,
-            lease,
+            watchdog,
             step,
             exc,
             started=attempt.started,
             attempt=attempt.number,
             cancelled=retried,  # a retry was due, but a cancellation is waiting
             workflow=attempt.workflow,
+            compensate_here=False,  # not in a watchdog or a supervisor: a worker will
         )
 
     def _call(self, step: Step, task: Task, began: float) -> Any:
@@ -320,33 +340,44 @@ class Engine:
         attempt: int,
         cancelled: bool = False,
         workflow: Workflow | None = None,
+        compensate_here: bool = True,
     ) -> str:
         """End the task ``failed`` (or ``cancelled``), recording the failed attempt.
 
-        If completed steps of ``workflow`` have compensations, they run first.
+        If completed steps of ``workflow`` have compensations, they run first: here,
+        or, without ``compensate_here``, by the worker that claims the task next.
         """
         error = _describe(exc)
         status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
         if workflow is not None and _to_compensate(workflow, task.step):
+            changes: dict[str, Any] = {
+                "attempt": 0,
+                "error": error,
+                "compensation": CompensationStatus.RUNNING,
+                # Whether the task ends cancelled is decided now, for good.
+                **({} if cancelled else {"cancel_requested_at": None}),
+            }
+            if not compensate_here:  # hand the compensation to a worker
+                changes.update(
+                    status=TaskStatus.PENDING,
+                    run_after=Now(),
+                    claimed_by=None,
+                    lease_expires_at=None,
+                )
             recorded = self._record_failure(
-                task,
-                lease,
-                step,
-                task.step,
-                attempt,
-                started,
-                exc,
-                {"attempt": 0, "error": error, "compensation": CompensationStatus.RUNNING},
+                task, lease, step, task.step, attempt, started, exc, changes
             )
             if not recorded:
                 return self._lost(task)
+            if not compensate_here:
+                task.status = TaskStatus.PENDING
+                return Outcome.RETRY
             task.error, task.attempt, task.deadline = error, 0, None
             # Compensations see the state of the last checkpoint, not the failed attempt's.
             task.state = (
                 Task.objects.using(self.database).values_list("state", flat=True).get(id=task.id)
             )
-            if cancelled:
-                task.cancel_requested_at = timezone.now()
+            task.cancel_requested_at = timezone.now() if cancelled else None
             return self._compensate(task, lease, workflow)
         recorded = self._record_failure(
             task,
@@ -406,7 +437,7 @@ class Engine:
             if not started:
                 return self._lost(task)
             task.cancel_requested_at = task.cancel_requested_at or timezone.now()
-            task.attempt = 0
+            task.attempt, task.deadline = 0, None
             return self._compensate(task, lease, workflow)
         cancelled = self._with_lock_retry(
             lambda: (

@@ -480,25 +480,27 @@ class Task(models.Model):
         """
         alias = self._state.db or get_settings().DATABASE
         tasks = Task.objects.using(alias).filter(id=self.id)
-        compensating = Q(compensation=CompensationStatus.RUNNING)
+        # A task undoing its steps finishes that first; how it ends is already decided.
+        tasks_not_compensating = tasks.exclude(compensation=CompensationStatus.RUNNING)
         with transaction.atomic(using=alias):
-            # A task undoing its steps must finish that: it ends cancelled afterwards.
-            done = (
-                tasks.filter(status__in=[TaskStatus.PENDING, TaskStatus.FAILED])
-                .exclude(compensating)
-                .update(status=TaskStatus.CANCELLED, finished_at=Now(), updated_at=Now())
-            )
-            requested = done or tasks.filter(
-                Q(status=TaskStatus.RUNNING) | (Q(status=TaskStatus.PENDING) & compensating)
-            ).update(
+            changed = tasks_not_compensating.filter(
+                status__in=[TaskStatus.PENDING, TaskStatus.FAILED]
+            ).update(status=TaskStatus.CANCELLED, finished_at=Now(), updated_at=Now())
+            changed = changed or tasks_not_compensating.filter(status=TaskStatus.RUNNING).update(
                 cancel_requested_at=Coalesce(F("cancel_requested_at"), Now()), updated_at=Now()
             )
-            if not requested:
-                status = tasks.values_list("status", flat=True).first()
-                if status is None:
+            if not changed:
+                row = tasks.values_list("status", "compensation").first()
+                if row is None:
                     raise Task.DoesNotExist(f"Task {self.id} does not exist.")
+                status, compensation = row
+                why = (
+                    "its compensation is running"
+                    if compensation == CompensationStatus.RUNNING
+                    else f"it is {status}"
+                )
                 raise InvalidTransition(
-                    f"Cannot cancel task {self.id}: it is {status}; "
+                    f"Cannot cancel task {self.id}: {why}; "
                     "allowed while pending, running or failed.",
                     status=status,
                 )

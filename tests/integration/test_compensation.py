@@ -2,9 +2,11 @@
 
 import time
 
+import pytest
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
+from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
 from salvador_django.status import CompensationStatus
 from salvador_django.testing import run_until_idle
@@ -152,7 +154,7 @@ def test_compensations_see_the_last_checkpoint_not_the_failed_attempt(backend, w
     assert seen == [{"booked": 1}]
 
 
-def test_cancelling_a_task_waiting_to_retry_a_compensation_lets_it_finish(backend, workflow_names):
+def test_a_task_compensating_after_a_failure_cannot_be_cancelled(backend, workflow_names):
     workflow_names.append("slow-undo")
     calls = []
 
@@ -175,17 +177,14 @@ def test_cancelling_a_task_waiting_to_retry_a_compensation_lets_it_finish(backen
     run_until_idle()  # boom fails; the compensation's first attempt fails: a retry waits
     task.refresh_from_db()
     assert (task.status, task.compensation) == (TaskStatus.PENDING, CompensationStatus.RUNNING)
-    task.cancel()
-    assert task.cancel_requested
-    assert task.status == TaskStatus.PENDING
+    with pytest.raises(InvalidTransition, match="its compensation is running"):
+        task.cancel()
     time.sleep(0.35)
     run_until_idle()
     task.refresh_from_db()
     assert calls == [1, 2]
-    assert (task.status, task.compensation) == (
-        TaskStatus.CANCELLED,
-        CompensationStatus.COMPLETED,
-    )
+    assert (task.status, task.compensation) == (TaskStatus.FAILED, CompensationStatus.COMPLETED)
+    assert task.error == "ZeroDivisionError: division by zero"
 
 
 def test_a_requeued_failed_compensation_keeps_the_original_error(backend):

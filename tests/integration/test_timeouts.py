@@ -63,3 +63,27 @@ def test_an_abandoned_step_that_returns_late_writes_nothing(backend, hangs):
     stuck.refresh_from_db()
     assert stuck.status == TaskStatus.FAILED
     assert stuck.step_runs.filter(status="completed").count() == 0
+
+
+def test_a_timed_out_step_hands_its_compensations_to_a_worker(backend, workflow_names):
+    FOREVER.clear()
+    workflow_names.append("hangs-after-booking")
+    undone = threading.Event()
+    workflow = (
+        Workflow("hangs-after-booking")
+        .step("book", lambda task: None, compensate=lambda task: undone.set())
+        .step("stuck", lambda task: FOREVER.wait(), timeout=0.3)
+    )
+    task = workflow.submit()
+    try:
+        with running_worker(concurrency=1):
+            wait_until(lambda: Task.objects.using(backend).get(id=task.id).status == "failed", 20)
+            FOREVER.set()
+    finally:
+        FOREVER.set()
+    task.refresh_from_db()
+    assert undone.is_set()
+    assert task.compensation == "completed"
+    assert task.error.startswith("StepTimeout: Step 'stuck' ran longer than its timeout")
+    undo = task.step_runs.get(compensation=True)
+    assert undo.status == "completed"
