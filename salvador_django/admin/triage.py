@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
-from salvador_django.status import TaskStatus
+from salvador_django.status import CompensationStatus, TaskStatus
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -35,9 +35,13 @@ class Operation:
     permission: str  # the ModelAdmin's has_<permission>_permission
     allowed: frozenset[str]
     apply: Callable[[Task], None]
+    refused_while_compensating: bool = False
 
     def allows(self, task: Task) -> bool:
-        return task.status in self.allowed
+        compensating = task.compensation == CompensationStatus.RUNNING
+        return task.status in self.allowed and not (
+            compensating and self.refused_while_compensating
+        )
 
 
 REQUEUE = Operation(
@@ -63,6 +67,7 @@ CANCEL = Operation(
     permission="cancel",
     allowed=frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.RUNNING}),
     apply=lambda task: task.cancel(),
+    refused_while_compensating=True,
 )
 OPERATIONS = {operation.name: operation for operation in (REQUEUE, RESTART, CANCEL)}
 
