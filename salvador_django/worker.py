@@ -129,21 +129,20 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
         logger.warning(
             "salvador: failed %d poison task(s) after %d lease expiries", poisoned, max_recoveries
         )
+    # A lease that expires between the two statements is left to the next sweep,
+    # which counts it as poison if it is: only tasks with expiries to spare return.
+    returnable = tasks.expired_leases().filter(recoveries__lt=max_recoveries - 1)
     reaped = 0
     while True:
-        expired = list(tasks.expired_leases().values_list("id", flat=True)[:_REAP_BATCH])
+        expired = list(returnable.values_list("id", flat=True)[:_REAP_BATCH])
         if not expired:
             break
-        count = (
-            tasks.expired_leases()
-            .filter(id__in=expired)
-            .update(
-                status=TaskStatus.PENDING,
-                claimed_by=None,
-                lease_expires_at=None,
-                recoveries=F("recoveries") + 1,
-                updated_at=Now(),
-            )
+        count = returnable.filter(id__in=expired).update(
+            status=TaskStatus.PENDING,
+            claimed_by=None,
+            lease_expires_at=None,
+            recoveries=F("recoveries") + 1,
+            updated_at=Now(),
         )
         reaped += count
         enqueue_on_commit(*tasks.filter(id__in=expired, status=TaskStatus.PENDING), queue=queue)
