@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -34,13 +35,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="salvador.W001",
             )
         )
-    if values["DISPATCH"] is not None:
+    if values["DISPATCH"] == "celery" and importlib.util.find_spec("celery") is None:
         messages.append(
-            Warning(
-                "SALVADOR['DISPATCH'] = 'celery' has no effect yet: tasks are run by "
-                "`manage.py runworkflows` workers.",
-                hint="Remove DISPATCH until the Celery integration ships.",
-                id="salvador.W003",
+            Error(
+                "SALVADOR['DISPATCH'] is 'celery' but Celery is not installed.",
+                hint='pip install "salvador-django[celery]"',
+                id="salvador.E030",
             )
         )
     if values["LEASE_SECONDS"] < 3:

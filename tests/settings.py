@@ -61,6 +61,7 @@ SALVADOR = {
     "LEASE_SECONDS": float(os.environ.get("SALVADOR_TEST_LEASE_SECONDS", "60")),
     "SWEEP_INTERVAL": float(os.environ.get("SALVADOR_TEST_SWEEP_INTERVAL", "30")),
     "MAX_RECOVERIES": int(os.environ.get("SALVADOR_TEST_MAX_RECOVERIES", "5")),
+    "DISPATCH": os.environ.get("SALVADOR_TEST_DISPATCH") or None,
 }
 
 INSTALLED_APPS = [

@@ -89,6 +89,13 @@ def announce(entries: Sequence[Entry], queue: Queue | None = None) -> None:
         pass  # the queue logged it once; its sweep announces these tasks later
     except Exception:
         logger.exception("salvador: could not announce %d task(s) to the queue", len(entries))
+    if get_settings().DISPATCH == "celery":
+        from salvador_django.contrib.celery import dispatch
+
+        try:
+            dispatch(entries)
+        except Exception:  # the broker is down: the beat sweep runs these tasks
+            logger.exception("salvador: could not dispatch %d task(s) to Celery", len(entries))
 
 
 @receiver(setting_changed)

@@ -1,0 +1,180 @@
+"""Run salvador-django tasks on Celery workers (``pip install "salvador-django[celery]"``).
+
+Celery only carries "run task X now"; the database stays the truth. Two Celery
+tasks are registered when this module is imported (list it in your Celery app's
+``include`` or import it from your ``celery.py``):
+
+- ``salvador_django.run_task(task_id)`` claims the task (the same conditional
+  update, lease and fencing as ``runworkflows``) and runs its steps. A duplicate,
+  late or early message claims nothing and does no harm.
+- ``salvador_django.sweep()`` is for Celery beat: it reaps expired leases (a
+  Celery worker killed mid-step), then runs due tasks itself for at most
+  ``max_seconds``, so tasks whose message was lost, or that were submitted while
+  no dispatch happened, still run.
+
+With ``SALVADOR["DISPATCH"] = "celery"``, every announcement (a submit's commit, a
+retry after its backoff, a requeue, a reaped lease) also sends ``run_task``, with
+``eta`` = the task's ``run_after`` when it is in the future and the task's priority
+mapped to the message priority (0-9) where the broker supports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import close_old_connections
+
+from salvador_django.conf import get_settings
+from salvador_django.definitions import registry
+from salvador_django.engine import Engine, Lease, Outcome
+from salvador_django.models import Task, now_plus
+from salvador_django.queues import Entry, announce
+from salvador_django.status import TaskStatus
+from salvador_django.worker import reap_expired_leases
+
+try:
+    from celery import shared_task
+except ImportError:  # the module stays importable; check salvador.E030 reports it
+    shared_task = None
+
+logger = logging.getLogger("salvador_django")
+
+SWEEP_MAX_SECONDS = 50.0  # below beat's usual minute, so sweeps never overlap
+
+
+def celery_available() -> bool:
+    return shared_task is not None
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:celery"
+
+
+def message_priority(priority: int) -> int:
+    """A task's priority (any int, higher first) as a broker priority from 0 to 9."""
+    return max(0, min(9, 4 + priority))
+
+
+def dispatch(entries: Sequence[Entry]) -> None:
+    """Send ``run_task`` for each entry (called after the tasks' commit)."""
+    if shared_task is None:
+        logger.error("salvador: DISPATCH is 'celery' but Celery is not installed")
+        return
+    for entry in entries:
+        options: dict[str, Any] = {"priority": message_priority(entry.priority)}
+        if entry.run_after is not None:
+            options["eta"] = entry.run_after
+        run_task.apply_async(args=[str(entry.task_id)], **options)
+
+
+@contextmanager
+def _heartbeat(lease: Lease, database: str, lease_seconds: float) -> Iterator[None]:
+    """Keep ``lease`` alive while the block runs; flag it lost if the claim goes."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(lease_seconds / 3):
+            held = (
+                Task.objects.using(database)
+                .held(lease.task_id, lease.token)
+                .update(lease_expires_at=now_plus(lease_seconds))
+            )
+            if not held:
+                lease.lost.set()
+                break
+        close_old_connections()
+
+    thread = threading.Thread(target=beat, name="salvador-celery-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def run_one(task_id: str) -> str:
+    """Claim the task ``task_id`` if it is due and run it; what happened, as a word."""
+    settings = get_settings()
+    database = settings.DATABASE
+    token = f"{_worker_name()}:{uuid.uuid4().hex[:12]}"
+    claimed = Task.objects.using(database).claim_ids([task_id], token, settings.LEASE_SECONDS)
+    if not claimed:
+        early = (
+            Task.objects.using(database)
+            .filter(id=task_id, status=TaskStatus.PENDING)
+            .values_list("id", "workflow", "priority", "run_after")
+            .first()
+        )
+        if early is not None and early[3] is not None:
+            # A message that came before the row is due (clocks differ): send it again
+            # for when it is; a task already taken or finished needs nothing.
+            task = Task(id=early[0], workflow=early[1], priority=early[2], run_after=early[3])
+            if not Task.objects.using(database).due().filter(id=task_id).exists():
+                dispatch([Entry.of(task, scheduled=True)])
+        return "skipped"
+    return _run_claimed(claimed[0], token)
+
+
+def _run_claimed(task: Task, token: str) -> str:
+    settings = get_settings()
+    lease = Lease(task.id, token)
+    engine = Engine(database=settings.DATABASE, worker_name=_worker_name())
+    with _heartbeat(lease, settings.DATABASE, settings.LEASE_SECONDS):
+        outcome = engine.run(task, lease)
+    if outcome in (Outcome.RETRY, Outcome.RELEASED):
+        announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)])
+    return outcome
+
+
+def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
+    """Reap expired leases, then run due tasks here for at most ``max_seconds``."""
+    settings = get_settings()
+    database = settings.DATABASE
+    reaped = reap_expired_leases(database, settings.MAX_RECOVERIES)
+    deadline = time.monotonic() + max_seconds
+    ran = 0
+    workflows = registry.names()
+    while workflows and time.monotonic() < deadline:
+        token = f"{_worker_name()}:sweep:{uuid.uuid4().hex[:12]}"
+        claimed = Task.objects.using(database).claim(workflows, token, settings.LEASE_SECONDS)
+        if not claimed:
+            break
+        _run_claimed(claimed[0], token)
+        ran += 1
+    return {"reaped": reaped, "ran": ran}
+
+
+def _run_task(task_id: str) -> str:
+    """Run the salvador-django task ``task_id`` (a no-op if another worker has it)."""
+    try:
+        return run_one(task_id)
+    finally:
+        close_old_connections()
+
+
+def _sweep(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
+    """For Celery beat: reap expired leases, then run due tasks for a bounded time."""
+    try:
+        return sweep_once(max_seconds)
+    finally:
+        close_old_connections()
+
+
+# acks_late: a message is acknowledged after its task ran, so a killed worker's
+# message is delivered again; the lease (not the message) still decides who runs it.
+run_task: Any = None
+sweep: Any = None
+if shared_task is not None:
+    run_task = shared_task(name="salvador_django.run_task", acks_late=True, ignore_result=True)(
+        _run_task
+    )
+    sweep = shared_task(name="salvador_django.sweep", ignore_result=True)(_sweep)

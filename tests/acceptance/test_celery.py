@@ -1,0 +1,152 @@
+"""Real Celery worker processes, on the Redis and the RabbitMQ broker."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+
+from salvador_django import TaskStatus, submit
+from salvador_django.models import Task
+from tests.helpers import assert_ran_in_order_once, wait_until
+from tests.testapp.models import Event
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/15",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+
+
+@pytest.fixture(params=list(BROKERS))
+def broker(request):
+    return BROKERS[request.param]
+
+
+@pytest.fixture
+def celery(backend, broker, settings, tmp_path):
+    """Start Celery workers (and beat) on a queue of this test; dispatch on."""
+    from tests.celery_app import make_app
+
+    queue = f"salvador-test-{uuid.uuid4().hex[:8]}"
+    settings.SALVADOR = {**settings.SALVADOR, "DISPATCH": "celery"}
+    app = make_app(broker, queue)
+    processes: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
+
+    def start(*command: str, lease_seconds: float = 60) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SALVADOR_TEST_USE_TEST_DATABASES": "1",
+            "SALVADOR_TEST_DATABASE": backend,
+            "SALVADOR_TEST_DISPATCH": "celery",
+            "SALVADOR_TEST_CELERY_BROKER": broker,
+            "SALVADOR_TEST_CELERY_QUEUE": queue,
+            "SALVADOR_TEST_LEASE_SECONDS": str(lease_seconds),
+        }
+        logs.append(tmp_path / f"celery-{len(processes)}.log")
+        with logs[-1].open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tests.celery_app", *command],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        return process
+
+    def worker(**kwargs) -> subprocess.Popen[bytes]:
+        return start(
+            "worker", "--pool", "threads", "--concurrency", "4", "-Q", queue,
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
+            **kwargs,
+        )  # fmt: skip
+
+    def beat() -> subprocess.Popen[bytes]:
+        return start("beat", "-s", str(tmp_path / "beat-schedule"), "-l", "info")
+
+    start.worker = worker
+    start.beat = beat
+    start.app = app
+    start.output = lambda: "\n".join(p.read_text() for p in logs)
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+    app.close()
+
+
+def statuses(backend, tasks):
+    return set(
+        Task.objects.using(backend)
+        .filter(id__in=[t.id for t in tasks])
+        .values_list("status", flat=True)
+    )
+
+
+def test_500_dispatched_tasks_run_every_step_once_in_order(backend, celery):
+    worker = celery.worker()
+    with transaction.atomic(using=backend):
+        tasks = [submit("three-steps", {"n": n}) for n in range(500)]
+    wait_until(lambda: statuses(backend, tasks) == {TaskStatus.COMPLETED}, timeout=120)
+    assert assert_ran_in_order_once(backend, [t.id for t in tasks]) == {worker.pid}
+
+
+def test_a_killed_celery_worker_loses_nothing(backend, celery):
+    first = celery.worker(lease_seconds=2)
+    with transaction.atomic(using=backend):
+        tasks = [submit("three-steps", {"sleep": {"second": 0.05}}) for _ in range(100)]
+    wait_until(lambda: Event.objects.using(backend).filter(step="third").count() >= 10)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    celery.worker(lease_seconds=2)
+    celery.beat()  # its sweep returns the killed worker's tasks once their lease expires
+    wait_until(lambda: statuses(backend, tasks) == {TaskStatus.COMPLETED}, timeout=120)
+    by_task = defaultdict(list)
+    for event in Event.objects.using(backend).order_by("started", "id"):
+        by_task[event.task_id].append(event)
+    for task in tasks:
+        runs = by_task[task.id]
+        # In order; only the step running at the kill may have run twice (at least once).
+        steps = [step for step, _ in itertools.groupby(e.step for e in runs)]
+        assert steps == ["first", "second", "third"], task.id
+        assert len(runs) <= 4, task.id
+        for before, after in itertools.pairwise(runs):
+            # never concurrently with itself: a step starts after the previous one ended,
+            # or after the killed worker's attempt (which never finished) was abandoned
+            assert before.finished is None or before.finished <= after.started, task.id
+
+
+def test_the_beat_sweep_runs_tasks_submitted_while_nothing_was_dispatched(
+    backend, celery, settings
+):
+    settings.SALVADOR = {**settings.SALVADOR, "DISPATCH": None}  # no message is sent
+    with transaction.atomic(using=backend):
+        tasks = [submit("three-steps", {}) for _ in range(20)]
+    celery.worker()
+    celery.beat()
+    wait_until(lambda: statuses(backend, tasks) == {TaskStatus.COMPLETED}, timeout=60)
+    assert_ran_in_order_once(backend, [t.id for t in tasks])
+
+
+def test_a_duplicate_message_is_a_no_op(backend, celery):
+    celery.worker()
+    task = submit("three-steps", {})
+    wait_until(lambda: statuses(backend, [task]) == {TaskStatus.COMPLETED})
+    celery.app.send_task("salvador_django.run_task", args=[str(task.id)])
+    sentinel = submit("three-steps", {})  # ordered after the duplicate on the queue
+    wait_until(lambda: statuses(backend, [sentinel]) == {TaskStatus.COMPLETED})
+    assert_ran_in_order_once(backend, [task.id, sentinel.id])
