@@ -74,7 +74,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 # Every key has a default; the database queue needs nothing but the database above.
-SALVADOR = {"QUEUE": "database"}
+# SALVADOR_DISPATCH=celery sends each task to Celery workers (see celery.py).
+SALVADOR = {"QUEUE": "database", "DISPATCH": os.environ.get("SALVADOR_DISPATCH") or None}
+
+# Celery, only read by `celery -A example_project worker` / `beat` (celery.py).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "salvador-sweep": {
+        "task": "salvador_django.sweep",
+        "schedule": 60.0,
+        "kwargs": {"max_seconds": 50},  # under the interval: sweeps never overlap
+    }
+}
 
 LOGGING = {
     "version": 1,
