@@ -86,7 +86,7 @@ CELERY_BEAT_SCHEDULE = {
     "salvador-sweep": {
         "task": "salvador_django.sweep",
         "schedule": 60.0,
-        "kwargs": {"max_seconds": 50},  # under the interval: sweeps never overlap
+        "kwargs": {"max_seconds": 50},  # claims nothing new after 50 s: under the interval
     }
 }
 

@@ -1,8 +1,9 @@
 """Run salvador-django tasks on Celery workers (``pip install "salvador-django[celery]"``).
 
 Celery only carries "run task X now"; the database stays the truth. Two Celery
-tasks are registered when this module is imported (list it in your Celery app's
-``include`` or import it from your ``celery.py``):
+tasks are registered when this module is imported; let the app import it once
+Django is set up, e.g. ``app.autodiscover_tasks(["salvador_django.contrib"],
+related_name="celery")`` or ``include=["salvador_django.contrib.celery"]``:
 
 - ``salvador_django.run_task(task_id)`` claims the task (the same conditional
   update, lease and fencing as ``runworkflows``) and runs its steps. A duplicate,
@@ -30,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
@@ -47,7 +48,9 @@ except ImportError:  # the module stays importable; check salvador.E030 reports 
 
 logger = logging.getLogger("salvador_django")
 
-SWEEP_MAX_SECONDS = 50.0  # below beat's usual minute, so sweeps never overlap
+#: The sweep claims nothing new after this many seconds (a task it took still runs
+#: to its end): keep it below the beat interval.
+SWEEP_MAX_SECONDS = 50.0
 
 
 def celery_available() -> bool:
@@ -58,9 +61,20 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:celery"
 
 
-def message_priority(priority: int) -> int:
-    """A task's priority (any int, higher first) as a broker priority from 0 to 9."""
-    return max(0, min(9, 4 + priority))
+def message_priority(priority: int, *, lowest_first: bool = False) -> int:
+    """A task's priority (any int, higher first) as a broker priority from 0 to 9.
+
+    AMQP brokers serve 9 first; Celery's Redis transport serves 0 first
+    (``lowest_first``), so the scale is turned over for it.
+    """
+    level = max(0, min(9, 4 + priority))
+    return 9 - level if lowest_first else level
+
+
+def _lowest_first(app: Any) -> bool:
+    """Whether ``app``'s broker serves the lowest priority number first (Redis)."""
+    url = str(app.conf.broker_url or "")
+    return url.split(":", 1)[0] in {"redis", "rediss", "sentinel", "redis+socket"}
 
 
 def dispatch(entries: Sequence[Entry]) -> None:
@@ -68,8 +82,10 @@ def dispatch(entries: Sequence[Entry]) -> None:
     if shared_task is None:
         logger.error("salvador: DISPATCH is 'celery' but Celery is not installed")
         return
+    lowest_first = _lowest_first(run_task.app)
     for entry in entries:
-        options: dict[str, Any] = {"priority": message_priority(entry.priority)}
+        priority = message_priority(entry.priority, lowest_first=lowest_first)
+        options: dict[str, Any] = {"priority": priority}
         if entry.run_after is not None:
             options["eta"] = entry.run_after
         run_task.apply_async(args=[str(entry.task_id)], **options)
@@ -81,16 +97,26 @@ def _heartbeat(lease: Lease, database: str, lease_seconds: float) -> Iterator[No
     done = threading.Event()
 
     def beat() -> None:
+        renewed = time.monotonic()
         while not done.wait(lease_seconds / 3):
-            held = (
-                Task.objects.using(database)
-                .held(lease.task_id, lease.token)
-                .update(lease_expires_at=now_plus(lease_seconds))
-            )
+            try:
+                held = (
+                    Task.objects.using(database)
+                    .held(lease.task_id, lease.token)
+                    .update(lease_expires_at=now_plus(lease_seconds))
+                )
+            except DatabaseError as exc:
+                logger.error("salvador: heartbeat failed (%s); will try again", exc)
+                connections[database].close()
+                if time.monotonic() - renewed > lease_seconds:
+                    lease.lost.set()  # expired by now: another worker may take the task
+                    break
+                continue
             if not held:
                 lease.lost.set()
                 break
-        close_old_connections()
+            renewed = time.monotonic()
+        connections[database].close()
 
     thread = threading.Thread(target=beat, name="salvador-celery-heartbeat", daemon=True)
     thread.start()
