@@ -439,20 +439,8 @@ class Engine:
             task.cancel_requested_at = task.cancel_requested_at or timezone.now()
             task.attempt, task.deadline = 0, None
             return self._compensate(task, lease, workflow)
-        cancelled = self._with_lock_retry(
-            lambda: (
-                Task.objects.using(self.database)
-                .held(task.id, lease.token)
-                .update(
-                    status=TaskStatus.CANCELLED,
-                    step=task.step,
-                    step_name=task.step_name,
-                    finished_at=Now(),
-                    claimed_by=None,
-                    lease_expires_at=None,
-                    updated_at=Now(),
-                )
-            )
+        cancelled = self._end(
+            task, lease, status=TaskStatus.CANCELLED, step=task.step, step_name=task.step_name
         )
         if not cancelled:
             return self._lost(task)
@@ -691,29 +679,39 @@ class Engine:
         cancelled = task.cancel_requested_at is not None
         status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
         error = "" if cancelled else self._why_stopped(task)
-        ended = self._with_lock_retry(
-            lambda: (
-                Task.objects.using(self.database)
-                .held(task.id, lease.token)
-                .update(
-                    status=status,
-                    error=error,
-                    compensation=CompensationStatus.COMPLETED,
-                    step=0,
-                    step_name="",
-                    attempt=0,
-                    finished_at=Now(),
-                    claimed_by=None,
-                    lease_expires_at=None,
-                    updated_at=Now(),
-                )
-            )
+        ended = self._end(
+            task,
+            lease,
+            status=status,
+            error=error,
+            compensation=CompensationStatus.COMPLETED,
+            step=0,
+            step_name="",
+            attempt=0,
         )
         if not ended:
             return self._lost(task)
         task.status, task.step, task.step_name = status, 0, ""
         logger.info("salvador: task %s (%s) %s and compensated", task.id, task.workflow, status)
         return Outcome.CANCELLED if cancelled else Outcome.FAILED
+
+    def _end(self, task: Task, lease: Lease, **changes: Any) -> bool:
+        """Finish the task with ``changes``, releasing its claim; False if it was lost."""
+        return bool(
+            self._with_lock_retry(
+                lambda: (
+                    Task.objects.using(self.database)
+                    .held(task.id, lease.token)
+                    .update(
+                        finished_at=Now(),
+                        claimed_by=None,
+                        lease_expires_at=None,
+                        updated_at=Now(),
+                        **changes,
+                    )
+                )
+            )
+        )
 
     def _release(self, task: Task, lease: Lease) -> str:
         """Hand an unfinished task back to ``pending`` at its current step (shutdown)."""

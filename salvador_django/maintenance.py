@@ -19,9 +19,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from salvador_django.definitions import registry
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.models import StepRun, Task, requeued_compensation
+from salvador_django.models import StepRun, Task, requeue_changes
 from salvador_django.queues import enqueue_on_commit
-from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.status import TaskStatus
 
 BATCH_SIZE = 1000
 FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
@@ -96,25 +96,13 @@ def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_s
             .filter(id__in=ids, status__in=allowed)
             .values_list("id", "workflow")
         )
-        changes: dict[str, Any] = {"compensation": requeued_compensation()}
-        if from_start:
-            changes = {"step": 0, "state": {}, "compensation": CompensationStatus.NONE}
         by_workflow: dict[str, list[Any]] = {}
         for task_id, workflow in locked:
             by_workflow.setdefault(workflow, []).append(task_id)
         for workflow, task_ids in by_workflow.items():
-            first = _first_step(workflow) if from_start else None
+            first = _first_step(workflow) if from_start else ""
             rows.filter(id__in=task_ids).update(
-                status=TaskStatus.PENDING,
-                run_after=Now(),
-                attempt=0,
-                recoveries=0,
-                error="",
-                finished_at=None,
-                cancel_requested_at=None,
-                updated_at=Now(),
-                **changes,
-                **({"step_name": first} if first is not None else {}),
+                updated_at=Now(), **requeue_changes(from_start=from_start, first_step=first)
             )
         enqueue_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
     return len(locked)

@@ -31,6 +31,26 @@ def now_plus(seconds: float) -> models.Expression:
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
+def requeue_changes(*, from_start: bool, first_step: str) -> dict[str, Any]:
+    """The fields a requeue writes: :meth:`Task.requeue` and the bulk requeue share them.
+
+    ``first_step`` is the workflow's first step, used with ``from_start``.
+    """
+    changes: dict[str, Any] = {
+        "status": TaskStatus.PENDING,
+        "run_after": Now(),
+        "attempt": 0,
+        "recoveries": 0,
+        "error": "",
+        "finished_at": None,
+        "cancel_requested_at": None,
+        "compensation": requeued_compensation(),
+    }
+    if from_start:
+        changes.update(step=0, step_name=first_step, state={}, compensation=CompensationStatus.NONE)
+    return changes
+
+
 def requeued_compensation() -> models.Expression:
     """A requeued task's compensation: one that failed resumes, any other is over.
 
@@ -445,27 +465,13 @@ class Task(models.Model):
         from salvador_django.definitions import registry
 
         allowed = [TaskStatus.FAILED, TaskStatus.CANCELLED]
-        changes: dict[str, Any] = {"compensation": requeued_compensation()}
+        first_step = ""
         if from_start:
             allowed.append(TaskStatus.COMPLETED)
             first_steps = registry.get(self.workflow).steps
-            changes = {
-                "step": 0,
-                "step_name": first_steps[0].name if first_steps else "",
-                "state": {},
-                "compensation": CompensationStatus.NONE,
-            }
+            first_step = first_steps[0].name if first_steps else ""
         self._transition(
-            "requeue",
-            allowed,
-            status=TaskStatus.PENDING,
-            run_after=Now(),
-            attempt=0,
-            recoveries=0,
-            error="",
-            finished_at=None,
-            cancel_requested_at=None,
-            **changes,
+            "requeue", allowed, **requeue_changes(from_start=from_start, first_step=first_step)
         )
         from salvador_django.queues import enqueue_on_commit
 
