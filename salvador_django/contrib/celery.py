@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connections
+from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
@@ -134,18 +135,16 @@ def run_one(task_id: str) -> str:
     token = f"{_worker_name()}:{uuid.uuid4().hex[:12]}"
     claimed = Task.objects.using(database).claim_ids([task_id], token, settings.LEASE_SECONDS)
     if not claimed:
+        # A message that came before the row is due (clocks differ) is sent again for
+        # when it is; a task already taken or finished needs nothing.
         early = (
             Task.objects.using(database)
-            .filter(id=task_id, status=TaskStatus.PENDING)
-            .values_list("id", "workflow", "priority", "run_after")
+            .filter(id=task_id, status=TaskStatus.PENDING, run_after__gt=Now())
+            .only("id", "workflow", "priority", "run_after")
             .first()
         )
-        if early is not None and early[3] is not None:
-            # A message that came before the row is due (clocks differ): send it again
-            # for when it is; a task already taken or finished needs nothing.
-            task = Task(id=early[0], workflow=early[1], priority=early[2], run_after=early[3])
-            if not Task.objects.using(database).due().filter(id=task_id).exists():
-                dispatch([Entry.of(task, scheduled=True)])
+        if early is not None:
+            dispatch([Entry.of(early, scheduled=True)])
         return "skipped"
     return _run_claimed(claimed[0], token)
 
