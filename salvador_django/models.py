@@ -6,7 +6,8 @@ import enum
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -148,7 +149,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
             async_commit=_async_commit(connection),
             **{name: ", ".join(["%s"] * count) for name, count in placeholders.items()},
         )
-        return list(Task.objects.using(self.db).raw(query, params))
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            columns = tuple(column[0] for column in cursor.description)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        load = _row_loader(connection, columns)
+        return [load(self.db, row) for row in rows]
 
     def checkpoint(
         self,
@@ -237,6 +245,43 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if not claimed:
             return []
         return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
+
+
+_row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _row_loader(connection: Any, columns: tuple[str, ...]) -> Callable[[str, Sequence[Any]], Task]:
+    """A function making a ``Task`` of a ``RETURNING *`` row of the task table.
+
+    The claim runs once per task, so it skips ``RawQuerySet``, which resolves the
+    columns and the converters again for every query: here they are worked out once
+    per connection and column list.
+    """
+    loaders = _row_loaders.setdefault(connection, {})
+    if columns in loaders:
+        return loaders[columns]  # type: ignore[no-any-return]
+    fields = Task._meta.concrete_fields
+    position = {column: index for index, column in enumerate(columns)}
+    order = [position[str(field.column)] for field in fields]
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(Task._meta.db_table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if found:
+            converters.append((index, col, found))
+    attnames = [field.attname for field in fields]
+
+    def load(db: str, row: Sequence[Any]) -> Task:
+        values = [row[i] for i in order]
+        for index, col, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        return Task.from_db(db, attnames, values)
+
+    loaders[columns] = load
+    return load
 
 
 # The raw statements below are written once with <now>, <lease> and <take> tokens,

@@ -201,7 +201,9 @@ class Worker:
         for number in range(self.options.concurrency):
             self._start_runner(f"salvador-{number}")
         try:
-            while self._any_runner_alive() and not self._stopping.wait(0.2):
+            # A burst ends when its runners do: look often, so its exit does not lag.
+            check_every = 0.02 if self.options.burst else 0.2
+            while self._any_runner_alive() and not self._stopping.wait(check_every):
                 pass
         finally:
             self.stop()
@@ -318,8 +320,11 @@ class Worker:
                     for lease in self.leases.snapshot():
                         lease.lost.set()
                 time.sleep(1)
-            wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
-            time.sleep(min(0.2, max(0.01, wait)))
+            if self._stopping.is_set():
+                time.sleep(0.01)  # the runners are finishing: notice the last one soon
+            else:
+                wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
+                self._stopping.wait(min(0.2, max(0.01, wait)))
         connections.close_all()
 
     def _time_out_hung_steps(self) -> None:
