@@ -182,7 +182,7 @@ WHERE t.status = 'failed'
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     """Median and p95 of durations given in seconds, in milliseconds."""
-    from benchmarks.run import percentile
+    from benchmarks.servers import percentile
 
     ms = [s * 1000 for s in seconds]
     return {"median_ms": statistics.median(ms), "p95_ms": percentile(ms, 95)}
@@ -208,7 +208,7 @@ def short_sql(sql: str) -> str:
 
 def existing_tasks(table: str) -> int | None:
     """How many tasks the benchmark database holds: None without database or table."""
-    from benchmarks.run import pg_connect
+    from benchmarks.servers import pg_connect
 
     with pg_connect("postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB]).fetchone():
@@ -252,7 +252,7 @@ def unseeded_columns() -> list[str]:
 def seed(tasks: int) -> Result:
     """Recreate, migrate and fill the benchmark database; returns the durations (s)."""
     from benchmarks import admin_workflows  # noqa: F401 - registers them, as the URLconf does
-    from benchmarks.run import pg_connect
+    from benchmarks.servers import pg_connect
     from salvador_django.definitions import registry
     from salvador_django.models import StepRun, Task
 

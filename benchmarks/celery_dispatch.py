@@ -37,7 +37,7 @@ A mode whose server is unreachable is skipped. Per mode it measures:
    running. It so includes the commit and the ``on_commit`` announcements (a
    ``pg_notify`` per task, and with Celery dispatch a ``run_task`` message per task,
    sent by the submitting process). Steps/s = 3 x N / seconds.
-3. Latency (``Measurement.measure_latency`` of ``benchmarks/run.py``): a fresh idle
+3. Latency (``Measurement.measure_latency`` of ``benchmarks/measure.py``): a fresh idle
    worker; tasks are submitted one at a time (own transaction); "step 1 start" is step
    one's ``time.time()`` saved in ``task.state["t1"]`` minus the time taken just before
    submit. The worker is then stopped with SIGTERM and must exit 0.
@@ -71,19 +71,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(REPO))
 
-from benchmarks.run import (  # noqa: E402
-    RAW_SECONDS,
-    STEPS,
-    WARMUP_TASKS,
-    WORKFLOW,
-    Measurement,
-    Result,
-    _fmt,
-    log,
-    machine_facts,
-    postgres_unreachable,
-    redis_connect,
-)
+from benchmarks.measure import RAW_SECONDS, STEPS, WARMUP_TASKS, WORKFLOW, Measurement  # noqa: E402
+from benchmarks.report import fmt as _fmt  # noqa: E402
+from benchmarks.run import machine_facts  # noqa: E402
+from benchmarks.servers import Result, log, postgres_unreachable, redis_connect  # noqa: E402
 
 MODES = ("runworkflows", "celery")
 DEFAULT_BROKER = "redis://127.0.0.1:6379/14"  # the default of benchmarks.celery_settings

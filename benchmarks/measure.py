@@ -1,0 +1,602 @@
+"""The per-backend measuring process of ``benchmarks/run.py`` (``--measure BACKEND``).
+
+Django settings select one database per process (``benchmarks.settings``,
+``SALVADOR_BENCH_DB``), so ``run.py`` runs this once per backend, in a fresh process
+of itself. It creates a fresh database, migrates it with a ``python -m django
+migrate`` subprocess, measures the raw baseline, submits tasks with ``submit()`` and
+starts ``python -m django runworkflows`` worker subprocesses. ``run.py``'s docstring
+says what each figure counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import history
+from benchmarks.servers import (
+    PG_BACKENDS,
+    PG_DB,
+    REDIS_BACKENDS,
+    REPO,
+    bench_env,
+    log,
+    pg_connect,
+    redis_connect,
+    summary_ms,
+)
+
+WORKFLOW = "bench"
+STEPS = 3
+SUBMIT_BATCH = 500
+RAW_SECONDS = 2.0
+STARTUP_RUNS = 3
+WARMUP_TASKS = 5
+IDLE_SECONDS = 2.0
+CLAIM_SAMPLES = 200
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class Measurement:
+    """Everything measured for one backend, in the process whose Django uses it."""
+
+    def __init__(self, backend: str, workdir: Path, args: argparse.Namespace) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.tasks: int = args.tasks
+        self.concurrency: int = args.concurrency
+        self.samples: int = args.latency_samples
+        self.sweep: list[int] = getattr(args, "sweep", [])
+        self.history_levels: list[int] = getattr(args, "history", [])
+        self.memory_tasks: list[int] = getattr(args, "memory", [])
+        self.env = bench_env(backend, workdir)
+        self.sqlite_path = workdir / "bench.sqlite3"
+        self.postgres = backend in PG_BACKENDS
+        self.redis = backend in REDIS_BACKENDS
+        self.redis_prefix = os.environ.get("SALVADOR_BENCH_REDIS_PREFIX", "salvador-bench:")
+        self.stat_conn: Any = None
+        self.result: dict[str, Any] = {"backend": backend, "errors": []}
+        self._logs = 0
+
+    # -- setup
+
+    def prepare_database(self) -> None:
+        """Create a fresh, empty database and migrate it in a subprocess."""
+        if self.postgres:
+            with pg_connect("postgres") as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {PG_DB}")
+            self.stat_conn = pg_connect("postgres")  # reads stats without touching PG_DB
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.sqlite_path}{suffix}").unlink(missing_ok=True)
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
+            env=self.env,
+            cwd=REPO,
+            check=True,
+        )
+        self.result["migrate_seconds"] = time.perf_counter() - began
+
+    def server_facts(self) -> dict[str, str]:
+        """Version and durability settings of the database server."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            if self.postgres:
+                facts = {}
+                for name in ("server_version", "synchronous_commit", "fsync"):
+                    cursor.execute(f"SHOW {name}")
+                    facts[name] = cursor.fetchone()[0]
+                if self.redis:
+                    client = redis_connect()
+                    info = client.info("server") | client.info("persistence")
+                    client.close()
+                    facts["redis_version"] = str(info["redis_version"])
+                    facts["redis appendonly"] = "yes" if info.get("aof_enabled") else "no"
+                    facts["key prefix"] = self.redis_prefix
+                return facts
+            cursor.execute("SELECT sqlite_version()")
+            version = cursor.fetchone()[0]
+            cursor.execute("PRAGMA journal_mode")
+            journal = cursor.fetchone()[0]
+            cursor.execute("PRAGMA synchronous")
+            sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(cursor.fetchone()[0], "?")
+        return {"sqlite_version": version, "journal_mode": journal, "synchronous": sync}
+
+    # -- 1. raw baseline
+
+    def _raw_connect(self) -> Any:
+        if self.postgres:
+            return pg_connect(PG_DB)
+        conn = sqlite3.connect(
+            self.sqlite_path, timeout=20, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def raw_commits_per_second(self, threads: int) -> float:
+        """Single-row UPDATE commits/s, autocommit, ``threads`` connections (one row each)."""
+        marker = "%s" if self.postgres else "?"
+        setup = self._raw_connect()
+        setup.execute("CREATE TABLE IF NOT EXISTS bench_raw (id integer PRIMARY KEY, n bigint)")
+        for i in range(threads):
+            setup.execute(f"DELETE FROM bench_raw WHERE id = {marker}", (i,))
+            setup.execute(f"INSERT INTO bench_raw (id, n) VALUES ({marker}, 0)", (i,))
+        setup.close()
+        sql = f"UPDATE bench_raw SET n = n + 1 WHERE id = {marker}"
+        counts = [0] * threads
+        stop = threading.Event()
+        ready = threading.Barrier(threads + 1)
+
+        def work(i: int) -> None:
+            conn = self._raw_connect()
+            try:
+                ready.wait()
+                while not stop.is_set():
+                    conn.execute(sql, (i,))
+                    counts[i] += 1
+            finally:
+                conn.close()
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        ready.wait()
+        began = time.perf_counter()
+        time.sleep(RAW_SECONDS)
+        stop.set()
+        for worker in workers:
+            worker.join()
+        return sum(counts) / (time.perf_counter() - began)
+
+    def raw_redis_pairs_per_second(self) -> float:
+        """LPUSH + BRPOP round-trip pairs/s on one list, from one redis-py client."""
+        key = f"{self.redis_prefix}bench-raw"
+        client = redis_connect()
+        try:
+            client.delete(key)
+            pairs = 0
+            began = time.perf_counter()
+            deadline = began + RAW_SECONDS
+            while time.perf_counter() < deadline:
+                client.lpush(key, b"1")
+                if client.brpop([key], timeout=1) is None:
+                    raise RuntimeError("raw Redis baseline: BRPOP found nothing after an LPUSH")
+                pairs += 1
+            elapsed = time.perf_counter() - began
+            client.delete(key)
+        finally:
+            client.close()
+        return pairs / elapsed
+
+    # -- worker subprocesses
+
+    def _worker_command(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "django", "runworkflows", *extra]
+
+    def _log_file(self, name: str) -> Path:
+        self._logs += 1
+        return self.workdir / f"{self._logs:02d}-{name}.log"
+
+    def run_burst(
+        self, name: str, timeout: float, concurrency: int, pool: str = "threads"
+    ) -> tuple[float, float]:
+        """Run ``runworkflows --burst --concurrency C --pool POOL`` to its exit.
+
+        Returns its wall time and its CPU time (user + system), in seconds.
+        """
+        from django.db import connections
+
+        connections.close_all()  # nothing of ours touches the database meanwhile
+        path = self._log_file(name)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with path.open("w") as output:
+            began = time.perf_counter()
+            proc = subprocess.Popen(
+                self._worker_command("--burst", "--concurrency", str(concurrency), "--pool", pool),
+                env=self.env,
+                cwd=REPO,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"{name}: worker still running after {timeout:.0f}s") from None
+            elapsed = time.perf_counter() - began
+        if code != 0:
+            raise RuntimeError(f"{name}: worker exited {code}:\n{path.read_text()[-3000:]}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+        return elapsed, cpu
+
+    def commits(self) -> int | None:
+        """``xact_commit`` of the bench database once the counter has settled (PostgreSQL)."""
+        if self.stat_conn is None:
+            return None
+        from django.db import connections
+
+        connections.close_all()  # our own backend exits and flushes its counters
+        last = None
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.4)  # backends flush their counters at exit / at most once a second
+            self.stat_conn.execute("SELECT pg_stat_clear_snapshot()")
+            value = self.stat_conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (PG_DB,)
+            ).fetchone()[0]
+            if value == last or time.monotonic() > deadline:
+                return int(value)
+            last = value
+
+    # -- 2. throughput
+
+    def measure_startup(self) -> None:
+        """Median wall time (and commits, PostgreSQL) of an empty ``--burst`` run."""
+        seconds, commits = [], []
+        for run in range(STARTUP_RUNS):
+            before = self.commits()
+            seconds.append(
+                self.run_burst(f"empty-burst-{run}", timeout=120, concurrency=self.concurrency)[0]
+            )
+            after = self.commits()
+            if before is not None and after is not None:
+                commits.append(after - before)
+        self.result["startup_seconds"] = statistics.median(seconds)
+        self.result["startup_seconds_all"] = seconds
+        self.result["empty_burst_commits"] = statistics.median(commits) if commits else None
+        log(
+            self.backend,
+            f"empty --burst run: {statistics.median(seconds):.3f}s (median of {STARTUP_RUNS})",
+        )
+
+    def submit_tasks(self, count: int | None = None) -> None:
+        """Submit ``count`` (default ``tasks``) tasks in batches of one transaction each."""
+        from django.db import transaction
+
+        from salvador_django import submit
+
+        count = self.tasks if count is None else count
+        began = time.perf_counter()
+        for start in range(0, count, SUBMIT_BATCH):
+            with transaction.atomic():
+                for i in range(start, min(start + SUBMIT_BATCH, count)):
+                    submit(WORKFLOW, {"i": i})
+        self.result.setdefault("submit_per_second", count / (time.perf_counter() - began))
+
+    def burst(self, name: str, concurrency: int, pool: str = "threads") -> dict[str, Any]:
+        """Submit ``tasks`` fresh tasks, time one burst worker through them, and verify it.
+
+        Returns the figures; a burst that left tasks unfinished adds to ``errors``.
+        """
+        from django.db.models import Count, Max, Min
+
+        from salvador_django.models import StepRun, Task
+
+        history.delete_workflow_tasks(WORKFLOW)
+        self.submit_tasks()
+        before = self.commits()
+        elapsed, cpu = self.run_burst(
+            name, timeout=max(300.0, self.tasks / 5), concurrency=concurrency, pool=pool
+        )
+        after = self.commits()
+        steps = self.tasks * STEPS
+        out: dict[str, Any] = {
+            "concurrency": concurrency,
+            "pool": pool,
+            "seconds": elapsed,
+            "tasks_per_second": self.tasks / elapsed,
+            "steps_per_second": steps / elapsed,
+            "worker_cpu_seconds": cpu,
+            "worker_cpu_ms_per_step": 1000 * cpu / steps,
+        }
+        by_status = {
+            row["status"]: row["n"]
+            for row in Task.objects.filter(workflow=WORKFLOW)
+            .values("status")
+            .annotate(n=Count("id"))
+        }
+        step_runs = StepRun.objects.filter(task__workflow=WORKFLOW).count()
+        span = Task.objects.filter(workflow=WORKFLOW).aggregate(
+            first=Min("started_at"), last=Max("finished_at")
+        )
+        out["by_status"] = by_status
+        out["step_runs"] = step_runs
+        if span["first"] and span["last"]:
+            in_db = (span["last"] - span["first"]).total_seconds()
+            out["in_db_span_seconds"] = in_db
+            out["steps_per_second_in_db_span"] = steps / in_db if in_db > 0 else None
+        if by_status.get("completed", 0) != self.tasks or step_runs != steps:
+            self.result["errors"].append(
+                f"{name}: expected {self.tasks} completed tasks and {steps} step runs, "
+                f"found {by_status} and {step_runs} step runs"
+            )
+        if before is not None and after is not None:
+            total = after - before
+            out["commits"] = total
+            out["commits_per_step"] = total / steps
+            out["commits_minus_claims_per_step"] = (total - self.tasks) / steps
+            out["commits_per_second"] = total / elapsed
+        log(
+            self.backend,
+            f"{name} ({pool}, concurrency {concurrency}): {self.tasks} tasks in "
+            f"{elapsed:.2f}s, {out['steps_per_second']:.0f} steps/s ({by_status})",
+        )
+        return out
+
+    def measure_throughput(self) -> None:
+        """Throughput at ``concurrency`` with threads (startup subtracted too) and processes."""
+        out = self.burst("throughput", self.concurrency)
+        net = out["seconds"] - self.result["startup_seconds"]
+        out["seconds_minus_startup"] = net
+        out["tasks_per_second_minus_startup"] = self.tasks / net if net > 0 else None
+        out["steps_per_second_minus_startup"] = self.tasks * STEPS / net if net > 0 else None
+        self.result["throughput"] = out
+        self.result["throughput_processes"] = self.burst(
+            "throughput", self.concurrency, pool="processes"
+        )
+
+    def measure_sweep(self) -> None:
+        """Steps/s of one burst worker (threads) at each concurrency of ``sweep``."""
+        self.result["sweep"] = {
+            str(c): self.burst("sweep", c)["steps_per_second"] for c in self.sweep
+        }
+
+    # -- 3. latency
+
+    def _wait_done(self, task_id: Any, timeout: float = 30.0) -> tuple[str, dict[str, Any]]:
+        """Poll the task row every 1 ms until it ends; returns its status and state.
+
+        The state gets ``finished_at`` added (epoch seconds, or None).
+        """
+        from salvador_django.models import Task
+
+        deadline = time.monotonic() + timeout
+        while True:
+            status, state, finished = (
+                Task.objects.filter(pk=task_id).values_list("status", "state", "finished_at").get()
+            )
+            if status in ("completed", "failed", "cancelled"):
+                return status, {**state, "finished_at": finished.timestamp() if finished else None}
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"task {task_id} still {status} after {timeout}s")
+            time.sleep(0.001)
+
+    def _submit_one(self, i: int) -> Any:
+        from django.db import transaction
+
+        from salvador_django import submit
+
+        with transaction.atomic():
+            return submit(WORKFLOW, {"latency": i}).pk
+
+    def _wait_listening(self) -> None:
+        """On PostgreSQL's database queue, wait until the worker's LISTEN connection is up.
+
+        The Redis queue does not LISTEN: its idle workers block on Redis.
+        """
+        if self.stat_conn is None or self.redis:
+            return
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            row = self.stat_conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE %s",
+                (PG_DB, "LISTEN%"),
+            ).fetchone()
+            if row[0]:
+                return
+            time.sleep(0.05)
+        self.result["errors"].append("latency: the worker never LISTENed for notifications")
+
+    def measure_latency(self) -> None:
+        """Submit tasks one at a time to an idle long-running worker; time start and completion."""
+        from salvador_django.conf import get_settings
+
+        poll = float(get_settings().POLL_INTERVAL)
+        path = self._log_file("latency")
+        rng = random.Random(0)
+        starts: list[float] = []
+        completes: list[float] = []
+        finishes: list[float] = []
+        with path.open("w") as output:
+            proc = subprocess.Popen(
+                self._worker_command("--concurrency", str(self.concurrency)),
+                env=self.env,
+                cwd=REPO,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                for i in range(WARMUP_TASKS):  # the worker is up, connected and idle
+                    self._wait_done(self._submit_one(-1 - i), timeout=60)
+                self._wait_listening()
+                time.sleep(0.5)
+                self.result["idle_commits_per_second"] = self._idle_commit_rate()
+                for i in range(self.samples):
+                    # A random gap, so submissions do not lock step with the polling phase.
+                    time.sleep(rng.uniform(0, poll))
+                    submitted = time.time()
+                    task_id = self._submit_one(i)
+                    status, state = self._wait_done(task_id)
+                    done = time.time()
+                    if status != "completed":
+                        raise RuntimeError(f"latency task {task_id} ended {status}")
+                    starts.append(state["t1"] - submitted)
+                    completes.append(done - submitted)
+                    finishes.append(state["finished_at"] - submitted)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    code = proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    code = proc.wait()
+        self.result["latency"] = {
+            "start_ms": summary_ms(starts),
+            "start_samples_ms": [1000 * x for x in starts],
+            "complete_ms": summary_ms(completes),
+            "finished_at_ms": summary_ms(finishes),
+            "poll_interval": poll,
+            "sigterm_exit_code": code,
+        }
+        if code != 0:
+            self.result["errors"].append(
+                f"latency: worker exited {code} on SIGTERM:\n{path.read_text()[-3000:]}"
+            )
+        s, c = self.result["latency"]["start_ms"], self.result["latency"]["complete_ms"]
+        log(
+            self.backend,
+            f"latency ({len(starts)} samples): start p50 {s['p50']:.1f} ms, "
+            f"complete p50 {c['p50']:.1f} ms; SIGTERM exit {code}",
+        )
+
+    def _idle_commit_rate(self) -> float | None:
+        """Commits/s of the idle long-running worker (PostgreSQL): its polling cost."""
+        if self.stat_conn is None:
+            return None
+        before = self.commits()
+        began = time.monotonic()
+        time.sleep(IDLE_SECONDS)
+        after = self.commits()
+        assert before is not None
+        assert after is not None
+        return (after - before) / (time.monotonic() - began)
+
+    # -- 5. memory
+
+    def measure_memory(self) -> None:
+        """RSS of one long-running worker after each count of ``memory_tasks`` tasks."""
+        from salvador_django.models import Task
+
+        history.delete_workflow_tasks(WORKFLOW)
+        path = self._log_file("memory")
+        rss: dict[str, float | None] = {}
+        with path.open("w") as output:
+            proc = subprocess.Popen(
+                self._worker_command("--concurrency", str(self.concurrency)),
+                env=self.env,
+                cwd=REPO,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                done = 0
+                completed = Task.objects.filter(workflow=WORKFLOW, status="completed")
+                for target in sorted(self.memory_tasks):
+                    self.submit_tasks(target - done)
+                    deadline = time.monotonic() + max(120.0, target / 20)
+                    while completed.count() < target:
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise RuntimeError(f"memory: the worker did not finish {target} tasks")
+                        time.sleep(0.2)
+                    done = target
+                    rss[str(target)] = _rss_mib(proc.pid)
+                    log(self.backend, f"worker RSS after {target} tasks: {rss[str(target)]} MiB")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.result["memory_rss_mib"] = rss
+
+    # -- 4. scale
+
+    def measure_scale(self) -> None:
+        """Claim latency and burst steps/s with each number of ``history_levels`` rows."""
+        history.delete_workflow_tasks(WORKFLOW)
+        history.delete_workflow_tasks(history.HISTORY_WORKFLOW)
+        levels: dict[str, dict[str, Any]] = {}
+        for level in sorted(self.history_levels):
+            seeded = history.seed_history(level - history.history_size())
+            history.delete_workflow_tasks(WORKFLOW)
+            self.submit_tasks(CLAIM_SAMPLES)
+            claim = history.claim_latency(WORKFLOW, CLAIM_SAMPLES)
+            burst = self.burst(f"scale-{level}", self.concurrency)
+            levels[str(level)] = {
+                "seed_seconds": seeded,
+                "claim_ms": claim,
+                "steps_per_second": burst["steps_per_second"],
+                "tasks_per_second": burst["tasks_per_second"],
+            }
+            log(
+                self.backend,
+                f"history {level:,}: seeded in {seeded:.1f}s, claim p50 {claim['p50']:.2f} ms, "
+                f"{burst['steps_per_second']:.0f} steps/s",
+            )
+        self.result["scale"] = levels
+
+    # -- all of it
+
+    def run(self) -> dict[str, Any]:
+        """Measure everything for this backend; returns the results."""
+        import django
+
+        log(self.backend, "preparing a fresh database")
+        self.prepare_database()
+        django.setup()
+        self.result["server"] = self.server_facts()
+        raw1 = self.raw_commits_per_second(1)
+        rawc = self.raw_commits_per_second(self.concurrency) if self.concurrency > 1 else raw1
+        self.result["raw_commits_per_second"] = {"1": raw1, str(self.concurrency): rawc}
+        log(
+            self.backend,
+            f"raw UPDATE commits/s: {raw1:.0f} (1 conn), {rawc:.0f} ({self.concurrency} conns)",
+        )
+        if self.redis:
+            pairs = self.raw_redis_pairs_per_second()
+            self.result["raw_redis_pairs_per_second"] = pairs
+            log(self.backend, f"raw Redis LPUSH+BRPOP pairs/s: {pairs:.0f} (1 client)")
+        self.measure_startup()
+        self.measure_throughput()
+        self.measure_latency()
+        if self.sweep:
+            self.measure_sweep()
+        if self.memory_tasks:
+            self.measure_memory()
+        if self.history_levels and not self.redis:  # Redis claims by id: history is no cost
+            self.measure_scale()
+        if self.stat_conn is not None:
+            self.stat_conn.close()
+        return self.result
+
+
+def _rss_mib(pid: int) -> float | None:
+    """Resident set size of process ``pid`` in MiB (Linux ``/proc``), or None elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def measure_main(args: argparse.Namespace) -> int:
+    """Entry point of the per-backend measuring process."""
+    workdir = Path(args.workdir)
+    os.environ.update(bench_env(args.measure, workdir))
+    sys.path.insert(0, str(REPO))
+    result = Measurement(args.measure, workdir, args).run()
+    Path(args.result).write_text(json.dumps(result, default=str))
+    return 0

@@ -1,0 +1,308 @@
+"""The printed report of ``benchmarks/run.py``: tables, peers side by side, and targets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.measure import RAW_SECONDS, STEPS
+from benchmarks.servers import Result, percentile
+
+Row = tuple[str, Callable[[Result], str]]
+
+
+def fmt(value: Any, digits: int = 0) -> str:
+    """A figure for a table cell; ``-`` when it was not measured."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def print_table(columns: dict[str, Result], rows: list[Row]) -> None:
+    """One row per metric, one column per key of ``columns``."""
+    names = list(columns)
+    width = max(len(label) for label, _ in rows)
+    cols = [max(12, len(n), *(len(get(columns[n])) for _, get in rows)) for n in names]
+    print(" | ".join([" " * width, *(n.rjust(w) for n, w in zip(names, cols, strict=True))]))
+    print("-+-".join(["-" * width, *("-" * w for w in cols)]))
+    for label, get in rows:
+        cells = [get(columns[n]).rjust(w) for n, w in zip(names, cols, strict=True)]
+        print(" | ".join([label.ljust(width), *cells]))
+
+
+def _backend_rows(concurrency: int) -> list[Row]:
+    c = str(concurrency)
+
+    def tp(key: str, digits: int = 0, section: str = "throughput") -> Callable[[Result], str]:
+        return lambda r: fmt(r.get(section, {}).get(key), digits)
+
+    def ratio(key: str) -> Callable[[Result], str]:
+        def get(r: Result) -> str:
+            steps = r.get("throughput", {}).get(key)
+            raw = r.get("raw_commits_per_second", {}).get(c)
+            return fmt(steps / raw, 3) if steps and raw else "-"
+
+        return get
+
+    def lat(kind: str) -> Callable[[Result], str]:
+        def get(r: Result) -> str:
+            s = r.get("latency", {}).get(kind)
+            return f"{s['p50']:.1f} / {s['p95']:.1f} / {s['p99']:.1f}" if s else "-"
+
+        return get
+
+    def raw(key: str) -> Callable[[Result], str]:
+        return lambda r: fmt(r.get("raw_commits_per_second", {}).get(key))
+
+    return [
+        ("tasks/s (burst, incl. startup)", tp("tasks_per_second")),
+        ("tasks/s (startup subtracted)", tp("tasks_per_second_minus_startup")),
+        ("steps/s (burst, incl. startup)", tp("steps_per_second")),
+        ("steps/s (startup subtracted)", tp("steps_per_second_minus_startup")),
+        ("steps/s (in-DB span: 1st claim..last finish)", tp("steps_per_second_in_db_span")),
+        (f"tasks/s, --pool processes (C={c})", tp("tasks_per_second", 0, "throughput_processes")),
+        (f"steps/s, --pool processes (C={c})", tp("steps_per_second", 0, "throughput_processes")),
+        ("burst wall time, s", tp("seconds", 2)),
+        ("worker CPU (user+sys) per step, ms", tp("worker_cpu_ms_per_step", 2)),
+        ("worker startup (empty --burst), s", lambda r: fmt(r.get("startup_seconds"), 2)),
+        ("raw commits/s, 1 conn", raw("1")),
+        (f"raw commits/s, {c} conns", raw(c)),
+        (
+            "raw Redis LPUSH+BRPOP pairs/s, 1 client",
+            lambda r: fmt(r.get("raw_redis_pairs_per_second")),
+        ),
+        (f"steps/s / raw commits/s ({c} conns)", ratio("steps_per_second")),
+        ("  same, startup subtracted", ratio("steps_per_second_minus_startup")),
+        ("commits/step, total (PG)", tp("commits_per_step", 3)),
+        ("(commits - claims)/step (PG)", tp("commits_minus_claims_per_step", 3)),
+        ("  same, minus an empty run's commits (PG)", lambda r: fmt(happy_commits(r), 3)),
+        ("worker commits/s during burst (PG)", tp("commits_per_second")),
+        ("commits of an empty --burst run (PG)", lambda r: fmt(r.get("empty_burst_commits"))),
+        ("idle worker commits/s (PG)", lambda r: fmt(r.get("idle_commits_per_second"), 1)),
+        ("submit -> step 1 start, p50/p95/p99 ms", lat("start_ms")),
+        ("submit -> completed seen, p50/p95/p99 ms", lat("complete_ms")),
+        ("submit -> finished_at (DB), p50/p95/p99 ms", lat("finished_at_ms")),
+        ("SIGTERM exit code", lambda r: fmt(r.get("latency", {}).get("sigterm_exit_code"))),
+        ("submit() rate, tasks/s (untimed setup)", lambda r: fmt(r.get("submit_per_second"))),
+    ]
+
+
+def happy_commits(r: Result) -> float | None:
+    """Commits per step of the burst, less one claim per task and an empty run's commits."""
+    t = r.get("throughput", {})
+    if t.get("commits") is None or r.get("empty_burst_commits") is None:
+        return None
+    tasks = t["steps_per_second"] * t["seconds"] / STEPS
+    steps = tasks * STEPS
+    return float((t["commits"] - tasks - r["empty_burst_commits"]) / steps)
+
+
+def _print_backends(measured: dict[str, Result], concurrency: int) -> None:
+    print_table(measured, _backend_rows(concurrency))
+    sweeps = {n: r["sweep"] for n, r in measured.items() if r.get("sweep")}
+    if sweeps:
+        print("\nsteps/s against worker concurrency (threads, one process):")
+        levels = sorted({int(c) for s in sweeps.values() for c in s})
+        print_table(
+            sweeps,
+            [(f"concurrency {c}", lambda s, c=c: fmt(s.get(str(c)))) for c in levels],
+        )
+    scales = {n: r["scale"] for n, r in measured.items() if r.get("scale")}
+    if scales:
+        print("\nscale: finished tasks already in the table (claim p50/p95 ms; burst steps/s):")
+        levels = sorted({int(h) for s in scales.values() for h in s})
+        rows: list[Row] = []
+        for h in levels:
+
+            def claim(s: Result, h: int = h) -> str:
+                c = s.get(str(h), {}).get("claim_ms")
+                return f"{c['p50']:.2f} / {c['p95']:.2f}" if c else "-"
+
+            def steps(s: Result, h: int = h) -> str:
+                return fmt(s.get(str(h), {}).get("steps_per_second"))
+
+            rows += [(f"{h:>9,} rows: claim ms", claim), (f"{h:>9,} rows: steps/s", steps)]
+        print_table(scales, rows)
+    memory = {n: r["memory_rss_mib"] for n, r in measured.items() if r.get("memory_rss_mib")}
+    if memory:
+        print("\nworker RSS (MiB) after n tasks, one long-running worker:")
+        counts = sorted({int(n) for m in memory.values() for n in m})
+        print_table(
+            memory, [(f"after {n:,} tasks", lambda m, n=n: fmt(m.get(str(n)), 1)) for n in counts]
+        )
+
+
+def peer_p50(peer: Result) -> float | None:
+    """The median submit -> step 1 start of a peer, in ms."""
+    samples = peer.get("latency", {}).get("start_ms") or []
+    return percentile(samples, 50) if samples else None
+
+
+def ours_best(measured: dict[str, Result]) -> tuple[str, float] | None:
+    """Our best tasks/s at the run's concurrency: (label, tasks/s)."""
+    best: tuple[str, float] | None = None
+    for name, r in measured.items():
+        for key, pool in (("throughput", "threads"), ("throughput_processes", "processes")):
+            value = r.get(key, {}).get("tasks_per_second")
+            if value and (best is None or value > best[1]):
+                best = (f"{name} ({pool})", value)
+    return best
+
+
+def _print_peers(measured: dict[str, Result], peers: dict[str, Result]) -> None:
+    ok = {n: p for n, p in peers.items() if not p.get("errors") and p.get("throughput")}
+    best = ours_best(measured)
+    print("\npeers on the same workload (3 no-op steps, same machine, same run):")
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("who", "tasks/s", "p50 start ms", "ours / theirs (tasks/s)", "settings")
+    ]
+    for name, r in measured.items():
+        for key, pool in (("throughput", "threads"), ("throughput_processes", "processes")):
+            t = r.get(key)
+            if t:
+                p50 = r.get("latency", {}).get("start_ms", {}).get("p50")
+                rows.append(
+                    (
+                        f"salvador {name}",
+                        fmt(t["tasks_per_second"]),
+                        fmt(p50, 1),
+                        "",
+                        f"runworkflows --pool {pool} --concurrency {t['concurrency']}",
+                    )
+                )
+    for name, p in peers.items():
+        tps = p.get("throughput", {}).get("tasks_per_second")
+        versus = f"{best[1] / tps:.2f}x" if best and tps and name in ok else "-"
+        if p.get("errors"):
+            versus = "failed: " + p["errors"][0][:60]
+        rows.append((name, fmt(tps), fmt(peer_p50(p), 1), versus, str(p.get("settings", ""))))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [
+            row[0].ljust(widths[0]),
+            *(v.rjust(w) for v, w in zip(row[1:4], widths[1:], strict=True)),
+        ]
+        print("  ".join([*cells, row[4]]))
+    if best:
+        print(f"(ours / theirs divides our best, {best[0]} at {best[1]:,.0f} tasks/s)")
+
+
+def targets(
+    measured: dict[str, Result], peers: dict[str, Result], concurrency: int
+) -> list[tuple[str, bool | None, str]]:
+    """Each target of the benchmark: (target, met, the figure); met is None if unmeasured."""
+    out: list[tuple[str, bool | None, str]] = []
+    pg = measured.get("postgres", {})
+    happy = happy_commits(pg) if pg else None
+    out.append(
+        (
+            "<= 1.0 commit per step on the happy path, plus one claim per task (PostgreSQL)",
+            None if happy is None else happy <= 1.0 + 1e-3,
+            "-" if happy is None else f"{happy:.3f} commits/step besides claims",
+        )
+    )
+    steps = pg.get("throughput", {}).get("steps_per_second")
+    raw = pg.get("raw_commits_per_second", {}).get(str(concurrency))
+    out.append(
+        (
+            f"steps/s >= 0.5 x raw commits/s on PostgreSQL ({concurrency} connections)",
+            None if not (steps and raw) else steps / raw >= 0.5,
+            "-" if not (steps and raw) else f"{steps:,.0f} / {raw:,.0f} = {steps / raw:.3f}",
+        )
+    )
+    for backend, bound, why in (
+        ("postgres+redis", 5.0, "5 ms"),
+        ("postgres", 10.0, "10 ms"),
+        ("sqlite", None, "the poll interval"),
+    ):
+        r = measured.get(backend, {})
+        lat = r.get("latency", {})
+        p50 = lat.get("start_ms", {}).get("p50")
+        limit = bound if bound is not None else lat.get("poll_interval", 0) * 1000 or None
+        out.append(
+            (
+                f"p50 submit -> start <= {why} ({backend})",
+                None if p50 is None or limit is None else p50 <= limit,
+                "-" if p50 is None else f"{p50:.1f} ms (limit {limit:.0f} ms)",
+            )
+        )
+    ok = [p for p in peers.values() if not p.get("errors") and p.get("throughput")]
+    best_peer = max(ok, key=lambda p: p["throughput"]["tasks_per_second"], default=None)
+    best = ours_best(measured)
+    if best_peer and best:
+        theirs = best_peer["throughput"]["tasks_per_second"]
+        out.append(
+            (
+                "throughput >= 2 x the best peer",
+                best[1] >= 2 * theirs,
+                f"{best[0]} {best[1]:,.0f} tasks/s vs {best_peer['peer']} {theirs:,.0f}: "
+                f"{best[1] / theirs:.2f}x",
+            )
+        )
+    else:
+        out.append(("throughput >= 2 x the best peer", None, "no peer measured"))
+    for backend, r in measured.items():
+        scale = r.get("scale", {})
+        levels = sorted(int(h) for h in scale)
+        if len(levels) >= 2 and levels[0] == 0:
+            empty, top = scale["0"]["claim_ms"]["p50"], scale[str(levels[-1])]["claim_ms"]["p50"]
+            out.append(
+                (
+                    f"claim latency at {levels[-1]:,} rows <= 1.2 x empty ({backend})",
+                    top <= 1.2 * empty,
+                    f"{top:.2f} ms vs {empty:.2f} ms: {top / empty:.2f}x",
+                )
+            )
+    return out
+
+
+def print_report(results: Result) -> None:
+    """Print every table, the peers and the targets."""
+    facts, args = results["machine"], results["args"]
+    measured = {name: r for name, r in results["backends"].items() if "error" not in r}
+    print()
+    print(
+        f"salvador-django benchmark, {facts['date']}: {args['tasks']} tasks x {STEPS} steps, "
+        f"concurrency {args['concurrency']}, {args['latency_samples']} latency samples, "
+        f"POLL_INTERVAL {os.environ.get('SALVADOR_BENCH_POLL_INTERVAL', '0.05')} s"
+    )
+    print(
+        f"machine: {facts['cores']} cores, {facts['platform']}; Python {facts['python']}, "
+        f"Django {facts['django']}, SQLite {facts['sqlite']}"
+    )
+    for name, r in measured.items():
+        server = ", ".join(f"{k} {v}" for k, v in r.get("server", {}).items())
+        print(f"{name}: {server}")
+    print()
+    if measured:
+        _print_backends(measured, args["concurrency"])
+    else:
+        print("No backend was measured.")
+    if results["peers"]:
+        _print_peers(measured, results["peers"])
+    print("\ntargets:")
+    for label, met, figure in targets(measured, results["peers"], args["concurrency"]):
+        verdict = {True: "MET", False: "NOT MET", None: "not measured"}[met]
+        print(f"  [{verdict}] {label}: {figure}")
+    print(
+        "\nWhat is counted (docs/benchmarks.md says more):\n"
+        "- raw commits/s: single-row UPDATEs in autocommit through the raw driver (sqlite3 /\n"
+        "  psycopg, no Django) on the same database, each connection its own thread and row,\n"
+        f"  {RAW_SECONDS:.0f} s each. Raw Redis: LPUSH then BRPOP from ONE redis-py client.\n"
+        "- burst: wall time of ONE `runworkflows --burst` subprocess from spawn to exit, tasks\n"
+        "  submitted beforehand; 'startup subtracted' removes an empty --burst run's time.\n"
+        "- commits (PostgreSQL): delta of pg_stat_database.xact_commit across the burst,\n"
+        "  every transaction the worker commits, read-only ones included.\n"
+        "- latency: submit() in its own transaction to an idle long-running worker; 'start'\n"
+        "  is step one's time.time() minus the time taken just before submit.\n"
+        "- peers: their scripts in benchmarks/peers/, the same workload, one worker process."
+    )
+    for name, r in results["backends"].items():
+        for error in r.get("errors", []) + ([r["error"]] if "error" in r else []):
+            print(f"ERROR [{name}]: {error}")
+    for name, p in results["peers"].items():
+        for error in p.get("errors", []):
+            print(f"ERROR [peer {name}]: {error}")

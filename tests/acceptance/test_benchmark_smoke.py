@@ -1,0 +1,48 @@
+"""``benchmarks/run.py --quick --backends sqlite`` runs to the end (figures are not tested)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--quick",
+            "--backends",
+            "sqlite",
+            "--json",
+            str(results),
+            "--charts",
+            str(tmp_path / "charts"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "targets:" in run.stdout
+    sqlite = json.loads(results.read_text())["backends"]["sqlite"]
+    assert sqlite["errors"] == []
+    assert sqlite["throughput"]["by_status"] == {"completed": 500}
+    assert sqlite["throughput_processes"]["by_status"] == {"completed": 500}
+    assert len(sqlite["latency"]["start_samples_ms"]) == 50
+    assert set(sqlite["scale"]) == {"0", "10000"}
+    assert sqlite["memory_rss_mib"]["200"] > 0
+    charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]
