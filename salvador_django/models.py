@@ -600,7 +600,11 @@ class Overview(Task):
 class StepRun(models.Model):
     """One attempt of one step of a task."""
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="step_runs")
+    # No index of its own: salvador_steprun_task (task, index, attempt) serves the
+    # foreign key, and every checkpoint writes one index entry fewer.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="step_runs", db_index=False
+    )
     index = models.PositiveIntegerField(_("index"))
     name = models.CharField(_("name"), max_length=200)
     attempt = models.PositiveIntegerField(_("attempt"))
