@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import history
+from benchmarks import cpu, history
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -34,6 +34,7 @@ from benchmarks.servers import (
     bench_env,
     log,
     pg_connect,
+    pg_params,
     redis_connect,
     summary_ms,
 )
@@ -63,12 +64,15 @@ class Measurement:
         self.sweep: list[int] = getattr(args, "sweep", [])
         self.history_levels: list[int] = getattr(args, "history", [])
         self.memory_tasks: list[int] = getattr(args, "memory", [])
+        self.repeat: int = getattr(args, "repeat", 1)
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
         self.redis = backend in REDIS_BACKENDS
         self.redis_prefix = os.environ.get("SALVADOR_BENCH_REDIS_PREFIX", "salvador-bench:")
         self.stat_conn: Any = None
+        self.local_postgres = self.postgres and pg_params()["host"] in ("127.0.0.1", "localhost")
+        self.last_cpu: dict[str, Any] = {}
         self.result: dict[str, Any] = {"backend": backend, "errors": []}
         self._logs = 0
 
@@ -199,13 +203,15 @@ class Measurement:
     ) -> tuple[float, float]:
         """Run ``runworkflows --burst --concurrency C --pool POOL`` to its exit.
 
-        Returns its wall time and its CPU time (user + system), in seconds.
+        Returns its wall time and its CPU time (user + system), in seconds, and keeps
+        the machine's busy share and the server's CPU time in ``last_cpu``.
         """
         from django.db import connections
 
         connections.close_all()  # nothing of ours touches the database meanwhile
         path = self._log_file(name)
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = cpu.snapshot(self.local_postgres)
         with path.open("w") as output:
             began = time.perf_counter()
             proc = subprocess.Popen(
@@ -224,9 +230,13 @@ class Measurement:
             elapsed = time.perf_counter() - began
         if code != 0:
             raise RuntimeError(f"{name}: worker exited {code}:\n{path.read_text()[-3000:]}")
+        time.sleep(0.1)  # the server reaps the worker's backends
+        cpu_after = cpu.snapshot(self.local_postgres)
+        self.last_cpu = (
+            cpu_after.since(cpu_before, os.cpu_count() or 1) if cpu_before and cpu_after else {}
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
-        return elapsed, cpu
+        return elapsed, (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
 
     def commits(self) -> int | None:
         """``xact_commit`` of the bench database once the counter has settled (PostgreSQL)."""
@@ -293,8 +303,9 @@ class Measurement:
 
         history.delete_workflow_tasks(WORKFLOW)
         self.submit_tasks()
+        history.analyze()  # planner statistics, as the peers' scripts refresh theirs
         before = self.commits()
-        elapsed, cpu = self.run_burst(
+        elapsed, worker_cpu = self.run_burst(
             name, timeout=max(300.0, self.tasks / 5), concurrency=concurrency, pool=pool
         )
         after = self.commits()
@@ -305,9 +316,12 @@ class Measurement:
             "seconds": elapsed,
             "tasks_per_second": self.tasks / elapsed,
             "steps_per_second": steps / elapsed,
-            "worker_cpu_seconds": cpu,
-            "worker_cpu_ms_per_step": 1000 * cpu / steps,
+            "worker_cpu_seconds": worker_cpu,
+            "worker_cpu_ms_per_step": 1000 * worker_cpu / steps,
+            **self.last_cpu,
         }
+        if self.last_cpu.get("postgres_cpu_seconds") is not None:
+            out["postgres_cpu_ms_per_step"] = 1000 * self.last_cpu["postgres_cpu_seconds"] / steps
         by_status = {
             row["status"]: row["n"]
             for row in Task.objects.filter(workflow=WORKFLOW)
@@ -342,17 +356,27 @@ class Measurement:
         )
         return out
 
+    def median_burst(self, name: str, pool: str) -> dict[str, Any]:
+        """The burst of median tasks/s among ``repeat`` runs at ``concurrency``.
+
+        A 2-core machine's run-to-run noise is large, so the headline figure is the
+        median run; every run's tasks/s is kept beside it.
+        """
+        runs = [self.burst(name, self.concurrency, pool=pool) for _ in range(self.repeat)]
+        runs.sort(key=lambda run: run["tasks_per_second"])
+        median = runs[len(runs) // 2]
+        median["tasks_per_second_runs"] = [run["tasks_per_second"] for run in runs]
+        return median
+
     def measure_throughput(self) -> None:
         """Throughput at ``concurrency`` with threads (startup subtracted too) and processes."""
-        out = self.burst("throughput", self.concurrency)
+        out = self.median_burst("throughput", "threads")
         net = out["seconds"] - self.result["startup_seconds"]
         out["seconds_minus_startup"] = net
         out["tasks_per_second_minus_startup"] = self.tasks / net if net > 0 else None
         out["steps_per_second_minus_startup"] = self.tasks * STEPS / net if net > 0 else None
         self.result["throughput"] = out
-        self.result["throughput_processes"] = self.burst(
-            "throughput", self.concurrency, pool="processes"
-        )
+        self.result["throughput_processes"] = self.median_burst("throughput", "processes")
 
     def measure_sweep(self) -> None:
         """Steps/s of one burst worker (threads) at each concurrency of ``sweep``."""

@@ -54,12 +54,20 @@ def _backend_rows(concurrency: int) -> list[Row]:
 
         return get
 
+    def runs(section: str) -> Callable[[Result], str]:
+        def get(r: Result) -> str:
+            values = r.get(section, {}).get("tasks_per_second_runs") or []
+            return ", ".join(f"{v:.0f}" for v in values) or "-"
+
+        return get
+
     def raw(key: str) -> Callable[[Result], str]:
         return lambda r: fmt(r.get("raw_commits_per_second", {}).get(key))
 
     return [
         ("tasks/s (burst, incl. startup)", tp("tasks_per_second")),
         ("tasks/s (startup subtracted)", tp("tasks_per_second_minus_startup")),
+        ("tasks/s of each run (the median run shown)", runs("throughput")),
         ("steps/s (burst, incl. startup)", tp("steps_per_second")),
         ("steps/s (startup subtracted)", tp("steps_per_second_minus_startup")),
         ("steps/s (in-DB span: 1st claim..last finish)", tp("steps_per_second_in_db_span")),
@@ -67,6 +75,8 @@ def _backend_rows(concurrency: int) -> list[Row]:
         (f"steps/s, --pool processes (C={c})", tp("steps_per_second", 0, "throughput_processes")),
         ("burst wall time, s", tp("seconds", 2)),
         ("worker CPU (user+sys) per step, ms", tp("worker_cpu_ms_per_step", 2)),
+        ("PostgreSQL server CPU per step, ms (local)", tp("postgres_cpu_ms_per_step", 2)),
+        ("machine busy during burst, share of cores", tp("machine_busy_share", 2)),
         ("worker startup (empty --burst), s", lambda r: fmt(r.get("startup_seconds"), 2)),
         ("raw commits/s, 1 conn", raw("1")),
         (f"raw commits/s, {c} conns", raw(c)),
@@ -153,41 +163,48 @@ def ours_best(measured: dict[str, Result]) -> tuple[str, float] | None:
 
 
 def _print_peers(measured: dict[str, Result], peers: dict[str, Result]) -> None:
-    ok = {n: p for n, p in peers.items() if not p.get("errors") and p.get("throughput")}
     best = ours_best(measured)
-    print("\npeers on the same workload (3 no-op steps, same machine, same run):")
-    rows: list[tuple[str, str, str, str, str]] = [
-        ("who", "tasks/s", "p50 start ms", "ours / theirs (tasks/s)", "settings")
-    ]
+    print("\npeers on the same workload (3 no-op steps, one worker process, this run):")
+    header = ("who", "tasks/s", "p50 start ms", "p50 complete ms", "ours / theirs")
+    rows: list[tuple[str, ...]] = [header]
     for name, r in measured.items():
+        latency = r.get("latency", {})
         for key, pool in (("throughput", "threads"), ("throughput_processes", "processes")):
             t = r.get(key)
             if t:
-                p50 = r.get("latency", {}).get("start_ms", {}).get("p50")
                 rows.append(
                     (
-                        f"salvador {name}",
+                        f"salvador {name}, --pool {pool} -c {t['concurrency']}",
                         fmt(t["tasks_per_second"]),
-                        fmt(p50, 1),
+                        fmt(latency.get("start_ms", {}).get("p50"), 1),
+                        fmt(latency.get("complete_ms", {}).get("p50"), 1),
                         "",
-                        f"runworkflows --pool {pool} --concurrency {t['concurrency']}",
                     )
                 )
     for name, p in peers.items():
         tps = p.get("throughput", {}).get("tasks_per_second")
-        versus = f"{best[1] / tps:.2f}x" if best and tps and name in ok else "-"
-        if p.get("errors"):
-            versus = "failed: " + p["errors"][0][:60]
-        rows.append((name, fmt(tps), fmt(peer_p50(p), 1), versus, str(p.get("settings", ""))))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        complete = p.get("latency", {}).get("complete_ms") or []
+        versus = f"{best[1] / tps:.2f}x" if best and tps else "-"
+        rows.append(
+            (
+                f"{name} -c {p.get('concurrency', '?')}",
+                fmt(tps),
+                fmt(peer_p50(p), 1),
+                fmt(percentile(complete, 50) if complete else None, 1),
+                "failed" if p.get("errors") else versus,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         cells = [
             row[0].ljust(widths[0]),
-            *(v.rjust(w) for v, w in zip(row[1:4], widths[1:], strict=True)),
+            *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)),
         ]
-        print("  ".join([*cells, row[4]]))
+        print("  ".join(cells))
     if best:
-        print(f"(ours / theirs divides our best, {best[0]} at {best[1]:,.0f} tasks/s)")
+        print(f"ours / theirs: our best ({best[0]}, {best[1]:,.0f} tasks/s) / theirs")
+    for name, p in peers.items():
+        print(f"- {name}: {p.get('settings', '')}")
 
 
 def targets(
