@@ -16,6 +16,7 @@ def render(results: Result, directory: Path) -> list[Path]:
 
     matplotlib.use("Agg")  # files only, no display
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     directory.mkdir(parents=True, exist_ok=True)
     facts = results["machine"]
@@ -59,6 +60,11 @@ def render(results: Result, directory: Path) -> list[Path]:
             fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
             axes.step(ordered, fractions, where="post", label=label)
     axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(ScalarFormatter())
+    longest = max((max(v) for v in curves.values() if v), default=100.0)
+    ticks = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+    axes.set_xticks([t for t in ticks if t <= longest * 1.5])
+    axes.set_xlim(1, longest * 1.2)
     axes.set_xlabel("submit -> step 1 start, ms (log scale)")
     axes.set_ylabel("fraction of tasks")
     axes.set_title(f"Latency distribution, one task at a time ({caption})")
