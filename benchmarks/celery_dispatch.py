@@ -62,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -120,17 +120,6 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM ``proc`` and wait for it; SIGKILL it after ``STOP_TIMEOUT``. Its exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
-
 # --------------------------------------------------------------------------- measuring
 
 
@@ -172,28 +161,6 @@ class DispatchMeasurement(Measurement):
         if not self.celery:
             super()._wait_listening()
 
-    @contextlib.contextmanager
-    def running_worker(self, name: str) -> Iterator[subprocess.Popen[bytes]]:
-        """A long-running worker for the block; stopped with SIGTERM, which must exit 0."""
-        path = self._log_file(name)
-        with path.open("w") as output:
-            proc = subprocess.Popen(
-                self._worker_command("--concurrency", str(self.concurrency)),
-                env=self.env,
-                cwd=REPO,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                yield proc
-            finally:
-                code = stop_process(proc)
-        self.result["exit_codes"][name] = code
-        if code != 0:
-            self.result["errors"].append(
-                f"{name}: worker exited {code} on SIGTERM:\n{path.read_text()[-3000:]}"
-            )
-
     # -- measures
 
     def server_facts(self) -> dict[str, str]:
@@ -221,10 +188,9 @@ class DispatchMeasurement(Measurement):
     def measure_dispatch_throughput(self) -> None:
         """Submit N tasks in one transaction to an idle long-running worker; time them."""
         from django.db import transaction
-        from django.db.models import Count, Max, Min
 
         from salvador_django import submit
-        from salvador_django.models import StepRun, Task
+        from salvador_django.models import Task
 
         timeout = max(300.0, self.tasks / 5)
         steps = self.tasks * STEPS
@@ -273,28 +239,12 @@ class DispatchMeasurement(Measurement):
         )
         if cpu_before is not None and cpu_after is not None:
             out["worker_cpu_ms_per_step"] = 1000 * (cpu_after - cpu_before) / steps
-        mine = Task.objects.filter(pk__in=ids)
-        by_status = {
-            row["status"]: row["n"] for row in mine.values("status").annotate(n=Count("id"))
-        }
-        step_runs = StepRun.objects.filter(task__in=ids).count()
-        span = mine.aggregate(first=Min("started_at"), last=Max("finished_at"))
-        out["by_status"] = by_status
-        out["step_runs"] = step_runs
-        if span["first"] and span["last"]:
-            in_db = (span["last"] - span["first"]).total_seconds()
-            out["in_db_span_seconds"] = in_db
-            out["steps_per_second_in_db_span"] = steps / in_db if in_db > 0 else None
-        if by_status.get("completed", 0) != self.tasks or step_runs != steps:
-            self.result["errors"].append(
-                f"throughput: expected {self.tasks} completed tasks and {steps} step runs, "
-                f"found {by_status} and {step_runs} step runs"
-            )
+        self.check_burst("throughput", out, Task.objects.filter(pk__in=ids))
         self.result["throughput"] = out
         log(
             self.backend,
             f"throughput: {self.tasks} tasks in {elapsed:.2f}s, "
-            f"{out['steps_per_second']:.0f} steps/s ({by_status})",
+            f"{out['steps_per_second']:.0f} steps/s ({out['by_status']})",
         )
 
     def run(self) -> dict[str, Any]:
@@ -320,7 +270,6 @@ class DispatchMeasurement(Measurement):
             log(self.backend, f"raw Redis LPUSH+BRPOP pairs/s on the broker: {pairs:.0f}")
         self.measure_dispatch_throughput()
         self.measure_latency()
-        self.result["exit_codes"]["latency"] = self.result["latency"]["sigterm_exit_code"]
         if self.stat_conn is not None:
             self.stat_conn.close()
         return self.result

@@ -11,6 +11,7 @@ says what each figure counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,31 @@ class Measurement:
     def _worker_command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "django", "runworkflows", *extra]
 
+    @contextlib.contextmanager
+    def running_worker(self, name: str) -> Iterator[subprocess.Popen[bytes]]:
+        """A long-running worker for the block; stopped with SIGTERM, which must exit 0.
+
+        Its exit code goes to ``result["exit_codes"][name]``; any other than 0 is an error.
+        """
+        path = self._log_file(name)
+        with path.open("w") as output:
+            proc = subprocess.Popen(
+                self._worker_command("--concurrency", str(self.concurrency)),
+                env=self.env,
+                cwd=REPO,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                yield proc
+            finally:
+                code = stop_process(proc)
+        self.result.setdefault("exit_codes", {})[name] = code
+        if code != 0:
+            self.result["errors"].append(
+                f"{name}: worker exited {code} on SIGTERM:\n{path.read_text()[-3000:]}"
+            )
+
     def _log_file(self, name: str) -> Path:
         self._logs += 1
         return self.workdir / f"{self._logs:02d}-{name}.log"
@@ -297,9 +324,7 @@ class Measurement:
 
         Returns the figures; a burst that left tasks unfinished adds to ``errors``.
         """
-        from django.db.models import Count, Max, Min
-
-        from salvador_django.models import StepRun, Task
+        from salvador_django.models import Task
 
         history.delete_workflow_tasks(WORKFLOW)
         self.submit_tasks()
@@ -322,27 +347,7 @@ class Measurement:
         }
         if self.last_cpu.get("postgres_cpu_seconds") is not None:
             out["postgres_cpu_ms_per_step"] = 1000 * self.last_cpu["postgres_cpu_seconds"] / steps
-        by_status = {
-            row["status"]: row["n"]
-            for row in Task.objects.filter(workflow=WORKFLOW)
-            .values("status")
-            .annotate(n=Count("id"))
-        }
-        step_runs = StepRun.objects.filter(task__workflow=WORKFLOW).count()
-        span = Task.objects.filter(workflow=WORKFLOW).aggregate(
-            first=Min("started_at"), last=Max("finished_at")
-        )
-        out["by_status"] = by_status
-        out["step_runs"] = step_runs
-        if span["first"] and span["last"]:
-            in_db = (span["last"] - span["first"]).total_seconds()
-            out["in_db_span_seconds"] = in_db
-            out["steps_per_second_in_db_span"] = steps / in_db if in_db > 0 else None
-        if by_status.get("completed", 0) != self.tasks or step_runs != steps:
-            self.result["errors"].append(
-                f"{name}: expected {self.tasks} completed tasks and {steps} step runs, "
-                f"found {by_status} and {step_runs} step runs"
-            )
+        self.check_burst(name, out, Task.objects.filter(workflow=WORKFLOW))
         if before is not None and after is not None:
             total = after - before
             out["commits"] = total
@@ -352,7 +357,7 @@ class Measurement:
         log(
             self.backend,
             f"{name} ({pool}, concurrency {concurrency}): {self.tasks} tasks in "
-            f"{elapsed:.2f}s, {out['steps_per_second']:.0f} steps/s ({by_status})",
+            f"{elapsed:.2f}s, {out['steps_per_second']:.0f} steps/s ({out['by_status']})",
         )
         return out
 
@@ -367,6 +372,34 @@ class Measurement:
         median = runs[len(runs) // 2]
         median["tasks_per_second_runs"] = [run["tasks_per_second"] for run in runs]
         return median
+
+    def check_burst(self, name: str, out: dict[str, Any], tasks: Any) -> None:
+        """Add the outcome of the burst's ``tasks`` (a queryset) to ``out``; flag shortfalls.
+
+        Every task must be completed with one step run per step; the span from the first
+        claim to the last finish (database clock) gives steps/s without the start-up.
+        """
+        from django.db.models import Count, Max, Min
+
+        from salvador_django.models import StepRun
+
+        steps = self.tasks * STEPS
+        by_status = {
+            row["status"]: row["n"] for row in tasks.values("status").annotate(n=Count("id"))
+        }
+        step_runs = StepRun.objects.filter(task__in=tasks.values("pk")).count()
+        span = tasks.aggregate(first=Min("started_at"), last=Max("finished_at"))
+        out["by_status"] = by_status
+        out["step_runs"] = step_runs
+        if span["first"] and span["last"]:
+            in_db = (span["last"] - span["first"]).total_seconds()
+            out["in_db_span_seconds"] = in_db
+            out["steps_per_second_in_db_span"] = steps / in_db if in_db > 0 else None
+        if by_status.get("completed", 0) != self.tasks or step_runs != steps:
+            self.result["errors"].append(
+                f"{name}: expected {self.tasks} completed tasks and {steps} step runs, "
+                f"found {by_status} and {step_runs} step runs"
+            )
 
     def measure_throughput(self) -> None:
         """Throughput at ``concurrency`` with threads (startup subtracted too) and processes."""
@@ -435,44 +468,29 @@ class Measurement:
         from salvador_django.conf import get_settings
 
         poll = float(get_settings().POLL_INTERVAL)
-        path = self._log_file("latency")
         rng = random.Random(0)
         starts: list[float] = []
         completes: list[float] = []
         finishes: list[float] = []
-        with path.open("w") as output:
-            proc = subprocess.Popen(
-                self._worker_command("--concurrency", str(self.concurrency)),
-                env=self.env,
-                cwd=REPO,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                for i in range(WARMUP_TASKS):  # the worker is up, connected and idle
-                    self._wait_done(self._submit_one(-1 - i), timeout=60)
-                self._wait_listening()
-                time.sleep(0.5)
-                self.result["idle_commits_per_second"] = self._idle_commit_rate()
-                for i in range(self.samples):
-                    # A random gap, so submissions do not lock step with the polling phase.
-                    time.sleep(rng.uniform(0, poll))
-                    submitted = time.time()
-                    task_id = self._submit_one(i)
-                    status, state = self._wait_done(task_id)
-                    done = time.time()
-                    if status != "completed":
-                        raise RuntimeError(f"latency task {task_id} ended {status}")
-                    starts.append(state["t1"] - submitted)
-                    completes.append(done - submitted)
-                    finishes.append(state["finished_at"] - submitted)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    code = proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    code = proc.wait()
+        with self.running_worker("latency"):
+            for i in range(WARMUP_TASKS):  # the worker is up, connected and idle
+                self._wait_done(self._submit_one(-1 - i), timeout=60)
+            self._wait_listening()
+            time.sleep(0.5)
+            self.result["idle_commits_per_second"] = self._idle_commit_rate()
+            for i in range(self.samples):
+                # A random gap, so submissions do not lock step with the polling phase.
+                time.sleep(rng.uniform(0, poll))
+                submitted = time.time()
+                task_id = self._submit_one(i)
+                status, state = self._wait_done(task_id)
+                done = time.time()
+                if status != "completed":
+                    raise RuntimeError(f"latency task {task_id} ended {status}")
+                starts.append(state["t1"] - submitted)
+                completes.append(done - submitted)
+                finishes.append(state["finished_at"] - submitted)
+        code = self.result["exit_codes"]["latency"]
         self.result["latency"] = {
             "start_ms": summary_ms(starts),
             "start_samples_ms": [1000 * x for x in starts],
@@ -481,10 +499,6 @@ class Measurement:
             "poll_interval": poll,
             "sigterm_exit_code": code,
         }
-        if code != 0:
-            self.result["errors"].append(
-                f"latency: worker exited {code} on SIGTERM:\n{path.read_text()[-3000:]}"
-            )
         s, c = self.result["latency"]["start_ms"], self.result["latency"]["complete_ms"]
         log(
             self.backend,
@@ -511,36 +525,20 @@ class Measurement:
         from salvador_django.models import Task
 
         history.delete_workflow_tasks(WORKFLOW)
-        path = self._log_file("memory")
         rss: dict[str, float | None] = {}
-        with path.open("w") as output:
-            proc = subprocess.Popen(
-                self._worker_command("--concurrency", str(self.concurrency)),
-                env=self.env,
-                cwd=REPO,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                done = 0
-                completed = Task.objects.filter(workflow=WORKFLOW, status="completed")
-                for target in sorted(self.memory_tasks):
-                    self.submit_tasks(target - done)
-                    deadline = time.monotonic() + max(120.0, target / 20)
-                    while completed.count() < target:
-                        if proc.poll() is not None or time.monotonic() > deadline:
-                            raise RuntimeError(f"memory: the worker did not finish {target} tasks")
-                        time.sleep(0.2)
-                    done = target
-                    rss[str(target)] = _rss_mib(proc.pid)
-                    log(self.backend, f"worker RSS after {target} tasks: {rss[str(target)]} MiB")
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        with self.running_worker("memory") as proc:
+            done = 0
+            completed = Task.objects.filter(workflow=WORKFLOW, status="completed")
+            for target in sorted(self.memory_tasks):
+                self.submit_tasks(target - done)
+                deadline = time.monotonic() + max(120.0, target / 20)
+                while completed.count() < target:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"memory: the worker did not finish {target} tasks")
+                    time.sleep(0.2)
+                done = target
+                rss[str(target)] = _rss_mib(proc.pid)
+                log(self.backend, f"worker RSS after {target} tasks: {rss[str(target)]} MiB")
         self.result["memory_rss_mib"] = rss
 
     # -- 4. scale
@@ -602,6 +600,17 @@ class Measurement:
         if self.stat_conn is not None:
             self.stat_conn.close()
         return self.result
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
+    """SIGTERM ``proc`` and wait for it; SIGKILL it after ``timeout`` seconds. Its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def _rss_mib(pid: int) -> float | None:

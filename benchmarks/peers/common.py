@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks.servers import percentile
+
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 3
 WARMUP_SAMPLES = 5
@@ -163,17 +165,6 @@ def new_result(peer: str, args: argparse.Namespace, packages: Sequence[str]) -> 
         "latency": None,
         "errors": [],
     }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values``, linearly interpolated."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def log(message: str) -> None:
