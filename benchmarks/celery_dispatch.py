@@ -257,13 +257,7 @@ class DispatchMeasurement(Measurement):
         if self.celery:
             importlib.import_module(CELERY_APP)  # the current Celery app: broker and queue
         self.result["server"] = self.server_facts()
-        raw1 = self.raw_commits_per_second(1)
-        rawc = self.raw_commits_per_second(self.concurrency) if self.concurrency > 1 else raw1
-        self.result["raw_commits_per_second"] = {"1": raw1, str(self.concurrency): rawc}
-        log(
-            self.backend,
-            f"raw UPDATE commits/s: {raw1:.0f} (1 conn), {rawc:.0f} ({self.concurrency} conns)",
-        )
+        self.measure_raw_commits()
         if self.celery and is_redis(self.broker):
             pairs = self.raw_redis_pairs_per_second()
             self.result["raw_redis_pairs_per_second"] = pairs

@@ -171,6 +171,16 @@ class Measurement:
             worker.join()
         return sum(counts) / (time.perf_counter() - began)
 
+    def measure_raw_commits(self) -> None:
+        """Raw commits/s with 1 connection and with ``concurrency`` connections."""
+        raw1 = self.raw_commits_per_second(1)
+        rawc = self.raw_commits_per_second(self.concurrency) if self.concurrency > 1 else raw1
+        self.result["raw_commits_per_second"] = {"1": raw1, str(self.concurrency): rawc}
+        log(
+            self.backend,
+            f"raw UPDATE commits/s: {raw1:.0f} (1 conn), {rawc:.0f} ({self.concurrency} conns)",
+        )
+
     def raw_redis_pairs_per_second(self) -> float:
         """LPUSH + BRPOP round-trip pairs/s on one list, from one redis-py client."""
         key = f"{self.redis_prefix}bench-raw"
@@ -577,13 +587,7 @@ class Measurement:
         self.prepare_database()
         django.setup()
         self.result["server"] = self.server_facts()
-        raw1 = self.raw_commits_per_second(1)
-        rawc = self.raw_commits_per_second(self.concurrency) if self.concurrency > 1 else raw1
-        self.result["raw_commits_per_second"] = {"1": raw1, str(self.concurrency): rawc}
-        log(
-            self.backend,
-            f"raw UPDATE commits/s: {raw1:.0f} (1 conn), {rawc:.0f} ({self.concurrency} conns)",
-        )
+        self.measure_raw_commits()
         if self.redis:
             pairs = self.raw_redis_pairs_per_second()
             self.result["raw_redis_pairs_per_second"] = pairs
