@@ -247,12 +247,13 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
 
 
-_row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Any]] = (
+RowLoader = Callable[[str, Sequence[Any]], "Task"]
+_row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], RowLoader]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _row_loader(connection: Any, columns: tuple[str, ...]) -> Callable[[str, Sequence[Any]], Task]:
+def _row_loader(connection: Any, columns: tuple[str, ...]) -> RowLoader:
     """A function making a ``Task`` of a ``RETURNING *`` row of the task table.
 
     The claim runs once per task, so it skips ``RawQuerySet``, which resolves the
@@ -261,7 +262,7 @@ def _row_loader(connection: Any, columns: tuple[str, ...]) -> Callable[[str, Seq
     """
     loaders = _row_loaders.setdefault(connection, {})
     if columns in loaders:
-        return loaders[columns]  # type: ignore[no-any-return]
+        return loaders[columns]
     fields = Task._meta.concrete_fields
     position = {column: index for index, column in enumerate(columns)}
     order = [position[str(field.column)] for field in fields]
