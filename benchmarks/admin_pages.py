@@ -252,7 +252,7 @@ def unseeded_columns() -> list[str]:
 def seed(tasks: int) -> Result:
     """Recreate, migrate and fill the benchmark database; returns the durations (s)."""
     from benchmarks import admin_workflows  # noqa: F401 - registers them, as the URLconf does
-    from benchmarks.servers import pg_connect
+    from benchmarks.servers import recreate_database
     from salvador_django.definitions import registry
     from salvador_django.models import StepRun, Task
 
@@ -262,9 +262,7 @@ def seed(tasks: int) -> Result:
     seconds: Result = {}
     began = time.perf_counter()
     connection.close()
-    with pg_connect("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
+    recreate_database(PG_DB)
     migrate()
     seconds["create and migrate"] = time.perf_counter() - began
 

@@ -37,6 +37,7 @@ from benchmarks.servers import (
     log,
     pg_connect,
     pg_params,
+    recreate_database,
     redis_connect,
     summary_ms,
 )
@@ -83,9 +84,7 @@ class Measurement:
     def prepare_database(self) -> None:
         """Create a fresh, empty database and migrate it in a subprocess."""
         if self.postgres:
-            with pg_connect("postgres") as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-                conn.execute(f"CREATE DATABASE {PG_DB}")
+            recreate_database(PG_DB)
             self.stat_conn = pg_connect("postgres")  # reads stats without touching PG_DB
         else:
             for suffix in ("", "-wal", "-shm"):
@@ -363,6 +362,9 @@ class Measurement:
             out["commits"] = total
             out["commits_per_step"] = total / steps
             out["commits_minus_claims_per_step"] = (total - self.tasks) / steps
+            empty = self.result.get("empty_burst_commits")
+            if empty is not None:  # the happy path: less what a worker commits idle
+                out["happy_path_commits_per_step"] = (total - self.tasks - empty) / steps
             out["commits_per_second"] = total / elapsed
         log(
             self.backend,

@@ -88,7 +88,7 @@ def _backend_rows(concurrency: int) -> list[Row]:
         ("  same, startup subtracted", ratio("steps_per_second_minus_startup")),
         ("commits/step, total (PG)", tp("commits_per_step", 3)),
         ("(commits - claims)/step (PG)", tp("commits_minus_claims_per_step", 3)),
-        ("  same, minus an empty run's commits (PG)", lambda r: fmt(happy_commits(r), 3)),
+        ("  same, minus an empty run's commits (PG)", tp("happy_path_commits_per_step", 3)),
         ("worker commits/s during burst (PG)", tp("commits_per_second")),
         ("commits of an empty --burst run (PG)", lambda r: fmt(r.get("empty_burst_commits"))),
         ("idle worker commits/s (PG)", lambda r: fmt(r.get("idle_commits_per_second"), 1)),
@@ -98,16 +98,6 @@ def _backend_rows(concurrency: int) -> list[Row]:
         ("SIGTERM exit code", lambda r: fmt(r.get("latency", {}).get("sigterm_exit_code"))),
         ("submit() rate, tasks/s (untimed setup)", lambda r: fmt(r.get("submit_per_second"))),
     ]
-
-
-def happy_commits(r: Result) -> float | None:
-    """Commits per step of the burst, less one claim per task and an empty run's commits."""
-    t = r.get("throughput", {})
-    if t.get("commits") is None or r.get("empty_burst_commits") is None:
-        return None
-    tasks = t["steps_per_second"] * t["seconds"] / STEPS
-    steps = tasks * STEPS
-    return float((t["commits"] - tasks - r["empty_burst_commits"]) / steps)
 
 
 def _print_backends(measured: dict[str, Result], concurrency: int) -> None:
@@ -213,7 +203,7 @@ def targets(
     """Each target of the benchmark: (target, met, the figure); met is None if unmeasured."""
     out: list[tuple[str, bool | None, str]] = []
     pg = measured.get("postgres", {})
-    happy = happy_commits(pg) if pg else None
+    happy = pg.get("throughput", {}).get("happy_path_commits_per_step")
     out.append(
         (
             "<= 1.0 commit per step on the happy path, plus one claim per task (PostgreSQL)",

@@ -70,7 +70,7 @@ from benchmarks.servers import (
 
 PEERS = ("celery", "dbos", "procrastinate")
 PEER_TIMEOUT_SECONDS = 900
-PRINTED_CELERY_PREFORK_CONCURRENCY = 2  # the like-for-like Celery setup
+CELERY_PREFORK_CONCURRENCY = 2  # the like-for-like Celery setup
 
 
 def machine_facts() -> dict[str, Any]:
@@ -220,7 +220,7 @@ def _peer_runs(peer: str, concurrency: int) -> list[tuple[str, str, list[str], i
                 "celery-prefork",
                 "celery_chain.py",
                 ["--pool", "prefork"],
-                PRINTED_CELERY_PREFORK_CONCURRENCY,
+                CELERY_PREFORK_CONCURRENCY,
             ),
         ]
     script = {"dbos": "dbos_queue.py", "procrastinate": "procrastinate_chain.py"}[peer]

@@ -43,6 +43,19 @@ def pg_connect(dbname: str) -> Any:
     return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=3, **pg_params())
 
 
+def recreate_database(dbname: str) -> None:
+    """Drop ``dbname`` if it exists (closing its sessions) and create it empty."""
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def drop_database(dbname: str) -> None:
+    """Drop ``dbname`` if it exists, closing its sessions."""
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
 def postgres_unreachable() -> str | None:
     """Why PostgreSQL cannot be benchmarked, or None when it can."""
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks.servers import percentile
+from benchmarks.servers import percentile, pg_params
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 3
@@ -85,39 +85,10 @@ def parse_args(description: str, *, pools: Sequence[str] = ()) -> argparse.Names
 # --------------------------------------------------------------------------- connections
 
 
-def pg_params() -> dict[str, str]:
-    """Host, port and user of the benchmark's PostgreSQL server."""
-    return {
-        "host": os.environ.get("SALVADOR_BENCH_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("SALVADOR_BENCH_PG_PORT", "5432"),
-        "user": os.environ.get("SALVADOR_BENCH_PG_USER", "postgres"),
-    }
-
-
 def pg_url(dbname: str, scheme: str = "postgresql") -> str:
     """A URL of ``dbname`` on the benchmark's server (password from libpq's own sources)."""
     p = pg_params()
     return f"{scheme}://{p['user']}@{p['host']}:{p['port']}/{dbname}"
-
-
-def pg_connect(dbname: str) -> Any:
-    """An autocommit psycopg connection to ``dbname``."""
-    import psycopg
-
-    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **pg_params())
-
-
-def recreate_database(dbname: str) -> None:
-    """Drop ``dbname`` if it exists (closing its sessions) and create it empty."""
-    with pg_connect("postgres") as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-
-
-def drop_database(dbname: str) -> None:
-    """Drop ``dbname`` if it exists, closing its sessions."""
-    with pg_connect("postgres") as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def analyze_enabled() -> bool:

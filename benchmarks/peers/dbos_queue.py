@@ -47,6 +47,7 @@ if not __package__:  # run as a script: make ``benchmarks.peers`` importable
 
 from dbos import DBOS, DBOSClient, DBOSConfig
 
+from benchmarks import servers
 from benchmarks.peers import common
 
 MODULE = "benchmarks.peers.dbos_queue"
@@ -141,7 +142,7 @@ def client() -> DBOSClient:
 @functools.cache
 def stat_conn() -> Any:
     """The submitter's psycopg connection to the system database, for counting."""
-    return common.pg_connect(DB)
+    return servers.pg_connect(DB)
 
 
 def enqueue(n: int) -> Any:
@@ -173,7 +174,7 @@ def worker() -> common.Worker:
 
 def setup(concurrency: int) -> None:
     """A fresh database, its schema and the queue."""
-    common.recreate_database(DB)
+    servers.recreate_database(DB)
     with common.Worker("dbos-setup", common.python_command(MODULE, "setup", str(concurrency))) as w:
         w.start()
         assert w.proc is not None
@@ -188,7 +189,7 @@ def cleanup() -> None:
         client().destroy()
     if stat_conn.cache_info().currsize:
         stat_conn().close()
-    common.drop_database(DB)
+    servers.drop_database(DB)
 
 
 def throughput(args: argparse.Namespace, result: common.Result) -> common.Result:

@@ -42,6 +42,7 @@ from typing import Any
 if not __package__:  # run as a script: make ``benchmarks.peers`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks import servers
 from benchmarks.peers import common
 from benchmarks.peers.procrastinate_app import DB, POOL_ENV, STEP3, app, step1
 
@@ -58,7 +59,7 @@ OPENED = contextlib.ExitStack()  # the submitter's open app, closed by cleanup()
 @functools.cache
 def conn() -> Any:
     """The submitter's psycopg connection, for counting and polling."""
-    return common.pg_connect(DB)
+    return servers.pg_connect(DB)
 
 
 def count_done() -> int:
@@ -95,7 +96,7 @@ def worker(concurrency: int) -> common.Worker:
 
 def setup() -> None:
     """A fresh database with procrastinate's schema; open the app (for deferring)."""
-    common.recreate_database(DB)
+    servers.recreate_database(DB)
     app.open()
     OPENED.callback(app.close)
     app.schema_manager.apply_schema()
@@ -106,7 +107,7 @@ def cleanup() -> None:
     OPENED.close()
     if conn.cache_info().currsize:
         conn().close()
-    common.drop_database(DB)
+    servers.drop_database(DB)
 
 
 def throughput(args: argparse.Namespace, result: common.Result) -> common.Result:
