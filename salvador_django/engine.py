@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,9 +56,51 @@ class Lease:
 
     task_id: Any
     token: str
+    #: The lease's length, when something renews it (a heartbeat); None: never checked.
+    seconds: float | None = None
     lost: threading.Event = field(default_factory=threading.Event)
     #: The attempt running now, when its step has a timeout.
     attempt: Attempt | None = None
+    #: ``time.monotonic()`` when the claim was last known held (taken or renewed).
+    renewed_at: float = field(default_factory=time.monotonic)
+
+    def overdue(self, fraction: float = 1.0) -> bool:
+        """Whether ``fraction`` of the lease has passed since it was last renewed."""
+        return (
+            self.seconds is not None
+            and time.monotonic() - self.renewed_at > self.seconds * fraction
+        )
+
+
+def renew_leases(database: str, leases: Sequence[Lease]) -> None:
+    """Extend each lease by its length; flag those whose claim is gone as lost.
+
+    The heartbeat of a worker (all its leases) and of a Celery task (one) both call
+    this. Raises the database's error when it cannot reach the database.
+    """
+    tokens_by_length: dict[float, list[str]] = {}
+    for lease in leases:
+        if lease.seconds is not None:
+            tokens_by_length.setdefault(lease.seconds, []).append(lease.token)
+    if not tokens_by_length:
+        return
+    sent = time.monotonic()  # the renewed leases run from no earlier than this
+    tasks = Task.objects.using(database)
+    for seconds, tokens in tokens_by_length.items():
+        tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).update(
+            lease_expires_at=now_plus(seconds)
+        )
+    renewable = [lease for lease in leases if lease.seconds is not None]
+    held = set(
+        tasks.filter(
+            claimed_by__in=[lease.token for lease in renewable], status=TaskStatus.RUNNING
+        ).values_list("claimed_by", flat=True)
+    )
+    for lease in renewable:
+        if lease.token in held:
+            lease.renewed_at = max(lease.renewed_at, sent)
+        else:
+            lease.lost.set()
 
 
 class CheckpointFailed(Exception):
@@ -97,7 +139,7 @@ class Engine:
         if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
             return self._cancel(task, lease, workflow)
         while index < len(workflow.steps):
-            if lease.lost.is_set():
+            if not self._still_held(lease):
                 return self._lost(task)
             if should_stop():
                 return self._release(task, lease)
@@ -232,6 +274,18 @@ class Engine:
             workflow=attempt.workflow,
             compensate_here=False,  # not in a watchdog or a supervisor: a worker will
         )
+
+    def _still_held(self, lease: Lease) -> bool:
+        """Whether the claim is still ours, checked before a step starts.
+
+        Heartbeats renew a lease every third of it; when half of it has passed without
+        one, this process was paused or cut off from the database, and the lease may
+        have expired and been taken over. Renewing it here first means such a worker
+        does not start a step it no longer owns (its writes would be refused anyway).
+        """
+        if not lease.lost.is_set() and lease.overdue(0.5):
+            renew_leases(self.database, [lease])
+        return not lease.lost.is_set()
 
     def _call(self, step: Step, task: Task, began: float) -> Any:
         output = step.fn(task)
@@ -521,7 +575,7 @@ class Engine:
         ``compensation = "failed"`` and an error naming that step.
         """
         while task.step > 0:
-            if lease.lost.is_set():
+            if not self._still_held(lease):
                 return self._lost(task)
             if should_stop():
                 return self._release(task, lease)

@@ -23,9 +23,9 @@ from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
-from salvador_django.engine import Engine, Lease, Outcome
+from salvador_django.engine import Engine, Lease, Outcome, renew_leases
 from salvador_django.exceptions import QueueUnavailable
-from salvador_django.models import Task, now_plus
+from salvador_django.models import Task
 from salvador_django.queues import Entry, Queue, announce, enqueue_on_commit, get_queue
 from salvador_django.status import CompensationStatus, TaskStatus
 
@@ -245,6 +245,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 token = f"{token_prefix}:{uuid.uuid4().hex[:12]}"
+                popped_at = time.monotonic()  # a lease taken by this pop runs from later
                 tasks = self.queue.pop(
                     self.options.workflows,
                     timeout,
@@ -264,13 +265,13 @@ class Worker:
                     break
                 continue
             for task in tasks:
-                self._run_one(task, token)
+                self._run_one(task, token, popped_at)
             if threading.current_thread().name in self._abandoned:
                 break  # a replacement took this slot while the step hung
         connections.close_all()
 
-    def _run_one(self, task: Task, token: str) -> None:
-        lease = Lease(task.id, token)
+    def _run_one(self, task: Task, token: str, claimed_at: float) -> None:
+        lease = Lease(task.id, token, seconds=self.options.lease_seconds, renewed_at=claimed_at)
         self.leases.add(lease)
         logger.info(
             "salvador: task %s (%s) claimed at step %r", task.id, task.workflow, task.step_name
@@ -315,9 +316,8 @@ class Worker:
             except (DatabaseError, QueueUnavailable) as exc:
                 logger.error("salvador: maintenance failed (%s); will try again", exc)
                 _close_connections()
-                if now - last_heartbeat > self.options.lease_seconds:
-                    # Our leases have expired by now: stop working on those tasks.
-                    for lease in self.leases.snapshot():
+                for lease in self.leases.snapshot():
+                    if lease.overdue():  # expired by now: stop working on that task
                         lease.lost.set()
                 time.sleep(1)
             if self._stopping.is_set():
@@ -372,22 +372,7 @@ class Worker:
 
     def heartbeat(self) -> None:
         """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
-        leases = self.leases.snapshot()
-        if not leases:
-            return
-        tasks = Task.objects.using(self.database)
-        tokens = [lease.token for lease in leases]
-        tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).update(
-            lease_expires_at=now_plus(self.options.lease_seconds)
-        )
-        held = set(
-            tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).values_list(
-                "claimed_by", flat=True
-            )
-        )
-        for lease in leases:
-            if lease.token not in held:
-                lease.lost.set()
+        renew_leases(self.database, self.leases.snapshot())
 
     def sweep(self) -> None:
         """Reap expired leases and let the queue re-announce lost entries."""

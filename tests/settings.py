@@ -35,7 +35,11 @@ DATABASES: dict[str, dict[str, Any]] = {
         "PORT": os.environ.get("SALVADOR_TEST_PG_PORT", "5432"),
         "USER": os.environ.get("SALVADOR_TEST_PG_USER", "postgres"),
         "CONN_MAX_AGE": 60,
-        "TEST": {"NAME": "salvador_test", "DEPENDENCIES": []},
+        # Separate names let several test runs share the server at once.
+        "TEST": {
+            "NAME": os.environ.get("SALVADOR_TEST_PG_TEST_NAME", "salvador_test"),
+            "DEPENDENCIES": [],
+        },
     },
 }
 

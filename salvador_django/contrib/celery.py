@@ -36,8 +36,8 @@ from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
-from salvador_django.engine import Engine, Lease, Outcome
-from salvador_django.models import Task, now_plus
+from salvador_django.engine import Engine, Lease, Outcome, renew_leases
+from salvador_django.models import Task
 from salvador_django.queues import Entry, announce
 from salvador_django.status import TaskStatus
 from salvador_django.worker import reap_expired_leases
@@ -93,30 +93,21 @@ def dispatch(entries: Sequence[Entry]) -> None:
 
 
 @contextmanager
-def _heartbeat(lease: Lease, database: str, lease_seconds: float) -> Iterator[None]:
+def _heartbeat(lease: Lease, database: str) -> Iterator[None]:
     """Keep ``lease`` alive while the block runs; flag it lost if the claim goes."""
+    assert lease.seconds is not None
+    every = lease.seconds / 3
     done = threading.Event()
 
     def beat() -> None:
-        renewed = time.monotonic()
-        while not done.wait(lease_seconds / 3):
+        while not done.wait(every) and not lease.lost.is_set():
             try:
-                held = (
-                    Task.objects.using(database)
-                    .held(lease.task_id, lease.token)
-                    .update(lease_expires_at=now_plus(lease_seconds))
-                )
+                renew_leases(database, [lease])
             except DatabaseError as exc:
                 logger.error("salvador: heartbeat failed (%s); will try again", exc)
                 connections[database].close()
-                if time.monotonic() - renewed > lease_seconds:
+                if lease.overdue():
                     lease.lost.set()  # expired by now: another worker may take the task
-                    break
-                continue
-            if not held:
-                lease.lost.set()
-                break
-            renewed = time.monotonic()
         connections[database].close()
 
     thread = threading.Thread(target=beat, name="salvador-celery-heartbeat", daemon=True)
@@ -151,9 +142,9 @@ def run_one(task_id: str) -> str:
 
 def _run_claimed(task: Task, token: str) -> str:
     settings = get_settings()
-    lease = Lease(task.id, token)
+    lease = Lease(task.id, token, seconds=settings.LEASE_SECONDS)
     engine = Engine(database=settings.DATABASE, worker_name=_worker_name())
-    with _heartbeat(lease, settings.DATABASE, settings.LEASE_SECONDS):
+    with _heartbeat(lease, settings.DATABASE):
         outcome = engine.run(task, lease)
     if outcome in (Outcome.RETRY, Outcome.RELEASED):
         announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)])

@@ -133,7 +133,9 @@ def test_heartbeat_extends_held_leases_and_flags_lost_ones(backend):
         lease_expires_at=Now() + timedelta(seconds=5)
     )
     worker = Worker(WorkerOptions.from_settings())
-    held_lease, stolen_lease = Lease(held.id, "me:1"), Lease(stolen.id, "me:2")
+    seconds = worker.options.lease_seconds
+    held_lease = Lease(held.id, "me:1", seconds=seconds, renewed_at=time.monotonic() - 10)
+    stolen_lease = Lease(stolen.id, "me:2", seconds=seconds)
     worker.leases.add(held_lease)
     worker.leases.add(stolen_lease)
     Task.objects.using(backend).filter(id=stolen.id).update(claimed_by="other")
@@ -141,6 +143,7 @@ def test_heartbeat_extends_held_leases_and_flags_lost_ones(backend):
     held.refresh_from_db()
     assert held.lease_expires_at - held.updated_at > timedelta(seconds=50)
     assert not held_lease.lost.is_set()
+    assert held_lease.renewed_at > time.monotonic() - 5
     assert stolen_lease.lost.is_set()
 
 
