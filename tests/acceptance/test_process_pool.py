@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from tests.helpers import wait_until
@@ -54,8 +56,9 @@ def test_burst_with_a_process_pool_exits_when_nothing_is_due(backend, start_work
     assert all(status(backend, t) == TaskStatus.COMPLETED for t in tasks)
 
 
-def test_a_step_that_kills_its_worker_is_failed_as_poison(backend, start_worker):
-    poison = submit("kills-worker", {})
+@pytest.mark.parametrize(("workflow", "code"), [("kills-worker", -9), ("exits-worker", 1)])
+def test_a_step_that_kills_its_worker_is_failed_as_poison(backend, start_worker, workflow, code):
+    poison = submit(workflow, {})
     pool = start_worker(
         "--pool",
         "processes",
@@ -71,7 +74,7 @@ def test_a_step_that_kills_its_worker_is_failed_as_poison(backend, start_worker)
     assert stored.recoveries == 2, pool.output()
     after = submit("three-steps", {})  # the pool lives on
     wait_until(lambda: status(backend, after) == TaskStatus.COMPLETED, timeout=30)
-    assert pool.output().count("exited (code -9); starting another") == 2
+    assert pool.output().count(f"exited (code {code}); starting another") == 2
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
 

@@ -87,3 +87,40 @@ hangs = Workflow("hangs-forever").step(
 kills_worker = Workflow("kills-worker").step(
     "crash", lambda task: os.kill(os.getpid(), signal.SIGKILL)
 )
+
+# A poison step that ends its process with an exit status, as os._exit does.
+exits_worker = Workflow("exits-worker").step("exit", lambda task: os._exit(1))
+
+
+def append_to_log(task):
+    """Append one line to the file named by the body: which claim started which step."""
+    line = f"{task.step} {task.claimed_by} {time.time()}\n"
+    with open(task.body["log"], "a") as log:
+        log.write(line)
+    time.sleep(task.body.get("sleep", 0))
+
+
+# Ten short steps that log each start to a file (the database-outage tests).
+logged_steps = Workflow("logged-steps")
+for number in range(10):
+    logged_steps.step(f"step-{number}", append_to_log)
+
+# Fails its first attempt and succeeds on the second, 1 s later (no jitter). Each
+# attempt records an Event stamped with the worker's clock (the clock-skew tests).
+retries_once = Workflow("retries-once")
+
+
+@retries_once.step("try", retry=Retry(max_attempts=2, initial_delay=1, backoff=1, jitter=False))
+def fails_first_attempt(task):
+    now = time.time()
+    Event.objects.using(get_settings().DATABASE).create(
+        task_id=task.id,
+        step="try",
+        attempt=task.attempt,
+        pid=os.getpid(),
+        started=now,
+        finished=now,
+    )
+    if task.attempt == 1:
+        raise ConnectionError("the first attempt fails on purpose")
+    return task.attempt

@@ -1,0 +1,355 @@
+"""Fault injection: crashes, pauses, broker loss and database restarts lose nothing.
+
+    python benchmarks/chaos.py [--quick] [--queue database|redis] [--db sqlite|postgres]
+
+Submits N tasks (quick: 1,000; full: 10,000) of a three-step workflow at a steady
+pace while 3 ``runworkflows`` processes of 4 threads run them. Meanwhile it SIGKILLs a
+random worker every ~2 s (and starts another), SIGSTOPs one for longer than the lease
+every ~10 s (then SIGCONTs it), restarts and flushes Redis (Redis queue) and restarts
+PostgreSQL once (PostgreSQL runs). Runs with PostgreSQL or Redis start their own
+server on a free port, so the machine's shared services are never touched.
+
+When every task has finished, it checks the records (see ``benchmarks/faults/checks``),
+prints a summary and exits 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.faults.checks import Effect, Execution, Fault, Records, Verdict, check
+from benchmarks.faults.injection import Fleet, Injector, plan_faults
+from benchmarks.faults.servers import PostgresServer, RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+WORKERS, THREADS = 3, 4
+LEASE_SECONDS, SWEEP_INTERVAL = 3.0, 1.0
+QUIESCENCE_TIMEOUT = 180.0
+
+logger = logging.getLogger("chaos")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 tasks over ~20 s")
+    parser.add_argument("--queue", choices=("database", "redis"), default="database")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
+    parser.add_argument("--tasks", type=int, help="tasks to submit (default 10,000; quick 1,000)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds over which they are submitted (120; quick 20)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the fault timeline")
+    parser.add_argument("--json", type=Path, help="also write the summary as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each fault")
+    args = parser.parse_args(argv)
+    args.tasks = args.tasks or (1_000 if args.quick else 10_000)
+    args.duration = args.duration or (20.0 if args.quick else 120.0)
+    if args.tasks < 1 or args.duration <= 0:
+        parser.error("--tasks and --duration must be positive")
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1_000_000)
+    return args
+
+
+class Run:
+    """One fault-injection run: its servers, its workers and its records."""
+
+    def __init__(self, args: argparse.Namespace, directory: Path) -> None:
+        self.args = args
+        self.directory = directory
+        self.rng = random.Random(args.seed)
+        self.log_path = directory / "executions.log"
+        self.log_path.touch()
+        self.postgres: PostgresServer | None = None
+        self.redis: RedisServer | None = None
+        self.submitted: dict[str, float] = {}
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.faults.settings",
+            "CHAOS_DB": self.args.db,
+            "CHAOS_QUEUE": self.args.queue,
+            "CHAOS_LOG": str(self.log_path),
+            "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
+            "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
+            "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
+        }
+        if self.postgres is not None:
+            env["CHAOS_PG_PORT"] = str(self.postgres.port)
+        if self.redis is not None:
+            env["CHAOS_REDIS_URL"] = self.redis.url
+        return env
+
+    def start_servers(self) -> None:
+        if self.args.db == "postgres":
+            self.postgres = PostgresServer()
+            self.postgres.start()
+            self.postgres.create_database("chaos")
+        if self.args.queue == "redis":
+            self.redis = RedisServer(self.directory)
+            self.redis.start()
+
+    def stop_servers(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.destroy()
+
+    def actions(self, fleet: Fleet) -> dict[str, Callable[[], int | None]]:
+        actions: dict[str, Callable[[], int | None]] = {"kill": lambda: fleet.kill(self.rng)}
+        if self.redis is not None:
+            redis = self.redis
+            actions["redis-restart"] = lambda: _none(redis.restart)
+            actions["redis-flush"] = lambda: _none(redis.flushall)
+        if self.postgres is not None:
+            postgres = self.postgres
+            actions["postgres-restart"] = lambda: _none(postgres.restart)
+        return actions
+
+    def submit_all(self) -> None:
+        """Submit the tasks at a steady pace, retrying through outages."""
+        from django.db import DatabaseError, close_old_connections, connection
+
+        from salvador_django import submit
+
+        began = time.monotonic()
+        pace = self.args.duration / self.args.tasks
+        for number in range(self.args.tasks):
+            time.sleep(max(0.0, began + number * pace - time.monotonic()))
+            work = [round(self.rng.uniform(0.0, 0.01), 4) for _ in range(3)]
+            while True:
+                try:
+                    # The key makes a retry after an unknown outcome return the same task.
+                    task = submit("chaos", {"work": work}, idempotency_key=f"chaos-{number}")
+                    break
+                except DatabaseError:
+                    connection.close()
+                    time.sleep(0.2)
+            self.submitted.setdefault(str(task.id), time.time())
+            if number % 100 == 0:
+                close_old_connections()
+
+    def wait_until_quiet(self, fleet: Fleet) -> bool:
+        """Wait until no task is pending or running; False if that took too long."""
+        from django.db import DatabaseError, connection
+
+        from salvador_django.models import Task
+
+        deadline = time.monotonic() + QUIESCENCE_TIMEOUT
+        while time.monotonic() < deadline:
+            fleet.replace_the_dead()
+            try:
+                if not Task.objects.filter(status__in=("pending", "running")).exists():
+                    return True
+            except DatabaseError:
+                connection.close()
+            time.sleep(0.2)
+        return False
+
+    def records(self, faults: list[Fault], dead: list[str]) -> Records:
+        from benchmarks.faults.models import Effect as EffectRow
+        from salvador_django.models import StepRun, Task
+
+        statuses, errors, events = {}, {}, {}
+        for task_id, status, error, finished in Task.objects.values_list(
+            "id", "status", "error", "finished_at"
+        ):
+            key = str(task_id)
+            statuses[key] = status
+            if status != "completed":
+                errors[key] = error
+            events[key] = [self.submitted.get(key, 0.0)]
+            if finished is not None:
+                events[key].append(finished.timestamp())
+        executions = [
+            Execution(**json.loads(line))
+            for line in self.log_path.read_text().splitlines()
+            if line.strip()
+        ]
+        effects = [
+            Effect(str(task), step, token, pid, at)
+            for task, step, token, pid, at in EffectRow.objects.values_list(
+                "task_id", "step", "token", "pid", "at"
+            )
+        ]
+        failed = {
+            (str(task), index, attempt)
+            for task, index, attempt in StepRun.objects.filter(status="failed").values_list(
+                "task_id", "index", "attempt"
+            )
+        }
+        return Records(statuses, errors, events, executions, effects, failed, faults, dead)
+
+
+def _none(action: Callable[[], object]) -> None:
+    action()
+
+
+def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    run = Run(args, directory)
+    run.start_servers()
+    try:
+        os.environ.update(run.environment())
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        began = time.time()
+        fleet = Fleet(WORKERS, THREADS, env, directory)
+        plan = plan_faults(
+            run.rng,
+            args.duration,
+            lease_seconds=LEASE_SECONDS,
+            redis=run.redis is not None,
+            postgres=run.postgres is not None,
+        )
+        injector = Injector(
+            plan,
+            run.actions(fleet),
+            fleet=fleet,
+            pause_seconds=LEASE_SECONDS + 1.5,
+            rng=run.rng,
+        )
+        injector.start()
+        watcher = _Watcher(fleet)
+        watcher.start()
+        run.submit_all()
+        injector.join()
+        quiet = run.wait_until_quiet(fleet)
+        watcher.stop()
+        fleet.replace_the_dead()
+        stop_problems = fleet.shut_down()
+        elapsed = time.time() - began
+        records = run.records(injector.faults, fleet.dead)
+        verdict = check(records)
+        if not quiet:
+            verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
+        for problem in stop_problems:
+            verdict.problem(problem)
+        statuses = Counter(records.statuses.values())
+        return summary(args, injector.faults, verdict, statuses, fleet, elapsed)
+    finally:
+        run.stop_servers()
+
+
+class _Watcher:
+    """Replaces workers that die on their own while the run goes on."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        import threading
+
+        self.fleet = fleet
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="chaos-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            self.fleet.replace_the_dead()
+
+
+def summary(
+    args: argparse.Namespace,
+    faults: list[Fault],
+    verdict: Verdict,
+    statuses: Counter[str],
+    fleet: Fleet,
+    elapsed: float,
+) -> dict[str, Any]:
+    return {
+        "command": "python benchmarks/chaos.py " + " ".join(sys.argv[1:]),
+        "queue": args.queue,
+        "db": args.db,
+        "seed": args.seed,
+        "tasks": args.tasks,
+        "workers": WORKERS,
+        "threads": THREADS,
+        "lease_seconds": LEASE_SECONDS,
+        "sweep_interval": SWEEP_INTERVAL,
+        "faults": dict(Counter(f.kind for f in faults)),
+        "duplicates": dict(verdict.duplicates),
+        "after_lease_loss": dict(verdict.after_lease_loss),
+        "recovery_seconds": {k: round(v, 2) for k, v in verdict.recovery.items()},
+        "workers_started": fleet.started,
+        "elapsed_seconds": round(elapsed, 1),
+        "statuses": dict(statuses),
+        "problems": verdict.problems,
+        "passed": verdict.passed,
+    }
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    faults = result["faults"]
+    duplicates = result["duplicates"]
+    late = result["after_lease_loss"]
+    recovery = result["recovery_seconds"]
+    print(
+        f"chaos: {result['tasks']:,} tasks, queue {result['queue']}, db {result['db']}, "
+        f"{result['workers']} workers x {result['threads']} threads, "
+        f"lease {result['lease_seconds']:g}s, sweep {result['sweep_interval']:g}s, "
+        f"seed {result['seed']}"
+    )
+    print(f"  faults injected: {sum(faults.values())} ({_counts(faults)})")
+    print(f"  duplicate step executions: {sum(duplicates.values())} ({_counts(duplicates)})")
+    print(
+        f"  steps started after their lease was lost (writes refused): "
+        f"{sum(late.values())} ({_counts(late)})"
+    )
+    longest = max(recovery.values(), default=0.0)
+    print(f"  max time from fault to recovery: {longest:.1f}s ({_counts(recovery, 's')})")
+    print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
+    for problem in result["problems"]:
+        print(f"  FAIL: {problem}")
+    print("PASS" if result["passed"] else "FAIL")
+
+
+def _counts(counts: dict[str, Any], unit: str = "") -> str:
+    return ", ".join(f"{kind} {value}{unit}" for kind, value in sorted(counts.items())) or "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(message)s",
+    )
+    directory = Path(tempfile.mkdtemp(prefix="salvador-chaos-"))
+    try:
+        result = execute(args, directory)
+    finally:
+        if args.keep:
+            print(f"chaos: records kept in {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    print_summary(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The fault-injection run (``benchmarks/chaos.py``): its workflow, faults and checks."""

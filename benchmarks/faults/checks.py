@@ -1,0 +1,276 @@
+"""What a fault-injection run must prove, checked from its records after the run.
+
+The records: the execution log (every time a step started, by which claim and
+process), the committed effects (one row per step, written in the step's
+transaction), the task table, the failed step attempts and the faults injected.
+
+A claim is identified by its token; the claims of one task are ordered by the time
+each was taken (the row's ``updated_at`` that the claim wrote). A claim has lost
+its lease, at the latest, when the next claim of the same task is taken.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+NUMBER_OF_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One line of the execution log: a step started."""
+
+    t: float
+    task: str
+    step: int
+    attempt: int
+    pid: int
+    token: str
+    claimed: float
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A committed effect row."""
+
+    task: str
+    step: int
+    token: str
+    pid: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault injected: ``kind`` from ``start`` to ``end`` (equal for an instant one)."""
+
+    kind: str
+    start: float
+    end: float
+    pid: int | None = None
+
+
+@dataclass
+class Records:
+    """Everything the checks read."""
+
+    statuses: dict[str, str]  # task id -> status
+    errors: dict[str, str]  # task id -> error, for tasks not completed
+    events: dict[str, list[float]]  # task id -> submit and finish times
+    executions: list[Execution]
+    effects: list[Effect]
+    failed_attempts: set[tuple[str, int, int]]  # (task, step index, attempt) that raised
+    faults: list[Fault]
+    dead_workers: list[str] = field(default_factory=list)  # workers that died on their own
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)
+    duplicates: Counter[str] = field(default_factory=Counter)  # cause -> executions
+    after_lease_loss: Counter[str] = field(default_factory=Counter)  # cause -> executions
+    recovery: dict[str, float] = field(default_factory=dict)  # fault kind -> max seconds
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str, examples: Iterable[str] = ()) -> None:
+        shown = list(examples)[:5]
+        self.problems.append(text + "".join(f"\n    {example}" for example in shown))
+
+
+def check(records: Records) -> Verdict:
+    verdict = Verdict()
+    _check_outcomes(records, verdict)
+    by_task: dict[str, list[Execution]] = defaultdict(list)
+    for execution in sorted(records.executions, key=lambda e: e.t):
+        by_task[execution.task].append(execution)
+    _check_observed(records, by_task, verdict)
+    _check_ordering(by_task, verdict)
+    _check_effects(records, by_task, verdict)
+    _explain_duplicates(records, by_task, verdict)
+    _explain_executions_after_lease_loss(records, by_task, verdict)
+    verdict.recovery = recovery_times(records)
+    if records.dead_workers:
+        verdict.problem(
+            f"{len(records.dead_workers)} worker(s) died without being killed",
+            records.dead_workers,
+        )
+    return verdict
+
+
+def _check_outcomes(records: Records, verdict: Verdict) -> None:
+    not_completed = {t: s for t, s in records.statuses.items() if s != "completed"}
+    if not_completed:
+        counts = Counter(not_completed.values())
+        verdict.problem(
+            f"{len(not_completed)} task(s) not completed: {dict(counts)}",
+            (f"{t} {s}: {records.errors.get(t, '')}" for t, s in not_completed.items()),
+        )
+
+
+def _check_observed(
+    records: Records, by_task: dict[str, list[Execution]], verdict: Verdict
+) -> None:
+    missing = [
+        f"{task}: steps seen {sorted({e.step for e in by_task.get(task, [])})}"
+        for task in records.statuses
+        if {e.step for e in by_task.get(task, [])} != set(range(NUMBER_OF_STEPS))
+    ]
+    if missing:
+        verdict.problem(f"{len(missing)} task(s) without every step observed", missing)
+
+
+def claims_in_order(executions: list[Execution]) -> list[str]:
+    """The tokens of one task's claims, in the order they were taken."""
+    first: dict[str, float] = {}
+    for execution in executions:
+        first.setdefault(execution.token, execution.claimed)
+    return sorted(first, key=first.__getitem__)
+
+
+def _check_ordering(by_task: dict[str, list[Execution]], verdict: Verdict) -> None:
+    """No claim runs a step below one an earlier claim reached; each runs its steps in order.
+
+    A claim starts where the last checkpoint left the task. An earlier claim that
+    started step s had checkpointed every step below s, so a later claim starting
+    below s means a completed step ran again, or steps ran out of order.
+    """
+    broken = []
+    for task, executions in by_task.items():
+        reached = -1
+        for token in claims_in_order(executions):
+            steps = [e.step for e in executions if e.token == token]
+            if steps != sorted(steps) or steps[0] < reached:
+                broken.append(f"{task}: claim {token} ran steps {steps} after step {reached}")
+            reached = max(reached, steps[-1])
+    if broken:
+        verdict.problem(f"{len(broken)} claim(s) ran steps out of order", broken)
+
+
+def _check_effects(records: Records, by_task: dict[str, list[Execution]], verdict: Verdict) -> None:
+    """Exactly one effect per step, written by a claim that still held the task.
+
+    An effect of step s by claim i is a write after lease loss when a later claim ran
+    step s or one below it: that claim was taken before step s was checkpointed, so
+    claim i's commit came after it had lost the task.
+    """
+    counts = Counter((e.task, e.step) for e in records.effects)
+    wrong = [
+        f"{task} step {step}: {counts.get((task, step), 0)} effect(s)"
+        for task, status in records.statuses.items()
+        if status == "completed"
+        for step in range(NUMBER_OF_STEPS)
+        if counts.get((task, step), 0) != 1
+    ]
+    if wrong:
+        verdict.problem(f"{len(wrong)} step(s) without exactly one committed effect", wrong)
+    late = []
+    for effect in records.effects:
+        executions = by_task.get(effect.task, [])
+        order = claims_in_order(executions)
+        if effect.token not in order:
+            late.append(f"{effect.task} step {effect.step}: effect by an unlogged claim")
+            continue
+        later = set(order[order.index(effect.token) + 1 :])
+        if any(e.token in later and e.step <= effect.step for e in executions):
+            late.append(f"{effect.task} step {effect.step}: written by {effect.token} too late")
+    if late:
+        verdict.problem(f"{len(late)} effect(s) written after their lease was lost", late)
+
+
+def _cause(records: Records, earlier: Execution, since: float, until: float) -> str | None:
+    """What stopped the claim that ran ``earlier`` between ``since`` and ``until``."""
+    if (earlier.task, earlier.step, earlier.attempt) in records.failed_attempts:
+        return "retried after the step failed"
+    for fault in records.faults:
+        if not (since <= fault.end and fault.start <= until):
+            continue
+        if fault.kind == "kill" and fault.pid == earlier.pid:
+            return "worker killed"
+        if fault.kind == "stop" and fault.pid == earlier.pid:
+            return "worker stopped past its lease"
+        if fault.kind == "postgres-restart":
+            return "PostgreSQL restarted"
+    return None
+
+
+def _explain_duplicates(
+    records: Records, by_task: dict[str, list[Execution]], verdict: Verdict
+) -> None:
+    """Every second execution of a step is explained by what stopped the one before."""
+    unexplained = []
+    for task, executions in by_task.items():
+        for step in range(NUMBER_OF_STEPS):
+            runs = [e for e in executions if e.step == step]
+            for earlier, later in pairwise(runs):
+                cause = _cause(records, earlier, earlier.t, later.t)
+                verdict.duplicates[cause or "unexplained"] += 1
+                if cause is None:
+                    unexplained.append(
+                        f"{task} step {step}: pid {earlier.pid} at {earlier.t:.3f}, "
+                        f"again by pid {later.pid} at {later.t:.3f}"
+                    )
+    if unexplained:
+        verdict.problem(f"{len(unexplained)} duplicate execution(s) unexplained", unexplained)
+
+
+def _explain_executions_after_lease_loss(
+    records: Records, by_task: dict[str, list[Execution]], verdict: Verdict
+) -> None:
+    """A step started by a claim after the next claim of its task was taken.
+
+    The worker re-confirms a late lease before a step, so this happens only when a
+    process is paused between that check and the step's first line. Its effect must
+    not have committed (checked above); its cause must be a pause or an outage.
+    """
+    unexplained = []
+    for task, executions in by_task.items():
+        order = claims_in_order(executions)
+        taken = {token: executions_claimed(executions, token) for token in order}
+        for index, token in enumerate(order[:-1]):
+            lost_by = taken[order[index + 1]]
+            for execution in executions:
+                if execution.token == token and execution.t > lost_by:
+                    cause = _cause(records, execution, execution.claimed, execution.t)
+                    verdict.after_lease_loss[cause or "unexplained"] += 1
+                    if cause is None:
+                        unexplained.append(f"{task} step {execution.step} by {token}")
+    if unexplained:
+        verdict.problem(
+            f"{len(unexplained)} step(s) started after their lease was lost, unexplained",
+            unexplained,
+        )
+
+
+def executions_claimed(executions: list[Execution], token: str) -> float:
+    return next(e.claimed for e in executions if e.token == token)
+
+
+def recovery_times(records: Records) -> dict[str, float]:
+    """For each kind of fault, the longest time from a fault until every task moved again.
+
+    A task "moves" when it is submitted, starts a step or finishes. For a fault at
+    time f, every task with an event before f and its next event after f waited
+    across it; the fault's recovery time is the longest such wait past f.
+    """
+    moments: dict[str, list[float]] = defaultdict(list)
+    for task, times in records.events.items():
+        moments[task].extend(times)
+    for execution in records.executions:
+        moments[execution.task].append(execution.t)
+    series = [sorted(times) for times in moments.values()]
+    longest: dict[str, float] = {}
+    for fault in records.faults:
+        waits = [0.0]
+        for times in series:
+            before = [t for t in times if t <= fault.start]
+            after = [t for t in times if t > fault.start]
+            if before and after:
+                waits.append(after[0] - fault.start)
+        longest[fault.kind] = max(longest.get(fault.kind, 0.0), max(waits))
+    return longest

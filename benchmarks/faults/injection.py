@@ -1,0 +1,212 @@
+"""The worker processes of a fault-injection run, and the faults it injects into them.
+
+``Fleet`` keeps a number of ``runworkflows`` processes running: it replaces any that
+exits and tells a kill it made from a death it did not. ``plan_faults`` draws the
+run's timeline of faults, and ``Injector`` plays it against the fleet and the
+private servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.faults.checks import Fault
+
+logger = logging.getLogger("chaos")
+
+
+class Fleet:
+    """``size`` worker processes, each ``runworkflows --concurrency threads``."""
+
+    def __init__(self, size: int, threads: int, env: dict[str, str], logs: Path) -> None:
+        self.threads = threads
+        self.env = env
+        self.logs = logs
+        self.slots: list[subprocess.Popen[bytes]] = []
+        self.started = 0
+        self.killed: set[int] = set()  # pids this run killed on purpose
+        self.stopped: set[int] = set()  # pids paused with SIGSTOP right now
+        self.dead: list[str] = []  # workers that exited on their own, with their logs' tails
+        self.log_of: dict[int, Path] = {}
+        self._lock = threading.Lock()
+        with self._lock:
+            self.slots = [self._spawn() for _ in range(size)]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        path = self.logs / f"worker-{self.started}.log"
+        command = [sys.executable, "-m", "django", "runworkflows",
+                   "--concurrency", str(self.threads)]  # fmt: skip
+        with path.open("wb") as log:
+            process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.log_of[process.pid] = path
+        self.started += 1
+        return process
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [process.pid for process in self.slots]
+
+    def kill(self, rng: random.Random) -> int | None:
+        """SIGKILL a random worker that is not paused and start another in its place."""
+        with self._lock:
+            running = [n for n, p in enumerate(self.slots) if p.pid not in self.stopped]
+            if not running:
+                return None
+            slot = rng.choice(running)
+            victim = self.slots[slot]
+            self.killed.add(victim.pid)
+            victim.kill()
+            victim.wait()
+            self.slots[slot] = self._spawn()
+            return victim.pid
+
+    def pause(self, rng: random.Random) -> int | None:
+        """SIGSTOP a random worker (one at a time); ``resume`` sends SIGCONT."""
+        with self._lock:
+            running = [p for p in self.slots if p.pid not in self.stopped]
+            if not running or self.stopped:
+                return None
+            victim = rng.choice(running)
+            self.stopped.add(victim.pid)
+            victim.send_signal(signal.SIGSTOP)
+            return victim.pid
+
+    def resume(self, pid: int) -> None:
+        with self._lock:
+            self.stopped.discard(pid)
+            os.kill(pid, signal.SIGCONT)
+
+    def replace_the_dead(self) -> None:
+        """Start a worker in the place of each that exited without being killed."""
+        with self._lock:
+            for slot, process in enumerate(self.slots):
+                code = process.poll()
+                if code is not None and process.pid not in self.killed:
+                    tail = self._log_tail(process)
+                    self.dead.append(f"pid {process.pid} exited with {code}: {tail}")
+                    self.slots[slot] = self._spawn()
+
+    def _log_tail(self, process: subprocess.Popen[bytes]) -> str:
+        text = self.log_of[process.pid].read_text(errors="replace")
+        return " | ".join(text.strip().splitlines()[-3:])
+
+    def shut_down(self, grace: float = 30) -> list[str]:
+        """SIGTERM every worker; the problems: any that did not exit 0 in time."""
+        problems = []
+        with self._lock:
+            for process in self.slots:
+                if process.pid in self.stopped:
+                    os.kill(process.pid, signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+            for process in self.slots:
+                try:
+                    code = process.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    problems.append(f"worker {process.pid} did not stop within {grace:.0f}s")
+                    continue
+                if code != 0:
+                    problems.append(f"worker {process.pid} exited with {code} on SIGTERM")
+        return problems
+
+
+@dataclass(frozen=True)
+class Planned:
+    at: float  # seconds after the run began
+    kind: str
+
+
+def plan_faults(
+    rng: random.Random,
+    duration: float,
+    *,
+    lease_seconds: float,
+    redis: bool,
+    postgres: bool,
+    kill_every: float = 2.0,
+) -> list[Planned]:
+    """The run's faults: a kill every ~``kill_every`` s, a pause every ~10 s, and the
+    servers' faults spread over the run (PostgreSQL restarted once)."""
+    plan = []
+    moment = rng.uniform(0.5, 1.5) * kill_every
+    while moment < duration:
+        plan.append(Planned(moment, "kill"))
+        moment += rng.uniform(0.75, 1.25) * kill_every
+    moment = rng.uniform(2.0, 4.0)
+    while moment < max(duration - lease_seconds, 4.0):
+        plan.append(Planned(moment, "stop"))
+        moment += rng.uniform(8.0, 12.0)
+    if redis:
+        count = max(2, round(duration / 12))
+        for number in range(count):
+            kind = "redis-restart" if number % 2 == 0 else "redis-flush"
+            plan.append(Planned((number + 0.5) * duration / count, kind))
+    if postgres:
+        plan.append(Planned(duration * rng.uniform(0.4, 0.6), "postgres-restart"))
+    return sorted(plan, key=lambda p: p.at)
+
+
+class Injector(threading.Thread):
+    """Plays a fault plan; records each fault as it happens."""
+
+    def __init__(
+        self,
+        plan: list[Planned],
+        actions: dict[str, Callable[[], int | None]],
+        *,
+        fleet: Fleet,
+        pause_seconds: float,
+        rng: random.Random,
+    ) -> None:
+        super().__init__(name="chaos-injector", daemon=True)
+        self.plan = plan
+        self.actions = actions
+        self.fleet = fleet
+        self.pause_seconds = pause_seconds
+        self.rng = rng
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._pauses: list[threading.Thread] = []
+
+    def run(self) -> None:
+        began = time.monotonic()
+        for planned in self.plan:
+            time.sleep(max(0.0, began + planned.at - time.monotonic()))
+            if planned.kind == "stop":
+                pause = threading.Thread(target=self._pause, name="chaos-pause", daemon=True)
+                pause.start()
+                self._pauses.append(pause)
+                continue
+            start = time.time()
+            try:
+                pid = self.actions[planned.kind]()
+            except Exception:
+                logger.exception("chaos: could not inject %s", planned.kind)
+                continue
+            self._record(Fault(planned.kind, start, time.time(), pid))
+        for pause in self._pauses:
+            pause.join()
+
+    def _pause(self) -> None:
+        pid = self.fleet.pause(self.rng)
+        if pid is None:
+            return
+        start = time.time()
+        time.sleep(self.pause_seconds)
+        self.fleet.resume(pid)
+        self._record(Fault("stop", start, time.time(), pid))
+
+    def _record(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+        logger.info("chaos: %s (pid %s) at %.3f", fault.kind, fault.pid, fault.start)

@@ -1,0 +1,47 @@
+"""``benchmarks/chaos.py --quick``: the fault-injection run passes every check.
+
+Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
+the shared services stay up. The run's own checks are tested in
+``tests/unit/test_chaos_checks.py``; here the whole run must report PASS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.faults.servers import postgres_binaries
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("queue", "db"), [("database", "postgres"), ("redis", "postgres"), ("database", "sqlite")]
+)
+def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -> None:
+    if db == "postgres" and postgres_binaries() is None:
+        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin")
+    summary = tmp_path / "summary.json"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    command = [sys.executable, "benchmarks/chaos.py", "--quick", "--queue", queue, "--db", db,
+               "--json", str(summary)]  # fmt: skip
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    result = json.loads(summary.read_text())
+    assert result["passed"]
+    assert result["problems"] == []
+    assert result["statuses"] == {"completed": 1000}
+    assert result["faults"]["kill"] >= 5
+    assert result["faults"]["stop"] >= 1
+    if db == "postgres":
+        assert result["faults"]["postgres-restart"] == 1
+    if queue == "redis":
+        assert result["faults"]["redis-restart"] >= 1
+        assert result["faults"]["redis-flush"] >= 1
+    assert "PASS" in run.stdout
