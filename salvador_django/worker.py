@@ -14,11 +14,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections
-from django.db.models import Case, F, Value, When
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Case, Count, F, Value, When
 from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
@@ -102,55 +104,69 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
 
     A task whose lease expired ``max_recoveries`` times is failed instead: its step
     keeps killing or stalling its workers. Returns how many tasks were returned.
+
+    Where the database can, rows locked by another transaction are skipped until a
+    later sweep: a worker paused inside an atomic step's transaction holds its task's
+    row, and waiting for it would stall this sweep (and the heartbeats that follow
+    it) for as long as the pause lasts.
     """
     tasks = Task.objects.using(database)
-    poisoned = (
-        tasks.expired_leases()
-        .filter(recoveries__gte=max_recoveries - 1)
-        .update(
-            status=TaskStatus.FAILED,
-            # A poison compensation stops compensating: an operator must look.
-            compensation=Case(
-                When(
-                    compensation=CompensationStatus.RUNNING, then=Value(CompensationStatus.FAILED)
-                ),
-                default=F("compensation"),
-            ),
-            error=f"Lease expired {max_recoveries} times: "
-            "the step keeps killing or stalling its worker.",
-            recoveries=F("recoveries") + 1,
-            claimed_by=None,
-            lease_expires_at=None,
-            finished_at=Now(),
-            updated_at=Now(),
-        )
-    )
+    locking = connections[database].features.has_select_for_update_skip_locked
+    reaped = poisoned = 0
+    while True:
+        with transaction.atomic(using=database) if locking else nullcontext():
+            expired = tasks.expired_leases()
+            if locking:
+                expired = expired.select_for_update(skip_locked=True)
+            batch = list(expired.values_list("id", "recoveries")[:_REAP_BATCH])
+            poison = [i for i, recoveries in batch if recoveries >= max_recoveries - 1]
+            spared = [i for i, recoveries in batch if recoveries < max_recoveries - 1]
+            if poison:
+                poisoned += (
+                    tasks.expired_leases().filter(id__in=poison).update(**_poisoned(max_recoveries))
+                )
+            if spared:
+                reaped += (
+                    tasks.expired_leases()
+                    .filter(id__in=spared)
+                    .update(
+                        status=TaskStatus.PENDING,
+                        claimed_by=None,
+                        lease_expires_at=None,
+                        recoveries=F("recoveries") + 1,
+                        updated_at=Now(),
+                    )
+                )
+                returned = tasks.filter(id__in=spared, status=TaskStatus.PENDING)
+                enqueue_on_commit(*returned, queue=queue)
+        if len(batch) < _REAP_BATCH:
+            break
     if poisoned:
         logger.warning(
             "salvador: failed %d poison task(s) after %d lease expiries", poisoned, max_recoveries
         )
-    # A lease that expires between the two statements is left to the next sweep,
-    # which counts it as poison if it is: only tasks with expiries to spare return.
-    returnable = tasks.expired_leases().filter(recoveries__lt=max_recoveries - 1)
-    reaped = 0
-    while True:
-        expired = list(returnable.values_list("id", flat=True)[:_REAP_BATCH])
-        if not expired:
-            break
-        count = returnable.filter(id__in=expired).update(
-            status=TaskStatus.PENDING,
-            claimed_by=None,
-            lease_expires_at=None,
-            recoveries=F("recoveries") + 1,
-            updated_at=Now(),
-        )
-        reaped += count
-        enqueue_on_commit(*tasks.filter(id__in=expired, status=TaskStatus.PENDING), queue=queue)
-        if len(expired) < _REAP_BATCH:
-            break
     if reaped:
         logger.warning("salvador: returned %d task(s) with an expired lease to pending", reaped)
     return reaped
+
+
+def _poisoned(max_recoveries: int) -> dict[str, Any]:
+    """The changes that fail a task whose lease expired ``max_recoveries`` times."""
+    return {
+        "status": TaskStatus.FAILED,
+        # A poison compensation stops compensating: an operator must look.
+        "compensation": Case(
+            When(compensation=CompensationStatus.RUNNING, then=Value(CompensationStatus.FAILED)),
+            default=F("compensation"),
+        ),
+        "error": f"Lease expired {max_recoveries} times: "
+        "the step keeps killing or stalling its worker.",
+        "recoveries": F("recoveries") + 1,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "finished_at": Now(),
+        "updated_at": Now(),
+    }
 
 
 class Worker:
@@ -211,6 +227,29 @@ class Worker:
         self._maintenance.join(timeout=5)
         logger.info("salvador: worker %s stopped", self.name)
         return finished
+
+    def _warn_of_unregistered_workflows(self) -> None:
+        """Warn of pending tasks whose workflow is not registered in this code.
+
+        No worker runs them: a deploy removed or renamed their workflow (or workers
+        run older code than the producers, in a rolling deploy, and will catch up).
+        They wait, untouched, until an operator cancels them or the code returns.
+        """
+        waiting = (
+            Task.objects.using(self.database)
+            .filter(status=TaskStatus.PENDING)
+            .exclude(workflow__in=registry.names())
+            .values("workflow")
+            .annotate(tasks=Count("id"))
+            .order_by("workflow")
+        )
+        for row in waiting:
+            logger.warning(
+                "salvador: %d pending task(s) of workflow %r, which is not registered: "
+                "no worker runs them (cancel them in the admin, or register the workflow)",
+                row["tasks"],
+                row["workflow"],
+            )
 
     def _join(self, grace_period: float) -> bool:
         deadline = time.monotonic() + grace_period
@@ -295,6 +334,10 @@ class Worker:
         Runs until the runners have finished, so leases stay alive while the last
         steps of a graceful shutdown complete.
         """
+        try:
+            self._warn_of_unregistered_workflows()
+        except DatabaseError as exc:
+            logger.error("salvador: cannot look for tasks of unregistered workflows (%s)", exc)
         heartbeat_every = self.options.lease_seconds / 3
         last_heartbeat = time.monotonic()
         next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)

@@ -4,8 +4,9 @@ import threading
 import time
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models.functions import Now
 
 from salvador_django import TaskStatus, Workflow, submit
@@ -124,6 +125,35 @@ def test_a_task_whose_lease_keeps_expiring_is_failed_as_poison(backend):
     task.refresh_from_db()
     assert task.status == TaskStatus.FAILED
     assert "Lease expired 5 times" in task.error
+
+
+@pytest.mark.only_backend("postgres")
+def test_the_reaper_skips_a_row_an_open_transaction_holds(backend):
+    # A worker paused inside an atomic step's transaction holds its task's row. The
+    # sweep must not wait for it: it reaps the other expired leases and goes on.
+    held, free = TaskFactory(running=True), TaskFactory(running=True)
+    Task.objects.using(backend).filter(id__in=[held.id, free.id]).update(
+        lease_expires_at=Now() - timedelta(seconds=1)
+    )
+    params = connections[backend].get_connection_params()
+    with psycopg.connect(**params) as paused:
+        paused.execute("SELECT 1 FROM salvador_task WHERE id = %s FOR UPDATE", [held.id])
+
+        def reap() -> None:
+            try:
+                reap_expired_leases(backend, max_recoveries=5)
+            finally:
+                connections.close_all()
+
+        reaping = threading.Thread(target=reap)
+        reaping.start()
+        reaping.join(timeout=10)
+        assert not reaping.is_alive(), "the reaper waited for the locked row"
+        paused.rollback()
+    assert Task.objects.using(backend).get(id=free.id).status == TaskStatus.PENDING
+    assert Task.objects.using(backend).get(id=held.id).status == TaskStatus.RUNNING
+    assert reap_expired_leases(backend, max_recoveries=5) == 1  # a later sweep takes it
+    assert Task.objects.using(backend).get(id=held.id).status == TaskStatus.PENDING
 
 
 def test_heartbeat_extends_held_leases_and_flags_lost_ones(backend):
