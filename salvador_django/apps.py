@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,5 +14,6 @@ class SalvadorConfig(AppConfig):
 
     def ready(self) -> None:
         from salvador_django import checks  # noqa: F401 - registers the checks
+        from salvador_django.definitions import autodiscover
 
-        autodiscover_modules("workflows")
+        autodiscover()

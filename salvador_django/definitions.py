@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, overload
+
+from django.utils.module_loading import module_has_submodule
 
 from salvador_django.exceptions import ConfigurationError, WorkflowNotFound
 from salvador_django.retry import NO_RETRY, Retry
 
 if TYPE_CHECKING:
+    from django.apps import AppConfig
+
     from salvador_django.models import Task
 
 StepFunction = Callable[["Task"], Any]
@@ -213,3 +218,31 @@ class Registry:
 
 
 registry = Registry()
+
+
+def autodiscover(app_configs: Iterable[AppConfig] | None = None) -> None:
+    """Import the ``workflows`` module of each app (default: every installed app).
+
+    ``SalvadorConfig.ready()`` calls it. An app without a ``workflows`` module is
+    skipped. A module that raises while it is imported raises
+    :class:`ConfigurationError` naming the module, with the original exception
+    chained; the workflows it registered before it failed are unregistered, so that
+    importing it again does not fail on their names instead.
+    """
+    if app_configs is None:
+        from django.apps import apps
+
+        app_configs = apps.get_app_configs()
+    for app_config in app_configs:
+        module = f"{app_config.name}.workflows"
+        before = set(registry.names())
+        try:
+            import_module(module)
+        except Exception as exc:
+            for name in set(registry.names()) - before:
+                registry.unregister(name)
+            if not module_has_submodule(app_config.module, "workflows"):
+                continue  # the app has no workflows module: nothing to discover
+            raise ConfigurationError(
+                f"Importing {module!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc

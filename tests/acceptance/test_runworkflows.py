@@ -102,22 +102,6 @@ def test_listen_notify_wakes_an_idle_worker_process_at_once(backend, start_worke
     assert time.monotonic() - started < 5  # far below the 30 s poll interval
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--concurrency", "0"], "must be at least 1"),
-        (["--concurrency", "many"], "not a valid thread count"),
-        (["--poll-interval", "-1"], "must be at least"),
-        (["--workflow", "nope"], "Unknown workflow(s): nope"),
-        (["--queue", "no.such.Queue"], "Cannot import the queue"),
-    ],
-)
-@pytest.mark.django_db
-def test_bad_arguments_are_command_errors(args, message):
-    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        call_command("runworkflows", *args)
-
-
 @pytest.mark.only_backend("postgres")
 @pytest.mark.only_queue("redis")
 def test_three_processes_of_four_threads_share_2000_tasks_through_redis(

@@ -1,5 +1,3 @@
-import pytest
-
 from salvador_django import TaskStatus
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
@@ -27,24 +25,6 @@ def test_requeue_from_start_resets_progress_and_state(backend):
         "first",
         {},
     )
-
-
-@pytest.mark.parametrize(
-    ("trait", "operation"),
-    [
-        ("running", "requeue"),
-        ("completed", "requeue"),
-        ("pending", "requeue"),
-        ("completed", "cancel"),
-        ("cancelled", "cancel"),
-    ],
-)
-def test_invalid_transitions_raise_and_change_nothing(backend, trait, operation):
-    task = TaskFactory(**({trait: True} if trait != "pending" else {}))
-    before = Task.objects.using(backend).values().get(id=task.id)
-    with pytest.raises(InvalidTransition, match=f"Cannot {operation} task"):
-        getattr(task, operation)()
-    assert Task.objects.using(backend).values().get(id=task.id) == before
 
 
 def test_cancel_pending_and_failed_tasks(backend):

@@ -1,4 +1,3 @@
-import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,7 +6,7 @@ from django.utils import timezone
 
 from salvador_django import TaskStatus, get_task, submit
 from salvador_django.definitions import registry
-from salvador_django.exceptions import PayloadError, SalvadorError, WorkflowNotFound
+from salvador_django.exceptions import PayloadError, SalvadorError
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
 
@@ -32,56 +31,13 @@ def test_workflow_submit_is_the_same_as_submit():
     assert get_task(task.id).body == [1, 2]
 
 
-def test_unknown_workflow_raises_and_stores_nothing():
-    with pytest.raises(WorkflowNotFound):
-        submit("no-such-workflow", {})
-    assert not Task.objects.exists()
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"when": datetime.now(tz=UTC)},
-        {"x": {1, 2}},
-        {"nan": math.nan},
-        {"inf": math.inf},
-        object(),
-    ],
-    ids=["datetime", "set", "nan", "infinity", "object"],
-)
-def test_non_json_bodies_raise_payload_error(body):
-    with pytest.raises(PayloadError, match="not JSON"):
-        submit("three-steps", body)
-    assert not Task.objects.exists()
-
-
-def test_deeply_nested_body_raises_payload_error_not_recursion_error():
-    body: list = []
-    for _ in range(10_000):
-        body = [body]
-    with pytest.raises(PayloadError, match="nested too deeply"):
-        submit("three-steps", body)
-
-
 def test_body_size_counts_utf8_bytes(settings):
     settings.SALVADOR = {"MAX_BODY_BYTES": 100}
     submit("three-steps", "é" * 45)  # 92 bytes in UTF-8 (270 if escaped)
-    with pytest.raises(PayloadError):
+    with pytest.raises(
+        PayloadError, match="The body is 102 bytes serialised; MAX_BODY_BYTES is 100"
+    ):
         submit("three-steps", "é" * 50)
-
-
-def test_oversized_body_raises_payload_error(settings):
-    settings.SALVADOR = {"MAX_BODY_BYTES": 100}
-    submit("three-steps", {"x": "a" * 80})
-    with pytest.raises(PayloadError, match="MAX_BODY_BYTES is 100"):
-        submit("three-steps", {"x": "a" * 100})
-    assert Task.objects.count() == 1
-
-
-@pytest.mark.parametrize("meta", [{"n": 1}, {1: "x"}, ["a"]])
-def test_meta_must_map_strings_to_strings(meta):
-    with pytest.raises(PayloadError, match="meta"):
-        submit("three-steps", {}, meta=meta)
 
 
 def test_payload_errors_are_salvador_errors_and_value_errors():
@@ -96,27 +52,6 @@ def test_delay_and_run_after_put_the_task_in_the_future():
     assert delayed.run_after > timezone.now() + timedelta(minutes=59)
     assert get_task(scheduled.id).run_after == later
     assert not Task.objects.due().exists()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"delay": -1}, PayloadError),
-        ({"delay": math.nan}, PayloadError),
-        ({"delay": math.inf}, PayloadError),
-        ({"delay": 1e20}, PayloadError),
-        ({"delay": 1, "run_after": datetime.now(tz=UTC)}, PayloadError),
-        ({"run_after": datetime(2030, 1, 1)}, PayloadError),  # naive
-        ({"run_after": "tomorrow"}, PayloadError),
-        ({"priority": "high"}, PayloadError),
-        ({"idempotency_key": ""}, PayloadError),
-        ({"idempotency_key": "k" * 256}, PayloadError),
-    ],
-)
-def test_bad_scheduling_arguments_are_rejected(kwargs, error):
-    with pytest.raises(error):
-        submit("three-steps", **kwargs)
-    assert not Task.objects.exists()
 
 
 def test_idempotency_key_returns_the_existing_task():
