@@ -11,6 +11,7 @@ its lease, at the latest, when the next claim of the same task is taken.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -252,7 +253,15 @@ def executions_claimed(executions: list[Execution], token: str) -> float:
 
 
 def recovery_times(records: Records) -> dict[str, float]:
-    """For each kind of fault, the longest time from a fault until every task moved again.
+    """For each kind of fault, the longest recovery of one fault of that kind."""
+    longest: dict[str, float] = {}
+    for fault, seconds in recovery_per_fault(records):
+        longest[fault.kind] = max(longest.get(fault.kind, 0.0), seconds)
+    return longest
+
+
+def recovery_per_fault(records: Records) -> list[tuple[Fault, float]]:
+    """Each fault, with the longest time from it until every task moved again.
 
     A task "moves" when it is submitted, starts a step or finishes. For a fault at
     time f, every task with an event before f and its next event after f waited
@@ -264,13 +273,12 @@ def recovery_times(records: Records) -> dict[str, float]:
     for execution in records.executions:
         moments[execution.task].append(execution.t)
     series = [sorted(times) for times in moments.values()]
-    longest: dict[str, float] = {}
-    for fault in records.faults:
+    recoveries = []
+    for fault in sorted(records.faults, key=lambda f: f.start):
         waits = [0.0]
         for times in series:
-            before = [t for t in times if t <= fault.start]
-            after = [t for t in times if t > fault.start]
-            if before and after:
-                waits.append(after[0] - fault.start)
-        longest[fault.kind] = max(longest.get(fault.kind, 0.0), max(waits))
-    return longest
+            after = bisect_right(times, fault.start)
+            if 0 < after < len(times):
+                waits.append(times[after] - fault.start)
+        recoveries.append((fault, max(waits)))
+    return recoveries

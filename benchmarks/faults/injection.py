@@ -8,6 +8,7 @@ private servers.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -70,13 +71,14 @@ class Fleet:
             self.slots[slot] = self._spawn()
             return victim.pid
 
-    def pause(self, rng: random.Random) -> int | None:
-        """SIGSTOP a random worker (one at a time); ``resume`` sends SIGCONT."""
+    def pause(self, rng: random.Random, prefer: int | None = None) -> int | None:
+        """SIGSTOP a worker, ``prefer`` if it runs (one at a time); ``resume`` SIGCONTs it."""
         with self._lock:
             running = [p for p in self.slots if p.pid not in self.stopped]
             if not running or self.stopped:
                 return None
-            victim = rng.choice(running)
+            preferred = [p for p in running if p.pid == prefer]
+            victim = preferred[0] if preferred else rng.choice(running)
             self.stopped.add(victim.pid)
             victim.send_signal(signal.SIGSTOP)
             return victim.pid
@@ -167,6 +169,7 @@ class Injector(threading.Thread):
         fleet: Fleet,
         pause_seconds: float,
         rng: random.Random,
+        executions: Path,
     ) -> None:
         super().__init__(name="chaos-injector", daemon=True)
         self.plan = plan
@@ -174,6 +177,7 @@ class Injector(threading.Thread):
         self.fleet = fleet
         self.pause_seconds = pause_seconds
         self.rng = rng
+        self.executions = executions
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._pauses: list[threading.Thread] = []
@@ -198,7 +202,9 @@ class Injector(threading.Thread):
             pause.join()
 
     def _pause(self) -> None:
-        pid = self.fleet.pause(self.rng)
+        # Pause the worker that started a step last: it is most likely in one, which
+        # is the case that matters (its step ends after its lease was taken over).
+        pid = self.fleet.pause(self.rng, prefer=last_step_pid(self.executions))
         if pid is None:
             return
         start = time.time()
@@ -210,3 +216,16 @@ class Injector(threading.Thread):
         with self._lock:
             self.faults.append(fault)
         logger.info("chaos: %s (pid %s) at %.3f", fault.kind, fault.pid, fault.start)
+
+
+def last_step_pid(executions: Path) -> int | None:
+    """The process that logged the latest step start, from the log's tail."""
+    with executions.open("rb") as log:
+        log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+        lines = log.read().splitlines()
+    for line in reversed(lines[1:]):  # the first may be cut
+        try:
+            return int(json.loads(line)["pid"])
+        except (ValueError, KeyError):
+            continue
+    return None

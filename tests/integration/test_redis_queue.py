@@ -11,6 +11,7 @@ import pytest
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
+from benchmarks.faults.servers import RedisServer
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import Entry, get_queue
@@ -18,7 +19,6 @@ from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
 from tests.helpers import running_worker, wait_until
-from tests.redis_server import RedisServer
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.only_queue("redis")
