@@ -10,9 +10,9 @@ all under ``SALVADOR["KEY_PREFIX"]``:
 - ``bell:<workflow>``: a short list idle workers block on; every push rings it;
 - ``entries``: the set of ids some list or delayed set carries (pushes are
   idempotent, and the sweep re-announces due tasks missing from it);
-- ``inflight``: ids popped, by pop time, until the popping thread's next pop; an id
-  left there longer than a lease (its worker died between pop and claim) is pushed
-  again by the sweep if its task is still pending.
+- ``inflight``: ids popped, by pop time (Redis' clock), until the popping thread's next
+  pop; an id left there longer than a lease by Redis' clock (its worker died between
+  pop and claim) is pushed again by the sweep if its task is still pending.
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ class RedisQueue(Queue):
             keys += [self.key("delayed", workflow), self.key("bell", workflow)]
         args: list[Any] = [repr(least_delay)]
         for entry in entries:
-            due = entry.run_after.timestamp() if entry.run_after else time.time()
+            # No run_after: due now on Redis' clock (the script's earliest), not ours.
+            due = entry.run_after.timestamp() if entry.run_after else 0.0
             member = f"{band_of(entry.priority)}:{entry.task_id}"
             args += [repr(due), member, workflows.index(entry.workflow) + 1]
         self._call("scheduling", lambda: self._scripts_ready()["schedule"](keys=keys, args=args))
@@ -371,7 +372,10 @@ class RedisQueue(Queue):
         return self._recover_inflight() + self._announce_missing(workflows)
 
     def _recover_inflight(self) -> int:
-        cutoff = time.time() - self.stale_after
+        # In-flight marks are scored with Redis' clock (the pop script's TIME): so is
+        # their age. This worker's clock may be minutes off.
+        seconds, microseconds = self._call("sweeping", self.client.time)
+        cutoff = seconds + microseconds / 1_000_000 - self.stale_after
         stale = self._call(
             "sweeping", lambda: self.client.zrangebyscore(self.key("inflight"), "-inf", cutoff)
         )

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import time
 
 from salvador_django import Retry, Workflow
@@ -124,3 +125,29 @@ def fails_first_attempt(task):
     if task.attempt == 1:
         raise ConnectionError("the first attempt fails on purpose")
     return task.attempt
+
+
+def record_waiting(name):
+    """Like ``record``, but the step waits ``body["wait"][name]`` seconds on an Event.
+
+    For processes run under libfaketime with ``FAKETIME_DONT_FAKE_MONOTONIC=1``: its
+    version 0.9.10 (Debian 12) breaks ``time.sleep`` on Python 3.11 and later (an
+    error, or a sleep longer by the offset: libfaketime issue 426); waits on locks work.
+    """
+
+    def step(task):
+        database = get_settings().DATABASE
+        event = Event.objects.using(database).create(
+            task_id=task.id, step=name, attempt=task.attempt, pid=os.getpid(), started=time.time()
+        )
+        threading.Event().wait(task.body.get("wait", {}).get(name, 0))
+        Event.objects.using(database).filter(pk=event.pk).update(finished=time.time())
+        return {"step": name}
+
+    return step
+
+
+# Three steps like "three-steps", which wait instead of sleeping (the clock-skew tests).
+waits = Workflow("waits")
+for _name in ("first", "second", "third"):
+    waits.step(_name, record_waiting(_name))
