@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, OperationalError, transaction
@@ -371,7 +371,6 @@ class Engine:
         if not recorded:
             return self._lost(task)
         task.status = TaskStatus.PENDING
-        task.run_after = timezone.now() + timedelta(seconds=delay)  # approximate: for the queue
         logger.info(
             "salvador: task %s (%s) step %r attempt %d failed (%s); retry in %.1fs",
             task.id,
@@ -535,6 +534,13 @@ class Engine:
                 )
                 if not updated:
                     raise LeaseLost
+                if "run_after" in changes:  # the row's time, on the database's clock, for
+                    # the queue: a worker whose clock is off must not schedule by it
+                    task.run_after = (
+                        Task.objects.using(self.database)
+                        .values_list("run_after", flat=True)
+                        .get(id=task.id)
+                    )
                 if step is not None:
                     StepRun.objects.using(self.database).create(
                         task_id=task.id,
@@ -675,7 +681,6 @@ class Engine:
             if not recorded:
                 return self._lost(task)
             task.status = TaskStatus.PENDING
-            task.run_after = timezone.now() + timedelta(seconds=delay)
             logger.info(
                 "salvador: task %s (%s) compensation of step %r attempt %d failed (%s); "
                 "retry in %.1fs",
