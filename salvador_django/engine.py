@@ -24,6 +24,7 @@ from django.utils import timezone
 from salvador_django.definitions import Step, Workflow, registry
 from salvador_django.exceptions import (
     LeaseLost,
+    NotSerialisable,
     StepNotFound,
     StepTimeout,
     WorkflowNotFound,
@@ -835,11 +836,11 @@ def _resume_index(workflow: Workflow, task: Task) -> int:
 
 
 def _encode(value: Any, what: str) -> str:
-    """``value`` as JSON text; raises ``TypeError`` naming ``what`` if it is not JSON."""
+    """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON."""
     try:
         return json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
-        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from exc
+        raise NotSerialisable(f"{what} is not JSON-serialisable: {exc}") from exc
 
 
 def _describe(exc: BaseException) -> str:

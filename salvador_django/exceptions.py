@@ -43,6 +43,13 @@ class PermanentError(SalvadorError):
     """
 
 
+class NotSerialisable(PermanentError, TypeError):
+    """A step returned, or left in ``task.state``, a value that is not JSON.
+
+    Permanent: another attempt would fail the same way, so it is not retried.
+    """
+
+
 class QueueUnavailable(SalvadorError):
     """The queue cannot be reached; tasks wait in the database until it can."""
 
