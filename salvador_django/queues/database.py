@@ -4,12 +4,16 @@ Workers claim due rows with a conditional update (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL). Idle workers wait for a wake-up: within one process a push wakes them
 directly; on PostgreSQL a ``NOTIFY`` wakes every listening worker process at once.
 Without a wake-up (SQLite across processes), they look again every poll interval.
+Behind a transaction-pooling proxy, where notifications never arrive, the listener
+finds out with a probe, warns once and stops: idle workers then poll.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +27,8 @@ logger = logging.getLogger("salvador_django")
 CHANNEL = "salvador_tasks"
 _LISTEN_RETRY_SECONDS = 5.0
 _LISTEN_TIMEOUT_SECONDS = 0.25  # how soon the listener notices it should stop
+_PROBE_TIMEOUT_SECONDS = 2.0  # how long a probe notification may take to arrive
+_PROBE_PREFIX = "salvador-probe:"  # payloads of probes; they wake nobody
 
 
 class WakeUp:
@@ -87,7 +93,7 @@ class DatabaseQueue(Queue):
         if tasks or timeout <= 0:
             return tasks
         if self._is_postgres:
-            self._ensure_listener()
+            self._ensure_listener(timeout)
         # Sleep until a push, a notification or wake() moves the counter; look again
         # at once if it did, or leave the next look to the caller's next pop.
         if self.wakeup.wait(seen, timeout):
@@ -116,22 +122,23 @@ class DatabaseQueue(Queue):
                 self._listener = None
         self.wakeup.notify()
 
-    def _ensure_listener(self) -> None:
+    def _ensure_listener(self, poll_interval: float) -> None:
         if self._listener is not None:
             return
         with self._listener_lock:
             if self._listener is None:
-                self._listener = _Listener(self.database, self.wakeup)
+                self._listener = _Listener(self.database, self.wakeup, poll_interval)
                 self._listener.start()
 
 
 class _Listener(threading.Thread):
     """Listens on PostgreSQL for task notifications and wakes waiting workers."""
 
-    def __init__(self, database: str, wakeup: WakeUp) -> None:
+    def __init__(self, database: str, wakeup: WakeUp, poll_interval: float) -> None:
         super().__init__(name="salvador-listener", daemon=True)
         self.database = database
         self.wakeup = wakeup
+        self.poll_interval = poll_interval  # for the warnings only
         self._stopping = threading.Event()
         self.listening = threading.Event()
 
@@ -170,11 +177,48 @@ class _Listener(threading.Thread):
         try:
             connection.autocommit = True
             connection.execute(f"LISTEN {CHANNEL}")
+            if not self._probe(connection):
+                if not self._stopping.is_set():
+                    logger.warning(
+                        "salvador: LISTEN/NOTIFY does not reach this worker (is PostgreSQL "
+                        "behind a transaction-pooling proxy such as PgBouncer?); idle workers "
+                        "poll every POLL_INTERVAL (%gs)",
+                        self.poll_interval,
+                    )
+                    self._stopping.set()  # for the life of the process: no retries
+                return
             self.listening.set()
             logger.debug("salvador: listening for task notifications")
             while not self._stopping.is_set():
-                for _ in connection.notifies(timeout=_LISTEN_TIMEOUT_SECONDS, stop_after=1):
-                    self.wakeup.notify()
+                for notify in connection.notifies(timeout=_LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                    if not notify.payload.startswith(_PROBE_PREFIX):
+                        self.wakeup.notify()
         finally:
             self.listening.clear()
             connection.close()
+
+    def _probe(self, connection: Any) -> bool:
+        """Whether a notification sent from another connection reaches ``connection``.
+
+        Behind a pooler in transaction mode (PgBouncer), ``LISTEN`` succeeds but binds
+        a pooled server session that goes back to the pool at once, so notifications
+        never arrive. The probe is sent on a connection of its own: a session receives
+        its own notifications, which through a pooler would prove nothing.
+        """
+        payload = f"{_PROBE_PREFIX}{uuid.uuid4().hex}"
+        wrapper = connections[self.database]
+        sender: Any = wrapper.get_new_connection(wrapper.get_connection_params())
+        try:
+            sender.autocommit = True
+            sender.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
+        finally:
+            sender.close()
+        deadline = time.monotonic() + _PROBE_TIMEOUT_SECONDS
+        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            timeout = min(left, _LISTEN_TIMEOUT_SECONDS)
+            for notify in connection.notifies(timeout=timeout, stop_after=1):
+                if notify.payload == payload:
+                    return True
+                if not notify.payload.startswith(_PROBE_PREFIX):
+                    self.wakeup.notify()  # a real task notification meanwhile
+        return False
