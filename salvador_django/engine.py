@@ -186,6 +186,10 @@ class Engine:
         try:
             if step.atomic:
                 with transaction.atomic(using=self.database):
+                    # Beginning may have waited for a lock (SQLite's write lock, held
+                    # by a worker that is paused, say) for longer than the lease.
+                    if not self._still_held(lease):
+                        raise LeaseLost
                     output = self._call(step, task, began)
                     result = self._checkpoint(
                         task, lease, index, step, attempt, started, output, next_name

@@ -209,7 +209,11 @@ def _explain_duplicates(
         for step in range(NUMBER_OF_STEPS):
             runs = [e for e in executions if e.step == step]
             for earlier, later in pairwise(runs):
-                cause = _cause(records, earlier, earlier.t, later.t)
+                cause = (
+                    "started after its lease was lost"  # explained (or not) below
+                    if later.token in superseded(executions, later.t)
+                    else _cause(records, earlier, earlier.t, later.t)
+                )
                 verdict.duplicates[cause or "unexplained"] += 1
                 if cause is None:
                     unexplained.append(
@@ -231,21 +235,24 @@ def _explain_executions_after_lease_loss(
     """
     unexplained = []
     for task, executions in by_task.items():
-        order = claims_in_order(executions)
-        taken = {token: executions_claimed(executions, token) for token in order}
-        for index, token in enumerate(order[:-1]):
-            lost_by = taken[order[index + 1]]
-            for execution in executions:
-                if execution.token == token and execution.t > lost_by:
-                    cause = _cause(records, execution, execution.claimed, execution.t)
-                    verdict.after_lease_loss[cause or "unexplained"] += 1
-                    if cause is None:
-                        unexplained.append(f"{task} step {execution.step} by {token}")
+        for execution in executions:
+            if execution.token in superseded(executions, execution.t):
+                cause = _cause(records, execution, execution.claimed, execution.t)
+                verdict.after_lease_loss[cause or "unexplained"] += 1
+                if cause is None:
+                    unexplained.append(f"{task} step {execution.step} by {execution.token}")
     if unexplained:
         verdict.problem(
             f"{len(unexplained)} step(s) started after their lease was lost, unexplained",
             unexplained,
         )
+
+
+def superseded(executions: list[Execution], moment: float) -> set[str]:
+    """The claims of a task that a later claim had replaced by ``moment``."""
+    order = claims_in_order(executions)
+    claimed = {token: executions_claimed(executions, token) for token in order}
+    return {token for token, after in pairwise(order) if claimed[after] < moment}
 
 
 def executions_claimed(executions: list[Execution], token: str) -> float:
