@@ -191,7 +191,7 @@ class Run:
             statuses[key] = status
             if status != "completed":
                 errors[key] = error
-            events[key] = [self.submitted.get(key, 0.0)]
+            events[key] = [self.submitted[key]] if key in self.submitted else []
             if finished is not None:
                 events[key].append(finished.timestamp())
         executions = [
