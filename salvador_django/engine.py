@@ -79,25 +79,25 @@ def renew_leases(database: str, leases: Sequence[Lease]) -> None:
     The heartbeat of a worker (all its leases) and of a Celery task (one) both call
     this. Raises the database's error when it cannot reach the database.
     """
-    tokens_by_length: dict[float, list[str]] = {}
+    tokens_by_length: dict[float, list[str]] = {}  # one length, in practice
     for lease in leases:
         if lease.seconds is not None:
             tokens_by_length.setdefault(lease.seconds, []).append(lease.token)
-    if not tokens_by_length:
+    tokens = [token for same in tokens_by_length.values() for token in same]
+    if not tokens:
         return
     sent = time.monotonic()  # the renewed leases run from no earlier than this
-    tasks = Task.objects.using(database)
-    for seconds, tokens in tokens_by_length.items():
-        tasks.filter(claimed_by__in=tokens, status=TaskStatus.RUNNING).update(
-            lease_expires_at=now_plus(seconds)
-        )
-    renewable = [lease for lease in leases if lease.seconds is not None]
-    held = set(
-        tasks.filter(
-            claimed_by__in=[lease.token for lease in renewable], status=TaskStatus.RUNNING
-        ).values_list("claimed_by", flat=True)
+    tasks = Task.objects.using(database).filter(status=TaskStatus.RUNNING)
+    renewed = sum(
+        tasks.filter(claimed_by__in=same).update(lease_expires_at=now_plus(seconds))
+        for seconds, same in tokens_by_length.items()
     )
-    for lease in renewable:
+    held: set[str | None] = set(tokens)
+    if renewed < len(tokens):  # some claim is gone: find which
+        held = set(tasks.filter(claimed_by__in=tokens).values_list("claimed_by", flat=True))
+    for lease in leases:
+        if lease.seconds is None:
+            continue
         if lease.token in held:
             lease.renewed_at = max(lease.renewed_at, sent)
         else:

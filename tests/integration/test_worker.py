@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from django.db import connections, transaction
 from django.db.models.functions import Now
+from django.test.utils import CaptureQueriesContext
 
 from salvador_django import TaskStatus, Workflow, submit
 from salvador_django.engine import Lease
@@ -175,6 +176,17 @@ def test_heartbeat_extends_held_leases_and_flags_lost_ones(backend):
     assert not held_lease.lost.is_set()
     assert held_lease.renewed_at > time.monotonic() - 5
     assert stolen_lease.lost.is_set()
+
+
+def test_a_heartbeat_whose_leases_are_all_held_is_one_update(backend):
+    tasks = [TaskFactory(running=True, claimed_by=f"me:{n}") for n in range(3)]
+    worker = Worker(WorkerOptions.from_settings())
+    for task in tasks:
+        worker.leases.add(Lease(task.id, task.claimed_by, seconds=worker.options.lease_seconds))
+    with CaptureQueriesContext(connections[backend]) as queries:
+        worker.heartbeat()
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    assert not any(lease.lost.is_set() for lease in worker.leases.snapshot())
 
 
 def test_stop_lets_the_running_step_finish_and_releases_the_task(backend, queue_name):
