@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -37,40 +38,36 @@ def server() -> Iterator[PostgresServer]:
     server.destroy()
 
 
-def environment(server: PostgresServer) -> dict[str, str]:
+def pointed_at(server: PostgresServer) -> dict[str, str]:
+    """The variables that point ``tests.settings``' ``postgres`` alias at ``server``."""
     return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
         "SALVADOR_TEST_USE_TEST_DATABASES": "1",
         "SALVADOR_TEST_DATABASE": "postgres",
         "SALVADOR_TEST_PG_PORT": str(server.port),
         "SALVADOR_TEST_PG_TEST_NAME": DATABASE,
-        "SALVADOR_TEST_QUEUE": "database",
-        "SALVADOR_TEST_LEASE_SECONDS": str(LEASE_SECONDS),
-        "SALVADOR_TEST_SWEEP_INTERVAL": "0.5",
-        "SALVADOR_LOG_LEVEL": "INFO",
     }
 
 
-def django(env: dict[str, str], *args: str) -> str:
+def django(server: PostgresServer, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "tests.settings"}
     run = subprocess.run(
         [sys.executable, "-m", "django", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, env={**env, **pointed_at(server)}, capture_output=True, text=True,
+        timeout=120, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 
 
-def task_row(server: PostgresServer, task_id: str) -> tuple[str, int, str | None]:
+def task_status(server: PostgresServer, task_id: str) -> str:
     with psycopg.connect(
         host="127.0.0.1", port=server.port, user="postgres", dbname=DATABASE
     ) as connection:
         row = connection.execute(
-            "SELECT status, step, claimed_by FROM salvador_task WHERE id = %s", [task_id]
+            "SELECT status FROM salvador_task WHERE id = %s", [task_id]
         ).fetchone()
     assert row is not None
-    return row[0], row[1], row[2]
+    return str(row[0])
 
 
 def starts(log: Path) -> list[tuple[int, str, float]]:
@@ -82,54 +79,46 @@ def starts(log: Path) -> list[tuple[int, str, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.only_backend("postgres")
 def test_a_worker_cut_off_from_its_database_stops_its_tasks_and_recovers(
-    server: PostgresServer, tmp_path: Path
+    backend: str, server: PostgresServer, start_worker: Any, tmp_path: Path
 ) -> None:
-    env = environment(server)
-    django(env, "migrate", "--database", "postgres", "--verbosity", "0")
+    django(server, "migrate", "--database", "postgres", "--verbosity", "0")
     log = tmp_path / "steps.log"
     task_id = django(
-        env,
+        server,
         "shell",
         "-c",
         "from salvador_django import submit; "
         f"print(submit('logged-steps', {{'log': '{log}', 'sleep': 0.3}}).id)",
     ).splitlines()[-1]  # the shell may print a line of its own first
-    output = tmp_path / "worker.log"
-    with output.open("wb") as sink:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "django", "runworkflows", "--concurrency", "2"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until(lambda: len(starts(log)) >= 3, timeout=30)
-        first_token = starts(log)[0][1]
-        server.stop("immediate")
-        gone = time.time()
-        time.sleep(LEASE_SECONDS * 2.5)  # heartbeats fail for well over a lease
-        outage = starts(log)
-        server.start()
+    worker = start_worker(
+        "--concurrency", "2", lease_seconds=LEASE_SECONDS, sweep_interval=0.5,
+        **pointed_at(server),
+    )  # fmt: skip
+    wait_until(lambda: len(starts(log)) >= 3, timeout=30)
+    first_token = starts(log)[0][1]
+    server.stop("immediate")
+    gone = time.time()
+    time.sleep(LEASE_SECONDS * 2.5)  # heartbeats fail for well over a lease
+    outage = starts(log)
+    server.start()
 
-        # The claim stopped: at most the step in flight when the database went away
-        # finished; no step of that claim started during or after the outage.
-        assert all(at < gone for _, token, at in outage if token == first_token), outage
-        assert worker.poll() is None, output.read_text()
+    # The claim stopped: at most the step in flight when the database went away
+    # finished; no step of that claim started during or after the outage.
+    assert all(at < gone for _, token, at in outage if token == first_token), outage
+    assert worker.process.poll() is None, worker.output()
 
-        # Once the database is back, the lease is reaped and the task finishes.
-        wait_until(lambda: task_row(server, task_id)[0] == "completed", timeout=60)
-        steps = [step for step, _, _ in starts(log)]
-        # Every step once, in order; the one in flight at the outage may have run twice.
-        assert sorted(set(steps)) == list(range(10))
-        assert steps == sorted(steps)
-        assert len(steps) <= 11
-        runs = starts(log)
-        later_tokens = {token for _, token, at in runs if at > gone}
-        assert first_token not in later_tokens
-        assert "cannot take tasks" in output.read_text()  # it noticed, and kept trying
-        assert worker.poll() is None  # it worked through the outage
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    # Once the database is back, the lease is reaped and the task finishes.
+    wait_until(lambda: task_status(server, task_id) == "completed", timeout=60)
+    runs = starts(log)
+    steps = [step for step, _, _ in runs]
+    # Every step once, in order; the one in flight at the outage may have run twice.
+    assert sorted(set(steps)) == list(range(10))
+    assert steps == sorted(steps)
+    assert len(steps) <= 11
+    assert first_token not in {token for _, token, at in runs if at > gone}
+    assert "cannot take tasks" in worker.output()  # it noticed, and kept trying
+    assert worker.process.poll() is None  # it worked through the outage
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
