@@ -39,7 +39,6 @@ from benchmarks.faults.checks import (
     Records,
     Verdict,
     check,
-    recovery_per_fault,
 )
 from benchmarks.faults.injection import Fleet, Injector, plan_faults
 from benchmarks.faults.servers import PostgresServer, RedisServer
@@ -131,12 +130,10 @@ class Run:
     def actions(self, fleet: Fleet) -> dict[str, Callable[[], int | None]]:
         actions: dict[str, Callable[[], int | None]] = {"kill": lambda: fleet.kill(self.rng)}
         if self.redis is not None:
-            redis = self.redis
-            actions["redis-restart"] = lambda: _none(redis.restart)
-            actions["redis-flush"] = lambda: _none(redis.flushall)
+            actions["redis-restart"] = self.redis.restart
+            actions["redis-flush"] = self.redis.flushall
         if self.postgres is not None:
-            postgres = self.postgres
-            actions["postgres-restart"] = lambda: _none(postgres.restart)
+            actions["postgres-restart"] = self.postgres.restart
         return actions
 
     def submit_all(self) -> None:
@@ -162,7 +159,7 @@ class Run:
             if number % 100 == 0:
                 close_old_connections()
 
-    def wait_until_quiet(self, fleet: Fleet) -> bool:
+    def wait_until_quiet(self) -> bool:
         """Wait until no task is pending or running; False if that took too long."""
         from django.db import DatabaseError, connection
 
@@ -170,7 +167,6 @@ class Run:
 
         deadline = time.monotonic() + QUIESCENCE_TIMEOUT
         while time.monotonic() < deadline:
-            fleet.replace_the_dead()
             try:
                 if not Task.objects.filter(status__in=("pending", "running")).exists():
                     return True
@@ -214,10 +210,6 @@ class Run:
         return Records(statuses, errors, events, executions, effects, failed, faults, dead)
 
 
-def _none(action: Callable[[], object]) -> None:
-    action()
-
-
 def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     run = Run(args, directory)
     run.start_servers()
@@ -246,14 +238,11 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             rng=run.rng,
             executions=run.log_path,
         )
-        injector.start()
-        watcher = _Watcher(fleet)
-        watcher.start()
-        run.submit_all()
-        injector.join()
-        quiet = run.wait_until_quiet(fleet)
-        watcher.stop()
-        fleet.replace_the_dead()
+        with fleet.watched():
+            injector.start()
+            run.submit_all()
+            injector.join()
+            quiet = run.wait_until_quiet()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
         records = run.records(injector.faults, fleet.dead)
@@ -272,33 +261,11 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 "pid": fault.pid,
                 "recovery": round(seconds, 2),
             }
-            for fault, seconds in recovery_per_fault(records)
+            for fault, seconds in verdict.recoveries
         ]
         return result
     finally:
         run.stop_servers()
-
-
-class _Watcher:
-    """Replaces workers that die on their own while the run goes on."""
-
-    def __init__(self, fleet: Fleet) -> None:
-        import threading
-
-        self.fleet = fleet
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="chaos-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.1):
-            self.fleet.replace_the_dead()
 
 
 def summary(

@@ -11,6 +11,7 @@ its lease, at the latest, when the next claim of the same task is taken.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -73,7 +74,15 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     duplicates: Counter[str] = field(default_factory=Counter)  # cause -> executions
     after_lease_loss: Counter[str] = field(default_factory=Counter)  # cause -> executions
-    recovery: dict[str, float] = field(default_factory=dict)  # fault kind -> max seconds
+    recoveries: list[tuple[Fault, float]] = field(default_factory=list)  # seconds per fault
+
+    @property
+    def recovery(self) -> dict[str, float]:
+        """For each kind of fault, the longest recovery of one fault of that kind."""
+        longest: dict[str, float] = {}
+        for fault, seconds in self.recoveries:
+            longest[fault.kind] = max(longest.get(fault.kind, 0.0), seconds)
+        return longest
 
     @property
     def passed(self) -> bool:
@@ -95,7 +104,7 @@ def check(records: Records) -> Verdict:
     _check_effects(records, by_task, verdict)
     _explain_duplicates(records, by_task, verdict)
     _explain_executions_after_lease_loss(records, by_task, verdict)
-    verdict.recovery = recovery_times(records)
+    verdict.recoveries = recovery_per_fault(records)
     if records.dead_workers:
         verdict.problem(
             f"{len(records.dead_workers)} worker(s) died without being killed",
@@ -126,12 +135,18 @@ def _check_observed(
         verdict.problem(f"{len(missing)} task(s) without every step observed", missing)
 
 
-def claims_in_order(executions: list[Execution]) -> list[str]:
-    """The tokens of one task's claims, in the order they were taken."""
+def claim_times(executions: list[Execution]) -> dict[str, float]:
+    """When each claim (token) of one task was taken, in the order they were taken."""
     first: dict[str, float] = {}
     for execution in executions:
         first.setdefault(execution.token, execution.claimed)
-    return sorted(first, key=first.__getitem__)
+    return dict(sorted(first.items(), key=lambda item: item[1]))
+
+
+def lost_at(executions: list[Execution]) -> dict[str, float]:
+    """For each claim of one task that a later claim replaced: when that one was taken."""
+    claims = claim_times(executions)
+    return {token: claims[after] for token, after in pairwise(claims)}
 
 
 def _check_ordering(by_task: dict[str, list[Execution]], verdict: Verdict) -> None:
@@ -144,7 +159,7 @@ def _check_ordering(by_task: dict[str, list[Execution]], verdict: Verdict) -> No
     broken = []
     for task, executions in by_task.items():
         reached = -1
-        for token in claims_in_order(executions):
+        for token in claim_times(executions):
             steps = [e.step for e in executions if e.token == token]
             if steps != sorted(steps) or steps[0] < reached:
                 broken.append(f"{task}: claim {token} ran steps {steps} after step {reached}")
@@ -173,7 +188,7 @@ def _check_effects(records: Records, by_task: dict[str, list[Execution]], verdic
     late = []
     for effect in records.effects:
         executions = by_task.get(effect.task, [])
-        order = claims_in_order(executions)
+        order = list(claim_times(executions))
         if effect.token not in order:
             late.append(f"{effect.task} step {effect.step}: effect by an unlogged claim")
             continue
@@ -206,12 +221,13 @@ def _explain_duplicates(
     """Every second execution of a step is explained by what stopped the one before."""
     unexplained = []
     for task, executions in by_task.items():
+        lost = lost_at(executions)
         for step in range(NUMBER_OF_STEPS):
             runs = [e for e in executions if e.step == step]
             for earlier, later in pairwise(runs):
                 cause = (
                     "started after its lease was lost"  # explained (or not) below
-                    if later.token in superseded(executions, later.t)
+                    if later.t > lost.get(later.token, math.inf)
                     else _cause(records, earlier, earlier.t, later.t)
                 )
                 verdict.duplicates[cause or "unexplained"] += 1
@@ -235,8 +251,9 @@ def _explain_executions_after_lease_loss(
     """
     unexplained = []
     for task, executions in by_task.items():
+        lost = lost_at(executions)
         for execution in executions:
-            if execution.token in superseded(executions, execution.t):
+            if execution.t > lost.get(execution.token, math.inf):
                 cause = _cause(records, execution, execution.claimed, execution.t)
                 verdict.after_lease_loss[cause or "unexplained"] += 1
                 if cause is None:
@@ -246,25 +263,6 @@ def _explain_executions_after_lease_loss(
             f"{len(unexplained)} step(s) started after their lease was lost, unexplained",
             unexplained,
         )
-
-
-def superseded(executions: list[Execution], moment: float) -> set[str]:
-    """The claims of a task that a later claim had replaced by ``moment``."""
-    order = claims_in_order(executions)
-    claimed = {token: executions_claimed(executions, token) for token in order}
-    return {token for token, after in pairwise(order) if claimed[after] < moment}
-
-
-def executions_claimed(executions: list[Execution], token: str) -> float:
-    return next(e.claimed for e in executions if e.token == token)
-
-
-def recovery_times(records: Records) -> dict[str, float]:
-    """For each kind of fault, the longest recovery of one fault of that kind."""
-    longest: dict[str, float] = {}
-    for fault, seconds in recovery_per_fault(records):
-        longest[fault.kind] = max(longest.get(fault.kind, 0.0), seconds)
-    return longest
 
 
 def recovery_per_fault(records: Records) -> list[tuple[Fault, float]]:

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +34,13 @@ class Fleet:
         self.threads = threads
         self.env = env
         self.logs = logs
-        self.slots: list[subprocess.Popen[bytes]] = []
         self.started = 0
         self.killed: set[int] = set()  # pids this run killed on purpose
         self.stopped: set[int] = set()  # pids paused with SIGSTOP right now
         self.dead: list[str] = []  # workers that exited on their own, with their logs' tails
         self.log_of: dict[int, Path] = {}
         self._lock = threading.Lock()
-        with self._lock:
-            self.slots = [self._spawn() for _ in range(size)]
+        self.slots = [self._spawn() for _ in range(size)]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         path = self.logs / f"worker-{self.started}.log"
@@ -101,6 +100,24 @@ class Fleet:
     def _log_tail(self, process: subprocess.Popen[bytes]) -> str:
         text = self.log_of[process.pid].read_text(errors="replace")
         return " | ".join(text.strip().splitlines()[-3:])
+
+    @contextmanager
+    def watched(self, every: float = 0.1) -> Iterator[None]:
+        """While the block runs, replace the workers that die on their own."""
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                self.replace_the_dead()
+
+        watcher = threading.Thread(target=watch, name="chaos-watcher", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+            self.replace_the_dead()
 
     def shut_down(self, grace: float = 30) -> list[str]:
         """SIGTERM every worker; the problems: any that did not exit 0 in time."""

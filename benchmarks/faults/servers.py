@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import redis
 
 
 def free_port() -> int:
@@ -70,10 +71,8 @@ class RedisServer:
         self.start()
 
     def flushall(self) -> None:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"FLUSHALL\r\n")
-            if not sock.recv(64).startswith(b"+OK"):
-                raise RuntimeError("FLUSHALL failed")
+        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5) as client:
+            client.flushall()
 
 
 def postgres_binaries() -> Path | None:
