@@ -33,7 +33,12 @@ from salvador_django.engine import Attempt, Engine, Lease, Outcome
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
-from salvador_django.worker import TIMEOUT_GRACE_SECONDS, Worker, WorkerOptions
+from salvador_django.worker import (
+    TIMEOUT_GRACE_SECONDS,
+    Worker,
+    WorkerOptions,
+    warn_of_unregistered_workflows,
+)
 
 logger = logging.getLogger("salvador_django")
 
@@ -81,6 +86,8 @@ class ProcessPool:
 
     def run(self) -> bool:
         """Supervise the children until stopped (or, in burst mode, until all exit)."""
+        if self.options.warn_of_unregistered:
+            warn_of_unregistered_workflows(get_settings().DATABASE)
         for slot in self.slots:
             self._start(slot)
         while not self._stop:
@@ -181,7 +188,8 @@ class ProcessPool:
 def _child_main(note: Any, options: WorkerOptions, queue_name: str | None) -> None:
     """A pool child: one worker thread, reporting its attempts through ``note``."""
     worker = Worker(
-        replace(options, concurrency=1, abandon_hung_steps=False), queue=get_queue(queue_name)
+        replace(options, concurrency=1, abandon_hung_steps=False, warn_of_unregistered=False),
+        queue=get_queue(queue_name),
     )
 
     def publish(lease: Lease, attempt: Attempt | None) -> None:

@@ -55,6 +55,9 @@ class WorkerOptions:
     #: Abandon (and replace) threads whose step hangs past its timeout. A process
     #: pool's children leave that to the supervisor, which kills them instead.
     abandon_hung_steps: bool = True
+    #: Warn of pending tasks of unregistered workflows at start. A process pool warns
+    #: once, in its supervisor, rather than in each child it starts.
+    warn_of_unregistered: bool = True
 
     @classmethod
     def from_settings(
@@ -169,6 +172,34 @@ def _poisoned(max_recoveries: int) -> dict[str, Any]:
     }
 
 
+def warn_of_unregistered_workflows(database: str) -> None:
+    """Warn of pending tasks whose workflow is not registered in this code.
+
+    No worker runs them: a deploy removed or renamed their workflow (or workers run
+    older code than the producers, in a rolling deploy, and will catch up). They
+    wait, untouched, until an operator cancels them or the code returns.
+    """
+    try:
+        waiting = list(
+            Task.objects.using(database)
+            .filter(status=TaskStatus.PENDING)
+            .exclude(workflow__in=registry.names())
+            .values("workflow")
+            .annotate(tasks=Count("id"))
+            .order_by("workflow")
+        )
+    except DatabaseError as exc:
+        logger.error("salvador: cannot look for tasks of unregistered workflows (%s)", exc)
+        return
+    for row in waiting:
+        logger.warning(
+            "salvador: %d pending task(s) of workflow %r, which is not registered: "
+            "no worker runs them (cancel them in the admin, or register the workflow)",
+            row["tasks"],
+            row["workflow"],
+        )
+
+
 class Worker:
     """Runs tasks of the given workflows until stopped (or, in burst mode, until idle)."""
 
@@ -227,29 +258,6 @@ class Worker:
         self._maintenance.join(timeout=5)
         logger.info("salvador: worker %s stopped", self.name)
         return finished
-
-    def _warn_of_unregistered_workflows(self) -> None:
-        """Warn of pending tasks whose workflow is not registered in this code.
-
-        No worker runs them: a deploy removed or renamed their workflow (or workers
-        run older code than the producers, in a rolling deploy, and will catch up).
-        They wait, untouched, until an operator cancels them or the code returns.
-        """
-        waiting = (
-            Task.objects.using(self.database)
-            .filter(status=TaskStatus.PENDING)
-            .exclude(workflow__in=registry.names())
-            .values("workflow")
-            .annotate(tasks=Count("id"))
-            .order_by("workflow")
-        )
-        for row in waiting:
-            logger.warning(
-                "salvador: %d pending task(s) of workflow %r, which is not registered: "
-                "no worker runs them (cancel them in the admin, or register the workflow)",
-                row["tasks"],
-                row["workflow"],
-            )
 
     def _join(self, grace_period: float) -> bool:
         deadline = time.monotonic() + grace_period
@@ -334,10 +342,8 @@ class Worker:
         Runs until the runners have finished, so leases stay alive while the last
         steps of a graceful shutdown complete.
         """
-        try:
-            self._warn_of_unregistered_workflows()
-        except DatabaseError as exc:
-            logger.error("salvador: cannot look for tasks of unregistered workflows (%s)", exc)
+        if self.options.warn_of_unregistered:
+            warn_of_unregistered_workflows(self.database)
         heartbeat_every = self.options.lease_seconds / 3
         last_heartbeat = time.monotonic()
         next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)

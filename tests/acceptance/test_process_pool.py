@@ -8,6 +8,7 @@ import pytest
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
+from tests.factories import TaskFactory
 from tests.helpers import wait_until
 
 
@@ -54,6 +55,14 @@ def test_burst_with_a_process_pool_exits_when_nothing_is_due(backend, start_work
     pool = start_worker("--pool", "processes", "--concurrency", "2", "--burst")
     assert pool.wait(timeout=60) == 0
     assert all(status(backend, t) == TaskStatus.COMPLETED for t in tasks)
+
+
+def test_a_pool_warns_of_tasks_of_unregistered_workflows_once(backend, start_worker):
+    TaskFactory(workflow="retired-workflow", step_name="old-step")
+    pool = start_worker("--pool", "processes", "--concurrency", "2", "--burst")
+    assert pool.wait(timeout=60) == 0
+    warning = "1 pending task(s) of workflow 'retired-workflow', which is not registered"
+    assert pool.output().count(warning) == 1  # by the supervisor, not by each child
 
 
 @pytest.mark.parametrize(("workflow", "code"), [("kills-worker", -9), ("exits-worker", 1)])
