@@ -371,7 +371,7 @@ class Engine:
                 "claimed_by": None,
                 "lease_expires_at": None,
             },
-            next_attempt_at=now_plus(delay),
+            retried=True,
         )
         if not recorded:
             return self._lost(task)
@@ -521,13 +521,14 @@ class Engine:
         started: datetime,
         exc: Exception,
         changes: dict[str, Any],
-        next_attempt_at: Any = None,
         *,
+        retried: bool = False,
         compensation: bool = False,
     ) -> bool:
         """Write the failed attempt and the task's new status in one fenced transaction.
 
-        Returns False, writing nothing, when the lease was lost.
+        With ``retried``, the attempt records the ``run_after`` that ``changes`` set as
+        its next attempt's time. Returns False, writing nothing, when the lease was lost.
         """
 
         def write() -> None:
@@ -558,7 +559,9 @@ class Engine:
                         error=_describe(exc),
                         traceback="".join(traceback.format_exception(exc)),
                         worker=self.worker_name,
-                        next_attempt_at=next_attempt_at,
+                        # The very value the queue waits for: recomputing it in
+                        # this later statement would be a moment later.
+                        next_attempt_at=task.run_after if retried else None,
                         compensation=compensation,
                     )
 
@@ -680,7 +683,7 @@ class Engine:
                 started,
                 exc,
                 changes,
-                next_attempt_at=now_plus(delay),
+                retried=True,
                 compensation=True,
             )
             if not recorded:

@@ -94,6 +94,8 @@ def test_attempts_start_no_earlier_than_their_backoff_and_record_when(backend, w
     runs = list(task.step_runs.order_by("attempt"))
     assert [r.attempt for r in runs] == [1, 2, 3]
     assert runs[2].next_attempt_at is None  # the last one was not retried
+    # What an attempt records as its next one's time is the time the queue waited for.
+    assert runs[1].next_attempt_at == task.run_after
     for previous, following, delay in ((runs[0], runs[1], 0.2), (runs[1], runs[2], 0.4)):
         assert previous.next_attempt_at is not None
         scheduled = (previous.next_attempt_at - previous.finished_at).total_seconds()
