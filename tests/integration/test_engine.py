@@ -1,10 +1,11 @@
 """The engine's semantics, on SQLite and PostgreSQL, driven through ``run_until_idle``."""
 
+import threading
 import time
 import uuid
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
@@ -184,6 +185,44 @@ def test_a_late_heartbeat_is_made_up_before_the_next_step(backend):
     assert lease.renewed_at > time.monotonic() - 5
     assert not lease.lost.is_set()
     assert events(backend, task) == [("first", 1), ("second", 1), ("third", 1)]
+
+
+@pytest.mark.only_backend("sqlite")
+def test_an_atomic_step_whose_begin_waited_past_its_lease_does_not_run(backend, workflow_names):
+    workflow_names.append("engine-waits-to-begin")
+    calls = []
+    Workflow("engine-waits-to-begin").step("write", lambda t: calls.append(t.id), atomic=True)
+    task = submit("engine-waits-to-begin", {})
+    token = f"test:{uuid.uuid4().hex}"
+    [claimed] = Task.objects.using(backend).claim(["engine-waits-to-begin"], token, 60)
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        # Another connection (a paused worker's, say) holds SQLite's write lock for
+        # longer than the lease; meanwhile the lease expires and another worker
+        # takes the task.
+        try:
+            with transaction.atomic(using=backend):
+                Task.objects.using(backend).filter(id=task.id).update(claimed_by="other-worker")
+                locked.set()
+                done.wait(1.0)
+        finally:
+            connections[backend].close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert locked.wait(5)
+        lease = Lease(claimed.id, token, seconds=1)  # just confirmed: no check before BEGIN
+        before = time.monotonic()
+        outcome = Engine(database=backend, worker_name="waited").run(claimed, lease)
+        assert time.monotonic() - before > 0.5  # BEGIN waited for the lock
+    finally:
+        done.set()
+        holder.join()
+    assert outcome == Outcome.LOST
+    assert calls == []  # the step never started
+    assert not StepRun.objects.using(backend).filter(task_id=task.id).exists()
 
 
 def test_task_resumes_by_step_name_when_steps_are_inserted(backend, workflow_names):
