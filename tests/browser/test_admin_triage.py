@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,17 @@ from tests.factories import TaskFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the pages are photographed: the docs' images with SALVADOR_SCREENSHOTS=1.
+
+    A test run leaves the docs alone unless asked to refresh their screenshots.
+    """
+    return DOCS_IMAGES if os.environ.get("SALVADOR_SCREENSHOTS") else tmp_path
 
 
 def log_in(page: Page, username: str) -> None:
@@ -64,7 +74,9 @@ def test_an_operator_requeues_two_failed_tasks_from_the_list(page: Page):
     }
 
 
-def test_an_operator_reads_a_failed_task_and_requeues_it_from_its_page(page: Page):
+def test_an_operator_reads_a_failed_task_and_requeues_it_from_its_page(
+    page: Page, screenshots: Path
+):
     User.objects.create_superuser("ops", password=PASSWORD)
     task = failed_after_retries()
     log_in(page, "ops")
@@ -76,8 +88,7 @@ def test_an_operator_reads_a_failed_task_and_requeues_it_from_its_page(page: Pag
     expect(page.locator(".salvador-timeline-row.failed text")).to_have_text("2 · second")
     page.locator("details.salvador-traceback summary").first.click()
     expect(page.locator("details.salvador-traceback pre").first).to_contain_text("Traceback")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "task-detail.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "task-detail.png"), full_page=True)
 
     page.click("button.salvador-requeue")
     expect(page.locator("ul.messagelist")).to_have_text("1 requeued")
@@ -85,7 +96,7 @@ def test_an_operator_reads_a_failed_task_and_requeues_it_from_its_page(page: Pag
     expect(page.locator(".salvador-history")).to_contain_text("ops · Requeue from the failed step")
 
 
-def test_a_staff_user_without_permission_gets_no_triage_action(page: Page):
+def test_a_staff_user_without_permission_gets_no_triage_action(page: Page, screenshots: Path):
     viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_task"))
     task = failed_after_retries()
@@ -98,4 +109,4 @@ def test_a_staff_user_without_permission_gets_no_triage_action(page: Page):
     expect(page.locator("button.salvador-triage-button")).to_have_count(0)
     page.goto("/admin/salvador/overview/")
     expect(page.locator("table.salvador-overview-table")).to_contain_text("breaks-second")
-    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
