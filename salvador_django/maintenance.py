@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from salvador_django.definitions import registry
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import StepRun, Task, requeue_changes
-from salvador_django.queues import enqueue_on_commit
+from salvador_django.queues import announce_on_commit
 from salvador_django.status import TaskStatus
 
 BATCH_SIZE = 1000
@@ -104,7 +104,7 @@ def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_s
             rows.filter(id__in=task_ids).update(
                 updated_at=Now(), **requeue_changes(from_start=from_start, first_step=first)
             )
-        enqueue_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
+        announce_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
     return len(locked)
 
 

@@ -72,7 +72,7 @@ class Checkpoint(enum.Enum):
     """What recording a completed step found."""
 
     LOST = "lost"  # the claim was lost: nothing was written
-    HELD = "held"
+    WRITTEN = "written"
     CANCEL_REQUESTED = "cancel requested"  # written; the task should stop now
 
 
@@ -192,7 +192,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 row = cursor.fetchone()
             if row is None:
                 return Checkpoint.LOST
-            return Checkpoint.CANCEL_REQUESTED if row[0] else Checkpoint.HELD
+            return Checkpoint.CANCEL_REQUESTED if row[0] else Checkpoint.WRITTEN
         changes: dict[str, Any] = {
             "step": step,
             "step_name": step_name,
@@ -212,7 +212,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         output = run["output"]
         held = self.held(task_id, token)
         with transaction.atomic(using=self.db):
-            result = Checkpoint.HELD
+            result = Checkpoint.WRITTEN
             if not held.filter(cancel_requested_at__isnull=True).update(**changes):
                 if not held.update(**changes):
                     return Checkpoint.LOST
@@ -519,9 +519,9 @@ class Task(models.Model):
         self._transition(
             "requeue", allowed, **requeue_changes(from_start=from_start, first_step=first_step)
         )
-        from salvador_django.queues import enqueue_on_commit
+        from salvador_django.queues import announce_on_commit
 
-        enqueue_on_commit(self)
+        announce_on_commit(self)
 
     def cancel(self) -> None:
         """Cancel the task: a pending or failed one at once, a running one after its step.

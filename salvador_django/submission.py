@@ -18,7 +18,7 @@ from salvador_django.conf import get_settings
 from salvador_django.definitions import Workflow, registry
 from salvador_django.exceptions import ConfigurationError, PayloadError
 from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Task, now_plus
-from salvador_django.queues import enqueue_on_commit
+from salvador_django.queues import announce_on_commit
 
 logger = logging.getLogger("salvador_django")
 
@@ -93,7 +93,7 @@ def submit(
         task.refresh_from_db(using=alias, fields=["run_after"])
     # A run_after already past is due now; a delay is never past (a zero delay is None).
     scheduled = when is not None and not (isinstance(when, datetime) and when <= timezone.now())
-    enqueue_on_commit(task, scheduled=scheduled)
+    announce_on_commit(task, scheduled=scheduled)
     return task
 
 

@@ -28,7 +28,7 @@ from salvador_django.definitions import registry
 from salvador_django.engine import Engine, Lease, Outcome, renew_leases
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Task
-from salvador_django.queues import Entry, Queue, announce, enqueue_on_commit, get_queue
+from salvador_django.queues import Entry, Queue, announce, announce_on_commit, get_queue
 from salvador_django.status import CompensationStatus, TaskStatus
 
 logger = logging.getLogger("salvador_django")
@@ -141,7 +141,7 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
                     )
                 )
                 returned = tasks.filter(id__in=spared, status=TaskStatus.PENDING)
-                enqueue_on_commit(*returned, queue=queue)
+                announce_on_commit(*returned, queue=queue)
         if len(batch) < _REAP_BATCH:
             break
     if poisoned:
@@ -293,7 +293,7 @@ class Worker:
             try:
                 token = f"{token_prefix}:{uuid.uuid4().hex[:12]}"
                 popped_at = time.monotonic()  # a lease taken by this pop runs from later
-                tasks = self.queue.pop(
+                tasks = self.queue.claim(
                     self.options.workflows,
                     timeout,
                     token=token,
@@ -426,7 +426,7 @@ class Worker:
     def sweep(self) -> None:
         """Reap expired leases and let the queue re-announce lost entries."""
         reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
-        swept = self.queue.sweep(self.options.workflows)
+        swept = self.queue.reannounce(self.options.workflows)
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)
 

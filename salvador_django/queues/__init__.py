@@ -19,7 +19,7 @@ from salvador_django.queues.base import Entry, Queue
 if TYPE_CHECKING:
     from salvador_django.models import Task
 
-__all__ = ["Entry", "Queue", "announce", "enqueue_on_commit", "get_queue", "queue_class"]
+__all__ = ["Entry", "Queue", "announce", "announce_on_commit", "get_queue", "queue_class"]
 
 logger = logging.getLogger("salvador_django")
 
@@ -59,7 +59,7 @@ def reset_queues() -> None:
         queue.close()
 
 
-def enqueue_on_commit(*tasks: Task, queue: Queue | None = None, scheduled: bool = False) -> None:
+def announce_on_commit(*tasks: Task, queue: Queue | None = None, scheduled: bool = False) -> None:
     """Announce ``tasks`` to ``queue`` (default: the configured one) after their commit.
 
     They are due now, or, with ``scheduled``, at their ``run_after``.

@@ -38,11 +38,11 @@ class Entry:
 class Queue(ABC):
     """Where workers find work. Entries are hints; the database is the truth.
 
-    ``pop`` returns tasks already claimed in the database (a conditional update), so
-    a duplicate entry is harmless and a lost one is recovered by :meth:`sweep`.
+    ``claim`` returns tasks already claimed in the database (a conditional update), so
+    a duplicate entry is harmless and a lost one is recovered by :meth:`reannounce`.
     """
 
-    #: True when :meth:`pop` wakes up as soon as a task is pushed (no polling delay).
+    #: True when :meth:`claim` wakes up as soon as a task is pushed (no polling delay).
     supports_wakeup: ClassVar[bool] = False
 
     def __init__(self, database: str) -> None:
@@ -57,7 +57,7 @@ class Queue(ABC):
         self.push(entries)
 
     @abstractmethod
-    def pop(
+    def claim(
         self,
         workflows: Sequence[str],
         timeout: float,
@@ -68,12 +68,12 @@ class Queue(ABC):
     ) -> list[Task]:
         """Claim up to ``limit`` due tasks for ``token``, waiting at most ``timeout`` seconds."""
 
-    def sweep(self, workflows: Sequence[str] | None = None) -> int:
+    def reannounce(self, workflows: Sequence[str] | None = None) -> int:
         """Re-announce due pending tasks (of ``workflows``) that no entry carries; how many."""
         return 0
 
     def wake(self) -> None:  # noqa: B027 - optional hook
-        """Wake this process's waiting ``pop`` calls (used on shutdown)."""
+        """Wake this process's waiting ``claim`` calls (used on shutdown)."""
 
     def depth(self, workflow: str) -> dict[str, int] | None:
         """Entries waiting for ``workflow``, by kind, if this queue can tell (else None)."""

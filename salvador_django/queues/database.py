@@ -79,7 +79,7 @@ class DatabaseQueue(Queue):
     def schedule(self, entries: Sequence[Entry]) -> None:
         """Nothing to do: the row's ``run_after`` is the schedule, and waiting workers poll."""
 
-    def pop(
+    def claim(
         self,
         workflows: Sequence[str],
         timeout: float,

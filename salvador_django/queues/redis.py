@@ -269,7 +269,7 @@ class RedisQueue(Queue):
 
     # -- taking work ----------------------------------------------------------------------
 
-    def pop(
+    def claim(
         self,
         workflows: Sequence[str],
         timeout: float,
@@ -367,7 +367,7 @@ class RedisQueue(Queue):
 
     # -- recovery ---------------------------------------------------------------------
 
-    def sweep(self, workflows: Sequence[str] | None = None) -> int:
+    def reannounce(self, workflows: Sequence[str] | None = None) -> int:
         """Re-announce due pending tasks no entry carries, and entries lost in flight."""
         return self._recover_inflight() + self._announce_missing(workflows)
 

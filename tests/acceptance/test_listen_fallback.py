@@ -175,7 +175,7 @@ def test_behind_pgbouncer_the_listener_stops_and_closes_its_connections(
 def test_directly_on_postgresql_the_probe_arrives_and_wakes_nobody(backend, caplog):
     queue = get_queue()
     assert isinstance(queue, DatabaseQueue)
-    assert queue.pop(["three-steps"], 0.01, token="t", lease_seconds=60) == []
+    assert queue.claim(["three-steps"], 0.01, token="t", lease_seconds=60) == []
     listener = queue._listener
     assert listener is not None
     assert listener.listening.wait(timeout=10)  # set once the probe came back

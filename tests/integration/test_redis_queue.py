@@ -94,7 +94,7 @@ def test_a_task_popped_by_a_worker_that_died_before_claiming_is_recovered(backen
     task = submit("three-steps", {})
     queue = get_queue()
     assert pop_id(queue) == str(task.id)  # the worker dies here, before its claim
-    assert queue.sweep() == 1  # due, pending, and no entry carries it
+    assert queue.reannounce() == 1  # due, pending, and no entry carries it
     assert pop_id(queue) == str(task.id)
 
 
@@ -114,8 +114,8 @@ def test_the_sweep_announces_due_tasks_that_no_entry_carries(backend, queue_name
     tasks = [submit("three-steps", {}) for _ in range(3)]
     queue = get_queue()
     delete_keys(queue.prefix)  # this test's keys only: the shared Redis stays untouched
-    assert queue.sweep() == 3
-    assert queue.sweep() == 0  # carried now
+    assert queue.reannounce() == 3
+    assert queue.reannounce() == 0  # carried now
     assert {pop_id(queue) for _ in range(3)} == {str(t.id) for t in tasks}
 
 
@@ -123,8 +123,8 @@ def test_a_duplicate_entry_claims_nothing(backend, queue_name):
     task = submit("three-steps", {})
     queue = get_queue()
     queue.client.lpush(queue.key("queue", "three-steps", 1), str(task.id))  # a stray duplicate
-    first = queue.pop(["three-steps"], 0, token="a", lease_seconds=60)
-    second = queue.pop(["three-steps"], 0, token="b", lease_seconds=60)
+    first = queue.claim(["three-steps"], 0, token="a", lease_seconds=60)
+    second = queue.claim(["three-steps"], 0, token="b", lease_seconds=60)
     assert [t.id for t in first] == [task.id]
     assert second == []
 
@@ -223,7 +223,7 @@ def test_a_task_popped_before_it_is_due_goes_back_to_the_delayed_set(backend, qu
     queue.client.lpush(queue.key("queue", "three-steps", 1), str(task.id))  # due too early
     queue.client.zrem(queue.key("delayed", "three-steps"), f"1:{task.id}")
     assert queue.depth("three-steps")["delayed"] == 0
-    assert queue.pop(["three-steps"], 0, token="t", lease_seconds=60) == []
+    assert queue.claim(["three-steps"], 0, token="t", lease_seconds=60) == []
     depth = queue.depth("three-steps")
     assert (depth["normal"], depth["delayed"]) == (0, 1)
     score = queue.client.zscore(queue.key("delayed", "three-steps"), f"1:{task.id}")
@@ -237,7 +237,7 @@ def test_requeueing_a_task_cancelled_while_delayed_makes_it_due_now(backend, que
     task.requeue()
     queue = get_queue()
     assert queue.depth("three-steps")["delayed"] == 0
-    assert [t.id for t in queue.pop(["three-steps"], 0, token="t", lease_seconds=60)] == [task.id]
+    assert [t.id for t in queue.claim(["three-steps"], 0, token="t", lease_seconds=60)] == [task.id]
 
 
 def test_burst_looks_past_stale_entries(backend, queue_name):
@@ -256,7 +256,7 @@ def test_the_sweep_recovers_a_flushed_backlog_past_its_first_page(backend, queue
         submit("breaks-second", {})
     queue = get_queue()
     delete_keys(queue.prefix)  # this test's keys only: the shared Redis stays untouched
-    assert queue.sweep(["three-steps"]) == 2500  # other workflows are other workers' concern
+    assert queue.reannounce(["three-steps"]) == 2500  # other workflows are other workers' concern
     assert queue.depth("three-steps")["normal"] == 2500
     assert queue.depth("breaks-second")["normal"] == 0
 
@@ -272,7 +272,7 @@ def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(back
 
     submitter = threading.Thread(target=submit_later)
     submitter.start()
-    claimed = queue.pop(["three-steps"], 5, token="t", lease_seconds=60)
+    claimed = queue.claim(["three-steps"], 5, token="t", lease_seconds=60)
     submitter.join()
     assert [t.id for t in claimed] == [submitted[0].id]
     assert queue.depth("three-steps")["normal"] == 1  # still listed: a crash here loses nothing
