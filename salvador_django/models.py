@@ -112,6 +112,12 @@ class Task(models.Model):
                 condition=~Q(status=TaskStatus.COMPLETED),
             ),
             models.Index(fields=["workflow", "-created_at"], name="salvador_task_workflow"),
+            # The admin's "failed step" filter, over failed tasks only.
+            models.Index(
+                fields=["failed_step", "-finished_at"],
+                name="salvador_task_failed_step",
+                condition=Q(status=TaskStatus.FAILED),
+            ),
             models.Index(
                 fields=["-finished_at"],
                 name="salvador_task_failures",
@@ -153,6 +159,7 @@ class Task(models.Model):
         tasks = Task.objects.using(alias)
         with transaction.atomic(using=alias):
             if from_step is not None:
+                self._refuse_unless(transitions.REQUEUE_FROM_STEP, alias)
                 step, state = self._restart_point(from_step, alias)
                 move, params = transitions.REQUEUE_FROM_STEP, {"step": step, "state": state}
                 params["step_name"] = from_step
@@ -165,6 +172,13 @@ class Task(models.Model):
             transitions.perform([move], tasks, self.id, **params)
             self.refresh_from_db(using=alias)
             transitions.tasks_due.send(sender=Task, tasks=[self])
+
+    def _refuse_unless(self, move: transitions.Move, alias: str) -> None:
+        """Raise the move's refusal when the task's status does not allow it (if it exists)."""
+        row = Task.objects.using(alias).filter(id=self.id).values_list("status", "compensation")
+        current = row.first()
+        if current is not None and not move.allows(*current):
+            raise move.refusal(self.id, *current)
 
     def _restart_point(self, step_name: str, alias: str) -> tuple[int, dict[str, Any]]:
         """The index of ``step_name`` and the state checkpointed after the step before it."""

@@ -11,9 +11,10 @@ from uuid import UUID
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from salvador_django import schema
 from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError, PayloadError
@@ -75,23 +76,15 @@ def submit(
     if when is not None:
         task.run_after = when
     alias = settings.DATABASE
-    manager = Task.objects.using(alias)
-    if idempotency_key is None:
-        task.save(using=alias, force_insert=True)
-    else:
-        existing = manager.filter(workflow=definition.name, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing
-        try:
-            with transaction.atomic(using=alias):
-                task.save(using=alias, force_insert=True)
-        except IntegrityError:
-            existing = manager.filter(
-                workflow=definition.name, idempotency_key=idempotency_key
-            ).first()
-            if existing is None:
-                raise
-            return existing
+    try:
+        existing = _insert(task, alias)
+    except DatabaseError as exc:
+        clear = schema.explain(exc, alias)
+        if clear is None:
+            raise
+        raise clear from exc
+    if existing is not None:
+        return existing
     run_after_value: object = task.run_after
     if not isinstance(run_after_value, datetime):  # a database expression: read its value
         task.refresh_from_db(using=alias, fields=["run_after"])
@@ -99,6 +92,28 @@ def submit(
     scheduled = when is not None and not (isinstance(when, datetime) and when <= timezone.now())
     announce_on_commit(task, scheduled=scheduled)
     return task
+
+
+def _insert(task: Task, alias: str) -> Task | None:
+    """Write ``task``; the task already holding its idempotency key, if one does."""
+    if task.idempotency_key is None:
+        task.save(using=alias, force_insert=True)
+        return None
+    same_key = Task.objects.using(alias).filter(
+        workflow=task.workflow, idempotency_key=task.idempotency_key
+    )
+    existing = same_key.first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic(using=alias):
+            task.save(using=alias, force_insert=True)
+    except IntegrityError:
+        existing = same_key.first()
+        if existing is None:
+            raise
+        return existing
+    return None
 
 
 def get_task(task_id: UUID | str) -> Task:

@@ -27,6 +27,7 @@ def test_burst_runs_what_is_due_logs_each_transition_and_exits_0(backend, queue_
     assert status_of(backend, done) == TaskStatus.COMPLETED
     assert status_of(backend, broken) == TaskStatus.FAILED
     output = worker.output()
+    assert f"(2 thread(s); queue: {queue_name}; database: {backend}; workflows: " in output
     assert f"task {done.id} (three-steps) claimed at step 'first'" in output
     assert f"task {done.id} (three-steps) completed" in output
     assert f"task {broken.id} (breaks-second) failed at step 'second': ValueError" in output

@@ -33,6 +33,7 @@ def test_compensations_run_in_reverse_order_after_a_terminal_failure(backend):
     assert (task.status, task.compensation) == (TaskStatus.FAILED, CompensationStatus.COMPLETED)
     assert task.error == "ValueError: ship failed on purpose"  # why it stopped, kept
     assert (task.step, task.step_name) == (0, "")  # nothing done remains
+    assert task.failed_step == "ship"  # where it broke stays known after compensation
     runs = list(task.step_runs.order_by("id").values_list("name", "status", "compensation"))
     assert runs == [
         ("reserve", "completed", False),
@@ -63,6 +64,7 @@ def test_a_compensation_that_fails_for_good_stops_and_says_which(backend):
     )
     assert events(backend, task)[-1] == "undo-charge"  # undo-reserve did not run
     assert (task.step, task.step_name) == (2, "charge")  # two steps still to undo
+    assert task.failed_step == "ship"
     failed = task.step_runs.get(compensation=True)
     assert (failed.name, failed.status) == ("charge", "failed")
 
@@ -75,6 +77,7 @@ def test_a_compensation_that_fails_for_good_stops_and_says_which(backend):
     task.refresh_from_db()
     assert (task.status, task.compensation) == (TaskStatus.FAILED, CompensationStatus.COMPLETED)
     assert events(backend, task)[-3:] == ["undo-charge", "undo-charge", "undo-reserve"]
+    assert task.failed_step == "ship"  # a requeue that resumes the compensation keeps it
     assert events(backend, task).count("ship") == 1
 
 

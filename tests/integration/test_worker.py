@@ -126,6 +126,7 @@ def test_a_task_whose_lease_keeps_expiring_is_failed_as_poison(backend):
     task.refresh_from_db()
     assert task.status == TaskStatus.FAILED
     assert "Lease expired 5 times" in task.error
+    assert task.failed_step == task.step_name != ""  # the step that kept killing its worker
 
 
 @pytest.mark.only_backend("postgres")

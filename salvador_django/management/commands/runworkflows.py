@@ -12,13 +12,15 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connections
 
+from salvador_django import schema
 from salvador_django.checks import check_queue
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
 from salvador_django.exceptions import ConfigurationError
 from salvador_django.pool import ProcessPool
 from salvador_django.queues import get_queue
+from salvador_django.registry import registry
 from salvador_django.worker import Worker, WorkerOptions
 
 logger = logging.getLogger("salvador_django")
@@ -100,6 +102,7 @@ class Command(BaseCommand):
             queue = get_queue(options["queue"])
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
+        _check_tables(settings.DATABASE)
         worker_options = WorkerOptions.from_settings(
             workflows=workflows,
             concurrency=options["concurrency"],
@@ -133,6 +136,22 @@ class Command(BaseCommand):
             return  # signals can only be handled in the main thread (e.g. call_command in a test)
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)
+
+
+def _check_tables(database: str) -> None:
+    """Refuse to start on a database without the salvador tables (or with old ones).
+
+    An unreachable database is no reason not to start: the worker waits for it.
+    """
+    try:
+        problem = schema.problem(database)
+    except DatabaseError as exc:
+        logger.warning("salvador: cannot check the salvador tables yet (%s)", exc)
+        return
+    finally:
+        connections[database].close()  # the worker's threads open their own
+    if problem:
+        raise CommandError(problem)
 
 
 def _ensure_log_output(verbosity: int) -> None:
