@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.contrib import admin
@@ -23,6 +24,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.display import first_line, pretty_json, status_badge
+from salvador_django.admin.durations import format_moment
 from salvador_django.admin.filters import WorkflowFilter
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
@@ -38,6 +40,18 @@ SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
 CANCEL_NOTE = _("cancel requested")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
+
+
+def moment_of(field: str) -> Callable[[Any, Task], SafeString | None]:
+    """A read-only field showing the task's datetime ``field`` to the second."""
+
+    label = getattr(Task._meta.get_field(field), "verbose_name", field)
+
+    @admin.display(description=label)
+    def show(model_admin: Any, task: Task) -> SafeString | None:
+        return format_moment(getattr(task, field))
+
+    return show
 
 
 class TaskAdmin(TaskActionsAdmin):
@@ -75,26 +89,26 @@ class TaskAdmin(TaskActionsAdmin):
             _("Times"),
             {
                 "fields": (
-                    "created_at",
-                    "run_after",
-                    "started_at",
-                    "finished_at",
-                    "updated_at",
-                    "cancel_requested_at",
+                    "created_at_",
+                    "run_after_",
+                    "started_at_",
+                    "finished_at_",
+                    "updated_at_",
+                    "cancel_requested_at_",
                 )
             },
         ),
         (
             _("Identity and lease"),
-            {"fields": ("idempotency_key", "claimed_by", "lease_expires_at", "recoveries")},
+            {"fields": ("idempotency_key", "claimed_by", "lease_expires_at_", "recoveries")},
         ),
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
         "id", "workflow", "status_", "progress", "attempt", "priority", "error_text",
-        "timeline", "body_", "state_", "meta_", "created_at", "run_after", "started_at",
-        "finished_at", "updated_at", "cancel_requested_at", "idempotency_key", "claimed_by",
-        "lease_expires_at", "recoveries", "history",
+        "timeline", "body_", "state_", "meta_", "created_at_", "run_after_", "started_at_",
+        "finished_at_", "updated_at_", "cancel_requested_at_", "idempotency_key", "claimed_by",
+        "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip
 
     class Media:
@@ -223,6 +237,15 @@ class TaskAdmin(TaskActionsAdmin):
     def meta_(self, task: Task) -> SafeString:
         return pretty_json(task.meta)
 
+    # Every time on the page to the second (Django's DATETIME_FORMAT stops at minutes).
+    created_at_ = moment_of("created_at")
+    run_after_ = moment_of("run_after")
+    started_at_ = moment_of("started_at")
+    finished_at_ = moment_of("finished_at")
+    updated_at_ = moment_of("updated_at")
+    cancel_requested_at_ = moment_of("cancel_requested_at")
+    lease_expires_at_ = moment_of("lease_expires_at")
+
     @admin.display(description=_("step attempts over time"))
     def timeline(self, task: Task) -> str:
         runs = task.step_runs.using(get_settings().DATABASE).only(
@@ -248,7 +271,8 @@ class TaskAdmin(TaskActionsAdmin):
             .select_related("user")
             .order_by("-action_time")[:HISTORY_LENGTH]
         )
-        return render_to_string("admin/salvador/task/history.html", {"entries": entries})
+        moments = [(entry, format_moment(entry.action_time)) for entry in entries]
+        return render_to_string("admin/salvador/task/history.html", {"entries": moments})
 
     def render_change_form(
         self,

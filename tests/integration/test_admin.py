@@ -15,11 +15,11 @@ from django.utils import timezone
 from salvador_django import submit
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
-from salvador_django.models import Task
+from salvador_django.models import StepRun, Task
 from salvador_django.queues import get_queue
 from salvador_django.status import TaskStatus
 from salvador_django.testing import run_until_idle
-from tests.factories import TaskFactory, failed_after_retries
+from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
 from tests.helpers import run_in_threads
 
 LIST_URL = "/admin/salvador/task/"
@@ -230,6 +230,84 @@ def test_timeline_bars_are_placed_in_time_order(admin_client):
     xs = [float(x) for x in re.findall(r'<rect class="salvador-bar [^"]+" x="([\d.]+)"', html)]
     assert xs == sorted(xs)
     assert xs[0] == 200.0  # the first attempt starts at the axis's origin
+
+
+def requeued_then_completed() -> Task:
+    """A completed task whose second step failed twice, was requeued, then completed.
+
+    The engine numbers attempts from 1 again after a requeue, and the rows are written
+    out of time order, so neither the attempt number nor the id says what came first.
+    """
+    task = TaskFactory(completed=True)
+    start = timezone.now() - timedelta(minutes=10)
+
+    def attempt(index: int, name: str, number: int, at: float, status: str) -> None:
+        begun = start + timedelta(seconds=at)
+        StepRunFactory(
+            task=task,
+            index=index,
+            name=name,
+            attempt=number,
+            status=status,
+            started_at=begun,
+            finished_at=begun + timedelta(seconds=1),
+            error="ValueError: no" if status == "failed" else "",
+        )
+
+    attempt(1, "second", 1, 100.0, "completed")  # after the requeue
+    attempt(0, "first", 1, 0.0, "completed")
+    attempt(1, "second", 2, 20.0, "failed")
+    attempt(1, "second", 1, 10.0, "failed")
+    attempt(2, "third", 1, 110.0, "completed")
+    return task
+
+
+def step_attempt_rows(html: str) -> list[tuple[str, ...]]:
+    """(run, step name, attempt, status) of each row of the step attempts table."""
+    table = html[html.index('id="step_runs-group"') :]
+    cells = {
+        column: re.findall(rf'<td class="field-{column}">(.*?)</td>', table, re.S)
+        for column in ("run_", "name_", "attempt", "status_")
+    }
+    text = {c: [re.sub(r"<[^>]+>", "", v).strip() for v in vs] for c, vs in cells.items()}
+    return list(zip(*text.values(), strict=True))
+
+
+@pytest.mark.django_db
+def test_step_attempts_read_in_the_order_they_happened_with_their_run(admin_client):
+    task = requeued_then_completed()
+    html = admin_client.get(change_url(task)).content.decode()
+    assert step_attempt_rows(html) == [
+        ("1", "first", "1", "Completed"),
+        ("1", "second", "1", "Failed"),
+        ("1", "second", "2", "Failed"),
+        ("2", "second", "1", "Completed"),
+        ("2", "third", "1", "Completed"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_step_that_completed_after_a_requeue_is_not_red_on_the_timeline(admin_client):
+    task = requeued_then_completed()
+    html = admin_client.get(change_url(task)).content.decode()
+    svg = html[html.index('<svg class="salvador-timeline"') :]
+    assert "salvador-timeline-row failed" not in svg
+
+
+@pytest.mark.django_db
+def test_every_time_on_the_task_page_shows_seconds(admin_client):
+    moment = timezone.now().replace(hour=9, minute=8, second=7, microsecond=0)
+    task = failed_with_history(created_at=moment, run_after=moment, started_at=moment)
+    StepRun.objects.filter(task=task).update(next_attempt_at=moment)
+    admin_client.post(triage_url(task, "requeue"))
+    html = admin_client.get(change_url(task)).content.decode()
+    times = html[html.index("field-created_at") : html.index("field-idempotency_key")]
+    assert times.count("09:08:07 UTC</time>") == 2  # created, started (a requeue made it due now)
+    steps = html[html.index('id="step_runs-group"') :]
+    assert steps.count("09:08:07 UTC</time>") == 3  # each attempt's next attempt
+    assert re.search(r"\d\d:\d\d:\d\d", steps[: steps.index("field-duration_")])
+    history = html[html.index('class="salvador-history"') :]
+    assert re.search(r"<time [^>]+>[-\d]+ \d\d:\d\d:\d\d UTC</time> · admin", history)
 
 
 @pytest.mark.django_db
