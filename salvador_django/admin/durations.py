@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-MOMENT_FORMAT = "Y-m-d H:i:s T"
+DATE_FORMAT, TIME_FORMAT = "Y-m-d", "H:i:s T"
 
 
 def format_duration(duration: timedelta | float) -> str:
@@ -36,10 +36,16 @@ def format_duration(duration: timedelta | float) -> str:
 
 
 def format_moment(moment: datetime | None) -> SafeString | None:
-    """``moment`` as a ``<time>`` to the second, or None (the admin shows its dash)."""
+    """``moment`` as a ``<time>`` to the second, or None when there is none.
+
+    The date and the time are spans a narrow column may put on two lines.
+    """
     if moment is None:
         return None
     local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
     return format_html(
-        '<time datetime="{}">{}</time>', moment.isoformat(), dateformat.format(local, MOMENT_FORMAT)
+        '<time class="salvador-moment" datetime="{}"><span>{}</span> <span>{}</span></time>',
+        moment.isoformat(),
+        dateformat.format(local, DATE_FORMAT),
+        dateformat.format(local, TIME_FORMAT),
     )

@@ -89,8 +89,8 @@ class StepRunInline(StepRunTabularInline):
         return status_badge(run.status, run.get_status_display())
 
     @admin.display(description=_("started"))
-    def started_(self, run: StepRun) -> SafeString | None:
-        return format_moment(run.started_at)
+    def started_(self, run: StepRun) -> SafeString | str:
+        return format_moment(run.started_at) or self.get_empty_value_display()
 
     @admin.display(description=_("duration"))
     def duration_(self, run: StepRun) -> str:
@@ -101,8 +101,8 @@ class StepRunInline(StepRunTabularInline):
         return first_line(run.error)
 
     @admin.display(description=_("next attempt at"))
-    def next_attempt_(self, run: StepRun) -> SafeString | None:
-        return format_moment(run.next_attempt_at)
+    def next_attempt_(self, run: StepRun) -> SafeString | str:
+        return format_moment(run.next_attempt_at) or self.get_empty_value_display()
 
     @admin.display(description=_("traceback"))
     def traceback_(self, run: StepRun) -> SafeString | str:

@@ -42,14 +42,14 @@ CANCEL_NOTE = _("cancel requested")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
 
 
-def moment_of(field: str) -> Callable[[Any, Task], SafeString | None]:
+def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     """A read-only field showing the task's datetime ``field`` to the second."""
 
     label = getattr(Task._meta.get_field(field), "verbose_name", field)
 
     @admin.display(description=label)
-    def show(model_admin: Any, task: Task) -> SafeString | None:
-        return format_moment(getattr(task, field))
+    def show(model_admin: Any, task: Task) -> SafeString | str:
+        return format_moment(getattr(task, field)) or model_admin.get_empty_value_display()
 
     return show
 

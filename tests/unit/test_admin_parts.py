@@ -90,7 +90,7 @@ def test_a_duration_that_rounds_to_a_second_says_seconds():
 
 def test_a_moment_shows_its_seconds_and_time_zone():
     html = format_moment(T0 + timedelta(seconds=5.25))
-    assert ">2026-11-30 12:00:05 UTC</time>" in html
+    assert "<span>2026-11-30</span> <span>12:00:05 UTC</span></time>" in html
     assert 'datetime="2026-11-30T12:00:05.250000+00:00"' in html
     assert format_moment(None) is None
 
