@@ -38,6 +38,7 @@ class Cell:
     count: int
     url: str
     capped: bool = False  # there are more than ``count``
+    label: str = ""
 
 
 @dataclass
@@ -48,6 +49,7 @@ class WorkflowSummary:
     registered: bool
     counts: dict[str, Cell] = field(default_factory=dict)
     failed_recently: Cell | None = None
+    failed_steps: list[Cell] = field(default_factory=list)  # recent failures by failed step
     oldest_due: datetime | None = None
     depth: dict[str, int] | None = None
 
@@ -94,13 +96,22 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
     recent = (
         tasks.filter(status=TaskStatus.FAILED, finished_at__gte=since)
         .order_by()
-        .values("workflow")
+        .values("workflow", "failed_step")
         .annotate(n=Count("pk"))
     )
-    for failed in recent:
-        summary(failed["workflow"]).failed_recently = Cell(
-            failed["n"], link(workflow=failed["workflow"], status__exact=TaskStatus.FAILED)
-        )
+    failed = {"status__exact": TaskStatus.FAILED}
+    for row in sorted(recent, key=lambda row: (-row["n"], row["failed_step"])):
+        item = summary(row["workflow"])
+        total = item.failed_recently.count if item.failed_recently else 0
+        item.failed_recently = Cell(total + row["n"], link(workflow=item.name, **failed))
+        if row["failed_step"]:
+            item.failed_steps.append(
+                Cell(
+                    row["n"],
+                    link(workflow=item.name, failed_step=row["failed_step"], **failed),
+                    label=row["failed_step"],
+                )
+            )
     oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))
     for due in oldest:
         summary(due["workflow"]).oldest_due = due["oldest"]

@@ -1,7 +1,8 @@
 """What an operator does to tasks from the admin: the list's actions and the page's buttons.
 
-Each is an operation of :mod:`salvador_django.admin.triage`, applied, recorded in
-the admin history (``LogEntry``) and reported to the user.
+Each is an operation of :mod:`salvador_django.admin.triage` (or, on a finished task's
+page, a requeue from a chosen step), applied, recorded in the admin history
+(``LogEntry``) and reported to the user.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext
 
+from salvador_django.admin.filters import step_names
 from salvador_django.admin.triage import CANCEL, OPERATIONS, REQUEUE, RESTART, Operation, perform
+from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
+from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
     TaskModelAdmin = admin.ModelAdmin[Task]
 else:  # the admin classes are generic only in the type stubs
     TaskModelAdmin = admin.ModelAdmin
+
+FINISHED = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.COMPLETED})
 
 
 class TaskActionsAdmin(TaskModelAdmin):
@@ -52,14 +59,39 @@ class TaskActionsAdmin(TaskModelAdmin):
             if self.may(request, operation) and operation.allows(task)
         ]
 
+    def requeue_steps(self, request: HttpRequest, task: Task) -> list[str]:
+        """The steps ``task`` may be requeued from by this user: none unless it is finished
+        and its workflow is registered."""
+        if task.status not in FINISHED or not self.may(request, REQUEUE):
+            return []
+        return step_names(task.workflow)
+
     # -- per-task views ---------------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view(self.triage_view)
+        triage = self.admin_site.admin_view(self.triage_view)
+        from_step = self.admin_site.admin_view(self.requeue_from_step_view)
         return [
-            path("<path:object_id>/triage/<slug:operation>/", view, name="salvador_task_triage"),
+            path("<path:object_id>/triage/<slug:operation>/", triage, name="salvador_task_triage"),
+            path(
+                "<path:object_id>/requeue-from-step/",
+                from_step,
+                name="salvador_task_requeue_from_step",
+            ),
             *super().get_urls(),
         ]
+
+    def task_or_404(self, request: HttpRequest, object_id: str) -> Task:
+        task = self.get_object(request, unquote(object_id))
+        if task is None:
+            raise Http404(f"No task with id {object_id!r}.")
+        return task
+
+    def back_to(self, task: Task) -> HttpResponse:
+        """A redirect to ``task``'s page."""
+        return redirect(
+            reverse(f"{self.admin_site.name}:salvador_task_change", args=[quote(task.pk)])
+        )
 
     def triage_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
         """The detail page's buttons: apply one operation to one task (POST only)."""
@@ -70,16 +102,38 @@ class TaskActionsAdmin(TaskModelAdmin):
             raise Http404(f"No operation named {operation!r}.")
         if not self.may(request, chosen):
             raise PermissionDenied
-        task = self.get_object(request, unquote(object_id))
-        if task is None:
-            raise Http404(f"No task with id {object_id!r}.")
+        task = self.task_or_404(request, object_id)
         self.apply(request, chosen, [task])
-        return redirect(
-            reverse(
-                f"{self.admin_site.name}:salvador_task_change",
-                args=[quote(task.pk)],
+        return self.back_to(task)
+
+    def requeue_from_step_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A finished task's page: run it again from the step the form names (POST only).
+
+        The model refuses what is not allowed (:class:`InvalidTransition` for a task
+        that is not finished, ``ValueError`` for a step its workflow does not have):
+        the operator is told why, and nothing is recorded.
+        """
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.may(request, REQUEUE):  # the same permission as every requeue
+            raise PermissionDenied
+        task = self.task_or_404(request, object_id)
+        step = request.POST.get("step", "")
+        try:
+            task.requeue(from_step=step)
+        except (InvalidTransition, ValueError, Task.DoesNotExist) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self.back_to(task)
+        if request.user.pk is not None:
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=[task],
+                action_flag=CHANGE,
+                change_message=gettext("Requeue from step %(step)s") % {"step": step},
             )
-        )
+        done = gettext("Requeued from step %(step)s") % {"step": step}
+        self.message_user(request, done, messages.SUCCESS)
+        return self.back_to(task)
 
     def apply(self, request: HttpRequest, operation: Operation, tasks: Iterable[Task]) -> None:
         """Apply ``operation``, record it in the admin history, and report to the user."""

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.display import first_line, pretty_json, status_badge
 from salvador_django.admin.durations import format_moment
-from salvador_django.admin.filters import WorkflowFilter
+from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
@@ -60,13 +60,14 @@ class TaskAdmin(TaskActionsAdmin):
         "workflow",
         "status_",
         "progress",
+        "failed_step_",
         "attempt",
         "age",
         "updated",
         "error_",
     )
     list_display_links = ("short_id",)
-    list_filter = ("status", WorkflowFilter, "created_at")
+    list_filter = ("status", WorkflowFilter, FailedStepFilter, "created_at")
     search_fields = ("idempotency_key",)  # the search itself is get_search_results
     search_help_text = _(
         "A task id (or its first 8 digits), an idempotency key, key=value of meta, or error text."
@@ -80,7 +81,17 @@ class TaskAdmin(TaskActionsAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("id", "workflow", "status_", "progress", "attempt", "priority")},
+            {
+                "fields": (
+                    "id",
+                    "workflow",
+                    "status_",
+                    "progress",
+                    "failed_step",
+                    "attempt",
+                    "priority",
+                )
+            },
         ),
         (_("Error"), {"fields": ("error_text",)}),
         (_("Timeline"), {"fields": ("timeline",)}),
@@ -105,7 +116,7 @@ class TaskAdmin(TaskActionsAdmin):
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
-        "id", "workflow", "status_", "progress", "attempt", "priority", "error_text",
+        "id", "workflow", "status_", "progress", "failed_step", "attempt", "priority", "error_text",
         "timeline", "body_", "state_", "meta_", "created_at_", "run_after_", "started_at_",
         "finished_at_", "updated_at_", "cancel_requested_at_", "idempotency_key", "claimed_by",
         "lease_expires_at_", "recoveries", "history",
@@ -205,6 +216,10 @@ class TaskAdmin(TaskActionsAdmin):
         done = f"{task.step}/{total}"
         return f"{done} · {task.step_name}" if task.step_name else done
 
+    @admin.display(description=_("failed step"))
+    def failed_step_(self, task: Task) -> str:
+        return task.failed_step
+
     @admin.display(description=_("age"), ordering="created_at")
     def age(self, task: Task) -> str:
         return timesince(task.created_at, depth=1)
@@ -285,7 +300,9 @@ class TaskAdmin(TaskActionsAdmin):
     ) -> HttpResponse:
         if obj is not None:
             context["triage_operations"] = self.triage_operations(request, obj)
+            context["requeue_steps"] = self.requeue_steps(request, obj)
+            context["requeue_step_chosen"] = obj.failed_step or obj.step_name
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-__all__ = ["StepRunInline", "TaskAdmin", "WorkflowFilter"]
+__all__ = ["FailedStepFilter", "StepRunInline", "TaskAdmin", "WorkflowFilter"]

@@ -34,6 +34,10 @@ def triage_url(task: Task, operation: str) -> str:
     return reverse("admin:salvador_task_triage", args=[task.pk, operation])
 
 
+def from_step_url(task: Task) -> str:
+    return reverse("admin:salvador_task_requeue_from_step", args=[task.pk])
+
+
 def staff_client(*permissions: str) -> Client:
     user = User.objects.create_user(f"staff-{'-'.join(permissions) or 'none'}", is_staff=True)
     for codename in permissions:
@@ -131,6 +135,49 @@ def test_the_workflow_filter_offers_registered_workflows_without_a_query(admin_c
     html = admin_client.get(LIST_URL).content.decode()
     for name in ("three-steps", "breaks-second", "flaky"):
         assert f"?workflow={name}" in html
+
+
+@pytest.mark.django_db
+def test_the_list_shows_the_step_a_task_failed_at(admin_client):
+    TaskFactory(failed=True, failed_step="second")
+    html = admin_client.get(LIST_URL).content.decode()
+    assert '<th scope="col" class="column-failed_step_">' in html
+    assert '<td class="field-failed_step_">second</td>' in html
+
+
+@pytest.mark.django_db
+def test_the_failed_step_filter_offers_the_registered_steps_without_a_query(
+    admin_client, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(6) as captured:
+        html = admin_client.get(LIST_URL).content.decode()
+    assert "DISTINCT" not in " ".join(q["sql"] for q in captured.captured_queries).upper()
+    for step in ("first", "second", "third", "unreliable", "charge"):
+        assert f"?failed_step={step}" in html
+    assert html.count("?failed_step=first") == 1  # a step of two workflows is offered once
+    flaky = admin_client.get(LIST_URL, {"workflow": "flaky"}).content.decode()
+    assert "failed_step=unreliable" in flaky
+    assert "failed_step=first" not in flaky  # only the chosen workflow's steps
+
+
+@pytest.mark.django_db
+def test_the_failed_step_filter_lists_the_tasks_that_broke_there(admin_client):
+    second = TaskFactory(failed=True, failed_step="second")
+    third = TaskFactory(failed=True, failed_step="third", step=2, step_name="third")
+    html = admin_client.get(LIST_URL, {"failed_step": "second"}).content.decode()
+    assert second.id.hex[:8] in html
+    assert third.id.hex[:8] not in html
+
+
+@pytest.mark.admin_db
+def test_a_compensated_task_still_says_which_step_failed(backend, admin_client):
+    task = submit("saga", {"fail": ["ship"]})
+    run_until_idle()
+    task.refresh_from_db()
+    assert (task.step_name, task.failed_step) == ("", "ship")
+    html = admin_client.get(LIST_URL, {"failed_step": "ship"}).content.decode()
+    assert task.id.hex[:8] in html
+    assert '<td class="field-failed_step_">ship</td>' in html
 
 
 @pytest.mark.django_db
@@ -438,6 +485,95 @@ def test_triage_urls_refuse_get_unknown_operations_and_unknown_tasks(admin_clien
     missing = reverse("admin:salvador_task_triage", args=["0" * 32, "requeue"])
     assert admin_client.post(missing).status_code == 404
     assert status_of(task) == "failed"
+
+
+def completed_three_steps() -> Task:
+    """A three-steps task run to completion, each step's state checkpointed."""
+    task = submit("three-steps", {})
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.status == "completed"
+    return task
+
+
+def requeue_form(html: str) -> str:
+    start = html.find('class="salvador-requeue-from-step"')
+    return "" if start < 0 else html[start : html.index("</form>", start)]
+
+
+@pytest.mark.django_db
+def test_a_finished_task_page_offers_its_steps_to_requeue_from(admin_client):
+    failed = TaskFactory(failed=True, failed_step="second")
+    form = requeue_form(admin_client.get(change_url(failed)).content.decode())
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert re.findall(r'<option value="([^"]+)"', form) == ["first", "second", "third"]
+    assert '<option value="second" selected>' in form  # where it broke
+    assert "Requeue from this step" in form
+    for other in (
+        TaskFactory(running=True),
+        TaskFactory(),  # pending
+        TaskFactory(completed=True, workflow="no-longer-registered"),
+    ):
+        assert requeue_form(admin_client.get(change_url(other)).content.decode()) == ""
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_needs_the_requeue_permission_and_a_post():
+    task = TaskFactory(completed=True)
+    viewer = staff_client("view_task")
+    assert requeue_form(viewer.get(change_url(task)).content.decode()) == ""
+    assert viewer.post(from_step_url(task), {"step": "second"}).status_code == 403
+    requeuer = staff_client("view_task", "requeue_task")
+    assert requeue_form(requeuer.get(change_url(task)).content.decode())
+    assert requeuer.get(from_step_url(task), {"step": "second"}).status_code == 405
+    assert status_of(task) == "completed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.admin_db
+def test_requeue_from_a_step_runs_the_task_again_from_that_step(backend, admin_client):
+    task = completed_three_steps()
+    response = admin_client.post(from_step_url(task), {"step": "second"}, follow=True)
+    assert response.redirect_chain[-1][0] == change_url(task)
+    assert shown_messages(response.content.decode()) == "Requeued from step second"
+    task.refresh_from_db()
+    assert (task.status, task.step, task.step_name) == ("pending", 1, "second")
+    assert task.state == {"first": 1}  # as it was after the step before it
+    history = LogEntry.objects.get(object_id=str(task.pk))
+    assert history.get_change_message() == "Requeue from step second"
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.status == "completed"
+    assert task.step_runs.filter(name="first").count() == 1  # not run again
+    assert task.step_runs.filter(name="second").count() == 2
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_of_a_running_task_is_refused_with_a_message(admin_client):
+    task = TaskFactory(running=True)
+    response = admin_client.post(from_step_url(task), {"step": "first"}, follow=True)
+    assert response.status_code == 200
+    assert "running" in shown_messages(response.content.decode())
+    assert '<li class="error">' in response.content.decode()
+    assert status_of(task) == "running"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_requeue_from_an_unknown_step_names_the_steps(admin_client):
+    task = TaskFactory(failed=True)
+    response = admin_client.post(from_step_url(task), {"step": "explode"}, follow=True)
+    message = shown_messages(response.content.decode())
+    assert "explode" in message
+    assert "first, second, third" in message
+    assert status_of(task) == "failed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_of_an_unknown_task_is_404(admin_client):
+    missing = reverse("admin:salvador_task_requeue_from_step", args=["0" * 32])
+    assert admin_client.post(missing, {"step": "first"}).status_code == 404
 
 
 # -- permissions ------------------------------------------------------------------------
