@@ -13,7 +13,7 @@ class SalvadorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from salvador_django import checks  # noqa: F401 - registers the checks
-        from salvador_django.definitions import autodiscover
+        from salvador_django import checks, queues  # noqa: F401 - register checks and hooks
+        from salvador_django.registry import autodiscover
 
         autodiscover()

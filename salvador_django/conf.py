@@ -33,6 +33,10 @@ QUEUE_ALIASES = {
     "redis": "salvador_django.queues.redis.RedisQueue",
 }
 
+#: Where each ``DISPATCH`` value's function lives, loaded by dotted path when first used
+#: (the core never imports ``contrib``).
+DISPATCHERS = {"celery": "salvador_django.contrib.celery.dispatch"}
+
 
 @dataclass(frozen=True)
 class SalvadorSettings:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, overload
 
-from django.utils.module_loading import module_has_submodule
-
-from salvador_django.exceptions import ConfigurationError, WorkflowNotFound
+from salvador_django.conf import get_settings
+from salvador_django.exceptions import ConfigurationError
+from salvador_django.registry import autodiscover, registry
 from salvador_django.retry import NO_RETRY, Retry
 
 if TYPE_CHECKING:
-    from django.apps import AppConfig
-
     from salvador_django.models import Task
+
+__all__ = ["Step", "StepFunction", "Workflow", "autodiscover", "registry"]
 
 StepFunction = Callable[["Task"], Any]
 
@@ -64,8 +62,6 @@ class Workflow:
 
     def retry_for(self, step: Step) -> Retry:
         """The retry policy that applies to ``step``: its own, the workflow's, the global."""
-        from salvador_django.conf import get_settings
-
         return step.retry or self.retry or get_settings().RETRY or NO_RETRY
 
     def index_of(self, step_name: str) -> int | None:
@@ -179,70 +175,3 @@ def _check_name(name: object, kind: str) -> None:
         raise ConfigurationError(
             f"The {kind} name {name[:40]!r}… is over {_NAME_MAX_LENGTH} characters."
         )
-
-
-class Registry:
-    """Every workflow of the process, by name."""
-
-    def __init__(self) -> None:
-        self._workflows: dict[str, Workflow] = {}
-        self._lock = threading.Lock()
-
-    def register(self, workflow: Workflow) -> None:
-        with self._lock:
-            if workflow.name in self._workflows:
-                raise ConfigurationError(
-                    f"A workflow named {workflow.name!r} is already registered."
-                )
-            self._workflows[workflow.name] = workflow
-
-    def unregister(self, name: str) -> None:
-        with self._lock:
-            self._workflows.pop(name, None)
-
-    def get(self, name: str) -> Workflow:
-        """The workflow named ``name``; raises :class:`WorkflowNotFound`."""
-        try:
-            return self._workflows[name]
-        except KeyError:
-            known = ", ".join(sorted(self._workflows)) or "none"
-            raise WorkflowNotFound(
-                f"No workflow named {name!r} is registered (registered: {known})."
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._workflows)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._workflows
-
-
-registry = Registry()
-
-
-def autodiscover(app_configs: Iterable[AppConfig] | None = None) -> None:
-    """Import the ``workflows`` module of each app (default: every installed app).
-
-    ``SalvadorConfig.ready()`` calls it. An app without a ``workflows`` module is
-    skipped. A module that raises while it is imported raises
-    :class:`ConfigurationError` naming the module, with the original exception
-    chained; the workflows it registered before it failed are unregistered, so that
-    importing it again does not fail on their names instead.
-    """
-    if app_configs is None:
-        from django.apps import apps
-
-        app_configs = apps.get_app_configs()
-    for app_config in app_configs:
-        module = f"{app_config.name}.workflows"
-        before = set(registry.names())
-        try:
-            import_module(module)
-        except Exception as exc:
-            for name in set(registry.names()) - before:
-                registry.unregister(name)
-            if not module_has_submodule(app_config.module, "workflows"):
-                continue  # the app has no workflows module: nothing to discover
-            raise ConfigurationError(
-                f"Importing {module!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc

@@ -13,19 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from salvador_django.definitions import registry
+from salvador_django import transitions
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.models import StepRun, Task, requeue_changes
+from salvador_django.models import StepRun, Task
 from salvador_django.queues import announce_on_commit
-from salvador_django.status import TaskStatus
+from salvador_django.registry import registry
+from salvador_django.status import FINISHED
 
 BATCH_SIZE = 1000
-FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-REQUEUEABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED)
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -73,8 +71,8 @@ def requeue_tasks(
     ``from_start``, completed ones too) back to pending, and announces them after
     its commit. Tasks that another worker or operator moved meanwhile are skipped.
     """
-    allowed: list[str] = [*REQUEUEABLE, *([TaskStatus.COMPLETED] if from_start else [])]
-    candidates = tasks.filter(status__in=allowed).order_by("id")
+    move = transitions.RESTART if from_start else transitions.REQUEUE
+    candidates = move.rows(tasks).order_by("id")
     requeued, last_id = 0, None
     while True:
         page = candidates if last_id is None else candidates.filter(id__gt=last_id)
@@ -82,28 +80,27 @@ def requeue_tasks(
         if not ids:
             return requeued
         last_id = ids[-1]
-        count = _requeue_batch(tasks.db, ids, allowed, from_start)
+        count = _requeue_batch(tasks.db, ids, move)
         requeued += count
         if on_batch is not None:
             on_batch(count)
 
 
-def _requeue_batch(database: str, ids: list[Any], allowed: Sequence[str], from_start: bool) -> int:
+def _requeue_batch(database: str, ids: list[Any], move: transitions.Move) -> int:
     rows = Task.objects.using(database)
     with transaction.atomic(using=database):
         locked = list(
-            rows.select_for_update()
-            .filter(id__in=ids, status__in=allowed)
-            .values_list("id", "workflow")
+            move.rows(rows.select_for_update().filter(id__in=ids)).values_list("id", "workflow")
         )
         by_workflow: dict[str, list[Any]] = {}
         for task_id, workflow in locked:
             by_workflow.setdefault(workflow, []).append(task_id)
         for workflow, task_ids in by_workflow.items():
-            first = _first_step(workflow) if from_start else ""
-            rows.filter(id__in=task_ids).update(
-                updated_at=Now(), **requeue_changes(from_start=from_start, first_step=first)
-            )
+            batch = rows.filter(id__in=task_ids)
+            if move is transitions.RESTART:
+                move.apply(batch, step=0, step_name=_first_step(workflow), state={})
+            else:
+                move.apply(batch)
         announce_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
     return len(locked)
 

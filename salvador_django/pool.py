@@ -11,12 +11,13 @@ other reason is replaced as well; its task's lease expires and the step is repla
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import multiprocessing
 import os
 import signal
-import socket
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -28,11 +29,12 @@ from django.db import DatabaseError, connections
 from django.utils.dateparse import parse_datetime
 
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
-from salvador_django.engine import Attempt, Engine, Lease, Outcome
+from salvador_django.engine import Engine, Outcome
 from salvador_django.exceptions import QueueUnavailable
+from salvador_django.leases import Attempt, Lease, worker_name
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
+from salvador_django.registry import registry
 from salvador_django.worker import (
     TIMEOUT_GRACE_SECONDS,
     Worker,
@@ -44,6 +46,7 @@ logger = logging.getLogger("salvador_django")
 
 _NOTE_BYTES = 2048  # room for one attempt's description, as JSON
 _CHECK_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Slot:
@@ -70,7 +73,7 @@ class ProcessPool:
         self._stop = False
         self.engine = Engine(
             database=get_settings().DATABASE,
-            worker_name=f"{socket.gethostname()}:{os.getpid()}",
+            worker_name=worker_name(),
         )
 
     def stop(self) -> None:
@@ -107,7 +110,9 @@ class ProcessPool:
         reset_queues()
         process = self.context.Process(
             target=_child_main,
-            args=(slot.note, self.options, self.queue_name),
+            # The supervisor's pid from here: a child that asked os.getppid() itself
+            # would, if the supervisor died before it asked, watch its new parent.
+            args=(slot.note, self.options, self.queue_name, os.getpid()),
             name=f"salvador-pool-{slot.number}",
         )
         process.start()
@@ -160,12 +165,10 @@ class ProcessPool:
         task.step, task.step_name = note["index"], step.name
         started = parse_datetime(note["started"])
         assert started is not None
-        attempt = Attempt(
-            task, workflow, note["index"], step, note["attempt"], started, note["deadline"]
-        )
-        outcome = self.engine.time_out(
-            Lease(task.id, note["token"]), attempt, fate="its process was killed"
-        )
+        lease = Lease(task.id, note["token"])
+        attempt = Attempt(task, lease, workflow, note["index"], step, note["attempt"], started)
+        attempt.deadline = note["deadline"]
+        outcome = self.engine.time_out(lease, attempt, fate="its process was killed")
         if outcome == Outcome.RETRY:
             announce([Entry.of(task, scheduled=True)], get_queue(self.queue_name))
 
@@ -185,8 +188,11 @@ class ProcessPool:
         return not stuck
 
 
-def _child_main(note: Any, options: WorkerOptions, queue_name: str | None) -> None:
-    """A pool child: one worker thread, reporting its attempts through ``note``."""
+def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, supervisor: int) -> None:
+    """A pool child: one worker thread, reporting its attempts through ``note``.
+
+    It stops when ``supervisor`` (the pid of the process that started it) is gone.
+    """
     worker = Worker(
         replace(options, concurrency=1, abandon_hung_steps=False, warn_of_unregistered=False),
         queue=get_queue(queue_name),
@@ -214,12 +220,24 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None) -> No
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
     worker.engine.on_attempt = publish
-    supervisor = os.getppid()
+    _ask_for_sigterm_when_parent_dies()
     threading.Thread(
         target=_stop_when_orphaned, args=(supervisor, worker), name="pool-watch", daemon=True
     ).start()
     worker.run()
     connections.close_all()
+
+
+def _ask_for_sigterm_when_parent_dies() -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent dies.
+
+    The watch thread below would notice too, within half a second; this is at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        logger.warning("salvador: prctl(PR_SET_PDEATHSIG) failed (errno %s)", ctypes.get_errno())
 
 
 def _stop_when_orphaned(supervisor: int, worker: Worker) -> None:

@@ -16,6 +16,10 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+#: The statuses a task ends in (until an operator requeues it).
+FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
 class CompensationStatus(models.TextChoices):
     """Where a task is in undoing its completed steps after it failed or was cancelled."""
 

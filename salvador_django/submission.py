@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings as django_settings
@@ -14,11 +14,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
-from salvador_django.definitions import Workflow, registry
 from salvador_django.exceptions import ConfigurationError, PayloadError
-from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Task, now_plus
+from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
 from salvador_django.queues import announce_on_commit
+from salvador_django.registry import registry
+
+if TYPE_CHECKING:
+    from salvador_django.definitions import Workflow
 
 logger = logging.getLogger("salvador_django")
 
@@ -43,7 +47,7 @@ def submit(
     already used for this workflow, returns the existing task and creates nothing.
     """
     settings = get_settings()
-    definition = workflow if isinstance(workflow, Workflow) else registry.get(workflow)
+    definition = registry.get(workflow) if isinstance(workflow, str) else workflow
     if not definition.steps:
         raise ConfigurationError(f"Workflow {definition.name!r} has no steps to run.")
     _check_body(body, settings.MAX_BODY_BYTES)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
-from salvador_django.engine import Engine, Lease
+from salvador_django.engine import Engine
+from salvador_django.leases import Lease, new_token
 from salvador_django.models import Task
+from salvador_django.registry import registry
 
 
 def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 10_000) -> int:
@@ -23,7 +23,7 @@ def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 1
     tasks = Task.objects.using(settings.DATABASE)
     ran = 0
     while ran < max_tasks:
-        token = f"run_until_idle:{uuid.uuid4().hex}"
+        token = new_token("run_until_idle")
         claimed = tasks.claim(names, token, settings.LEASE_SECONDS, limit=1)
         if not claimed:
             break

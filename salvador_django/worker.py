@@ -6,30 +6,32 @@ The worker composes a queue and the engine; it does not know how either works.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections, transaction
-from django.db.models import Case, Count, F, Value, When
-from django.db.models.functions import Now
+from django.db import close_old_connections, connections
+from django.db.models import Count
 
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
-from salvador_django.engine import Engine, Lease, Outcome, renew_leases
+from salvador_django.engine import Engine, Outcome
 from salvador_django.exceptions import QueueUnavailable
+from salvador_django.leases import (
+    Lease,
+    Leases,
+    new_token,
+    reap_expired_leases,
+    renew_leases,
+    worker_name,
+)
 from salvador_django.models import Task
-from salvador_django.queues import Entry, Queue, announce, announce_on_commit, get_queue
-from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.queues import Entry, Queue, announce, get_queue
+from salvador_django.registry import registry
+from salvador_django.status import TaskStatus
 
 logger = logging.getLogger("salvador_django")
 
@@ -37,7 +39,6 @@ _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 #: How long past its deadline a step may run before the watchdog abandons it (the
 #: engine itself fails an attempt that returns late; this is for those that never do).
 TIMEOUT_GRACE_SECONDS = 1.0
-_REAP_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -82,96 +83,6 @@ class WorkerOptions:
         )
 
 
-class Leases:
-    """The leases this process holds, shared by its runner threads and the heartbeat."""
-
-    def __init__(self) -> None:
-        self._leases: dict[str, Lease] = {}
-        self._lock = threading.Lock()
-
-    def add(self, lease: Lease) -> None:
-        with self._lock:
-            self._leases[lease.token] = lease
-
-    def remove(self, lease: Lease) -> None:
-        with self._lock:
-            self._leases.pop(lease.token, None)
-
-    def snapshot(self) -> list[Lease]:
-        with self._lock:
-            return list(self._leases.values())
-
-
-def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None = None) -> int:
-    """Return tasks whose lease expired to ``pending`` at their step; fail poison tasks.
-
-    A task whose lease expired ``max_recoveries`` times is failed instead: its step
-    keeps killing or stalling its workers. Returns how many tasks were returned.
-
-    Where the database can, rows locked by another transaction are skipped until a
-    later sweep: a worker paused inside an atomic step's transaction holds its task's
-    row, and waiting for it would stall this sweep (and the heartbeats that follow
-    it) for as long as the pause lasts.
-    """
-    tasks = Task.objects.using(database)
-    locking = connections[database].features.has_select_for_update_skip_locked
-    reaped = poisoned = 0
-    while True:
-        with transaction.atomic(using=database) if locking else nullcontext():
-            expired = tasks.expired_leases()
-            if locking:
-                expired = expired.select_for_update(skip_locked=True)
-            batch = list(expired.values_list("id", "recoveries")[:_REAP_BATCH])
-            poison = [i for i, recoveries in batch if recoveries >= max_recoveries - 1]
-            spared = [i for i, recoveries in batch if recoveries < max_recoveries - 1]
-            if poison:
-                poisoned += (
-                    tasks.expired_leases().filter(id__in=poison).update(**_poisoned(max_recoveries))
-                )
-            if spared:
-                reaped += (
-                    tasks.expired_leases()
-                    .filter(id__in=spared)
-                    .update(
-                        status=TaskStatus.PENDING,
-                        claimed_by=None,
-                        lease_expires_at=None,
-                        recoveries=F("recoveries") + 1,
-                        updated_at=Now(),
-                    )
-                )
-                returned = tasks.filter(id__in=spared, status=TaskStatus.PENDING)
-                announce_on_commit(*returned, queue=queue)
-        if len(batch) < _REAP_BATCH:
-            break
-    if poisoned:
-        logger.warning(
-            "salvador: failed %d poison task(s) after %d lease expiries", poisoned, max_recoveries
-        )
-    if reaped:
-        logger.warning("salvador: returned %d task(s) with an expired lease to pending", reaped)
-    return reaped
-
-
-def _poisoned(max_recoveries: int) -> dict[str, Any]:
-    """The changes that fail a task whose lease expired ``max_recoveries`` times."""
-    return {
-        "status": TaskStatus.FAILED,
-        # A poison compensation stops compensating: an operator must look.
-        "compensation": Case(
-            When(compensation=CompensationStatus.RUNNING, then=Value(CompensationStatus.FAILED)),
-            default=F("compensation"),
-        ),
-        "error": f"Lease expired {max_recoveries} times: "
-        "the step keeps killing or stalling its worker.",
-        "recoveries": F("recoveries") + 1,
-        "claimed_by": None,
-        "lease_expires_at": None,
-        "finished_at": Now(),
-        "updated_at": Now(),
-    }
-
-
 def warn_of_unregistered_workflows(database: str) -> None:
     """Warn of pending tasks whose workflow is not registered in this code.
 
@@ -208,7 +119,7 @@ class Worker:
         self.options = options
         self.database = settings.DATABASE
         self.queue = queue or get_queue()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = worker_name()
         self.engine = Engine(database=self.database, worker_name=self.name)
         self.leases = Leases()
         self._stopping = threading.Event()
@@ -231,14 +142,16 @@ class Worker:
     def run(self) -> bool:
         """Run until stopped or, in burst mode, idle. True when every runner ended in time."""
         logger.info(
-            "salvador: worker %s started (%d thread(s); workflows: %s)",
+            "salvador: worker %s started (%d thread(s); queue: %s; database: %s; workflows: %s)",
             self.name,
             self.options.concurrency,
+            self.queue.label(),
+            self.database,
             ", ".join(self.options.workflows) or "none",
         )
         if self.options.burst:
             try:
-                self.sweep()  # tasks whose lease expired become due before the runners look
+                self.recover()  # tasks whose lease expired become due before the runners look
             except (DatabaseError, QueueUnavailable) as exc:
                 logger.error("salvador: sweep failed (%s); running what is due anyway", exc)
         self._maintenance = threading.Thread(
@@ -291,7 +204,7 @@ class Worker:
         errors = 0
         while not self._stopping.is_set():
             try:
-                token = f"{token_prefix}:{uuid.uuid4().hex[:12]}"
+                token = new_token(token_prefix)
                 popped_at = time.monotonic()  # a lease taken by this pop runs from later
                 tasks = self.queue.claim(
                     self.options.workflows,
@@ -358,7 +271,7 @@ class Worker:
                     last_heartbeat, worked = now, True
                 if now >= next_sweep and not self._stopping.is_set():
                     next_sweep = now + self.options.sweep_interval
-                    self.sweep()
+                    self.recover()
                     worked = True
                 if worked:
                     close_old_connections()
@@ -386,7 +299,9 @@ class Worker:
         now = time.monotonic()
         for lease in self.leases.snapshot():
             attempt = lease.attempt
-            if attempt is None or now < attempt.deadline + TIMEOUT_GRACE_SECONDS:
+            if attempt is None or attempt.deadline is None:
+                continue
+            if now < attempt.deadline + TIMEOUT_GRACE_SECONDS:
                 continue
             runner = self._runner_of(lease)
             stack = _stack_of(runner)
@@ -423,8 +338,8 @@ class Worker:
         """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
         renew_leases(self.database, self.leases.snapshot())
 
-    def sweep(self) -> None:
-        """Reap expired leases and let the queue re-announce lost entries."""
+    def recover(self) -> None:
+        """The sweep: reap expired leases (and poison tasks), then re-announce lost entries."""
         reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
         swept = self.queue.reannounce(self.options.workflows)
         if swept:

@@ -1,7 +1,8 @@
 """What operators do to tasks from the admin: requeue, restart, cancel, and the report.
 
-Each operation is one of the model's transitions (:meth:`Task.requeue`,
-:meth:`Task.cancel`), so the admin honours exactly the contract's rules; a task
+Each operation makes moves of the state machine (:mod:`salvador_django.transitions`)
+through :meth:`Task.requeue` and :meth:`Task.cancel`, so the admin honours exactly
+the contract's rules and restates none of them; a task
 in a status that does not allow it is skipped and the report says why. The
 transitions are conditional updates: two operators acting on the same task at
 once change it once, and the second is told it already moved.
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from salvador_django import transitions
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
-from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.status import TaskStatus
+from salvador_django.transitions import Move
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -33,15 +36,17 @@ class Operation:
     label: _StrPromise
     done: _StrPromise
     permission: str  # the ModelAdmin's has_<permission>_permission
-    allowed: frozenset[str]
+    #: The state machine's moves it makes (the first the task allows).
+    moves: tuple[Move, ...]
     apply: Callable[[Task], None]
-    refused_while_compensating: bool = False
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The statuses it is allowed from."""
+        return frozenset().union(*(move.sources for move in self.moves))
 
     def allows(self, task: Task) -> bool:
-        compensating = task.compensation == CompensationStatus.RUNNING
-        return task.status in self.allowed and not (
-            compensating and self.refused_while_compensating
-        )
+        return any(move.allows(task.status, task.compensation) for move in self.moves)
 
 
 REQUEUE = Operation(
@@ -49,7 +54,7 @@ REQUEUE = Operation(
     label=_("Requeue from the failed step"),
     done=_("requeued"),
     permission="requeue",
-    allowed=frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    moves=(transitions.REQUEUE,),
     apply=lambda task: task.requeue(),
 )
 RESTART = Operation(
@@ -57,7 +62,7 @@ RESTART = Operation(
     label=_("Restart from the first step"),
     done=_("restarted"),
     permission="requeue",
-    allowed=frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.COMPLETED}),
+    moves=(transitions.RESTART,),
     apply=lambda task: task.requeue(from_start=True),
 )
 CANCEL = Operation(
@@ -65,9 +70,8 @@ CANCEL = Operation(
     label=_("Cancel"),
     done=_("cancelled"),
     permission="cancel",
-    allowed=frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.RUNNING}),
+    moves=(transitions.CANCEL, transitions.REQUEST_CANCEL),
     apply=lambda task: task.cancel(),
-    refused_while_compensating=True,
 )
 OPERATIONS = {operation.name: operation for operation in (REQUEUE, RESTART, CANCEL)}
 

@@ -22,11 +22,8 @@ mapped to the message priority (0-9) where the broker supports it.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -35,12 +32,12 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.db.models.functions import Now
 
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
-from salvador_django.engine import Engine, Lease, Outcome, renew_leases
+from salvador_django.engine import Engine, Outcome
+from salvador_django.leases import Lease, new_token, reap_expired_leases, renew_leases, worker_name
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
-from salvador_django.worker import reap_expired_leases
 
 try:
     from celery import shared_task
@@ -56,10 +53,6 @@ SWEEP_MAX_SECONDS = 50.0
 
 def celery_available() -> bool:
     return shared_task is not None
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:celery"
 
 
 def message_priority(priority: int, *, lowest_first: bool = False) -> int:
@@ -123,7 +116,7 @@ def run_one(task_id: str) -> str:
     """Claim the task ``task_id`` if it is due and run it; what happened, as a word."""
     settings = get_settings()
     database = settings.DATABASE
-    token = f"{_worker_name()}:{uuid.uuid4().hex[:12]}"
+    token = new_token(worker_name("celery"))
     claimed = Task.objects.using(database).claim_ids([task_id], token, settings.LEASE_SECONDS)
     if not claimed:
         # A message that came before the row is due (clocks differ) is sent again for
@@ -143,7 +136,7 @@ def run_one(task_id: str) -> str:
 def _run_claimed(task: Task, token: str) -> str:
     settings = get_settings()
     lease = Lease(task.id, token, seconds=settings.LEASE_SECONDS)
-    engine = Engine(database=settings.DATABASE, worker_name=_worker_name())
+    engine = Engine(database=settings.DATABASE, worker_name=worker_name("celery"))
     with _heartbeat(lease, settings.DATABASE):
         outcome = engine.run(task, lease)
     if outcome in (Outcome.RETRY, Outcome.RELEASED):
@@ -160,7 +153,7 @@ def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
     ran = 0
     workflows = registry.names()
     while workflows and time.monotonic() < deadline:
-        token = f"{_worker_name()}:sweep:{uuid.uuid4().hex[:12]}"
+        token = new_token(worker_name("celery:sweep"))
         claimed = Task.objects.using(database).claim(workflows, token, settings.LEASE_SECONDS)
         if not claimed:
             break

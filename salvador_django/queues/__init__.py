@@ -12,9 +12,10 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from salvador_django.conf import get_settings, queue_path
+from salvador_django.conf import DISPATCHERS, get_settings, queue_path
 from salvador_django.exceptions import ConfigurationError, QueueUnavailable
 from salvador_django.queues.base import Entry, Queue
+from salvador_django.transitions import tasks_due
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -89,13 +90,20 @@ def announce(entries: Sequence[Entry], queue: Queue | None = None) -> None:
         pass  # the queue logged it once; its sweep announces these tasks later
     except Exception:
         logger.exception("salvador: could not announce %d task(s) to the queue", len(entries))
-    if get_settings().DISPATCH == "celery":
-        from salvador_django.contrib.celery import dispatch
-
+    dispatcher = get_settings().DISPATCH
+    if dispatcher is not None:
         try:
-            dispatch(entries)
+            import_string(DISPATCHERS[dispatcher])(entries)
         except Exception:  # the broker is down: the beat sweep runs these tasks
-            logger.exception("salvador: could not dispatch %d task(s) to Celery", len(entries))
+            logger.exception(
+                "salvador: could not dispatch %d task(s) to %s", len(entries), dispatcher
+            )
+
+
+@receiver(tasks_due)
+def _announce_due(*, tasks: Sequence[Task], **kwargs: Any) -> None:
+    """Announce the tasks an operator's move made due, once its transaction commits."""
+    announce_on_commit(*tasks)
 
 
 @receiver(setting_changed)

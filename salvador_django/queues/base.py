@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 from uuid import UUID
 
+from salvador_django.conf import QUEUE_ALIASES
+
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
 
@@ -47,6 +49,12 @@ class Queue(ABC):
 
     def __init__(self, database: str) -> None:
         self.database = database
+
+    @classmethod
+    def label(cls) -> str:
+        """How settings name this queue: its alias (``"redis"``) or its dotted path."""
+        path = f"{cls.__module__}.{cls.__qualname__}"
+        return next((alias for alias, known in QUEUE_ALIASES.items() if known == path), path)
 
     @abstractmethod
     def push(self, entries: Sequence[Entry]) -> None:

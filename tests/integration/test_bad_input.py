@@ -358,9 +358,9 @@ def test_a_worker_named_an_unregistered_workflow_fails_its_tasks_once(
 @pytest.mark.parametrize(
     ("trait", "operation", "allowed"),
     [
-        ("running", "requeue", "allowed from failed, cancelled"),  # 9.
-        ("completed", "requeue", "allowed from failed, cancelled"),
-        ("pending", "requeue", "allowed from failed, cancelled"),
+        ("running", "requeue", "allowed while failed or cancelled"),  # 9.
+        ("completed", "requeue", "allowed while failed or cancelled"),
+        ("pending", "requeue", "allowed while failed or cancelled"),
         ("completed", "cancel", "allowed while pending, running or failed"),  # 10.
         ("cancelled", "cancel", "allowed while pending, running or failed"),
     ],
@@ -421,7 +421,7 @@ def test_concurrent_requeues_of_one_failed_task_requeue_it_once(
             assert isinstance(refused, InvalidTransition), refused
             assert refused.status == TaskStatus.PENDING
             assert str(refused) == (
-                f"Cannot requeue task {task.id}: it is pending; allowed from failed, cancelled."
+                f"Cannot requeue task {task.id}: it is pending; allowed while failed or cancelled."
             )
             row = Task.objects.using(backend).get(id=task.id)
             assert (row.status, row.step, row.step_name) == (TaskStatus.PENDING, 1, "second")

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import connections
 
-from salvador_django import models as salvador_models
+from salvador_django import sql
 from salvador_django.models import Task
 from salvador_django.status import TaskStatus
 from tests.integration.test_maintenance import make_tasks
@@ -19,7 +19,7 @@ PENDING = 500
 def claim_plan(alias: str) -> str:
     """EXPLAIN (JSON) of the claim a worker of ``three-steps`` runs."""
     connection = connections[alias]
-    query = salvador_models._CLAIM_POSTGRESQL.format(
+    query = sql.CLAIM_POSTGRESQL.format(
         table=connection.ops.quote_name(Task._meta.db_table), async_commit="", workflows="%s"
     )
     with connection.cursor() as cursor:

@@ -9,7 +9,8 @@ from django.db import connections, transaction
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
-from salvador_django.engine import CheckpointFailed, Engine, Lease, Outcome
+from salvador_django.engine import CheckpointFailed, Engine, Outcome
+from salvador_django.leases import Lease
 from salvador_django.models import StepRun, Task
 from salvador_django.testing import run_until_idle
 from tests.testapp.models import Event

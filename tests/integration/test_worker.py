@@ -11,10 +11,10 @@ from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 
 from salvador_django import TaskStatus, Workflow, submit
-from salvador_django.engine import Lease
+from salvador_django.leases import Lease, reap_expired_leases
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
-from salvador_django.worker import Worker, WorkerOptions, reap_expired_leases
+from salvador_django.worker import Worker, WorkerOptions
 from tests.factories import TaskFactory
 from tests.helpers import assert_ran_in_order_once, run_in_threads, running_worker, wait_until
 from tests.testapp.models import Event

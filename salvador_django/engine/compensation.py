@@ -1,0 +1,154 @@
+"""Compensation: undo a failed or cancelled task's completed steps, last first.
+
+``task.step`` counts the steps still to undo. Each compensation is checkpointed like
+a step (a ``StepRun`` marked as compensation, ``step`` one lower), retried by the
+step's retry policy, and resumed after a crash: forward steps never run again. A
+compensation that fails for good ends the task ``failed`` with ``compensation =
+"failed"`` and an error naming that step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from salvador_django import transitions
+from salvador_django.definitions import Step, Workflow
+from salvador_django.engine.outcome import Outcome, lost
+from salvador_django.engine.writes import describe, encode
+from salvador_django.exceptions import LeaseLost
+from salvador_django.leases import Attempt, Lease
+from salvador_django.models import Task
+from salvador_django.status import TaskStatus
+
+if TYPE_CHECKING:
+    from salvador_django.engine.runner import Engine
+
+logger = logging.getLogger("salvador_django")
+
+
+def to_compensate(workflow: Workflow, completed: int) -> bool:
+    """Whether any of the first ``completed`` steps of ``workflow`` has a compensation."""
+    return any(step.compensate is not None for step in workflow.steps[:completed])
+
+
+def compensate(
+    engine: Engine,
+    task: Task,
+    lease: Lease,
+    workflow: Workflow,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Outcome:
+    """Undo the completed steps, last first; then end the task failed (or cancelled)."""
+    while task.step > 0:
+        if not engine.still_held(lease):
+            return lost(task)
+        if should_stop():
+            return engine.release(task, lease)
+        index = task.step - 1
+        step = workflow.steps[index] if index < len(workflow.steps) else None
+        if step is None or step.compensate is None:
+            task.step = index  # nothing to undo: the next checkpoint records it
+            continue
+        task.step_name = step.name
+        outcome = _compensate_step(engine, task, lease, workflow, index, step)
+        if outcome is not None:
+            return outcome
+    return _end(engine, task, lease)
+
+
+def _compensate_step(
+    engine: Engine, task: Task, lease: Lease, workflow: Workflow, index: int, step: Step
+) -> Outcome | None:
+    assert step.compensate is not None
+    number = task.attempt = task.attempt + 1
+    attempt = Attempt(task, lease, workflow, index, step, number, started=timezone.now())
+    try:
+        step.compensate(task)
+        state_text = encode(task.state, "task.state")
+    except Exception as exc:
+        return _failed(engine, attempt, exc)
+    try:
+        engine.writes.record_compensation(attempt, state_text)
+    except LeaseLost:
+        return lost(task)
+    task.step, task.attempt = index, 0
+    return None
+
+
+def _failed(engine: Engine, attempt: Attempt, exc: Exception) -> Outcome:
+    """A compensation raised: retry it after its backoff, or fail the task for good."""
+    task, lease, step = attempt.task, attempt.lease, attempt.step
+    retry = attempt.workflow.retry_for(step)
+    # The task stays one step above the compensation that failed: it is still to undo.
+    position: dict[str, Any] = {"step": attempt.index + 1, "step_name": step.name}
+    if retry.should_retry(exc, attempt.number):
+        delay = retry.delay(attempt.number)
+        recorded = engine.writes.record_failure(
+            task,
+            lease,
+            transitions.RETRY,
+            exc,
+            attempt,
+            compensation=True,
+            delay=delay,
+            attempt=attempt.number,
+            **position,
+        )
+        if not recorded:
+            return lost(task)
+        task.status = TaskStatus.PENDING
+        logger.info(
+            "salvador: task %s (%s) compensation of step %r attempt %d failed (%s); retry in %.1fs",
+            task.id,
+            task.workflow,
+            step.name,
+            attempt.number,
+            describe(exc),
+            delay,
+        )
+        return Outcome.RETRY
+    error = (
+        f"Compensation of step {step.name!r} failed: {describe(exc)} "
+        f"(the task had stopped with: {why_stopped(engine, task)})"
+    )
+    recorded = engine.writes.record_failure(
+        task,
+        lease,
+        transitions.FAIL_COMPENSATION,
+        exc,
+        attempt,
+        compensation=True,
+        attempt=attempt.number,
+        error=error,
+        **position,
+    )
+    if not recorded:
+        return lost(task)
+    task.status, task.error = TaskStatus.FAILED, error
+    logger.error("salvador: task %s (%s): %s", task.id, task.workflow, error)
+    return Outcome.FAILED
+
+
+def why_stopped(engine: Engine, task: Task) -> str:
+    """Why the compensation started: a cancellation, or the failed forward attempt."""
+    if task.cancel_requested_at is not None:
+        return "a cancellation"
+    return engine.writes.last_failure(task) or task.error
+
+
+def _end(engine: Engine, task: Task, lease: Lease) -> Outcome:
+    cancelled = task.cancel_requested_at is not None
+    error = "" if cancelled else why_stopped(engine, task)
+    ended = engine.writes.move(
+        transitions.END_COMPENSATION, task, lease, cancelled=cancelled, error=error
+    )
+    if not ended:
+        return lost(task)
+    task.status = TaskStatus.CANCELLED if cancelled else TaskStatus.FAILED
+    task.step, task.step_name = 0, ""
+    logger.info("salvador: task %s (%s) %s and compensated", task.id, task.workflow, task.status)
+    return Outcome.CANCELLED if cancelled else Outcome.FAILED

@@ -1,0 +1,166 @@
+"""The forward run: a claimed task's steps in order, a checkpoint after each one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from salvador_django import transitions
+from salvador_django.definitions import Step, Workflow
+from salvador_django.engine.compensation import compensate
+from salvador_django.engine.failures import after_failure, cancel, fail, time_out
+from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
+from salvador_django.engine.writes import Writes
+from salvador_django.exceptions import LeaseLost, StepNotFound, StepTimeout, WorkflowNotFound
+from salvador_django.leases import Attempt, Lease, renew_leases
+from salvador_django.models import Task
+from salvador_django.queries import Checkpoint
+from salvador_django.registry import registry
+from salvador_django.status import CompensationStatus, TaskStatus
+
+logger = logging.getLogger("salvador_django")
+
+
+class Engine:
+    """Runs claimed tasks of registered workflows for one worker.
+
+    It knows tasks and workflow definitions, not which queue or process it runs in.
+    Every write is fenced on the claim: a worker that lost its lease writes nothing.
+    """
+
+    def __init__(self, *, database: str, worker_name: str) -> None:
+        self.database = database
+        self.worker_name = worker_name
+        self.writes = Writes(database, worker_name)
+        #: Told of each attempt of a step with a timeout as it starts, then None as it
+        #: ends: how a process pool's supervisor learns what its children run.
+        self.on_attempt: Callable[[Lease, Attempt | None], None] | None = None
+
+    def run(
+        self, task: Task, lease: Lease, should_stop: Callable[[], bool] = lambda: False
+    ) -> Outcome:
+        """Run ``task`` from its next step until it completes, fails, waits or is released."""
+        try:
+            workflow = registry.get(task.workflow)
+            if task.compensation == CompensationStatus.RUNNING:
+                return compensate(self, task, lease, workflow, should_stop)
+            index = _resume_index(workflow, task)
+        except (WorkflowNotFound, StepNotFound) as exc:
+            return fail(self, task, lease, exc, None)
+        task.step = index
+        if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
+            return cancel(self, task, lease, workflow)
+        while index < len(workflow.steps):
+            if not self.still_held(lease):
+                return lost(task)
+            if should_stop():
+                return self.release(task, lease)
+            step = workflow.steps[index]
+            task.step_name = step.name
+            outcome = self._run_step(task, lease, workflow, index, step)
+            if outcome is not None:
+                return outcome
+            index += 1
+        return Outcome.COMPLETED
+
+    def time_out(
+        self, lease: Lease, attempt: Attempt, stack: str = "", *, fate: str = "was abandoned"
+    ) -> Outcome:
+        """Fail an attempt that outlived its step's timeout; see :func:`failures.time_out`."""
+        return time_out(self, lease, attempt, stack, fate=fate)
+
+    def still_held(self, lease: Lease) -> bool:
+        """Whether the claim is still ours, checked before a step starts.
+
+        Heartbeats renew a lease every third of it; when half of it has passed without
+        one, this process was paused or cut off from the database, and the lease may
+        have expired and been taken over. Renewing it here first means such a worker
+        does not start a step it no longer owns (its writes would be refused anyway).
+        """
+        if not lease.lost.is_set() and lease.overdue(0.5):
+            renew_leases(self.database, [lease])
+        return not lease.lost.is_set()
+
+    def release(self, task: Task, lease: Lease) -> Outcome:
+        """Hand an unfinished task back to ``pending`` at its current step (shutdown)."""
+        if not self.writes.move(transitions.RELEASE, task, lease):
+            return lost(task)
+        logger.info(
+            "salvador: task %s (%s) released at step %r", task.id, task.workflow, task.step_name
+        )
+        task.status = TaskStatus.PENDING
+        return Outcome.RELEASED
+
+    def _run_step(
+        self, task: Task, lease: Lease, workflow: Workflow, index: int, step: Step
+    ) -> Outcome | None:
+        number = task.attempt = task.attempt + 1  # while a step runs: this attempt's number
+        attempt = Attempt(task, lease, workflow, index, step, number, started=timezone.now())
+        if step.timeout:
+            attempt.deadline = attempt.began + step.timeout
+        task.deadline = attempt.deadline
+        if attempt.deadline is not None:
+            lease.attempt = attempt
+            if self.on_attempt is not None:
+                self.on_attempt(lease, attempt)
+        try:
+            return self._attempt(attempt)
+        finally:
+            if lease.attempt is not None and self.on_attempt is not None:
+                self.on_attempt(lease, None)
+            lease.attempt = None
+
+    def _attempt(self, attempt: Attempt) -> Outcome | None:
+        """Run the step and checkpoint it; an outcome if the task stops here, else None."""
+        task, workflow, index = attempt.task, attempt.workflow, attempt.index
+        is_last = index + 1 == len(workflow.steps)
+        next_name = "" if is_last else workflow.steps[index + 1].name
+        try:
+            if attempt.step.atomic:
+                with transaction.atomic(using=self.database):
+                    # Beginning may have waited for a lock (SQLite's write lock, held
+                    # by a worker that is paused, say) for longer than the lease.
+                    if not self.still_held(attempt.lease):
+                        raise LeaseLost
+                    written = self.writes.checkpoint(attempt, _call(attempt), next_name)
+            else:
+                written = self.writes.checkpoint(attempt, _call(attempt), next_name)
+        except LeaseLost:
+            return lost(task)
+        except CheckpointFailed:
+            raise  # not the step's fault: the lease expires and the step is replayed
+        except Exception as exc:
+            return after_failure(self, attempt, exc)
+        if is_last:
+            logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
+        elif written == Checkpoint.CANCEL_REQUESTED:
+            return cancel(self, task, attempt.lease, workflow)
+        return None
+
+
+def _call(attempt: Attempt) -> Any:
+    """Run the attempt's step; a step that returned after its timeout failed all the same."""
+    step = attempt.step
+    output = step.fn(attempt.task)
+    if step.timeout is not None and time.monotonic() - attempt.began > step.timeout:
+        raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
+    return output
+
+
+def _resume_index(workflow: Workflow, task: Task) -> int:
+    """The position of the task's next step, found by name so definitions may change."""
+    if not workflow.steps:
+        raise StepNotFound(f"Workflow {workflow.name!r} has no steps.")
+    name = task.step_name or (workflow.steps[0].name if task.step == 0 else "")
+    index = workflow.index_of(name)
+    if index is None:
+        raise StepNotFound(
+            f"Task {task.id} is at step {name!r}, which workflow {workflow.name!r} no longer has "
+            f"(steps: {', '.join(s.name for s in workflow.steps)})."
+        )
+    return index

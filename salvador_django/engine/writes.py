@@ -1,0 +1,212 @@
+"""The engine's fenced writes: each a move of :mod:`salvador_django.transitions`.
+
+Every write is conditional on the worker still holding the task's claim; a worker
+that lost its lease writes nothing (the write reports the loss instead).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, OperationalError, transaction
+from django.utils import timezone
+
+from salvador_django import transitions
+from salvador_django.engine.outcome import CheckpointFailed
+from salvador_django.exceptions import LeaseLost, NotSerialisable
+from salvador_django.leases import Attempt, Lease
+from salvador_django.models import StepRun, Task
+from salvador_django.queries import Checkpoint
+from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.transitions import Move
+
+_LOCK_RETRIES = 20
+_LOCK_RETRY_SECONDS = 0.05
+
+
+class Writes:
+    """The fenced writes of one worker's engine on one database."""
+
+    def __init__(self, database: str, worker_name: str) -> None:
+        self.database = database
+        self.worker_name = worker_name
+
+    def tasks(self, task: Task) -> Any:
+        return Task.objects.using(self.database).changing(task.id)
+
+    def move(self, move: Move, task: Task, lease: Lease, **params: Any) -> bool:
+        """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
+        return bool(
+            self.with_lock_retry(lambda: move.apply(self.tasks(task), token=lease.token, **params))
+        )
+
+    def checkpoint(self, attempt: Attempt, output: Any, next_name: str) -> Checkpoint:
+        """Record the completed ``attempt`` and the task's progress, in one commit.
+
+        Raises :class:`LeaseLost` if the claim is gone, :class:`CheckpointFailed` if
+        the database failed, :class:`NotSerialisable` if output or state is not JSON.
+        """
+        task, step = attempt.task, attempt.step
+        output_text = (
+            None if output is None else encode(output, f"the return value of step {step.name!r}")
+        )
+        state_text = encode(task.state, "task.state")
+        run = {
+            "index": attempt.index,
+            "name": step.name,
+            "attempt": attempt.number,
+            "started_at": attempt.started,
+            "finished_at": timezone.now(),
+            "output": output_text,
+            "worker": self.worker_name,
+        }
+        try:
+            written = self.with_lock_retry(
+                lambda: Task.objects.using(self.database).checkpoint(
+                    task.id,
+                    attempt.lease.token,
+                    step=attempt.index + 1,
+                    step_name=next_name,
+                    state_json=state_text,
+                    run=run,
+                )
+            )
+        except DatabaseError as exc:
+            raise CheckpointFailed from exc
+        if written == Checkpoint.LOST:
+            raise LeaseLost
+        task.step, task.step_name, task.attempt, task.error = attempt.index + 1, next_name, 0, ""
+        task.state = json.loads(state_text)  # the next step sees what a resumed run would see
+        if not next_name:
+            task.status = TaskStatus.COMPLETED
+        return Checkpoint(written)
+
+    def record_failure(
+        self,
+        task: Task,
+        lease: Lease,
+        move: Move,
+        exc: BaseException,
+        run: Attempt | None,
+        *,
+        compensation: bool = False,
+        **params: Any,
+    ) -> bool:
+        """Make ``move`` and record the failed attempt ``run``, in one fenced transaction.
+
+        A ``RETRY`` records, as the attempt's next attempt time, the ``run_after`` it
+        wrote. Returns False, writing nothing, when the lease was lost.
+        """
+        retried = move is transitions.RETRY
+
+        def write() -> None:
+            with transaction.atomic(using=self.database):
+                if not move.apply(self.tasks(task), token=lease.token, **params):
+                    raise LeaseLost
+                if retried:  # the row's time, on the database's clock, for the queue: a
+                    # worker whose clock is off must not schedule by it
+                    task.run_after = (
+                        Task.objects.using(self.database)
+                        .values_list("run_after", flat=True)
+                        .get(id=task.id)
+                    )
+                if run is not None:
+                    StepRun.objects.using(self.database).create(
+                        task_id=task.id,
+                        index=params["step"],
+                        name=run.step.name,
+                        attempt=run.number,
+                        status=StepRunStatus.FAILED,
+                        started_at=run.started,
+                        finished_at=timezone.now(),
+                        error=describe(exc),
+                        traceback="".join(traceback.format_exception(exc)),
+                        worker=self.worker_name,
+                        # The very value the queue waits for: recomputing it in
+                        # this later statement would be a moment later.
+                        next_attempt_at=task.run_after if retried else None,
+                        compensation=compensation,
+                    )
+
+        try:
+            self.with_lock_retry(write)
+        except LeaseLost:
+            return False
+        return True
+
+    def record_compensation(self, attempt: Attempt, state_text: str) -> None:
+        """Record a completed compensation: one step fewer to undo. Fenced."""
+        task, step = attempt.task, attempt.step
+
+        def write() -> None:
+            with transaction.atomic(using=self.database):
+                moved = transitions.COMPENSATE_STEP.apply(
+                    self.tasks(task),
+                    token=attempt.lease.token,
+                    step=attempt.index,
+                    step_name=step.name,
+                    state=json.loads(state_text),
+                )
+                if not moved:
+                    raise LeaseLost
+                StepRun.objects.using(self.database).create(
+                    task_id=task.id,
+                    index=attempt.index,
+                    name=step.name,
+                    attempt=attempt.number,
+                    status=StepRunStatus.COMPLETED,
+                    started_at=attempt.started,
+                    finished_at=timezone.now(),
+                    worker=self.worker_name,
+                    compensation=True,
+                )
+
+        try:
+            self.with_lock_retry(write)
+        except DatabaseError as exc:
+            raise CheckpointFailed from exc
+
+    def cancel_requested(self, task: Task) -> bool:
+        return (
+            Task.objects.using(self.database)
+            .filter(id=task.id, cancel_requested_at__isnull=False)
+            .exists()
+        )
+
+    def last_failure(self, task: Task) -> str | None:
+        """The error of the task's last failed forward attempt, if any."""
+        return (
+            StepRun.objects.using(self.database)
+            .filter(task_id=task.id, compensation=False, status=StepRunStatus.FAILED)
+            .order_by("-id")
+            .values_list("error", flat=True)
+            .first()
+        )
+
+    def with_lock_retry(self, write: Callable[[], Any]) -> Any:
+        """Run ``write``; on SQLite's "database is locked", try again rather than lose it."""
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                return write()
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def encode(value: Any, what: str) -> str:
+    """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise NotSerialisable(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def describe(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -1,0 +1,192 @@
+"""The queries workers and operators run against tasks: due, held, claim, checkpoint."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, models, transaction
+from django.db.models.functions import Now
+
+from salvador_django import sql, transitions
+from salvador_django.status import StepRunStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from salvador_django.models import Task
+
+
+class Checkpoint(enum.Enum):
+    """What recording a completed step found."""
+
+    LOST = "lost"  # the claim was lost: nothing was written
+    WRITTEN = "written"
+    CANCEL_REQUESTED = "cancel requested"  # written; the task should stop now
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    """The queries workers and operators run against tasks."""
+
+    def due(self, workflows: Sequence[str] | None = None) -> TaskQuerySet:
+        """Pending tasks whose ``run_after`` has passed, in the order workers take them."""
+        qs = self.filter(status=TaskStatus.PENDING, run_after__lte=Now())
+        if workflows is not None:
+            qs = qs.filter(workflow__in=list(workflows))
+        return qs.order_by("-priority", "run_after")
+
+    def held(self, task_id: uuid.UUID, token: str) -> TaskQuerySet:
+        """The task, only while ``token`` still holds its claim (the fence of every write)."""
+        return self.filter(id=task_id, claimed_by=token, status=TaskStatus.RUNNING)
+
+    def changing(self, task_id: uuid.UUID) -> TaskQuerySet:
+        """The task ``task_id``, to make a move on (see :mod:`salvador_django.transitions`)."""
+        return self.filter(id=task_id)
+
+    def expired_leases(self) -> TaskQuerySet:
+        """Running tasks whose lease has expired: their worker is gone or stalled."""
+        return self.filter(status=TaskStatus.RUNNING, lease_expires_at__lt=Now())
+
+    def failed(self) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.FAILED)
+
+    def claim(
+        self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int = 1
+    ) -> list[Task]:
+        """Claim up to ``limit`` due tasks for ``token`` with a lease; returns them.
+
+        Claiming is one conditional update, so two workers never claim the same task.
+        The status is written into the SQL as a literal so that the planner can use
+        the partial index of due tasks.
+        """
+        if not workflows or limit < 1:
+            return []
+        connection = connections[self.db]
+        if connection.vendor == "postgresql":
+            statement = sql.CLAIM_POSTGRESQL
+            params: list[Any] = [*workflows, limit, token, lease_seconds]
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            statement = sql.CLAIM_SQLITE
+            params = [token, f"+{lease_seconds} seconds", *workflows, limit]
+        else:
+            return self._claim_conditional(workflows, token, lease_seconds, limit)
+        return self._claim_raw(statement, params, workflows=len(workflows))
+
+    def claim_ids(
+        self, ids: Sequence[str | uuid.UUID], token: str, lease_seconds: float
+    ) -> list[Task]:
+        """Claim those of ``ids`` that are due, for ``token`` with a lease; returns them.
+
+        The claim of a queue that names its tasks (Redis): the same conditional
+        update, so an id popped twice, or for a task already taken, claims nothing.
+        """
+        if not ids:
+            return []
+        connection = connections[self.db]
+        id_params = [str(i) for i in ids]
+        if connection.vendor == "postgresql":
+            statement = sql.CLAIM_IDS_POSTGRESQL
+            params: list[Any] = [token, lease_seconds, *id_params]
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            statement = sql.CLAIM_IDS_SQLITE
+            params = [token, f"+{lease_seconds} seconds", *(i.replace("-", "") for i in id_params)]
+        else:
+            return self._take(self.due().filter(id__in=list(ids)), token, lease_seconds)
+        return self._claim_raw(statement, params, ids=len(id_params))
+
+    def _claim_raw(self, statement: str, params: list[Any], **placeholders: int) -> list[Task]:
+        """Run one of the claim statements of ``sql``; ``placeholders`` sizes its IN lists."""
+        connection = connections[self.db]
+        query = statement.format(
+            table=connection.ops.quote_name(self.model._meta.db_table),
+            async_commit=sql.async_commit(connection),
+            **{name: ", ".join(["%s"] * count) for name, count in placeholders.items()},
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            columns = tuple(column[0] for column in cursor.description)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        load = sql.row_loader(self.model, connection, columns)
+        return [load(self.db, row) for row in rows]  # type: ignore[misc]
+
+    def checkpoint(
+        self,
+        task_id: uuid.UUID,
+        token: str,
+        *,
+        step: int,
+        step_name: str,
+        state_json: str,
+        run: dict[str, Any],
+    ) -> Checkpoint:
+        """Record a completed step: the task's progress and its ``StepRun``, in one commit.
+
+        ``step_name`` is the next step's name, or ``""`` when the task is complete (the
+        move is then ``COMPLETE``, else ``CHECKPOINT``). ``run`` holds the ``StepRun``
+        fields, its ``output`` as JSON text (or None); the run records the state too.
+        Fenced on the claim: returns ``Checkpoint.LOST``, writing nothing, if ``token``
+        lost it, and ``CANCEL_REQUESTED`` when the task was cancelled while it ran.
+        """
+        connection = connections[self.db]
+        step_runs = self.model._meta.get_field("step_runs").related_model
+        if connection.vendor == "postgresql":
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            runs = connection.ops.quote_name(step_runs._meta.db_table)
+            query = sql.CHECKPOINT_POSTGRESQL.format(
+                table=table, runs=runs, finish=sql.FINISH_POSTGRESQL if not step_name else ""
+            )
+            params = [
+                step, step_name, state_json, task_id, token,
+                run["index"], run["name"], run["attempt"], StepRunStatus.COMPLETED,
+                run["started_at"], run["finished_at"], run["output"], run["worker"], state_json,
+            ]  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute(query, params)
+                row = cursor.fetchone()
+            if row is None:
+                return Checkpoint.LOST
+            return Checkpoint.CANCEL_REQUESTED if row[0] else Checkpoint.WRITTEN
+        move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
+        state = json.loads(state_json)
+        output = run["output"]
+        task = self.changing(task_id)
+        with transaction.atomic(using=self.db):
+            result = Checkpoint.WRITTEN
+            moved = move.apply(
+                task.filter(cancel_requested_at__isnull=True),
+                token=token,
+                step=step,
+                step_name=step_name,
+                state=state,
+            )
+            if not moved:
+                if not move.apply(task, token=token, step=step, step_name=step_name, state=state):
+                    return Checkpoint.LOST
+                result = Checkpoint.CANCEL_REQUESTED
+            step_runs._default_manager.using(self.db).create(
+                task_id=task_id,
+                status=StepRunStatus.COMPLETED,
+                state=state,
+                **{**run, "output": None if output is None else json.loads(output)},
+            )
+        return result
+
+    def _claim_conditional(
+        self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
+    ) -> list[Task]:
+        """The portable claim (MySQL, old SQLite): a conditional update, then a read."""
+        candidates: Any = self.due(workflows).values("id")[:limit]
+        if connections[self.db].vendor == "mysql":  # MySQL cannot LIMIT in an IN subquery
+            candidates = list(candidates.values_list("id", flat=True))
+        return self._take(self.filter(id__in=candidates), token, lease_seconds)
+
+    def _take(self, candidates: TaskQuerySet, token: str, lease_seconds: float) -> list[Task]:
+        """Claim the pending ones of ``candidates`` with a conditional update, then read them."""
+        claimed = transitions.CLAIM.apply(candidates, claimant=token, lease_seconds=lease_seconds)
+        if not claimed:
+            return []
+        return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))

@@ -1,0 +1,155 @@
+"""The SQL that differs by database: the claim and checkpoint statements, one seam.
+
+Everything else goes through the ORM. Each statement is written once with ``<now>``,
+``<lease>`` and ``<take>`` tokens filled per database; ``{table}``, ``{workflows}``,
+``{ids}`` and ``{async_commit}`` are filled per call. A database without its own
+statements here (MySQL, an old SQLite) takes the portable ORM path of the queryset.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import models
+
+RowLoader = Callable[[str, Sequence[Any]], models.Model]
+_row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], RowLoader]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def row_loader(model: type[models.Model], connection: Any, columns: tuple[str, ...]) -> RowLoader:
+    """A function making a ``model`` instance of a ``RETURNING *`` row of its table.
+
+    The claim runs once per task, so it skips ``RawQuerySet``, which resolves the
+    columns and the converters again for every query: here they are worked out once
+    per connection and column list.
+    """
+    loaders = _row_loaders.setdefault(connection, {})
+    if columns in loaders:
+        return loaders[columns]
+    fields = model._meta.concrete_fields
+    position = {column: index for index, column in enumerate(columns)}
+    order = [position[str(field.column)] for field in fields]
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if found:
+            converters.append((index, col, found))
+    attnames = [field.attname for field in fields]
+
+    def load(db: str, row: Sequence[Any]) -> models.Model:
+        values = [row[i] for i in order]
+        for index, col, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        return model.from_db(db, attnames, values)
+
+    loaders[columns] = load
+    return load
+
+
+# <take> is what every claim writes (transitions.CLAIM): parameters token, lease.
+TAKE = """
+    SET status = 'running', claimed_by = %s,
+        lease_expires_at = <lease>,
+        started_at = COALESCE(started_at, <now>),
+        updated_at = <now>
+"""
+
+
+def _dialect(template: str, *, now: str, lease: str) -> str:
+    return template.replace("<take>", TAKE).replace("<lease>", lease).replace("<now>", now)
+
+
+def _postgresql(template: str) -> str:
+    now = "STATEMENT_TIMESTAMP()"
+    return _dialect(template, now=now, lease=f"{now} + make_interval(secs => %s)")
+
+
+def _sqlite(template: str) -> str:
+    # Times are written in the format Django stores ("YYYY-MM-DD HH:MM:SS.fff", UTC);
+    # the lease parameter is a date modifier such as "+60 seconds".
+    now = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now')"
+    return _dialect(template, now=now, lease="STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)")
+
+
+# One statement, one round trip: pick due rows (skipping rows other workers are
+# claiming) and take them. Parameters: workflows..., limit, token, lease seconds.
+CLAIM_POSTGRESQL = _postgresql("""
+    WITH candidates AS (
+        SELECT id FROM {table}
+        WHERE status = 'pending' AND run_after <= <now>
+          AND workflow IN ({workflows}) {async_commit}
+        ORDER BY priority DESC, run_after
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {table} AS t <take>
+    FROM candidates WHERE t.id = candidates.id
+    RETURNING t.*
+""")
+
+# SQLite runs one writer at a time, so the statement itself is the lock.
+# Parameters: token, lease modifier, workflows..., limit.
+# INDEXED BY: SQLite's planner would otherwise take the admin's workflow index and
+# sort every task of the workflow on each claim.
+CLAIM_SQLITE = _sqlite("""
+    UPDATE {table} <take>
+    WHERE id IN (
+        SELECT id FROM {table} INDEXED BY salvador_task_due
+        WHERE status = 'pending' AND run_after <= <now> AND workflow IN ({workflows})
+        ORDER BY priority DESC, run_after
+        LIMIT %s
+    )
+    RETURNING *
+""")
+
+# Claims by id (the Redis queue). Parameters: token, lease, ids...; on SQLite the ids
+# are 32 hex digits without dashes, as Django stores UUIDs there.
+_CLAIM_IDS = """
+    UPDATE {table} <take>
+    WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now> {async_commit}
+    RETURNING *
+"""
+CLAIM_IDS_POSTGRESQL = _postgresql(_CLAIM_IDS)
+CLAIM_IDS_SQLITE = _sqlite(_CLAIM_IDS)
+
+# A claim needs no durable commit: if the server loses it in a crash, the task is
+# simply pending again at the same step, which is what an expired lease gives too. So
+# a claim made in its own transaction (autocommit) does not wait for the WAL flush.
+# set_config() runs for each row the claim takes, so only a claim that writes sets it.
+_ASYNC_COMMIT_POSTGRESQL = "AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+
+
+def async_commit(connection: Any) -> str:
+    """The claim's async-commit clause: PostgreSQL, and only in a transaction of its own."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _ASYNC_COMMIT_POSTGRESQL
+    return ""
+
+
+# A checkpoint in one statement, so one round trip and one commit: the fenced task
+# update, and the step run inserted only if the update found the claim.
+CHECKPOINT_POSTGRESQL = """
+    WITH task AS (
+        UPDATE {table}
+        SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
+            error = '', updated_at = STATEMENT_TIMESTAMP(){finish}
+        WHERE id = %s AND claimed_by = %s AND status = 'running'
+        RETURNING id, cancel_requested_at
+    ), run AS (
+        INSERT INTO {runs}
+            (task_id, "index", name, attempt, status, started_at, finished_at,
+             error, traceback, output, worker, state)
+        SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s, %s::jsonb FROM task
+        RETURNING id
+    )
+    SELECT task.cancel_requested_at IS NOT NULL FROM task, run
+"""
+FINISH_POSTGRESQL = """,
+            status = 'completed', finished_at = STATEMENT_TIMESTAMP(),
+            claimed_by = NULL, lease_expires_at = NULL"""
