@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.definitions import registry
+from salvador_django.registry import registry
 
 
 class WorkflowFilter(admin.SimpleListFilter):

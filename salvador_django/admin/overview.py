@@ -19,10 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.pagination import COUNT_CAP
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Overview, Task
 from salvador_django.queues import get_queue
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
@@ -100,16 +100,16 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
         .annotate(n=Count("pk"))
     )
     failed = {"status__exact": TaskStatus.FAILED}
-    for row in sorted(recent, key=lambda row: (-row["n"], row["failed_step"])):
-        item = summary(row["workflow"])
+    for failure in sorted(recent, key=lambda f: (-f["n"], f["failed_step"])):
+        item = summary(failure["workflow"])
         total = item.failed_recently.count if item.failed_recently else 0
-        item.failed_recently = Cell(total + row["n"], link(workflow=item.name, **failed))
-        if row["failed_step"]:
+        item.failed_recently = Cell(total + failure["n"], link(workflow=item.name, **failed))
+        if failure["failed_step"]:
             item.failed_steps.append(
                 Cell(
-                    row["n"],
-                    link(workflow=item.name, failed_step=row["failed_step"], **failed),
-                    label=row["failed_step"],
+                    failure["n"],
+                    link(workflow=item.name, failed_step=failure["failed_step"], **failed),
+                    label=failure["failed_step"],
                 )
             )
     oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))

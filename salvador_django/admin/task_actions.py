@@ -24,14 +24,12 @@ from salvador_django.admin.filters import step_names
 from salvador_django.admin.triage import CANCEL, OPERATIONS, REQUEUE, RESTART, Operation, perform
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
-from salvador_django.status import TaskStatus
+from salvador_django.transitions import REQUEUE_FROM_STEP
 
 if TYPE_CHECKING:
     TaskModelAdmin = admin.ModelAdmin[Task]
 else:  # the admin classes are generic only in the type stubs
     TaskModelAdmin = admin.ModelAdmin
-
-FINISHED = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.COMPLETED})
 
 
 class TaskActionsAdmin(TaskModelAdmin):
@@ -60,9 +58,10 @@ class TaskActionsAdmin(TaskModelAdmin):
         ]
 
     def requeue_steps(self, request: HttpRequest, task: Task) -> list[str]:
-        """The steps ``task`` may be requeued from by this user: none unless it is finished
-        and its workflow is registered."""
-        if task.status not in FINISHED or not self.may(request, REQUEUE):
+        """The steps ``task`` may be requeued from by this user: none unless the state
+        machine allows the move now and its workflow is registered."""
+        allowed = REQUEUE_FROM_STEP.allows(task.status, task.compensation)
+        if not allowed or not self.may(request, REQUEUE):
             return []
         return step_names(task.workflow)
 

@@ -31,8 +31,8 @@ from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
 from salvador_django.admin.timeline import build_timeline
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
 from salvador_django.models import Task
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
 
 HISTORY_LENGTH = 20

@@ -152,3 +152,22 @@ def test_the_overview_keeps_a_workflow_name_on_one_line(page: Page):
     expect(names.first).to_be_visible()
     lines = names.evaluate_all("links => links.map(a => a.getClientRects().length)")
     assert set(lines) == {1}
+
+
+def test_an_operator_requeues_a_completed_task_from_a_chosen_step(page: Page, screenshots: Path):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    task = TaskFactory(completed=True, state={"first": 1, "second": 1, "third": 1})
+    for index, name in enumerate(("first", "second", "third")):
+        factories.StepRunFactory(task=task, index=index, name=name, state={name: 1})
+    log_in(page, "ops")
+    page.goto(f"/admin/salvador/task/{task.pk}/change/")
+    form = page.locator("form.salvador-requeue-from-step")
+    expect(form.locator("option")).to_have_text(["1 · first", "2 · second", "3 · third"])
+    form.locator("select").select_option("second")
+    page.screenshot(path=str(screenshots / "requeue-from-step.png"), full_page=True)
+    form.locator("button").click()
+    expect(page.locator("ul.messagelist")).to_have_text("Requeued from step second")
+    expect(page.locator("div.field-status_ .salvador-badge")).to_have_text("Pending")
+    expect(page.locator("div.field-progress")).to_contain_text("1/3 · second")
+    expect(page.locator(".salvador-history")).to_contain_text("ops · Requeue from step second")
+    expect(page.locator("form.salvador-requeue-from-step")).to_have_count(0)  # pending now

@@ -672,6 +672,25 @@ def test_the_overview_counts_per_workflow_and_status_and_links_to_the_list(admin
 
 
 @pytest.mark.django_db
+def test_the_overview_breaks_recent_failures_down_by_failed_step(admin_client):
+    TaskFactory.create_batch(2, failed=True, failed_step="second")
+    TaskFactory(failed=True, failed_step="third")
+    TaskFactory(failed=True)  # failed before failed_step was recorded
+    response = admin_client.get(OVERVIEW_URL)
+    rows = {item.name: item for item, _cells in response.context["rows"]}
+    three = rows["three-steps"]
+    assert three.failed_recently is not None
+    assert three.failed_recently.count == 4
+    by_step = [(cell.label, cell.count) for cell in three.failed_steps]
+    assert by_step == [("second", 2), ("third", 1)]
+    html = response.content.decode()
+    assert (
+        'href="/admin/salvador/task/?workflow=three-steps&amp;failed_step=second'
+        '&amp;status__exact=failed" title="failed at this step">second 2</a>'
+    ) in html
+
+
+@pytest.mark.django_db
 def test_the_overview_counts_completed_tasks_up_to_the_cap(admin_client, monkeypatch):
     monkeypatch.setattr("salvador_django.admin.overview.COUNT_CAP", 3)
     TaskFactory.create_batch(5, completed=True)
