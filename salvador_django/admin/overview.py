@@ -19,10 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.pagination import COUNT_CAP
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Overview, Task
 from salvador_django.queues import get_queue
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class Cell:
     count: int
     url: str
     capped: bool = False  # there are more than ``count``
+    label: str = ""
 
 
 @dataclass
@@ -48,6 +49,7 @@ class WorkflowSummary:
     registered: bool
     counts: dict[str, Cell] = field(default_factory=dict)
     failed_recently: Cell | None = None
+    failed_steps: list[Cell] = field(default_factory=list)  # recent failures by failed step
     oldest_due: datetime | None = None
     depth: dict[str, int] | None = None
 
@@ -94,13 +96,22 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
     recent = (
         tasks.filter(status=TaskStatus.FAILED, finished_at__gte=since)
         .order_by()
-        .values("workflow")
+        .values("workflow", "failed_step")
         .annotate(n=Count("pk"))
     )
-    for failed in recent:
-        summary(failed["workflow"]).failed_recently = Cell(
-            failed["n"], link(workflow=failed["workflow"], status__exact=TaskStatus.FAILED)
-        )
+    failed = {"status__exact": TaskStatus.FAILED}
+    for failure in sorted(recent, key=lambda f: (-f["n"], f["failed_step"])):
+        item = summary(failure["workflow"])
+        total = item.failed_recently.count if item.failed_recently else 0
+        item.failed_recently = Cell(total + failure["n"], link(workflow=item.name, **failed))
+        if failure["failed_step"]:
+            item.failed_steps.append(
+                Cell(
+                    failure["n"],
+                    link(workflow=item.name, failed_step=failure["failed_step"], **failed),
+                    label=failure["failed_step"],
+                )
+            )
     oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))
     for due in oldest:
         summary(due["workflow"]).oldest_due = due["oldest"]

@@ -1,152 +1,73 @@
-"""The task admin: the list operators triage from, the detail page, and its actions."""
+"""The task admin: the list operators triage from and the detail page.
+
+The actions and buttons are :mod:`salvador_django.admin.task_actions`; the table of
+step attempts is :mod:`salvador_django.admin.steps`.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.admin.utils import quote, unquote
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
-from django.urls import URLPattern, path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.admin.durations import format_duration
+from salvador_django.admin.display import first_line, pretty_json, status_badge
+from salvador_django.admin.durations import format_moment
+from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter
 from salvador_django.admin.pagination import CappedCountPaginator
+from salvador_django.admin.steps import StepRunInline
+from salvador_django.admin.task_actions import TaskActionsAdmin
 from salvador_django.admin.timeline import build_timeline
-from salvador_django.admin.triage import CANCEL, OPERATIONS, REQUEUE, RESTART, Operation, perform
 from salvador_django.conf import get_settings
-from salvador_django.definitions import registry
-from salvador_django.models import StepRun, Task
+from salvador_django.models import Task
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
 
-if TYPE_CHECKING:
-    TaskModelAdmin = admin.ModelAdmin[Task]
-    StepRunTabularInline = admin.TabularInline[StepRun, Task]
-else:  # the admin classes are generic only in the type stubs
-    TaskModelAdmin = admin.ModelAdmin
-    StepRunTabularInline = admin.TabularInline
-
-ERROR_LINE_LENGTH = 100
 HISTORY_LENGTH = 20
 SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
 CANCEL_NOTE = _("cancel requested")
-COMPENSATION = _("compensation")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
 
 
-def status_badge(status: str, label: Any) -> SafeString:
-    return format_html('<span class="salvador-badge salvador-{}">{}</span>', status, label)
+def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
+    """A read-only field showing the task's datetime ``field`` to the second."""
+
+    label = getattr(Task._meta.get_field(field), "verbose_name", field)
+
+    @admin.display(description=label)
+    def show(model_admin: Any, task: Task) -> SafeString | str:
+        return format_moment(getattr(task, field)) or model_admin.get_empty_value_display()
+
+    return show
 
 
-def first_line(text: str, length: int = ERROR_LINE_LENGTH) -> str:
-    line = text.strip().split("\n", 1)[0]
-    return line if len(line) <= length else line[: length - 1] + "…"
-
-
-def pretty_json(value: Any) -> SafeString:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-    return format_html('<pre class="salvador-pre">{}</pre>', text)
-
-
-class WorkflowFilter(admin.SimpleListFilter):
-    """Filter by workflow; the choices come from the registry, not a scan of the table."""
-
-    title = _("workflow")
-    parameter_name = "workflow"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in registry.names()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(workflow=value) if value else queryset
-
-
-class StepRunInline(StepRunTabularInline):
-    model = StepRun
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = (
-        "index_", "name_", "attempt", "status_", "duration_", "error_", "next_attempt_at",
-        "traceback_",
-    )  # fmt: skip
-    readonly_fields = fields
-    ordering = ("index", "attempt", "started_at")
-    verbose_name = _("step attempt")
-    verbose_name_plural = _("step attempts")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[StepRun]:
-        return super().get_queryset(request).using(get_settings().DATABASE)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description=_("step"))
-    def index_(self, run: StepRun) -> int:
-        return run.index + 1
-
-    @admin.display(description=_("name"))
-    def name_(self, run: StepRun) -> str:
-        return f"↩ {run.name} ({COMPENSATION})" if run.compensation else run.name
-
-    @admin.display(description=_("status"))
-    def status_(self, run: StepRun) -> SafeString:
-        return status_badge(run.status, run.get_status_display())
-
-    @admin.display(description=_("duration"))
-    def duration_(self, run: StepRun) -> str:
-        return format_duration(run.duration)
-
-    @admin.display(description=_("error"))
-    def error_(self, run: StepRun) -> str:
-        return first_line(run.error)
-
-    @admin.display(description=_("traceback"))
-    def traceback_(self, run: StepRun) -> SafeString | str:
-        if not run.traceback:
-            return ""
-        return format_html(
-            '<details class="salvador-traceback"><summary>{}</summary>'
-            '<pre class="salvador-pre">{}</pre></details>',
-            _("Show traceback"),
-            run.traceback,
-        )
-
-
-class TaskAdmin(TaskModelAdmin):
+class TaskAdmin(TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
         "status_",
         "progress",
+        "failed_step_",
         "attempt",
         "age",
         "updated",
         "error_",
     )
     list_display_links = ("short_id",)
-    list_filter = ("status", WorkflowFilter, "created_at")
+    list_filter = ("status", WorkflowFilter, FailedStepFilter, "created_at")
     search_fields = ("idempotency_key",)  # the search itself is get_search_results
     search_help_text = _(
         "A task id (or its first 8 digits), an idempotency key, key=value of meta, or error text."
@@ -156,12 +77,21 @@ class TaskAdmin(TaskModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole table
     paginator = CappedCountPaginator
-    actions = ("requeue_action", "restart_action", "cancel_action")
     inlines = (StepRunInline,)
     fieldsets = (
         (
             None,
-            {"fields": ("id", "workflow", "status_", "progress", "attempt", "priority")},
+            {
+                "fields": (
+                    "id",
+                    "workflow",
+                    "status_",
+                    "progress",
+                    "failed_step",
+                    "attempt",
+                    "priority",
+                )
+            },
         ),
         (_("Error"), {"fields": ("error_text",)}),
         (_("Timeline"), {"fields": ("timeline",)}),
@@ -170,26 +100,26 @@ class TaskAdmin(TaskModelAdmin):
             _("Times"),
             {
                 "fields": (
-                    "created_at",
-                    "run_after",
-                    "started_at",
-                    "finished_at",
-                    "updated_at",
-                    "cancel_requested_at",
+                    "created_at_",
+                    "run_after_",
+                    "started_at_",
+                    "finished_at_",
+                    "updated_at_",
+                    "cancel_requested_at_",
                 )
             },
         ),
         (
             _("Identity and lease"),
-            {"fields": ("idempotency_key", "claimed_by", "lease_expires_at", "recoveries")},
+            {"fields": ("idempotency_key", "claimed_by", "lease_expires_at_", "recoveries")},
         ),
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
-        "id", "workflow", "status_", "progress", "attempt", "priority", "error_text",
-        "timeline", "body_", "state_", "meta_", "created_at", "run_after", "started_at",
-        "finished_at", "updated_at", "cancel_requested_at", "idempotency_key", "claimed_by",
-        "lease_expires_at", "recoveries", "history",
+        "id", "workflow", "status_", "progress", "failed_step", "attempt", "priority", "error_text",
+        "timeline", "body_", "state_", "meta_", "created_at_", "run_after_", "started_at_",
+        "finished_at_", "updated_at_", "cancel_requested_at_", "idempotency_key", "claimed_by",
+        "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip
 
     class Media:
@@ -205,16 +135,6 @@ class TaskAdmin(TaskModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
-
-    def has_requeue_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.has_perm("salvador.requeue_task"))
-
-    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.has_perm("salvador.cancel_task"))
-
-    def may(self, request: HttpRequest, operation: Operation) -> bool:
-        """Whether the user holds the permission that ``operation`` requires."""
-        return bool(getattr(self, f"has_{operation.permission}_permission")(request))
 
     # -- list -------------------------------------------------------------------------
 
@@ -296,6 +216,10 @@ class TaskAdmin(TaskModelAdmin):
         done = f"{task.step}/{total}"
         return f"{done} · {task.step_name}" if task.step_name else done
 
+    @admin.display(description=_("failed step"))
+    def failed_step_(self, task: Task) -> str:
+        return task.failed_step
+
     @admin.display(description=_("age"), ordering="created_at")
     def age(self, task: Task) -> str:
         return timesince(task.created_at, depth=1)
@@ -328,6 +252,15 @@ class TaskAdmin(TaskModelAdmin):
     def meta_(self, task: Task) -> SafeString:
         return pretty_json(task.meta)
 
+    # Every time on the page to the second (Django's DATETIME_FORMAT stops at minutes).
+    created_at_ = moment_of("created_at")
+    run_after_ = moment_of("run_after")
+    started_at_ = moment_of("started_at")
+    finished_at_ = moment_of("finished_at")
+    updated_at_ = moment_of("updated_at")
+    cancel_requested_at_ = moment_of("cancel_requested_at")
+    lease_expires_at_ = moment_of("lease_expires_at")
+
     @admin.display(description=_("step attempts over time"))
     def timeline(self, task: Task) -> str:
         runs = task.step_runs.using(get_settings().DATABASE).only(
@@ -353,7 +286,8 @@ class TaskAdmin(TaskModelAdmin):
             .select_related("user")
             .order_by("-action_time")[:HISTORY_LENGTH]
         )
-        return render_to_string("admin/salvador/task/history.html", {"entries": entries})
+        moments = [(entry, format_moment(entry.action_time)) for entry in entries]
+        return render_to_string("admin/salvador/task/history.html", {"entries": moments})
 
     def render_change_form(
         self,
@@ -365,67 +299,10 @@ class TaskAdmin(TaskModelAdmin):
         obj: Task | None = None,
     ) -> HttpResponse:
         if obj is not None:
-            context["triage_operations"] = [
-                operation
-                for operation in OPERATIONS.values()
-                if self.may(request, operation) and operation.allows(obj)
-            ]
+            context["triage_operations"] = self.triage_operations(request, obj)
+            context["requeue_steps"] = self.requeue_steps(request, obj)
+            context["requeue_step_chosen"] = obj.failed_step or obj.step_name
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    # -- actions ----------------------------------------------------------------------
 
-    def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view(self.triage_view)
-        return [
-            path("<path:object_id>/triage/<slug:operation>/", view, name="salvador_task_triage"),
-            *super().get_urls(),
-        ]
-
-    def triage_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
-        """The detail page's buttons: apply one operation to one task (POST only)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        chosen = OPERATIONS.get(operation)
-        if chosen is None:
-            raise Http404(f"No operation named {operation!r}.")
-        if not self.may(request, chosen):
-            raise PermissionDenied
-        task = self.get_object(request, unquote(object_id))
-        if task is None:
-            raise Http404(f"No task with id {object_id!r}.")
-        self.apply(request, chosen, [task])
-        return redirect(
-            reverse(
-                f"{self.admin_site.name}:salvador_task_change",
-                args=[quote(task.pk)],
-            )
-        )
-
-    def apply(self, request: HttpRequest, operation: Operation, tasks: Iterable[Task]) -> None:
-        """Apply ``operation``, record it in the admin history, and report to the user."""
-        report = perform(operation, tasks)
-        changed = [*report.done, *report.requested]
-        if changed and request.user.pk is not None:
-            LogEntry.objects.log_actions(
-                user_id=request.user.pk,
-                queryset=changed,
-                action_flag=CHANGE,
-                change_message=str(operation.label),
-            )
-        level = messages.SUCCESS if changed and not report.skipped else messages.WARNING
-        self.message_user(request, report.message(), level)
-
-    @admin.action(description=REQUEUE.label, permissions=["requeue"])
-    def requeue_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self.apply(request, REQUEUE, list(queryset))
-
-    @admin.action(description=RESTART.label, permissions=["requeue"])
-    def restart_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self.apply(request, RESTART, list(queryset))
-
-    @admin.action(description=CANCEL.label, permissions=["cancel"])
-    def cancel_action(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self.apply(request, CANCEL, list(queryset))
-
-
-__all__ = ["StepRunInline", "TaskAdmin", "WorkflowFilter"]
+__all__ = ["FailedStepFilter", "StepRunInline", "TaskAdmin", "WorkflowFilter"]

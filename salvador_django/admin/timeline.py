@@ -13,6 +13,7 @@ from datetime import datetime
 from django.utils.translation import gettext as _
 
 from salvador_django.admin.durations import format_duration
+from salvador_django.admin.runs import number_runs
 from salvador_django.models import StepRun
 from salvador_django.status import StepRunStatus
 
@@ -41,7 +42,7 @@ class Row:
     y: float
     label: str
     bars: list[Bar]
-    failed: bool
+    failed: bool  # its latest attempt (in time) failed
 
     @property
     def bar_y(self) -> float:
@@ -87,13 +88,15 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
             for run in runs
         }
     )
+    numbered = number_runs(runs)  # in the order they happened
     rows = []
     for position, (compensation, key, name) in enumerate(steps):
         index = -key if compensation else key
-        attempts = sorted(
-            (r for r in runs if (r.compensation, r.index, r.name) == (compensation, index, name)),
-            key=lambda r: r.attempt,
-        )
+        attempts = [
+            (number, run)
+            for number, run in numbered
+            if (run.compensation, run.index, run.name) == (compensation, index, name)
+        ]
         bars = [
             Bar(
                 x=x_of(run.started_at),
@@ -101,23 +104,17 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
                 status="compensation"
                 if compensation and run.status == "completed"
                 else str(run.status),
-                title=_("%(name)s · attempt %(attempt)d · %(status)s · %(duration)s")
-                % {
-                    "name": name,
-                    "attempt": run.attempt,
-                    "status": run.get_status_display(),
-                    "duration": format_duration(run.duration),
-                }
-                + (f"\n{run.error}" if run.error else ""),
+                title=_bar_title(name, number, run),
             )
-            for run in attempts
+            for number, run in attempts
         ]
+        latest = attempts[-1][1]  # its colour: how the step last ended, not its top attempt
         rows.append(
             Row(
                 y=position * ROW_HEIGHT,
                 label=f"↩ {index + 1} · {name}" if compensation else f"{index + 1} · {name}",
                 bars=bars,
-                failed=attempts[-1].status == StepRunStatus.FAILED,
+                failed=latest.status == StepRunStatus.FAILED,
             )
         )
     axis_y = len(rows) * ROW_HEIGHT
@@ -134,3 +131,19 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
         bar_height=BAR_HEIGHT,
         axis_y=axis_y,
     )
+
+
+def _bar_title(name: str, number: int, run: StepRun) -> str:
+    """E.g. "charge · run 2 · attempt 1 · Completed · 850 ms" (run 1 goes unsaid)."""
+    values = {
+        "name": name,
+        "run": number,
+        "attempt": run.attempt,
+        "status": run.get_status_display(),
+        "duration": format_duration(run.duration),
+    }
+    if number > 1:
+        title = _("%(name)s · run %(run)d · attempt %(attempt)d · %(status)s · %(duration)s")
+    else:
+        title = _("%(name)s · attempt %(attempt)d · %(status)s · %(duration)s")
+    return title % values + (f"\n{run.error}" if run.error else "")

@@ -110,3 +110,64 @@ def test_a_staff_user_without_permission_gets_no_triage_action(page: Page, scree
     page.goto("/admin/salvador/overview/")
     expect(page.locator("table.salvador-overview-table")).to_contain_text("breaks-second")
     page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+
+
+def page_overflow(page: Page, selector: str) -> float:
+    """How far the element (or the page itself) reaches past the viewport's right edge."""
+    return float(
+        page.evaluate(
+            """selector => {
+                const box = document.querySelector(selector).getBoundingClientRect();
+                const page = document.documentElement.scrollWidth;
+                return Math.max(box.right, page) - window.innerWidth;
+            }""",
+            selector,
+        )
+    )
+
+
+def test_an_opened_traceback_stays_inside_the_page(page: Page):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    task = failed_after_retries()
+    path = "/srv/app/" + "/".join(f"package_{n}" for n in range(30)) + "/payments.py"
+    long_line = "PaymentError: " + "declined-" * 40  # no space to break at
+    task.step_runs.filter(attempt=3).update(
+        traceback=f'Traceback (most recent call last):\n  File "{path}", line 7\n{long_line}\n'
+    )
+    log_in(page, "ops")
+    page.goto(f"/admin/salvador/task/{task.pk}/change/")
+    assert page_overflow(page, "#step_runs-group table") <= 0
+    page.locator("details.salvador-traceback summary").last.click()
+    expect(page.locator("details.salvador-traceback pre").last).to_contain_text("payments.py")
+    assert page_overflow(page, "#step_runs-group table") <= 0
+
+
+def test_the_overview_keeps_a_workflow_name_on_one_line(page: Page):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    failed_after_retries()
+    log_in(page, "ops")
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.goto("/admin/salvador/overview/")
+    names = page.locator("table.salvador-overview-table tbody th a")
+    expect(names.first).to_be_visible()
+    lines = names.evaluate_all("links => links.map(a => a.getClientRects().length)")
+    assert set(lines) == {1}
+
+
+def test_an_operator_requeues_a_completed_task_from_a_chosen_step(page: Page, screenshots: Path):
+    User.objects.create_superuser("ops", password=PASSWORD)
+    task = TaskFactory(completed=True, state={"first": 1, "second": 1, "third": 1})
+    for index, name in enumerate(("first", "second", "third")):
+        factories.StepRunFactory(task=task, index=index, name=name, state={name: 1})
+    log_in(page, "ops")
+    page.goto(f"/admin/salvador/task/{task.pk}/change/")
+    form = page.locator("form.salvador-requeue-from-step")
+    expect(form.locator("option")).to_have_text(["1 · first", "2 · second", "3 · third"])
+    form.locator("select").select_option("second")
+    page.screenshot(path=str(screenshots / "requeue-from-step.png"), full_page=True)
+    form.locator("button").click()
+    expect(page.locator("ul.messagelist")).to_have_text("Requeued from step second")
+    expect(page.locator("div.field-status_ .salvador-badge")).to_have_text("Pending")
+    expect(page.locator("div.field-progress")).to_contain_text("1/3 · second")
+    expect(page.locator(".salvador-history")).to_contain_text("ops · Requeue from step second")
+    expect(page.locator("form.salvador-requeue-from-step")).to_have_count(0)  # pending now

@@ -15,11 +15,11 @@ from django.utils import timezone
 from salvador_django import submit
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
-from salvador_django.models import Task
+from salvador_django.models import StepRun, Task
 from salvador_django.queues import get_queue
 from salvador_django.status import TaskStatus
 from salvador_django.testing import run_until_idle
-from tests.factories import TaskFactory, failed_after_retries
+from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
 from tests.helpers import run_in_threads
 
 LIST_URL = "/admin/salvador/task/"
@@ -32,6 +32,10 @@ def change_url(task: Task) -> str:
 
 def triage_url(task: Task, operation: str) -> str:
     return reverse("admin:salvador_task_triage", args=[task.pk, operation])
+
+
+def from_step_url(task: Task) -> str:
+    return reverse("admin:salvador_task_requeue_from_step", args=[task.pk])
 
 
 def staff_client(*permissions: str) -> Client:
@@ -134,6 +138,49 @@ def test_the_workflow_filter_offers_registered_workflows_without_a_query(admin_c
 
 
 @pytest.mark.django_db
+def test_the_list_shows_the_step_a_task_failed_at(admin_client):
+    TaskFactory(failed=True, failed_step="second")
+    html = admin_client.get(LIST_URL).content.decode()
+    assert '<th scope="col" class="column-failed_step_">' in html
+    assert '<td class="field-failed_step_">second</td>' in html
+
+
+@pytest.mark.django_db
+def test_the_failed_step_filter_offers_the_registered_steps_without_a_query(
+    admin_client, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(6) as captured:
+        html = admin_client.get(LIST_URL).content.decode()
+    assert "DISTINCT" not in " ".join(q["sql"] for q in captured.captured_queries).upper()
+    for step in ("first", "second", "third", "unreliable", "charge"):
+        assert f"?failed_step={step}" in html
+    assert html.count("?failed_step=first") == 1  # a step of two workflows is offered once
+    flaky = admin_client.get(LIST_URL, {"workflow": "flaky"}).content.decode()
+    assert "failed_step=unreliable" in flaky
+    assert "failed_step=first" not in flaky  # only the chosen workflow's steps
+
+
+@pytest.mark.django_db
+def test_the_failed_step_filter_lists_the_tasks_that_broke_there(admin_client):
+    second = TaskFactory(failed=True, failed_step="second")
+    third = TaskFactory(failed=True, failed_step="third", step=2, step_name="third")
+    html = admin_client.get(LIST_URL, {"failed_step": "second"}).content.decode()
+    assert second.id.hex[:8] in html
+    assert third.id.hex[:8] not in html
+
+
+@pytest.mark.admin_db
+def test_a_compensated_task_still_says_which_step_failed(backend, admin_client):
+    task = submit("saga", {"fail": ["ship"]})
+    run_until_idle()
+    task.refresh_from_db()
+    assert (task.step_name, task.failed_step) == ("", "ship")
+    html = admin_client.get(LIST_URL, {"failed_step": "ship"}).content.decode()
+    assert task.id.hex[:8] in html
+    assert '<td class="field-failed_step_">ship</td>' in html
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("term", "found"),
     [
@@ -230,6 +277,85 @@ def test_timeline_bars_are_placed_in_time_order(admin_client):
     xs = [float(x) for x in re.findall(r'<rect class="salvador-bar [^"]+" x="([\d.]+)"', html)]
     assert xs == sorted(xs)
     assert xs[0] == 200.0  # the first attempt starts at the axis's origin
+
+
+def requeued_then_completed() -> Task:
+    """A completed task whose second step failed twice, was requeued, then completed.
+
+    The engine numbers attempts from 1 again after a requeue, and the rows are written
+    out of time order, so neither the attempt number nor the id says what came first.
+    """
+    task = TaskFactory(completed=True)
+    start = timezone.now() - timedelta(minutes=10)
+
+    def attempt(index: int, name: str, number: int, at: float, status: str) -> None:
+        begun = start + timedelta(seconds=at)
+        StepRunFactory(
+            task=task,
+            index=index,
+            name=name,
+            attempt=number,
+            status=status,
+            started_at=begun,
+            finished_at=begun + timedelta(seconds=1),
+            error="ValueError: no" if status == "failed" else "",
+        )
+
+    attempt(1, "second", 1, 100.0, "completed")  # after the requeue
+    attempt(0, "first", 1, 0.0, "completed")
+    attempt(1, "second", 2, 20.0, "failed")
+    attempt(1, "second", 1, 10.0, "failed")
+    attempt(2, "third", 1, 110.0, "completed")
+    return task
+
+
+def step_attempt_rows(html: str) -> list[tuple[str, ...]]:
+    """(run, step name, attempt, status) of each row of the step attempts table."""
+    table = html[html.index('id="step_runs-group"') :]
+    cells = {
+        column: re.findall(rf'<td class="field-{column}">(.*?)</td>', table, re.S)
+        for column in ("run_", "name_", "attempt", "status_")
+    }
+    text = {c: [re.sub(r"<[^>]+>", "", v).strip() for v in vs] for c, vs in cells.items()}
+    return list(zip(*text.values(), strict=True))
+
+
+@pytest.mark.django_db
+def test_step_attempts_read_in_the_order_they_happened_with_their_run(admin_client):
+    task = requeued_then_completed()
+    html = admin_client.get(change_url(task)).content.decode()
+    assert step_attempt_rows(html) == [
+        ("1", "first", "1", "Completed"),
+        ("1", "second", "1", "Failed"),
+        ("1", "second", "2", "Failed"),
+        ("2", "second", "1", "Completed"),
+        ("2", "third", "1", "Completed"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_step_that_completed_after_a_requeue_is_not_red_on_the_timeline(admin_client):
+    task = requeued_then_completed()
+    html = admin_client.get(change_url(task)).content.decode()
+    svg = html[html.index('<svg class="salvador-timeline"') :]
+    assert "salvador-timeline-row failed" not in svg
+
+
+@pytest.mark.django_db
+def test_every_time_on_the_task_page_shows_seconds(admin_client):
+    moment = timezone.now().replace(hour=9, minute=8, second=7, microsecond=0)
+    task = failed_with_history(created_at=moment, run_after=moment, started_at=moment)
+    StepRun.objects.filter(task=task).update(next_attempt_at=moment)
+    admin_client.post(triage_url(task, "requeue"))
+    html = admin_client.get(change_url(task)).content.decode()
+    times = html[html.index("field-created_at") : html.index("field-idempotency_key")]
+    assert times.count("09:08:07 UTC</span>") == 2  # created, started (a requeue made it due now)
+    steps = html[html.index('id="step_runs-group"') :]
+    assert steps.count("09:08:07 UTC</span>") == 3  # each attempt's next attempt
+    assert re.search(r"\d\d:\d\d:\d\d", steps[: steps.index("field-duration_")])
+    assert ">None<" not in html  # a time not set shows the admin's dash
+    history = html[html.index('class="salvador-history"') :]
+    assert re.search(r"<span>[-\d]+</span> <span>\d\d:\d\d:\d\d UTC</span></time> · admin", history)
 
 
 @pytest.mark.django_db
@@ -361,6 +487,95 @@ def test_triage_urls_refuse_get_unknown_operations_and_unknown_tasks(admin_clien
     assert status_of(task) == "failed"
 
 
+def completed_three_steps() -> Task:
+    """A three-steps task run to completion, each step's state checkpointed."""
+    task = submit("three-steps", {})
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.status == "completed"
+    return task
+
+
+def requeue_form(html: str) -> str:
+    start = html.find('class="salvador-requeue-from-step"')
+    return "" if start < 0 else html[start : html.index("</form>", start)]
+
+
+@pytest.mark.django_db
+def test_a_finished_task_page_offers_its_steps_to_requeue_from(admin_client):
+    failed = TaskFactory(failed=True, failed_step="second")
+    form = requeue_form(admin_client.get(change_url(failed)).content.decode())
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert re.findall(r'<option value="([^"]+)"', form) == ["first", "second", "third"]
+    assert '<option value="second" selected>' in form  # where it broke
+    assert "Requeue from this step" in form
+    for other in (
+        TaskFactory(running=True),
+        TaskFactory(),  # pending
+        TaskFactory(completed=True, workflow="no-longer-registered"),
+    ):
+        assert requeue_form(admin_client.get(change_url(other)).content.decode()) == ""
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_needs_the_requeue_permission_and_a_post():
+    task = TaskFactory(completed=True)
+    viewer = staff_client("view_task")
+    assert requeue_form(viewer.get(change_url(task)).content.decode()) == ""
+    assert viewer.post(from_step_url(task), {"step": "second"}).status_code == 403
+    requeuer = staff_client("view_task", "requeue_task")
+    assert requeue_form(requeuer.get(change_url(task)).content.decode())
+    assert requeuer.get(from_step_url(task), {"step": "second"}).status_code == 405
+    assert status_of(task) == "completed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.admin_db
+def test_requeue_from_a_step_runs_the_task_again_from_that_step(backend, admin_client):
+    task = completed_three_steps()
+    response = admin_client.post(from_step_url(task), {"step": "second"}, follow=True)
+    assert response.redirect_chain[-1][0] == change_url(task)
+    assert shown_messages(response.content.decode()) == "Requeued from step second"
+    task.refresh_from_db()
+    assert (task.status, task.step, task.step_name) == ("pending", 1, "second")
+    assert task.state == {"first": 1}  # as it was after the step before it
+    history = LogEntry.objects.get(object_id=str(task.pk))
+    assert history.get_change_message() == "Requeue from step second"
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.status == "completed"
+    assert task.step_runs.filter(name="first").count() == 1  # not run again
+    assert task.step_runs.filter(name="second").count() == 2
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_of_a_running_task_is_refused_with_a_message(admin_client):
+    task = TaskFactory(running=True)
+    response = admin_client.post(from_step_url(task), {"step": "first"}, follow=True)
+    assert response.status_code == 200
+    assert "running" in shown_messages(response.content.decode())
+    assert '<li class="error">' in response.content.decode()
+    assert status_of(task) == "running"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_requeue_from_an_unknown_step_names_the_steps(admin_client):
+    task = TaskFactory(failed=True)
+    response = admin_client.post(from_step_url(task), {"step": "explode"}, follow=True)
+    message = shown_messages(response.content.decode())
+    assert "explode" in message
+    assert "first, second, third" in message
+    assert status_of(task) == "failed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_of_an_unknown_task_is_404(admin_client):
+    missing = reverse("admin:salvador_task_requeue_from_step", args=["0" * 32])
+    assert admin_client.post(missing, {"step": "first"}).status_code == 404
+
+
 # -- permissions ------------------------------------------------------------------------
 
 
@@ -454,6 +669,25 @@ def test_the_overview_counts_per_workflow_and_status_and_links_to_the_list(admin
     assert rows["flaky"].counts == {}  # registered, no task yet
     html = response.content.decode()
     assert 'href="/admin/salvador/task/?workflow=three-steps&amp;status__exact=failed">3<' in html
+
+
+@pytest.mark.django_db
+def test_the_overview_breaks_recent_failures_down_by_failed_step(admin_client):
+    TaskFactory.create_batch(2, failed=True, failed_step="second")
+    TaskFactory(failed=True, failed_step="third")
+    TaskFactory(failed=True)  # failed before failed_step was recorded
+    response = admin_client.get(OVERVIEW_URL)
+    rows = {item.name: item for item, _cells in response.context["rows"]}
+    three = rows["three-steps"]
+    assert three.failed_recently is not None
+    assert three.failed_recently.count == 4
+    by_step = [(cell.label, cell.count) for cell in three.failed_steps]
+    assert by_step == [("second", 2), ("third", 1)]
+    html = response.content.decode()
+    assert (
+        'href="/admin/salvador/task/?workflow=three-steps&amp;failed_step=second'
+        '&amp;status__exact=failed" title="failed at this step">second 2</a>'
+    ) in html
 
 
 @pytest.mark.django_db

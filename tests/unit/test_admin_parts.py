@@ -1,10 +1,11 @@
-"""The admin's pure parts: durations for people and the timeline's geometry."""
+"""The admin's pure parts: durations and moments for people, runs, the timeline's geometry."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salvador_django.admin.durations import format_duration
+from salvador_django.admin.durations import format_duration, format_moment
+from salvador_django.admin.runs import number_runs
 from salvador_django.admin.timeline import CHART_WIDTH, LABEL_WIDTH, MIN_BAR_WIDTH, build_timeline
 from salvador_django.models import StepRun
 from salvador_django.status import StepRunStatus
@@ -81,3 +82,59 @@ def test_an_instant_attempt_is_still_visible():
     timeline = build_timeline([run(0, "noop", 1, 0, 0), run(1, "slow", 1, 0, 100)])
     assert timeline is not None
     assert timeline.rows[0].bars[0].width == MIN_BAR_WIDTH
+
+
+def test_a_duration_that_rounds_to_a_second_says_seconds():
+    assert format_duration(0.9996) == "1.0 s"
+
+
+def test_a_moment_shows_its_seconds_and_time_zone():
+    html = format_moment(T0 + timedelta(seconds=5.25))
+    assert "<span>2026-11-30</span> <span>12:00:05 UTC</span></time>" in html
+    assert 'datetime="2026-11-30T12:00:05.250000+00:00"' in html
+    assert format_moment(None) is None
+
+
+def requeued_runs():
+    """A step that failed twice, then, after a requeue, completed at its "attempt 1"."""
+    return [
+        run(1, "charge", 1, 10, 5, StepRunStatus.COMPLETED),  # after the requeue
+        run(0, "reserve", 1, 0, 1),
+        run(1, "charge", 2, 5, 1, StepRunStatus.FAILED),
+        run(1, "charge", 1, 2, 1, StepRunStatus.FAILED),
+        run(2, "ship", 1, 16, 1),
+    ]
+
+
+def test_attempts_are_numbered_by_run_in_the_order_they_happened():
+    numbered = [(n, r.name, r.attempt) for n, r in number_runs(requeued_runs())]
+    assert numbered == [
+        (1, "reserve", 1),
+        (1, "charge", 1),
+        (1, "charge", 2),
+        (2, "charge", 1),
+        (2, "ship", 1),
+    ]
+
+
+def test_a_restart_from_the_first_step_begins_a_run():
+    runs = [run(0, "reserve", 1, 0, 1), run(1, "charge", 1, 2, 1), run(0, "reserve", 1, 5, 1)]
+    assert [n for n, _run in number_runs(runs)] == [1, 1, 2]
+
+
+def test_the_label_follows_the_latest_attempt_not_the_highest_attempt_number():
+    timeline = build_timeline(requeued_runs())
+    assert timeline is not None
+    charge = timeline.rows[1]
+    assert charge.label == "2 · charge"
+    assert not charge.failed  # it failed, then completed after the requeue
+    assert [bar.status for bar in charge.bars] == ["failed", "failed", "completed"]
+    assert charge.bars[2].title.startswith("charge · run 2 · attempt 1 · Completed")
+    assert charge.bars[0].title.startswith("charge · attempt 1 · Failed")
+
+
+def test_a_step_that_completed_then_failed_after_a_requeue_is_failed():
+    runs = [run(0, "charge", 1, 0, 1), run(0, "charge", 1, 5, 1, StepRunStatus.FAILED)]
+    timeline = build_timeline(runs)
+    assert timeline is not None
+    assert timeline.rows[0].failed
