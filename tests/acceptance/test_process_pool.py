@@ -1,13 +1,18 @@
 """``runworkflows --pool processes``: a hung step's process is killed and replaced."""
 
+import multiprocessing
 import os
 import signal
+import subprocess
 import time
 
 import pytest
+from django.db import connections
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
+from salvador_django.pool import _child_main
+from salvador_django.worker import WorkerOptions
 from tests.factories import TaskFactory
 from tests.helpers import wait_until
 
@@ -110,3 +115,29 @@ def test_children_stop_when_their_supervisor_is_killed(backend, start_worker):
     while not all(gone(pid) for pid in children):
         assert time.monotonic() < deadline, "pool children outlived their supervisor"
         time.sleep(0.1)
+
+
+@pytest.mark.only_backend("sqlite")
+def test_a_child_whose_supervisor_died_before_it_looked_stops_at_once(backend):
+    # The supervisor passes its pid: a child that asked os.getppid() itself would, if
+    # the supervisor died before it asked, watch its new parent and run on for ever.
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    context = multiprocessing.get_context("fork")
+    connections.close_all()  # as the supervisor does: a child must not share them
+    child = context.Process(
+        target=_child_main,
+        args=(
+            context.Array("c", 2048),
+            WorkerOptions.from_settings(workflows=["three-steps"]),
+            None,
+            finished.pid,
+        ),
+    )
+    child.start()
+    child.join(20)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        pytest.fail("a pool child whose supervisor was gone kept running")
+    assert child.exitcode == 0
