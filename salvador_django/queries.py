@@ -37,14 +37,6 @@ class TaskQuerySet(models.QuerySet["Task"]):
             qs = qs.filter(workflow__in=list(workflows))
         return qs.order_by("-priority", "run_after")
 
-    def held(self, task_id: uuid.UUID, token: str) -> TaskQuerySet:
-        """The task, only while ``token`` still holds its claim (the fence of every write)."""
-        return self.filter(id=task_id, claimed_by=token, status=TaskStatus.RUNNING)
-
-    def changing(self, task_id: uuid.UUID) -> TaskQuerySet:
-        """The task ``task_id``, to make a move on (see :mod:`salvador_django.transitions`)."""
-        return self.filter(id=task_id)
-
     def expired_leases(self) -> TaskQuerySet:
         """Running tasks whose lease has expired: their worker is gone or stalled."""
         return self.filter(status=TaskStatus.RUNNING, lease_expires_at__lt=Now())
@@ -153,7 +145,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
-        task = self.changing(task_id)
+        task = self.filter(id=task_id)
         with transaction.atomic(using=self.db):
             result = Checkpoint.WRITTEN
             moved = move.apply(

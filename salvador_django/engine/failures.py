@@ -53,7 +53,7 @@ def time_out(
     """
     step, task = attempt.step, attempt.task
     watchdog = Lease(task.id, f"{lease.token}:timeout")
-    still_at_attempt = engine.writes.tasks(task).filter(
+    still_at_attempt = engine.writes.row(task).filter(
         step=attempt.index, attempt=attempt.number - 1
     )
     taken = engine.writes.with_lock_retry(
@@ -147,7 +147,7 @@ def fail(
             return Outcome.RETRY
         task.error, task.attempt, task.deadline = error, 0, None
         # Compensations see the state of the last checkpoint, not the failed attempt's.
-        task.state = engine.writes.tasks(task).values_list("state", flat=True).get()
+        task.state = engine.writes.row(task).values_list("state", flat=True).get()
         task.cancel_requested_at = timezone.now() if cancelled else None
         return compensate(engine, task, lease, workflow)
     number = attempt.number if attempt is not None else task.attempt

@@ -35,13 +35,14 @@ class Writes:
         self.database = database
         self.worker_name = worker_name
 
-    def tasks(self, task: Task) -> Any:
-        return Task.objects.using(self.database).changing(task.id)
+    def row(self, task: Task) -> Any:
+        """The task's row, for a move to change (the move adds the fence)."""
+        return Task.objects.using(self.database).filter(id=task.id)
 
     def move(self, move: Move, task: Task, lease: Lease, **params: Any) -> bool:
         """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
         return bool(
-            self.with_lock_retry(lambda: move.apply(self.tasks(task), token=lease.token, **params))
+            self.with_lock_retry(lambda: move.apply(self.row(task), token=lease.token, **params))
         )
 
     def checkpoint(self, attempt: Attempt, output: Any, next_name: str) -> Checkpoint:
@@ -105,7 +106,7 @@ class Writes:
 
         def write() -> None:
             with transaction.atomic(using=self.database):
-                if not move.apply(self.tasks(task), token=lease.token, **params):
+                if not move.apply(self.row(task), token=lease.token, **params):
                     raise LeaseLost
                 if retried:  # the row's time, on the database's clock, for the queue: a
                     # worker whose clock is off must not schedule by it
@@ -145,7 +146,7 @@ class Writes:
         def write() -> None:
             with transaction.atomic(using=self.database):
                 moved = transitions.COMPENSATE_STEP.apply(
-                    self.tasks(task),
+                    self.row(task),
                     token=attempt.lease.token,
                     step=attempt.index,
                     step_name=step.name,
