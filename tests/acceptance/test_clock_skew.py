@@ -33,8 +33,8 @@ from django_redis import get_redis_connection
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import StepRun, Task
-from tests.acceptance.conftest import ROOT
-from tests.helpers import wait_until
+from tests.support.processes import ROOT
+from tests.support.waiting import wait_until
 from tests.testapp.models import Event
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]

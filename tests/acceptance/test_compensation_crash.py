@@ -5,7 +5,7 @@ import signal
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.status import CompensationStatus
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 from tests.testapp.models import Event
 
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from benchmarks.faults.servers import PostgresServer, postgres_binaries
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "outage"

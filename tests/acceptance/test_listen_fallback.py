@@ -27,7 +27,7 @@ from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue, WakeUp, _Listener
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]
 

@@ -9,7 +9,7 @@ import pytest
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from tests.factories import TaskFactory
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 
 def status(backend, task):

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
-from tests.helpers import assert_ran_in_order_once, wait_until
+from tests.support.waiting import assert_ran_in_order_once, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.slow

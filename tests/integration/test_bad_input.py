@@ -45,7 +45,7 @@ from salvador_django.queues.database import CHANNEL, DatabaseQueue
 from salvador_django.testing import run_until_idle
 from salvador_django.worker import Worker, WorkerOptions
 from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
-from tests.helpers import run_in_threads
+from tests.support.waiting import run_in_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAX_BODY_BYTES: int = DEFAULTS["MAX_BODY_BYTES"]

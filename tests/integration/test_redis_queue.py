@@ -18,7 +18,7 @@ from salvador_django.queues import Entry, get_queue
 from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
-from tests.helpers import running_worker, wait_until
+from tests.support.waiting import running_worker, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.only_queue("redis")

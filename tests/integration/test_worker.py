@@ -16,7 +16,12 @@ from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.worker import Worker, WorkerOptions, reap_expired_leases
 from tests.factories import TaskFactory
-from tests.helpers import assert_ran_in_order_once, run_in_threads, running_worker, wait_until
+from tests.support.waiting import (
+    assert_ran_in_order_once,
+    run_in_threads,
+    running_worker,
+    wait_until,
+)
 from tests.testapp.models import Event
 
 
