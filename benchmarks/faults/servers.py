@@ -75,6 +75,18 @@ class RedisServer:
             client.flushall()
 
 
+#: ``runuser`` is in ``/usr/sbin``, which is not on every user's ``PATH`` (nor on a
+#: virtualenv's or tox's): looked up there first.
+RUNUSER = "/usr/sbin/runuser"
+
+
+def runuser_binary() -> str | None:
+    """The ``runuser`` command (util-linux; only root may use it), if installed."""
+    if os.access(RUNUSER, os.X_OK):
+        return RUNUSER
+    return shutil.which("runuser")
+
+
 def postgres_binaries() -> Path | None:
     """The newest ``/usr/lib/postgresql/*/bin`` holding ``initdb``, if any."""
     found = sorted(
@@ -88,7 +100,9 @@ class PostgresServer:
     """A PostgreSQL cluster of its own (``initdb``, ``pg_ctl``) on a free port.
 
     Trust authentication for the user ``postgres``, TCP on 127.0.0.1 only. When run
-    as root, the server runs as the ``postgres`` system user (``initdb`` refuses root).
+    as root, the server runs as the ``postgres`` system user (``initdb`` refuses root)
+    through ``runuser``. ``pg_ctl`` detaches the server into a session of its own:
+    ``destroy`` is what stops it.
     """
 
     def __init__(self) -> None:
@@ -96,16 +110,21 @@ class PostgresServer:
         if binaries is None:
             raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
         self.binaries = binaries
+        self._as_postgres = os.geteuid() == 0
+        self._runuser = runuser_binary() if self._as_postgres else None
+        if self._as_postgres and self._runuser is None:
+            raise RuntimeError(
+                f"running as root, PostgreSQL needs runuser ({RUNUSER}) to run as postgres"
+            )
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="salvador-pg-"))
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
-        self._as_postgres = os.geteuid() == 0
 
     def _run(self, *args: str) -> None:
         command = [str(self.binaries / args[0]), *args[1:]]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self._runuser is not None:
+            command = [self._runuser, "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.faults.servers import postgres_binaries
+from tests.support.servers import require_private_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
     ("queue", "db"), [("database", "postgres"), ("redis", "postgres"), ("database", "sqlite")]
 )
 def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -> None:
-    if db == "postgres" and postgres_binaries() is None:
-        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin")
+    if db == "postgres":
+        require_private_postgres()
     summary = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     command = [sys.executable, "benchmarks/chaos.py", "--quick", "--queue", queue, "--db", db,

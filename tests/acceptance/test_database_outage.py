@@ -1,6 +1,6 @@
 """A worker whose database goes away stops working on its tasks, then recovers.
 
-The worker runs against a private PostgreSQL server (``benchmarks.faults.servers``),
+The worker runs against a private PostgreSQL server (``tests.support.servers``),
 which the test stops for longer than a lease and starts again; the shared server
 is never touched.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from benchmarks.faults.servers import PostgresServer, postgres_binaries
+from tests.support.servers import PostgresServer, require_private_postgres
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +29,7 @@ LEASE_SECONDS = 2.0
 
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
-    if postgres_binaries() is None:
-        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin")
+    require_private_postgres()
     server = PostgresServer()
     server.start()
     server.create_database(DATABASE)

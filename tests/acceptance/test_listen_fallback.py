@@ -22,11 +22,11 @@ import psycopg
 import pytest
 from django.db import connections
 
-from benchmarks.faults.servers import free_port
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue, WakeUp, _Listener
+from tests.support.servers import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]

@@ -11,13 +11,13 @@ import pytest
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
-from benchmarks.faults.servers import RedisServer
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import Entry, get_queue
 from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
+from tests.support.servers import RedisServer
 from tests.support.waiting import running_worker, wait_until
 from tests.testapp.models import Event
 
