@@ -6,9 +6,11 @@ services stay up while a fault-injection run or a test takes these down.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -38,11 +40,17 @@ def wait_for_port(port: int, what: str, timeout: float = 20) -> None:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, keeping nothing on disk."""
+    """``redis-server`` on a free loopback port, keeping nothing on disk.
 
-    def __init__(self, directory: Path) -> None:
+    By default it runs in a process group of its own, which ``stop`` kills whole; with
+    ``own_process_group=False`` it stays in its starter's group and dies with it (a
+    fault-injection run killed by a test takes its server along).
+    """
+
+    def __init__(self, directory: Path, *, own_process_group: bool = True) -> None:
         self.directory = directory
         self.port = free_port()
+        self.own_process_group = own_process_group
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,13 +64,19 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=self.own_process_group,
         )  # fmt: skip
         wait_for_port(self.port, "redis-server", timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.own_process_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        elif self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=10)
+        self.process.wait(timeout=10)
         self.process = None
 
     def restart(self) -> None:

@@ -16,10 +16,10 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
+from tests.support.processes import ROOT, kill_group, start_in_group
 from tests.support.waiting import assert_ran_in_order_once, wait_until
 from tests.testapp.models import Event
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
     "redis": "redis://127.0.0.1:6379/15",
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
@@ -55,7 +55,7 @@ def celery(backend, broker, settings, tmp_path):
         }
         logs.append(tmp_path / f"celery-{len(processes)}.log")
         with logs[-1].open("wb") as log:
-            process = subprocess.Popen(
+            process = start_in_group(
                 [sys.executable, "-m", "celery", "-A", "tests.celery_app", *command],
                 cwd=ROOT,
                 env=env,
@@ -79,14 +79,16 @@ def celery(backend, broker, settings, tmp_path):
     start.beat = beat
     start.app = app
     start.output = lambda: "\n".join(p.read_text() for p in logs)
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
-    app.close()
+    try:
+        yield start
+    finally:
+        try:
+            for process in processes:  # a worker's whole group: a prefork pool's children too
+                kill_group(process)
+        finally:
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_purge(queue)
+            app.close()
 
 
 def statuses(backend, tasks):

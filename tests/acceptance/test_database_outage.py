@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.support.processes import run_in_group
 from tests.support.servers import PostgresServer, require_private_postgres
 from tests.support.waiting import wait_until
 
@@ -49,10 +49,9 @@ def pointed_at(server: PostgresServer) -> dict[str, str]:
 
 def django(server: PostgresServer, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    run = subprocess.run(
+    run = run_in_group(
         [sys.executable, "-m", "django", *args],
-        cwd=ROOT, env={**env, **pointed_at(server)}, capture_output=True, text=True,
-        timeout=120, check=False,
+        cwd=ROOT, env={**env, **pointed_at(server)}, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout

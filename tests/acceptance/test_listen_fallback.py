@@ -26,6 +26,7 @@ from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue, WakeUp, _Listener
+from tests.support.processes import kill_group, start_in_group
 from tests.support.servers import free_port
 from tests.support.waiting import wait_until
 
@@ -63,7 +64,7 @@ class PgBouncer:
         if os.geteuid() == 0:  # pgbouncer refuses to run as root; it reads the config first
             command[1:1] = ["-u", "postgres" if _user_exists("postgres") else "nobody"]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = start_in_group(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -97,9 +98,12 @@ class PgBouncer:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=10)
+        finally:
+            kill_group(self.process)
 
 
 def _user_exists(name: str) -> bool:

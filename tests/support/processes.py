@@ -57,13 +57,13 @@ def run_in_group(
     The whole group is killed when the command returns, times out or the test fails,
     so nothing it started outlives it.
     """
-    process = start_in_group(
+    with start_in_group(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    finally:
-        kill_group(process)
+    ) as process:  # closes the pipes, even after a timeout
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            kill_group(process)
     return subprocess.CompletedProcess(list(command), process.returncode, stdout, stderr)
 
 

@@ -58,11 +58,16 @@ def assert_ran_in_order_once(alias, task_ids, steps=("first", "second", "third")
     return {e.pid for runs in by_task.values() for e in runs}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30, interval: float = 0.02) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float = 30,
+    interval: float = 0.02,
+    message: str = "condition not met in time",
+) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``message`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, message
         time.sleep(interval)
 
 

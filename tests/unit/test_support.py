@@ -1,13 +1,19 @@
-"""The test support's own decisions: when a private PostgreSQL may be started."""
+"""The test support's own parts: when a private PostgreSQL may be started, and that a
+process a test started leaves nothing running behind it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.faults import servers as fault_servers
+from tests.support.processes import group_alive, run_in_group
 from tests.support.servers import Verdict, private_postgres_verdict, runuser_binary
+from tests.support.waiting import wait_until
 
 BINARIES = Path("/usr/lib/postgresql/15/bin")
 RUNUSER = "/usr/sbin/runuser"
@@ -86,3 +92,22 @@ def test_runuser_falls_back_to_path(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert runuser_binary() == str(elsewhere)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert runuser_binary() is None
+
+
+def test_run_in_group_kills_what_the_command_left_running() -> None:
+    run = run_in_group(["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $$ $!"], timeout=30)
+    assert run.returncode == 0, run.stderr
+    pgid, leftover = (int(pid) for pid in run.stdout.split())
+    # Killed with its group; init reaps it a moment later (a zombie still counts).
+    wait_until(lambda: not group_alive(pgid), timeout=10)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(leftover, 0)
+
+
+def test_run_in_group_kills_the_group_when_the_command_times_out() -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_in_group(["sh", "-c", "sleep 300 >/dev/null 2>&1 & sleep 300"], timeout=0.5)
+    assert time.monotonic() - started < 15
