@@ -9,6 +9,7 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
+from tests.support.tasks import expire_lease
 from tests.support.waiting import assert_ran_in_order_once, wait_until
 from tests.testapp.models import Event
 
@@ -52,13 +53,14 @@ def test_sigterm_finishes_the_running_step_releases_the_task_and_exits_0(
 
 def test_sigkill_mid_step_replays_only_that_step_after_the_lease(backend, queue_name, start_worker):
     task = submit("three-steps", {"sleep": {"second": 30}})
-    first = start_worker("--concurrency", "1", lease_seconds=2, sweep_interval=0.5)
+    first = start_worker("--concurrency", "1", sweep_interval=0.5)
     wait_until(lambda: Event.objects.using(backend).filter(task_id=task.id, step="second").exists())
     first.signal(signal.SIGKILL)
     first.wait()
     # The replay must not sleep 30 s again: the next attempt of "second" is quick.
     Task.objects.using(backend).filter(id=task.id).update(body={"sleep": {}})
-    second = start_worker("--concurrency", "1", lease_seconds=2, sweep_interval=0.5)
+    assert expire_lease(task, backend) == 1  # the killed worker's lease ran out
+    second = start_worker("--concurrency", "1", sweep_interval=0.5)
     wait_until(lambda: status_of(backend, task) == TaskStatus.COMPLETED, timeout=30)
     steps = list(
         Event.objects.using(backend)
