@@ -145,8 +145,8 @@ def test_behind_pgbouncer_an_idle_worker_warns_once_and_polls(backend, pgbouncer
         "--concurrency", "1", "--poll-interval", "1", SALVADOR_TEST_PG_PORT=str(pgbouncer.port)
     )  # fmt: skip
     worker.wait_for_output(WARNING)  # the first idle wait started the listener; it probed
+    # Idle and polling now: the listener's probe ran in the worker's first idle wait.
     assert "idle workers poll every POLL_INTERVAL (1s)" in worker.output()
-    time.sleep(0.5)  # idle, polling
 
     task = submit("three-steps", {})  # its NOTIFY goes to PostgreSQL, and nowhere further
     submitted = time.monotonic()

@@ -95,9 +95,9 @@ def test_two_worker_processes_never_run_one_step_twice_or_concurrently(
 
 @pytest.mark.only_backend("postgres")
 def test_listen_notify_wakes_an_idle_worker_process_at_once(backend, start_worker):
-    worker = start_worker("--concurrency", "1", "--poll-interval", "30")
-    worker.wait_for_output("started")
-    time.sleep(1)  # the worker has done its first claim and is now waiting
+    worker = start_worker("--concurrency", "1", "--poll-interval", "30", SALVADOR_LOG_LEVEL="DEBUG")
+    # Its first claim found nothing; waiting, it started the listener, which now listens.
+    worker.wait_for_output("listening for task notifications")
     task = submit("three-steps", {})
     started = time.monotonic()
     wait_until(lambda: status_of(backend, task) == TaskStatus.COMPLETED, timeout=10)

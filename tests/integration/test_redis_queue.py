@@ -262,12 +262,22 @@ def test_the_sweep_recovers_a_flushed_backlog_past_its_first_page(backend, queue
     assert queue.depth("breaks-second")["normal"] == 0
 
 
-def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(backend, queue_name):
+def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(
+    backend, queue_name, monkeypatch
+):
     queue = get_queue()
     submitted = []
+    waiting = threading.Event()
+    blpop = queue.client.blpop
+
+    def waiting_blpop(*args, **kwargs):
+        waiting.set()  # the claim found nothing and now waits on the bells
+        return blpop(*args, **kwargs)
+
+    monkeypatch.setattr(queue.client, "blpop", waiting_blpop)
 
     def submit_later():
-        time.sleep(0.3)
+        assert waiting.wait(timeout=10)
         submitted.append(submit("three-steps", {}))
         connections.close_all()
 
@@ -275,6 +285,7 @@ def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(back
     submitter.start()
     claimed = queue.claim(["three-steps"], 5, token="t", lease_seconds=60)
     submitter.join()
+    assert waiting.is_set()
     assert [t.id for t in claimed] == [submitted[0].id]
     assert queue.depth("three-steps")["normal"] == 1  # still listed: a crash here loses nothing
     assert pop_id(queue) is None  # this thread's next pop removes the entry
