@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.db import connections
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, QuerySet, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -49,7 +50,7 @@ def make_tasks(alias, count, *, status, finished_days_ago=1.0, workflow="three-s
         cursor.execute(sql, params)
 
 
-def _database_now_minus(seconds: float) -> ExpressionWrapper:
+def _database_now_minus(seconds: float) -> ExpressionWrapper[Combinable]:
     return ExpressionWrapper(
         Now() - Value(timedelta(seconds=seconds), output_field=DurationField()),
         output_field=DateTimeField(),

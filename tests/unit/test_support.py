@@ -79,7 +79,7 @@ def test_runuser_is_found_in_sbin_when_it_is_not_on_path(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no /usr/sbin, as in a user's virtualenv
-    monkeypatch.setattr(fault_servers.os, "access", lambda path, mode: path == RUNUSER)
+    monkeypatch.setattr(os, "access", lambda path, mode: path == RUNUSER)
     assert runuser_binary() == RUNUSER
 
 
