@@ -118,7 +118,7 @@ class Run:
             self.postgres.start()
             self.postgres.create_database("chaos")
         if self.args.queue == "redis":
-            self.redis = RedisServer(self.directory)
+            self.redis = RedisServer(self.directory, own_process_group=False)  # dies with the run
             self.redis.start()
 
     def stop_servers(self) -> None:

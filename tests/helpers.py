@@ -1,75 +1,10 @@
-"""Helpers shared by the tests."""
+"""Kept for imports written before ``tests/support``: new code imports from there."""
 
-import itertools
-import threading
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from tests.support.waiting import (
+    assert_ran_in_order_once,
+    run_in_threads,
+    running_worker,
+    wait_until,
+)
 
-from django.db import connections
-
-from salvador_django.worker import Worker, WorkerOptions
-from tests.testapp.models import Event
-
-
-def run_in_threads(target: Callable[[int], Any], count: int) -> list[Any]:
-    """Run ``target(i)`` in ``count`` threads started together; returns results or exceptions."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-def assert_ran_in_order_once(alias, task_ids, steps=("first", "second", "third")) -> set[int]:
-    """Each step of each task ran exactly once, each after the previous one finished.
-
-    Returns the process ids that ran steps.
-    """
-    by_task = defaultdict(list)
-    for event in Event.objects.using(alias).order_by("started", "id"):
-        by_task[event.task_id].append(event)
-    assert set(by_task) == set(task_ids)
-    for task_id, runs in by_task.items():
-        assert [e.step for e in runs] == list(steps), task_id
-        for before, after in itertools.pairwise(runs):
-            assert before.finished is not None
-            assert before.finished <= after.started, task_id
-    return {e.pid for runs in by_task.values() for e in runs}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30, interval: float = 0.02) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(interval)
-
-
-@contextmanager
-def running_worker(**options: Any) -> Iterator[Worker]:
-    """A worker running in a thread for the block; stopped (and checked stopped) after it."""
-    worker = Worker(WorkerOptions.from_settings(**options))
-    runner = threading.Thread(target=worker.run)
-    runner.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        runner.join(timeout=30)
-    assert not runner.is_alive(), "the worker did not stop"
+__all__ = ["assert_ran_in_order_once", "run_in_threads", "running_worker", "wait_until"]

@@ -6,9 +6,11 @@ services stay up while a fault-injection run or a test takes these down.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -38,11 +40,17 @@ def wait_for_port(port: int, what: str, timeout: float = 20) -> None:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, keeping nothing on disk."""
+    """``redis-server`` on a free loopback port, keeping nothing on disk.
 
-    def __init__(self, directory: Path) -> None:
+    By default it runs in a process group of its own, which ``stop`` kills whole; with
+    ``own_process_group=False`` it stays in its starter's group and dies with it (a
+    fault-injection run killed by a test takes its server along).
+    """
+
+    def __init__(self, directory: Path, *, own_process_group: bool = True) -> None:
         self.directory = directory
         self.port = free_port()
+        self.own_process_group = own_process_group
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,13 +64,19 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=self.own_process_group,
         )  # fmt: skip
         wait_for_port(self.port, "redis-server", timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.own_process_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        elif self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=10)
+        self.process.wait(timeout=10)
         self.process = None
 
     def restart(self) -> None:
@@ -73,6 +87,18 @@ class RedisServer:
     def flushall(self) -> None:
         with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5) as client:
             client.flushall()
+
+
+#: ``runuser`` is in ``/usr/sbin``, which is not on every user's ``PATH`` (nor on a
+#: virtualenv's or tox's): looked up there first.
+RUNUSER = "/usr/sbin/runuser"
+
+
+def runuser_binary() -> str | None:
+    """The ``runuser`` command (util-linux; only root may use it), if installed."""
+    if os.access(RUNUSER, os.X_OK):
+        return RUNUSER
+    return shutil.which("runuser")
 
 
 def postgres_binaries() -> Path | None:
@@ -88,7 +114,9 @@ class PostgresServer:
     """A PostgreSQL cluster of its own (``initdb``, ``pg_ctl``) on a free port.
 
     Trust authentication for the user ``postgres``, TCP on 127.0.0.1 only. When run
-    as root, the server runs as the ``postgres`` system user (``initdb`` refuses root).
+    as root, the server runs as the ``postgres`` system user (``initdb`` refuses root)
+    through ``runuser``. ``pg_ctl`` detaches the server into a session of its own:
+    ``destroy`` is what stops it.
     """
 
     def __init__(self) -> None:
@@ -96,16 +124,21 @@ class PostgresServer:
         if binaries is None:
             raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
         self.binaries = binaries
+        self._as_postgres = os.geteuid() == 0
+        self._runuser = runuser_binary() if self._as_postgres else None
+        if self._as_postgres and self._runuser is None:
+            raise RuntimeError(
+                f"running as root, PostgreSQL needs runuser ({RUNUSER}) to run as postgres"
+            )
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="salvador-pg-"))
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
-        self._as_postgres = os.geteuid() == 0
 
     def _run(self, *args: str) -> None:
         command = [str(self.binaries / args[0]), *args[1:]]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self._runuser is not None:
+            command = [self._runuser, "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import run_in_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    run = subprocess.run(
+    run = run_in_group(  # its worker processes die with it
         [
             sys.executable,
             "benchmarks/run.py",
@@ -31,8 +32,6 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
         ],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -16,10 +16,11 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
-from tests.helpers import assert_ran_in_order_once, wait_until
+from tests.support.processes import ROOT, kill_group, start_in_group
+from tests.support.tasks import expire_lease
+from tests.support.waiting import assert_ran_in_order_once, wait_until
 from tests.testapp.models import Event
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
     "redis": "redis://127.0.0.1:6379/15",
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
@@ -55,7 +56,7 @@ def celery(backend, broker, settings, tmp_path):
         }
         logs.append(tmp_path / f"celery-{len(processes)}.log")
         with logs[-1].open("wb") as log:
-            process = subprocess.Popen(
+            process = start_in_group(
                 [sys.executable, "-m", "celery", "-A", "tests.celery_app", *command],
                 cwd=ROOT,
                 env=env,
@@ -79,14 +80,16 @@ def celery(backend, broker, settings, tmp_path):
     start.beat = beat
     start.app = app
     start.output = lambda: "\n".join(p.read_text() for p in logs)
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
-    app.close()
+    try:
+        yield start
+    finally:
+        try:
+            for process in processes:  # a worker's whole group: a prefork pool's children too
+                kill_group(process)
+        finally:
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_purge(queue)
+            app.close()
 
 
 def statuses(backend, tasks):
@@ -106,14 +109,16 @@ def test_500_dispatched_tasks_run_every_step_once_in_order(backend, celery):
 
 
 def test_a_killed_celery_worker_loses_nothing(backend, celery):
-    first = celery.worker(lease_seconds=2)
+    first = celery.worker()
     with transaction.atomic(using=backend):
         tasks = [submit("three-steps", {"sleep": {"second": 0.05}}) for _ in range(100)]
     wait_until(lambda: Event.objects.using(backend).filter(step="third").count() >= 10)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    celery.worker(lease_seconds=2)
-    celery.beat()  # its sweep returns the killed worker's tasks once their lease expires
+    # The killed worker's leases ran out (it was the only worker: every running task is its).
+    expire_lease(Task.objects.filter(id__in=[t.id for t in tasks]), backend)
+    celery.worker()
+    celery.beat()  # its sweep returns the killed worker's tasks: their lease expired
     wait_until(lambda: statuses(backend, tasks) == {TaskStatus.COMPLETED}, timeout=120)
     by_task = defaultdict(list)
     for event in Event.objects.using(backend).order_by("started", "id"):

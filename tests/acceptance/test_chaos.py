@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.faults.servers import postgres_binaries
+from tests.support.processes import run_in_group
+from tests.support.servers import require_private_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
     ("queue", "db"), [("database", "postgres"), ("redis", "postgres"), ("database", "sqlite")]
 )
 def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -> None:
-    if db == "postgres" and postgres_binaries() is None:
-        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin")
+    if db == "postgres":
+        require_private_postgres()
     summary = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     command = [sys.executable, "benchmarks/chaos.py", "--quick", "--queue", queue, "--db", db,
                "--json", str(summary)]  # fmt: skip
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    run = run_in_group(command, cwd=ROOT, env=env, timeout=600)  # its workers die with it
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
     result = json.loads(summary.read_text())
     assert result["passed"]

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,8 +32,8 @@ from django_redis import get_redis_connection
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import StepRun, Task
-from tests.acceptance.conftest import ROOT
-from tests.helpers import wait_until
+from tests.support.processes import ROOT, run_in_group
+from tests.support.waiting import wait_until
 from tests.testapp.models import Event
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]
@@ -67,13 +66,7 @@ def skewed() -> Skewed:
     faketime = shutil.which("faketime")
     if faketime is None:
         _require_faketime("faketime is not installed (Debian: apt-get install faketime)")
-    found = subprocess.run(
-        [faketime, "-f", "+0", "sh", "-c", 'printf %s "$LD_PRELOAD"'],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    found = run_in_group([faketime, "-f", "+0", "sh", "-c", 'printf %s "$LD_PRELOAD"'], timeout=10)
     preload = found.stdout.strip()
     if found.returncode != 0 or not preload:
         _require_faketime(f"faketime does not run: {found.stderr.strip() or 'no LD_PRELOAD'}")
@@ -93,12 +86,8 @@ def skewed() -> Skewed:
     for offset, seconds in SKEW_SECONDS.items():
         real, monotonic = time.time(), time.monotonic()
         skewed_env = {**os.environ, **env(offset)}
-        date = subprocess.run(
-            ["date", "+%s"], env=skewed_env, capture_output=True, text=True, check=False
-        )
-        python = subprocess.run(
-            [sys.executable, "-c", probe], env=skewed_env, capture_output=True, text=True
-        )
+        date = run_in_group(["date", "+%s"], env=skewed_env, timeout=30)
+        python = run_in_group([sys.executable, "-c", probe], env=skewed_env, timeout=30)
         try:
             wall, mono, now = (float(v) for v in python.stdout.split())
             seen = [float(date.stdout) - real, wall - real, now - real, mono - monotonic]
@@ -338,7 +327,8 @@ def test_an_entry_scheduled_without_run_after_by_a_process_5_minutes_ahead_is_du
         "SALVADOR_TEST_KEY_PREFIX": settings.SALVADOR["KEY_PREFIX"],
         **skewed("+5m"),
     }
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=30)
+    scheduled = run_in_group([sys.executable, "-c", code], env=env, cwd=ROOT, timeout=30)
+    assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
     client = get_redis_connection("redis")
     delayed = f"{settings.SALVADOR['KEY_PREFIX']}delayed:three-steps"
     score = client.zscore(delayed, f"1:{task_id}")

@@ -1,6 +1,6 @@
 """A worker whose database goes away stops working on its tasks, then recovers.
 
-The worker runs against a private PostgreSQL server (``benchmarks.faults.servers``),
+The worker runs against a private PostgreSQL server (``tests.support.servers``),
 which the test stops for longer than a lease and starts again; the shared server
 is never touched.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from benchmarks.faults.servers import PostgresServer, postgres_binaries
-from tests.helpers import wait_until
+from tests.support.processes import run_in_group
+from tests.support.servers import PostgresServer, require_private_postgres
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "outage"
@@ -29,8 +29,7 @@ LEASE_SECONDS = 2.0
 
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
-    if postgres_binaries() is None:
-        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin")
+    require_private_postgres()
     server = PostgresServer()
     server.start()
     server.create_database(DATABASE)
@@ -50,10 +49,9 @@ def pointed_at(server: PostgresServer) -> dict[str, str]:
 
 def django(server: PostgresServer, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    run = subprocess.run(
+    run = run_in_group(
         [sys.executable, "-m", "django", *args],
-        cwd=ROOT, env={**env, **pointed_at(server)}, capture_output=True, text=True,
-        timeout=120, check=False,
+        cwd=ROOT, env={**env, **pointed_at(server)}, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout

@@ -22,12 +22,13 @@ import psycopg
 import pytest
 from django.db import connections
 
-from benchmarks.faults.servers import free_port
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue, WakeUp, _Listener
-from tests.helpers import wait_until
+from tests.support.processes import kill_group, start_in_group
+from tests.support.servers import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]
 
@@ -63,7 +64,7 @@ class PgBouncer:
         if os.geteuid() == 0:  # pgbouncer refuses to run as root; it reads the config first
             command[1:1] = ["-u", "postgres" if _user_exists("postgres") else "nobody"]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = start_in_group(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -97,9 +98,12 @@ class PgBouncer:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=10)
+        finally:
+            kill_group(self.process)
 
 
 def _user_exists(name: str) -> bool:
@@ -141,8 +145,8 @@ def test_behind_pgbouncer_an_idle_worker_warns_once_and_polls(backend, pgbouncer
         "--concurrency", "1", "--poll-interval", "1", SALVADOR_TEST_PG_PORT=str(pgbouncer.port)
     )  # fmt: skip
     worker.wait_for_output(WARNING)  # the first idle wait started the listener; it probed
+    # Idle and polling now: the listener's probe ran in the worker's first idle wait.
     assert "idle workers poll every POLL_INTERVAL (1s)" in worker.output()
-    time.sleep(0.5)  # idle, polling
 
     task = submit("three-steps", {})  # its NOTIFY goes to PostgreSQL, and nowhere further
     submitted = time.monotonic()

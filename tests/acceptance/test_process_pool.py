@@ -4,7 +4,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from django.db import connections
@@ -14,7 +13,9 @@ from salvador_django.models import Task
 from salvador_django.pool import _child_main
 from salvador_django.worker import WorkerOptions
 from tests.factories import TaskFactory
-from tests.helpers import wait_until
+from tests.support.processes import group_alive
+from tests.support.waiting import wait_until
+from tests.testapp.models import Event
 
 
 def status(backend, task):
@@ -111,10 +112,38 @@ def test_children_stop_when_their_supervisor_is_killed(backend, start_worker):
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split()[2] == "Z"
 
-    deadline = time.monotonic() + 15
-    while not all(gone(pid) for pid in children):
-        assert time.monotonic() < deadline, "pool children outlived their supervisor"
-        time.sleep(0.1)
+    wait_until(
+        lambda: all(gone(pid) for pid in children),
+        timeout=15,
+        interval=0.1,
+        message="pool children outlived their supervisor",
+    )
+
+
+@pytest.mark.parametrize("supervisor", ["running", "killed alone"])
+def test_teardown_kills_the_whole_group_of_a_pool_worker(backend, start_worker, supervisor):
+    """A pool child left running would claim the tasks of later tests."""
+    tasks = [submit("three-steps", {"sleep": {"first": 300}}) for _ in range(2)]
+    pool = start_worker("--pool", "processes", "--concurrency", "2")
+    # Both children are in a step they would finish before stopping on their own.
+    wait_until(
+        lambda: Event.objects.using(backend).filter(task_id__in=[t.id for t in tasks]).count() == 2
+    )
+    children = [
+        int(line.rsplit(" ", 1)[1]) for line in pool.output().splitlines() if "runs process" in line
+    ]
+    assert len(children) == 2
+    assert {os.getpgid(pid) for pid in children} == {pool.pgid}  # the children share its group
+    if supervisor == "killed alone":
+        pool.signal(signal.SIGKILL)  # its children are orphans now, still in its group
+        pool.wait()
+
+    start_worker.close()  # what the fixture's teardown runs, whatever the test's outcome
+
+    # Killed at once; init reaps the orphans a moment later (a zombie still counts).
+    wait_until(lambda: not group_alive(pool.pgid), timeout=5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pool.pgid, 0)
 
 
 @pytest.mark.only_backend("sqlite")

@@ -9,7 +9,8 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
-from tests.helpers import assert_ran_in_order_once, wait_until
+from tests.support.tasks import expire_lease
+from tests.support.waiting import assert_ran_in_order_once, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.slow
@@ -53,13 +54,14 @@ def test_sigterm_finishes_the_running_step_releases_the_task_and_exits_0(
 
 def test_sigkill_mid_step_replays_only_that_step_after_the_lease(backend, queue_name, start_worker):
     task = submit("three-steps", {"sleep": {"second": 30}})
-    first = start_worker("--concurrency", "1", lease_seconds=2, sweep_interval=0.5)
+    first = start_worker("--concurrency", "1", sweep_interval=0.5)
     wait_until(lambda: Event.objects.using(backend).filter(task_id=task.id, step="second").exists())
     first.signal(signal.SIGKILL)
     first.wait()
     # The replay must not sleep 30 s again: the next attempt of "second" is quick.
     Task.objects.using(backend).filter(id=task.id).update(body={"sleep": {}})
-    second = start_worker("--concurrency", "1", lease_seconds=2, sweep_interval=0.5)
+    assert expire_lease(task, backend) == 1  # the killed worker's lease ran out
+    second = start_worker("--concurrency", "1", sweep_interval=0.5)
     wait_until(lambda: status_of(backend, task) == TaskStatus.COMPLETED, timeout=30)
     steps = list(
         Event.objects.using(backend)
@@ -94,9 +96,9 @@ def test_two_worker_processes_never_run_one_step_twice_or_concurrently(
 
 @pytest.mark.only_backend("postgres")
 def test_listen_notify_wakes_an_idle_worker_process_at_once(backend, start_worker):
-    worker = start_worker("--concurrency", "1", "--poll-interval", "30")
-    worker.wait_for_output("started")
-    time.sleep(1)  # the worker has done its first claim and is now waiting
+    worker = start_worker("--concurrency", "1", "--poll-interval", "30", SALVADOR_LOG_LEVEL="DEBUG")
+    # Its first claim found nothing; waiting, it started the listener, which now listens.
+    worker.wait_for_output("listening for task notifications")
     task = submit("three-steps", {})
     started = time.monotonic()
     wait_until(lambda: status_of(backend, task) == TaskStatus.COMPLETED, timeout=10)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.support.processes import ROOT, run_in_group
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,9 +22,7 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "SALVADOR_TEST_SQLITE_DIR": str(tmp_path),
     }
     env.pop("SALVADOR_TEST_USE_TEST_DATABASES", None)
-    return subprocess.run(
-        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return run_in_group([sys.executable, *args], env=env, cwd=ROOT, timeout=120)
 
 
 @pytest.mark.parametrize("mode", [["--burst"], []])

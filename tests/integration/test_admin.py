@@ -20,7 +20,7 @@ from salvador_django.queues import get_queue
 from salvador_django.status import TaskStatus
 from salvador_django.testing import run_until_idle
 from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
-from tests.helpers import run_in_threads
+from tests.support.waiting import run_in_threads
 
 LIST_URL = "/admin/salvador/task/"
 OVERVIEW_URL = "/admin/salvador/overview/"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -45,7 +44,8 @@ from salvador_django.queues.database import CHANNEL, DatabaseQueue
 from salvador_django.testing import run_until_idle
 from salvador_django.worker import Worker, WorkerOptions
 from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
-from tests.helpers import run_in_threads
+from tests.support.processes import run_in_group
+from tests.support.waiting import run_in_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAX_BODY_BYTES: int = DEFAULTS["MAX_BODY_BYTES"]
@@ -585,14 +585,8 @@ def test_django_setup_names_the_workflows_module_that_fails(
         "DJANGO_SETTINGS_MODULE": f"{app}_settings",
     }
     with unchanged(backend):
-        checked = subprocess.run(
-            [sys.executable, "-m", "django", "check"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        checked = run_in_group(
+            [sys.executable, "-m", "django", "check"], cwd=ROOT, env=env, timeout=60
         )
     assert checked.returncode == 1, checked.stderr
     stderr = checked.stderr

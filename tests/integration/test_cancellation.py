@@ -10,7 +10,7 @@ from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
 from salvador_django.testing import run_until_idle
 from tests.factories import TaskFactory
-from tests.helpers import running_worker, wait_until
+from tests.support.waiting import running_worker, wait_until
 
 RAN: list[str] = []
 IN_STEP = threading.Event()

@@ -10,7 +10,7 @@ from django.db import connections
 from salvador_django import sql
 from salvador_django.models import Task
 from salvador_django.status import TaskStatus
-from tests.integration.test_maintenance import make_tasks
+from tests.support.tasks import make_tasks
 
 HISTORY = 50_000
 PENDING = 500

@@ -1,7 +1,5 @@
 """Saga compensation: completed steps are undone in reverse order, durably."""
 
-import time
-
 import pytest
 from django.db.models.functions import Now
 
@@ -11,6 +9,7 @@ from salvador_django.models import Task
 from salvador_django.status import CompensationStatus
 from salvador_django.testing import run_until_idle
 from tests.factories import TaskFactory
+from tests.support.tasks import make_due
 from tests.testapp.models import Event
 
 
@@ -182,7 +181,7 @@ def test_a_task_compensating_after_a_failure_cannot_be_cancelled(backend, workfl
     assert (task.status, task.compensation) == (TaskStatus.PENDING, CompensationStatus.RUNNING)
     with pytest.raises(InvalidTransition, match="its compensation is running"):
         task.cancel()
-    time.sleep(0.35)
+    make_due(task, backend)  # the compensation's retry is due
     run_until_idle()
     task.refresh_from_db()
     assert calls == [1, 2]

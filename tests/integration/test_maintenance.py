@@ -13,40 +13,10 @@ from salvador_django import submit
 from salvador_django.maintenance import parse_moment, purge_tasks, requeue_tasks, select_tasks
 from salvador_django.models import StepRun, Task
 from salvador_django.status import StepRunStatus, TaskStatus
-from tests.helpers import run_in_threads
+from tests.support.tasks import make_tasks
+from tests.support.waiting import run_in_threads
 
 MANY = 100_000
-
-
-def make_tasks(alias, count, *, status, finished_days_ago=1.0, workflow="three-steps", state="{}"):
-    """Insert ``count`` tasks with one statement written by the database (100,000 in ~1 s)."""
-    connection = connections[alias]
-    postgres = connection.vendor == "postgresql"
-    failed = status == TaskStatus.FAILED
-    terminal = status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-    finished = timezone.now() - timedelta(days=finished_days_ago) if terminal else None
-    sql = f"""
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s)
-        INSERT INTO {Task._meta.db_table}
-            (id, workflow, state, meta, status, step, step_name, error, attempt, recoveries,
-             priority, finished_at)
-        SELECT {"gen_random_uuid()" if postgres else "lower(hex(randomblob(16)))"},
-            %s, {"CAST(%s AS jsonb)" if postgres else "%s"}, '{{}}', %s, %s, %s, %s, %s, 0, 0, %s
-        FROM n
-    """
-    params = [
-        count,
-        workflow,
-        state,
-        status,
-        1 if failed else 0,
-        "second" if failed else "first",
-        "ValueError: second failed" if failed else "",
-        1 if failed else 0,
-        connection.ops.adapt_datetimefield_value(finished),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def add_step_runs(alias, count):

@@ -11,14 +11,14 @@ import pytest
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
-from benchmarks.faults.servers import RedisServer
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
 from salvador_django.queues import Entry, get_queue
 from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
-from tests.helpers import running_worker, wait_until
+from tests.support.servers import RedisServer
+from tests.support.waiting import running_worker, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.only_queue("redis")
@@ -104,7 +104,8 @@ def test_ids_left_in_flight_longer_than_a_lease_are_pushed_again(backend, queue_
     queue = get_queue()
     assert pop_id(queue) == str(task.id)
     assert queue._recover_inflight() == 0  # too recent to tell from a worker about to claim
-    time.sleep(1.1)
+    # In flight for longer than the lease: its mark is scored 1.1 s earlier (Redis' clock).
+    queue.client.zincrby(queue.key("inflight"), -1.1, str(task.id))
     assert queue._recover_inflight() == 1
     assert queue.client.zcard(queue.key("inflight")) == 0
     assert pop_id(queue) == str(task.id)
@@ -261,12 +262,22 @@ def test_the_sweep_recovers_a_flushed_backlog_past_its_first_page(backend, queue
     assert queue.depth("breaks-second")["normal"] == 0
 
 
-def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(backend, queue_name):
+def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(
+    backend, queue_name, monkeypatch
+):
     queue = get_queue()
     submitted = []
+    waiting = threading.Event()
+    blpop = queue.client.blpop
+
+    def waiting_blpop(*args, **kwargs):
+        waiting.set()  # the claim found nothing and now waits on the bells
+        return blpop(*args, **kwargs)
+
+    monkeypatch.setattr(queue.client, "blpop", waiting_blpop)
 
     def submit_later():
-        time.sleep(0.3)
+        assert waiting.wait(timeout=10)
         submitted.append(submit("three-steps", {}))
         connections.close_all()
 
@@ -274,6 +285,7 @@ def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(back
     submitter.start()
     claimed = queue.claim(["three-steps"], 5, token="t", lease_seconds=60)
     submitter.join()
+    assert waiting.is_set()
     assert [t.id for t in claimed] == [submitted[0].id]
     assert queue.depth("three-steps")["normal"] == 1  # still listed: a crash here loses nothing
     assert pop_id(queue) is None  # this thread's next pop removes the entry

@@ -1,26 +1,12 @@
 """Retry policy: defaults per workflow and in settings, PermanentError, attempt timing."""
 
-import time
-
 from salvador_django import Retry, TaskStatus, Workflow
 from salvador_django.exceptions import PermanentError
-from salvador_django.models import Task
-from salvador_django.testing import run_until_idle
+from tests.support.waiting import run_until_finished
 
 
 class CardDeclined(PermanentError):
     pass
-
-
-def run_until_finished(task: Task, timeout: float = 10) -> Task:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_until_idle()
-        task.refresh_from_db()
-        if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
-            return task
-        time.sleep(0.01)
-    raise AssertionError(f"task still {task.status} after {timeout}s")
 
 
 def failing_workflow(name, workflow_names, exc, **workflow_kwargs):

@@ -6,7 +6,7 @@ import pytest
 
 from salvador_django import Retry, TaskStatus, Workflow
 from salvador_django.models import Task
-from tests.helpers import running_worker, wait_until
+from tests.support.waiting import running_worker, wait_until
 
 FOREVER = threading.Event()  # set at teardown, so that "forever" ends with the test
 

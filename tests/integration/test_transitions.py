@@ -3,7 +3,7 @@ from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
 from salvador_django.testing import run_until_idle
 from tests.factories import StepRunFactory, TaskFactory
-from tests.helpers import run_in_threads
+from tests.support.waiting import run_in_threads
 
 
 def test_requeue_resumes_a_failed_task_at_the_broken_step(backend):

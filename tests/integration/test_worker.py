@@ -16,7 +16,12 @@ from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.factories import TaskFactory
-from tests.helpers import assert_ran_in_order_once, run_in_threads, running_worker, wait_until
+from tests.support.waiting import (
+    assert_ran_in_order_once,
+    run_in_threads,
+    running_worker,
+    wait_until,
+)
 from tests.testapp.models import Event
 
 
@@ -204,11 +209,23 @@ def test_stop_lets_the_running_step_finish_and_releases_the_task(backend, queue_
 
 
 def test_an_idle_worker_starts_a_submitted_task_without_waiting_a_poll_interval(
-    backend, queue_name, settings
+    backend, queue_name, settings, monkeypatch
 ):
     settings.SALVADOR = {**settings.SALVADOR, "POLL_INTERVAL": 30}
+    queue = get_queue()  # the worker's
+    looking: set[str] = set()
+    both_waiting = threading.Event()
+    claim = queue.claim
+
+    def counted_claim(*args, **kwargs):
+        looking.add(threading.current_thread().name)
+        if len(looking) == 2:
+            both_waiting.set()
+        return claim(*args, **kwargs)  # nothing is due: it waits up to the poll interval
+
+    monkeypatch.setattr(queue, "claim", counted_claim)
     with running_worker(concurrency=2):
-        time.sleep(0.3)  # both threads are now waiting
+        assert both_waiting.wait(timeout=10)  # both threads are in their waiting claim
         task = submit("three-steps", {})
         wait_until(
             lambda: Task.objects.using(backend).get(id=task.id).status == TaskStatus.COMPLETED,
