@@ -145,18 +145,12 @@ class TaskQuerySet(models.QuerySet["Task"]):
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
-        task = self.filter(id=task_id)
+        progress = {"step": step, "step_name": step_name, "state": state}
+        not_cancelled = {"id": task_id, "cancel_requested_at__isnull": True}
         with transaction.atomic(using=self.db):
             result = Checkpoint.WRITTEN
-            moved = move.apply(
-                task.filter(cancel_requested_at__isnull=True),
-                token=token,
-                step=step,
-                step_name=step_name,
-                state=state,
-            )
-            if not moved:
-                if not move.apply(task, token=token, step=step, step_name=step_name, state=state):
+            if not move.apply(self, token=token, where=not_cancelled, **progress):
+                if not move.apply(self, token=token, where={"id": task_id}, **progress):
                     return Checkpoint.LOST
                 result = Checkpoint.CANCEL_REQUESTED
             step_runs._default_manager.using(self.db).create(

@@ -53,12 +53,13 @@ def time_out(
     """
     step, task = attempt.step, attempt.task
     watchdog = Lease(task.id, f"{lease.token}:timeout")
-    still_at_attempt = engine.writes.row(task).filter(
-        step=attempt.index, attempt=attempt.number - 1
-    )
+    still_at_attempt = {"id": task.id, "step": attempt.index, "attempt": attempt.number - 1}
     taken = engine.writes.with_lock_retry(
         lambda: transitions.TAKE_OVER.apply(
-            still_at_attempt, token=lease.token, claimant=watchdog.token
+            Task.objects.using(engine.database),
+            token=lease.token,
+            where=still_at_attempt,
+            claimant=watchdog.token,
         )
     )
     if not taken:

@@ -36,14 +36,17 @@ class Writes:
         self.worker_name = worker_name
 
     def row(self, task: Task) -> Any:
-        """The task's row, for a move to change (the move adds the fence)."""
+        """The task's row, to read."""
         return Task.objects.using(self.database).filter(id=task.id)
+
+    def apply(self, move: Move, task: Task, token: str, **params: Any) -> int:
+        """Make ``move`` on the task's row, fenced on ``token``; how many rows moved."""
+        tasks = Task.objects.using(self.database)
+        return move.apply(tasks, token=token, where={"id": task.id}, **params)
 
     def move(self, move: Move, task: Task, lease: Lease, **params: Any) -> bool:
         """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
-        return bool(
-            self.with_lock_retry(lambda: move.apply(self.row(task), token=lease.token, **params))
-        )
+        return bool(self.with_lock_retry(lambda: self.apply(move, task, lease.token, **params)))
 
     def checkpoint(self, attempt: Attempt, output: Any, next_name: str) -> Checkpoint:
         """Record the completed ``attempt`` and the task's progress, in one commit.
@@ -106,7 +109,7 @@ class Writes:
 
         def write() -> None:
             with transaction.atomic(using=self.database):
-                if not move.apply(self.row(task), token=lease.token, **params):
+                if not self.apply(move, task, lease.token, **params):
                     raise LeaseLost
                 if retried:  # the row's time, on the database's clock, for the queue: a
                     # worker whose clock is off must not schedule by it
@@ -145,9 +148,10 @@ class Writes:
 
         def write() -> None:
             with transaction.atomic(using=self.database):
-                moved = transitions.COMPENSATE_STEP.apply(
-                    self.row(task),
-                    token=attempt.lease.token,
+                moved = self.apply(
+                    transitions.COMPENSATE_STEP,
+                    task,
+                    attempt.lease.token,
                     step=attempt.index,
                     step_name=step.name,
                     state=json.loads(state_text),

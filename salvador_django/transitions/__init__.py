@@ -1,0 +1,103 @@
+"""The task's state machine: every move of a task, declared once.
+
+Each :class:`Move` names the statuses it is allowed from, the statuses it may leave
+the task in, the fields it writes, and whether only the worker holding the task's
+claim may make it (``fenced``: the write is conditional on ``claimed_by``). The
+engine, the reaper, ``Task.requeue()``/``Task.cancel()``, the bulk commands and the
+admin all write through these moves; none of them restates a status rule.
+
+Applying a move is one conditional ``UPDATE``: two callers racing on one task move
+it once, and the second finds nothing to update. This package knows querysets, not
+the models, so every layer above the status enums may use it: :mod:`.move` holds
+:class:`Move` and :func:`perform`, :mod:`.changes` what each move writes, and this
+module the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from salvador_django.transitions import changes
+from salvador_django.transitions.move import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    Changes,
+    Move,
+    perform,
+    tasks_due,
+)
+
+__all__ = [
+    "CANCELLED", "COMPLETED", "FAILED", "MOVES", "PENDING", "RUNNING", "Move", "perform",
+    "tasks_due",
+]  # fmt: skip
+
+_CHECKPOINT = "step step_name state attempt recoveries error"
+_UNCLAIM = "claimed_by lease_expires_at"
+_STOP = f"status step step_name attempt error finished_at {_UNCLAIM}"
+_REQUEUE = (
+    "status run_after attempt recoveries error finished_at cancel_requested_at "
+    "compensation failed_step"
+)
+
+
+def _move(name: str, path: str, fields: str, write: Callable[..., Changes], **flags: bool) -> Move:
+    """A move along ``path`` ("pending|failed -> cancelled") writing ``fields`` (space-separated)."""
+    sources, targets = (frozenset(side.split("|")) for side in path.replace(" ", "").split("->"))
+    return Move(name, sources, targets, frozenset(fields.split()), write, **flags)
+
+
+# -- the table ---------------------------------------------------------------------------
+# fmt: off
+
+#: A worker takes a due task, with a lease (the queues' claim statements write the same).
+CLAIM = _move("claim", "pending -> running", "status claimed_by lease_expires_at started_at", changes.claim)
+#: A heartbeat extends the lease of a task its worker still holds.
+RENEW = _move("renew", "running -> running", "lease_expires_at", changes.renew, fenced=True)
+#: A step completed and another follows: progress, state, and the attempt count reset.
+CHECKPOINT = _move("checkpoint", "running -> running", _CHECKPOINT, changes.checkpoint, fenced=True)
+#: The last step completed.
+COMPLETE = _move("complete", "running -> completed", f"{_CHECKPOINT} {_UNCLAIM} status finished_at", changes.complete, fenced=True)
+#: An attempt failed and another is due after a backoff (forward steps and compensations).
+RETRY = _move("retry", "running -> pending", f"status step step_name run_after attempt error {_UNCLAIM}", changes.retry, fenced=True)
+#: The worker stops (shutdown) and hands the task back at its current step.
+RELEASE = _move("release", "running -> pending", f"status {_UNCLAIM}", changes.release, fenced=True)
+#: A step's attempts are spent (or its failure is permanent): the task fails there.
+FAIL = _move("fail", "running -> failed", f"{_STOP} failed_step", changes.stop(FAILED), fenced=True)
+#: A cancellation requested while the task ran takes effect (between steps, or at a failure).
+END_CANCELLED = _move("end cancelled", "running -> cancelled", _STOP, changes.stop(CANCELLED), fenced=True)
+#: A watchdog takes the claim of an attempt that hung past its timeout.
+TAKE_OVER = _move("take over", "running -> running", "claimed_by", changes.take_over, fenced=True)
+#: The task failed or was cancelled and completed steps have compensations: undo them.
+START_COMPENSATION = _move("start compensation", "running -> running|pending", f"step step_name attempt compensation error cancel_requested_at failed_step status run_after {_UNCLAIM}", changes.start_compensation, fenced=True)
+#: One compensation completed: one step fewer to undo.
+COMPENSATE_STEP = _move("compensate step", "running -> running", "step step_name state attempt recoveries", changes.compensate_step, fenced=True)
+#: Every compensation completed: the task ends failed (or cancelled), compensated.
+END_COMPENSATION = _move("end compensation", "running -> failed|cancelled", f"status compensation error step step_name attempt finished_at {_UNCLAIM}", changes.end_compensation, fenced=True)
+#: A compensation failed for good: the task fails, its compensation marked failed.
+FAIL_COMPENSATION = _move("fail compensation", "running -> failed", f"{_STOP} compensation failed_step", changes.compensation_failed, fenced=True)
+#: The reaper returns a task whose lease expired to pending at the same step.
+REAP = _move("reap", "running -> pending", f"status recoveries {_UNCLAIM}", changes.reap)
+#: The reaper fails a task whose lease expired MAX_RECOVERIES times (poison).
+POISON = _move("poison", "running -> failed", f"status compensation error failed_step recoveries finished_at {_UNCLAIM}", changes.poison)
+#: An operator runs a failed or cancelled task again from the step that stopped it.
+REQUEUE = _move("requeue", "failed|cancelled -> pending", _REQUEUE, changes.requeue)
+#: An operator runs a finished task again from its first step, with an empty state.
+RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state", changes.requeue_at)
+#: An operator runs a finished task again from a chosen step, with the state before it.
+REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state", changes.requeue_at)
+#: An operator cancels a task that is not running: at once.
+CANCEL = _move("cancel", "pending|failed -> cancelled", "status finished_at", changes.cancel, refused_while_compensating=True)
+#: An operator cancels a running task: it stops after its current step.
+REQUEST_CANCEL = _move("cancel", "running -> running", "cancel_requested_at", changes.request_cancel, refused_while_compensating=True)
+
+# fmt: on
+
+MOVES: tuple[Move, ...] = (
+    CLAIM, RENEW, CHECKPOINT, COMPLETE, RETRY, RELEASE, FAIL, END_CANCELLED, TAKE_OVER,
+    START_COMPENSATION, COMPENSATE_STEP, END_COMPENSATION, FAIL_COMPENSATION, REAP, POISON,
+    REQUEUE, RESTART, REQUEUE_FROM_STEP, CANCEL, REQUEST_CANCEL,
+)  # fmt: skip
