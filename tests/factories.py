@@ -35,6 +35,7 @@ class TaskFactory(SalvadorFactory):
             status=TaskStatus.FAILED,
             step=1,
             step_name="second",
+            failed_step="second",
             attempt=1,
             error="ValueError: second failed on purpose",
             finished_at=factory.LazyFunction(timezone.now),

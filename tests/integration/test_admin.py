@@ -675,7 +675,7 @@ def test_the_overview_counts_per_workflow_and_status_and_links_to_the_list(admin
 def test_the_overview_breaks_recent_failures_down_by_failed_step(admin_client):
     TaskFactory.create_batch(2, failed=True, failed_step="second")
     TaskFactory(failed=True, failed_step="third")
-    TaskFactory(failed=True)  # failed before failed_step was recorded
+    TaskFactory(failed=True, failed_step="")  # failed before failed_step was recorded
     response = admin_client.get(OVERVIEW_URL)
     rows = {item.name: item for item, _cells in response.context["rows"]}
     three = rows["three-steps"]
