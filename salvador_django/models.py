@@ -159,10 +159,9 @@ class Task(models.Model):
         tasks = Task.objects.using(alias)
         with transaction.atomic(using=alias):
             if from_step is not None:
-                self._refuse_unless(transitions.REQUEUE_FROM_STEP, alias)
                 step, state = self._restart_point(from_step, alias)
-                move, params = transitions.REQUEUE_FROM_STEP, {"step": step, "state": state}
-                params["step_name"] = from_step
+                move = transitions.REQUEUE_FROM_STEP
+                params = {"step": step, "step_name": from_step, "state": state}
             elif from_start:
                 steps = registry.get(self.workflow).steps
                 move = transitions.RESTART
@@ -173,36 +172,45 @@ class Task(models.Model):
             self.refresh_from_db(using=alias)
             transitions.tasks_due.send(sender=Task, tasks=[self])
 
-    def _refuse_unless(self, move: transitions.Move, alias: str) -> None:
-        """Raise the move's refusal when the task's status does not allow it (if it exists)."""
-        row = Task.objects.using(alias).filter(id=self.id).values_list("status", "compensation")
-        current = row.first()
-        if current is not None and not move.allows(*current):
-            raise move.refusal(self.id, *current)
-
     def _restart_point(self, step_name: str, alias: str) -> tuple[int, dict[str, Any]]:
-        """The index of ``step_name`` and the state checkpointed after the step before it."""
+        """The index of ``step_name`` and the state checkpointed after the step before it.
+
+        Only a step the task has reached in its current run qualifies: the steps before
+        it completed (and were not undone by a compensation) and recorded their state.
+        """
+        row = Task.objects.using(alias).filter(id=self.id)
+        current = row.values_list("status", "compensation", "step").first()
+        if current is None:
+            raise Task.DoesNotExist(f"Task {self.id} does not exist.")
+        status, compensation, progress = current
+        if not transitions.REQUEUE_FROM_STEP.allows(status, compensation):
+            raise transitions.REQUEUE_FROM_STEP.refusal(self.id, status, compensation)
         steps = [step.name for step in registry.get(self.workflow).steps]
         if step_name not in steps:
             raise ValueError(
                 f"Workflow {self.workflow!r} has no step {step_name!r} (steps: {', '.join(steps)})."
             )
         index = steps.index(step_name)
+        if index > progress:
+            reached = ", ".join(steps[: progress + 1])
+            raise ValueError(
+                f"Task {self.id} has not reached step {step_name!r}: it can run again from "
+                f"{reached}."
+            )
         if index == 0:
             return 0, {}
-        before = steps[index - 1]
         state = (
             StepRun.objects.using(alias)
-            .filter(task_id=self.id, name=before, status=StepRunStatus.COMPLETED)
+            .filter(task_id=self.id, name=steps[index - 1], status=StepRunStatus.COMPLETED)
             .filter(compensation=False, state__isnull=False)
             .order_by("-id")
             .values_list("state", flat=True)
             .first()
         )
-        if state is None:
+        if state is None:  # completed before step runs recorded their state (migration 0006)
             raise ValueError(
-                f"Task {self.id} cannot be requeued from step {step_name!r}: the step "
-                f"before it, {before!r}, has no recorded completion with its state."
+                f"Task {self.id} cannot run again from step {step_name!r}: no state was "
+                f"recorded after {steps[index - 1]!r}; requeue it from its first step."
             )
         return index, state
 

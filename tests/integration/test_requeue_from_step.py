@@ -105,7 +105,20 @@ def test_a_step_the_task_never_reached_is_refused(backend, forked):
     task = submit("forked", {"fail": ["a"]})
     run_until_idle()
     task.refresh_from_db()
-    with pytest.raises(ValueError, match="'b', has no recorded completion"):
+    with pytest.raises(ValueError, match="has not reached step 'c': it can run again from a"):
+        task.requeue(from_step="c")
+
+
+def test_after_its_compensation_a_task_runs_again_only_from_its_first_step(backend, forked):
+    # The compensations undid the completed steps: what they did must be done again.
+    task = TaskFactory(workflow="forked", failed=True, step=0, step_name="", failed_step="c")
+    with pytest.raises(ValueError, match=r"it can run again from a\.$"):
+        task.requeue(from_step="b")
+
+
+def test_without_a_recorded_state_it_says_to_requeue_from_the_start(backend, forked):
+    task = TaskFactory(workflow="forked", completed=True)  # no step runs recorded
+    with pytest.raises(ValueError, match="no state was recorded after 'b'"):
         task.requeue(from_step="c")
 
 
