@@ -18,6 +18,7 @@ from django.utils import timezone
 from salvador_django import transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.outcome import Outcome, lost
+from salvador_django.engine.text import loggable
 from salvador_django.engine.writes import describe, encode
 from salvador_django.exceptions import LeaseLost
 from salvador_django.leases import Attempt, Lease
@@ -68,7 +69,7 @@ def _compensate_step(
     attempt = Attempt(task, lease, workflow, index, step, number, started=timezone.now())
     try:
         step.compensate(task)
-        state_text = encode(task.state, "task.state")
+        state_text = encode(task.state, f"task.state after compensating step {step.name!r}")
     except Exception as exc:
         return _failed(engine, attempt, exc)
     try:
@@ -107,7 +108,7 @@ def _failed(engine: Engine, attempt: Attempt, exc: Exception) -> Outcome:
             task.workflow,
             step.name,
             attempt.number,
-            describe(exc),
+            loggable(describe(exc)),
             delay,
         )
         return Outcome.RETRY
@@ -129,7 +130,7 @@ def _failed(engine: Engine, attempt: Attempt, exc: Exception) -> Outcome:
     if not recorded:
         return lost(task)
     task.status, task.error = TaskStatus.FAILED, error
-    logger.error("salvador: task %s (%s): %s", task.id, task.workflow, error)
+    logger.error("salvador: task %s (%s): %s", task.id, task.workflow, loggable(error))
     return Outcome.FAILED
 
 

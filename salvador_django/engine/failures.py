@@ -17,6 +17,7 @@ from django.utils import timezone
 from salvador_django import transitions
 from salvador_django.engine.compensation import compensate, to_compensate
 from salvador_django.engine.outcome import Outcome, lost
+from salvador_django.engine.text import loggable
 from salvador_django.engine.writes import describe
 from salvador_django.exceptions import StepTimeout
 from salvador_django.leases import Attempt, Lease
@@ -104,7 +105,7 @@ def retry_later(engine: Engine, attempt: Attempt, delay: float, exc: Exception) 
         task.workflow,
         attempt.step.name,
         attempt.number,
-        error,
+        loggable(error),
         delay,
     )
     return Outcome.RETRY
@@ -165,7 +166,7 @@ def fail(
         task.workflow,
         task.status,
         task.step_name,
-        error,
+        loggable(error),
     )
     return Outcome.CANCELLED if cancelled else Outcome.FAILED
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from salvador_django import transitions
 from salvador_django.engine.outcome import CheckpointFailed
+from salvador_django.engine.text import ERROR_CHARS, TRACEBACK_CHARS, storable, unstorable
 from salvador_django.exceptions import LeaseLost, NotSerialisable
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import StepRun, Task
@@ -58,7 +59,7 @@ class Writes:
         output_text = (
             None if output is None else encode(output, f"the return value of step {step.name!r}")
         )
-        state_text = encode(task.state, "task.state")
+        state_text = encode(task.state, f"task.state after step {step.name!r}")
         run = {
             "index": attempt.index,
             "name": step.name,
@@ -128,7 +129,11 @@ class Writes:
                         started_at=run.started,
                         finished_at=timezone.now(),
                         error=describe(exc),
-                        traceback="".join(traceback.format_exception(exc)),
+                        traceback=storable(
+                            "".join(traceback.format_exception(exc)),
+                            TRACEBACK_CHARS,
+                            keep_end=True,
+                        ),
                         worker=self.worker_name,
                         # The very value the queue waits for: recomputing it in
                         # this later statement would be a moment later.
@@ -205,13 +210,29 @@ class Writes:
 
 
 def encode(value: Any, what: str) -> str:
-    """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON."""
+    """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON.
+
+    Or if it holds a string no database can store: a NUL character, or a surrogate.
+    Those are found in the JSON text itself: the value is walked once, by
+    ``json.dumps``. Non-ASCII characters are left as they are (not ``\\u`` escapes):
+    shorter, quicker to write and to search.
+    """
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise NotSerialisable(f"{what} is not JSON-serialisable: {exc}") from exc
+    problem = unstorable(text)
+    if problem is not None:
+        raise NotSerialisable(f"{what} cannot be stored: a string in it holds {problem}")
+    return text
 
 
 def describe(exc: BaseException) -> str:
+    """``exc`` as a task's error: its type and message, as the database can store it.
+
+    Bounded to ``ERROR_CHARS`` characters (saying how many were cut); NUL and lone
+    surrogates replaced by escapes (saying so).
+    """
     message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return storable(text, ERROR_CHARS)

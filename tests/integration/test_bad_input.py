@@ -29,7 +29,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.utils import timezone
 
-from salvador_django import TaskStatus, Workflow, submit
+from salvador_django import Retry, TaskStatus, Workflow, submit
 from salvador_django.conf import DEFAULTS
 from salvador_django.definitions import autodiscover, registry
 from salvador_django.exceptions import (
@@ -644,3 +644,161 @@ def test_a_step_returning_non_json_fails_its_attempt_and_the_worker_goes_on(
     assert later == []  # the chain stopped
     statuses = Task.objects.using(backend).filter(id__in=[stored.pending.id, *(t.id for t in good)])
     assert set(statuses.values_list("status", flat=True)) == {TaskStatus.COMPLETED}
+
+
+# -- issue 23: what a step raises, returns or leaves that the database cannot store -------
+
+REPLACED = " (characters the database cannot store were replaced)"
+NUL_IN_JSON = "a NUL character (\\u0000), which PostgreSQL cannot store in JSON"
+
+
+def run_one_bad_step(
+    backend: str, stored: Stored, workflow_names: list[str], step: Callable[[Task], Any]
+) -> tuple[Task, list[int]]:
+    """Run a one-attempt workflow whose step is ``step`` in a burst worker.
+
+    Returns the task as stored afterwards, and the attempt number of each run of the
+    step: the step must run once, and the task must not be left for the reaper.
+    """
+    workflow_names.append("bad-input-unstorable")
+    runs: list[int] = []
+
+    def counted(task: Task) -> Any:
+        runs.append(task.attempt)
+        return step(task)
+
+    workflow = Workflow("bad-input-unstorable").step(
+        "unstorable", counted, retry=Retry(max_attempts=1)
+    )
+    workflow.step("never-runs", lambda task: runs.append(-1))
+    bad = workflow.submit({}, priority=5)
+    with unchanged(backend, exclude=[bad.id, stored.pending.id]):
+        burst(concurrency=1, workflows=["bad-input-unstorable", "three-steps"])
+    return Task.objects.using(backend).get(id=bad.id), runs
+
+
+def raises(exc: Exception) -> Callable[[Task], Any]:
+    def step(task: Task) -> Any:
+        raise exc
+
+    return step
+
+
+@pytest.mark.parametrize(
+    ("message", "stored_as"),
+    [
+        ("junk \x00 end", "junk \\x00 end"),
+        ("bad \udc80", "bad \\udc80"),
+        ("both \x00 and \ud800 and a valid \U0001f422", "both \\x00 and \\ud800 and a valid 🐢"),
+    ],
+    ids=["nul", "lone-surrogate", "both"],
+)
+def test_an_error_the_database_cannot_store_is_stored_cleaned_after_one_run(
+    backend: str, stored: Stored, workflow_names: list[str], message: str, stored_as: str
+) -> None:
+    row, runs = run_one_bad_step(backend, stored, workflow_names, raises(ValueError(message)))
+    assert runs == [1]  # once, not again and again until the task is poison
+    assert row.status == TaskStatus.FAILED
+    assert row.error == f"ValueError: {stored_as}{REPLACED}"
+    (run,) = StepRun.objects.using(backend).filter(task_id=row.id)
+    assert (run.name, run.attempt, run.status, run.error) == ("unstorable", 1, "failed", row.error)
+    assert f"ValueError: {stored_as}" in run.traceback
+    assert run.traceback.endswith(REPLACED.strip() + "\n")
+
+
+RETURNED = "the return value of step 'unstorable'"
+STATE = "task.state after step 'unstorable'"
+LONE = "a surrogate ({}), which is not valid Unicode"
+
+
+@pytest.mark.parametrize(
+    ("step", "what", "problem"),
+    [
+        pytest.param(lambda task: "a\x00b", RETURNED, NUL_IN_JSON, id="output-nul"),
+        pytest.param(lambda task: ["\\\x00"], RETURNED, NUL_IN_JSON, id="output-backslash-nul"),
+        pytest.param(
+            lambda task: {"deep": ["x\udc80"]}, RETURNED, LONE.format("\\udc80"), id="output-lone"
+        ),
+        pytest.param(
+            lambda task: task.state.update(note="a\x00b"), STATE, NUL_IN_JSON, id="state-nul"
+        ),
+        pytest.param(
+            lambda task: task.state.update(note="\ud83d"),
+            STATE,
+            LONE.format("\\ud83d"),
+            id="state-lone",
+        ),
+    ],
+)
+def test_output_or_state_the_database_cannot_store_fails_the_task_after_one_run(
+    backend: str,
+    stored: Stored,
+    workflow_names: list[str],
+    step: Callable[[Task], Any],
+    what: str,
+    problem: str,
+) -> None:
+    """Refused on every database (SQLite would store a NUL): a workflow works on both."""
+    row, runs = run_one_bad_step(backend, stored, workflow_names, step)
+    assert runs == [1]
+    assert row.status == TaskStatus.FAILED
+    assert row.error == f"NotSerialisable: {what} cannot be stored: a string in it holds {problem}"
+    assert (row.step, row.step_name, row.attempt, row.state) == (0, "unstorable", 1, {})
+    (run,) = StepRun.objects.using(backend).filter(task_id=row.id)
+    assert (run.status, run.output, run.error) == ("failed", None, row.error)
+
+
+def test_valid_characters_beyond_the_basic_plane_and_escaped_backslashes_are_stored(
+    backend: str, stored: Stored, workflow_names: list[str]
+) -> None:
+    """What looks like a NUL or a surrogate in the JSON text, but is not one."""
+    value = {"turtle": "🐢\U0010ffff", "text": "\\u0000 \\ud800 \\\\u0000", "\\ud83d": "ok"}
+
+    def step(task: Task) -> Any:
+        task.state["kept"] = value
+        return value
+
+    workflow_names.append("bad-input-storable")
+    task = Workflow("bad-input-storable").step("fine", step).submit()
+    run_until_idle()
+    row = Task.objects.using(backend).get(id=task.id)
+    assert (row.status, row.state) == (TaskStatus.COMPLETED, {"kept": value})
+    assert StepRun.objects.using(backend).get(task_id=task.id).output == value
+
+
+def test_a_huge_error_is_stored_and_logged_bounded_saying_what_was_cut(
+    backend: str, stored: Stored, workflow_names: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "é" * 2_000_000
+    with caplog.at_level(logging.INFO, logger="salvador_django"):
+        row, runs = run_one_bad_step(backend, stored, workflow_names, raises(ValueError(huge)))
+    assert (runs, row.status) == ([1], TaskStatus.FAILED)
+    kept = 2_000 - len("ValueError: ")
+    cut = len(huge) - kept
+    assert row.error == f"ValueError: {'é' * kept}… [{cut} characters cut]"
+    (run,) = StepRun.objects.using(backend).filter(task_id=row.id)
+    assert run.error == row.error
+    assert len(run.traceback) < 50_100
+    assert run.traceback.startswith("Traceback (most recent call last):")
+    assert "characters cut]" in run.traceback
+    assert run.traceback.endswith("é\n")  # the end of the message is kept
+    logged = [r.getMessage() for r in caplog.records if str(row.id) in r.getMessage()]
+    assert logged
+    assert max(len(line) for line in logged) < 2_500
+
+
+def test_logged_errors_cannot_forge_log_lines_and_the_stored_error_keeps_them(
+    backend: str, stored: Stored, workflow_names: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    message = "bad\nINFO salvador: task 1 completed\r\x1b[31mred\x85\u2028"
+    with caplog.at_level(logging.INFO, logger="salvador_django"):
+        row, _ = run_one_bad_step(backend, stored, workflow_names, raises(ValueError(message)))
+    assert row.error == f"ValueError: {message}"
+    logged = [r.getMessage() for r in caplog.records if str(row.id) in r.getMessage()]
+    assert logged
+    for line in logged:
+        assert not any(c in line for c in "\n\r\x1b\x85\u2028"), line
+    assert any(
+        "ValueError: bad\\nINFO salvador: task 1 completed\\r\\x1b[31mred\\x85\\u2028" in line
+        for line in logged
+    )
