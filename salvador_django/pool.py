@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine, Outcome
-from salvador_django.exceptions import QueueUnavailable
+from salvador_django.exceptions import QueueUnavailable, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, worker_name
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
@@ -44,7 +44,10 @@ from salvador_django.worker import (
 
 logger = logging.getLogger("salvador_django")
 
-_NOTE_BYTES = 2048  # room for one attempt's description, as JSON
+# Room for one attempt's note, as JSON: only bounded fields (ids, the claim token,
+# numbers, an ISO time), well under 1,000 bytes. Not the step's name (200 characters
+# of up to 4 bytes, or 12 as a JSON escape): the supervisor finds the step by index.
+_NOTE_BYTES = 2048
 _CHECK_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -140,9 +143,9 @@ class ProcessPool:
         process.kill()
         process.join(10)
         logger.error(
-            "salvador: task %s step %r hung past its timeout of %ss; killed process %s",
+            "salvador: task %s step %s hung past its timeout of %ss; killed process %s",
             attempt["task"],
-            attempt["step"],
+            self._step_name(attempt),
             attempt["timeout"],
             process.pid,
         )
@@ -153,6 +156,14 @@ class ProcessPool:
             logger.error("salvador: could not record the timeout (%s)", exc)
             connections.close_all()
         self._start(slot)
+
+    def _step_name(self, note: dict[str, Any]) -> str:
+        """The step of the attempt ``note`` describes, for the log: not in the note."""
+        try:
+            task = Task.objects.using(get_settings().DATABASE).get(id=note["task"])
+            return repr(registry.get(task.workflow).steps[note["index"]].name)
+        except (DatabaseError, Task.DoesNotExist, WorkflowNotFound, IndexError):
+            return f"at index {note['index']}"
 
     def _time_out(self, note: dict[str, Any]) -> None:
         database = get_settings().DATABASE
@@ -206,13 +217,22 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, super
             "task": str(attempt.task.id),
             "token": lease.token,
             "index": attempt.index,
-            "step": attempt.step.name,
             "timeout": attempt.step.timeout,
             "attempt": attempt.number,
             "started": attempt.started.isoformat(),
             "deadline": attempt.deadline,
         }
-        note.value = json.dumps(description).encode()[: _NOTE_BYTES - 1]
+        encoded = json.dumps(description).encode()
+        if len(encoded) >= _NOTE_BYTES:  # never cut: the supervisor could not read it
+            logger.error(
+                "salvador: task %s: the note of its attempt (%d bytes) does not fit the "
+                "pool's channel; its timeout will not be enforced",
+                attempt.task.id,
+                len(encoded),
+            )
+            note.value = b""
+            return
+        note.value = encoded
 
     def stop(signum: int, frame: FrameType | None) -> None:
         worker.stop()

@@ -16,6 +16,7 @@ from tests.factories import TaskFactory
 from tests.support.processes import group_alive
 from tests.support.waiting import wait_until
 from tests.testapp.models import Event
+from tests.testapp.workflows import LONG_STEP_NAME
 
 
 def status(backend, task):
@@ -40,6 +41,24 @@ def test_a_step_sleeping_forever_is_killed_and_its_slot_goes_on(backend, start_w
         (2, "failed"),
     ]
     assert pool.output().count("hung past its timeout of 1s; killed process") == 2
+
+
+def test_a_hung_step_with_a_long_name_of_four_byte_characters_is_killed(backend, start_worker):
+    """The child's note to the supervisor arrives whole, whatever the step's name."""
+    stuck = submit("hangs-with-a-long-name", {})
+    pool = start_worker("--pool", "processes", "--concurrency", "1")
+    wait_until(lambda: status(backend, stuck) == TaskStatus.FAILED, timeout=30)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+    stored = Task.objects.using(backend).get(id=stuck.id)
+    assert stored.error == (
+        f"StepTimeout: Step {LONG_STEP_NAME!r} ran longer than its timeout of 1s "
+        "and its process was killed."
+    )
+    assert list(stored.step_runs.values_list("name", "attempt", "status")) == [
+        (LONG_STEP_NAME, 1, "failed")
+    ]
+    assert pool.output().count(f"step {LONG_STEP_NAME!r} hung past its timeout of 1s") == 1
 
 
 def test_the_pool_runs_tasks_on_several_processes_and_drains_on_sigterm(backend, start_worker):

@@ -151,3 +151,12 @@ def record_waiting(name):
 waits = Workflow("waits")
 for _name in ("first", "second", "third"):
     waits.step(_name, record_waiting(_name))
+
+
+# A hung step with a timeout whose name is 200 four-byte characters (800 bytes of
+# UTF-8, 2,400 as JSON escapes): a pool child's note about it must reach the
+# supervisor whole (the process-pool tests).
+LONG_STEP_NAME = "\U0001f422" * 200
+hangs_long_name = Workflow("hangs-with-a-long-name").step(
+    LONG_STEP_NAME, lambda task: time.sleep(3600), timeout=1, retry=Retry(max_attempts=1)
+)
