@@ -749,3 +749,46 @@ def test_a_compensated_task_shows_its_compensations(admin_client):
     timeline = page[page.index('<svg class="salvador-timeline"') :]
     assert timeline.count('class="salvador-bar salvador-compensation"') == 2
     assert "↩ 2 · charge" in timeline
+
+
+# -- hostile and odd input (issue 23) ---------------------------------------------------
+
+
+@pytest.mark.admin_db
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("in=y", True),  # a key that is also a lookup's name
+        ("contains=x", True),
+        ("isnull=1", False),
+        ("regex=(", False),
+        ("exact=", False),
+        ("0=zero", True),  # a key of digits is a key, not an array index
+        ("a.b=dotted", True),  # a dot is part of the key, not a path
+        ("customer__in=c-7", False),  # no lookup hides in a key
+        ("customer=c-7", True),
+        ("customer=C-7", False),
+    ],
+)
+def test_a_meta_search_takes_the_key_as_a_key(backend, admin_client, term, found):
+    task = TaskFactory(
+        meta={"in": "y", "contains": "x", "0": "zero", "a.b": "dotted", "customer": "c-7"}
+    )
+    bystander = TaskFactory(meta={"customer": "c-9"})
+    response = admin_client.get(LIST_URL, {"q": term})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (task.id.hex[:8] in html) is found
+    assert bystander.id.hex[:8] not in html
+
+
+@pytest.mark.admin_db
+@pytest.mark.parametrize("term", ["x" * 60_000, "customer=" + "c" * 60_000, "x" * 501])
+def test_a_search_longer_than_the_limit_is_refused_with_a_message(backend, admin_client, term):
+    task = TaskFactory(failed=True, error="x" * 600, meta={"customer": "c" * 60_000})
+    response = admin_client.get(LIST_URL, {"q": term})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert shown_messages(html) == "The search is too long: at most 500 characters."
+    assert task.id.hex[:8] not in html
+    assert task.id.hex[:8] in admin_client.get(LIST_URL, {"q": "x" * 500}).content.decode()
