@@ -792,3 +792,25 @@ def test_a_search_longer_than_the_limit_is_refused_with_a_message(backend, admin
     assert shown_messages(html) == "The search is too long: at most 500 characters."
     assert task.id.hex[:8] not in html
     assert task.id.hex[:8] in admin_client.get(LIST_URL, {"q": "x" * 500}).content.decode()
+
+
+@pytest.mark.admin_db
+def test_restart_skips_a_task_whose_workflow_is_no_longer_registered(backend, admin_client):
+    kept = TaskFactory(completed=True)
+    retired = TaskFactory(completed=True, workflow="no-longer-registered")
+    message = act(admin_client, "restart_action", [kept, retired])
+    assert message == "1 restarted, 1 skipped: workflow not registered"
+    assert (status_of(kept), status_of(retired)) == ("pending", "completed")
+    assert [e.object_id for e in LogEntry.objects.all()] == [str(kept.pk)]
+
+
+@pytest.mark.django_db
+def test_a_retired_task_page_offers_no_restart_and_its_url_skips_it(admin_client):
+    retired = TaskFactory(completed=True, workflow="no-longer-registered")
+    assert "/triage/restart/" not in admin_client.get(change_url(retired)).content.decode()
+    response = admin_client.post(triage_url(retired, "restart"), follow=True)
+    assert shown_messages(response.content.decode()) == (
+        "0 restarted, 1 skipped: workflow not registered"
+    )
+    assert status_of(retired) == "completed"
+    assert not LogEntry.objects.exists()
