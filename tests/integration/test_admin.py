@@ -814,3 +814,20 @@ def test_a_retired_task_page_offers_no_restart_and_its_url_skips_it(admin_client
     )
     assert status_of(retired) == "completed"
     assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "permissions",
+    [("cancel_task", "requeue_task"), ("view_task",), ()],
+)
+def test_the_task_urls_answer_alike_for_unknown_and_forbidden_tasks(permissions):
+    client = staff_client(*permissions)
+    task = TaskFactory(failed=True)
+    missing = Task(pk="0" * 32)
+    for target in (task, missing):
+        assert client.post(triage_url(target, "cancel")).status_code == 403
+        assert client.post(triage_url(target, "requeue")).status_code == 403
+        assert client.post(from_step_url(target), {"step": "first"}).status_code == 403
+    assert status_of(task) == "failed"
+    assert not LogEntry.objects.exists()
