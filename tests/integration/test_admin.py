@@ -15,6 +15,7 @@ from django.utils import timezone
 from salvador_django import submit
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
+from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import StepRun, Task
 from salvador_django.queues import get_queue
 from salvador_django.status import TaskStatus
@@ -831,3 +832,20 @@ def test_the_task_urls_answer_alike_for_unknown_and_forbidden_tasks(permissions)
         assert client.post(from_step_url(target), {"step": "first"}).status_code == 403
     assert status_of(task) == "failed"
     assert not LogEntry.objects.exists()
+
+
+class UnreachableQueue:
+    def depth(self, workflow: str) -> dict[str, int]:
+        raise QueueUnavailable("Error 111 connecting to redis.internal:6390. Connection refused.")
+
+
+@pytest.mark.django_db
+def test_the_overview_shows_the_queue_error_to_superusers_only(admin_client, monkeypatch):
+    monkeypatch.setattr("salvador_django.admin.overview.get_queue", UnreachableQueue)
+    TaskFactory()
+    viewer = staff_client("view_task").get(OVERVIEW_URL)
+    assert viewer.status_code == 200
+    html = viewer.content.decode()
+    assert "redis.internal" not in html
+    assert "The queue is unavailable" in html
+    assert "redis.internal:6390" in admin_client.get(OVERVIEW_URL).content.decode()
