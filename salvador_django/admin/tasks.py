@@ -25,7 +25,13 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.admin.display import first_line, pretty_json, status_badge
+from salvador_django.admin.display import (
+    beginning,
+    bounded_pre,
+    first_line,
+    pretty_json,
+    status_badge,
+)
 from salvador_django.admin.durations import format_moment
 from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter
 from salvador_django.admin.pagination import CappedCountPaginator
@@ -264,13 +270,15 @@ class TaskAdmin(TaskActionsAdmin):
     def error_(self, task: Task) -> SafeString | str:
         if not task.error:
             return ""
-        return format_html('<span title="{}">{}</span>', task.error, first_line(task.error))
+        return format_html(
+            '<span title="{}">{}</span>', beginning(task.error), first_line(task.error)
+        )
 
     # -- detail -----------------------------------------------------------------------
 
     @admin.display(description=_("error"))
     def error_text(self, task: Task) -> SafeString | str:
-        return format_html('<pre class="salvador-pre">{}</pre>', task.error) if task.error else "—"
+        return bounded_pre(task.error) if task.error else "—"
 
     @admin.display(description=_("body"))
     def body_(self, task: Task) -> SafeString:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -849,3 +850,35 @@ def test_the_overview_shows_the_queue_error_to_superusers_only(admin_client, mon
     assert "redis.internal" not in html
     assert "The queue is unavailable" in html
     assert "redis.internal:6390" in admin_client.get(OVERVIEW_URL).content.decode()
+
+
+HUGE = 2_000_000
+
+
+@pytest.mark.django_db
+def test_huge_errors_leave_the_list_small(admin_client):
+    TaskFactory.create_batch(5, failed=True, error="RuntimeError: " + "x" * HUGE)
+    TaskFactory(failed=True, error="KeyError: 'sku'\n" + "detail\n" * (HUGE // 7))
+    html = admin_client.get(LIST_URL, {"status__exact": "failed"}).content.decode()
+    assert len(html) < 60_000
+    titles = [unescape(title) for title in re.findall(r'<span title="([^"]*)">', html)]
+    assert len(titles) == 6
+    assert all(len(title) <= 500 and title.endswith("…") for title in titles)
+    assert "KeyError: &#x27;sku&#x27;</span>" in html
+
+
+@pytest.mark.django_db
+def test_huge_errors_and_tracebacks_are_cut_on_the_task_page(admin_client):
+    error = "RuntimeError: " + "x" * HUGE
+    task = TaskFactory(failed=True, error=error)
+    StepRunFactory(
+        task=task,
+        status="failed",
+        error=error,
+        traceback="Traceback (most recent call last):\n" + "y" * HUGE,
+    )
+    html = admin_client.get(change_url(task)).content.decode()
+    assert len(html) < 100_000
+    assert f"… {len(error) - 10_000:,} more characters" in html
+    traceback = len("Traceback (most recent call last):\n") + HUGE
+    assert f"… {traceback - 10_000:,} more characters" in html
