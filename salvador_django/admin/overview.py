@@ -31,6 +31,10 @@ else:
     OverviewModelAdmin = admin.ModelAdmin
 
 RECENT = timedelta(hours=24)
+QUEUE_UNAVAILABLE = _(
+    "The queue is unavailable: its depth cannot be shown. Tasks wait in the database "
+    "until it is back."
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ class OverviewAdmin(OverviewModelAdmin):
             raise PermissionDenied
         list_url = reverse(f"{self.admin_site.name}:salvador_task_changelist")
         summaries, problem = summarize(get_settings().DATABASE, list_url)
+        if problem and not request.user.is_superuser:
+            problem = str(QUEUE_UNAVAILABLE)  # the queue's error names hosts and ports
         statuses = list(TaskStatus)
         context = {
             **self.admin_site.each_context(request),

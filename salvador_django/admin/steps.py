@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.admin.display import first_line, status_badge
+from salvador_django.admin.display import bounded_pre, first_line, status_badge
 from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.admin.runs import number_runs
 from salvador_django.conf import get_settings
@@ -109,8 +109,7 @@ class StepRunInline(StepRunTabularInline):
         if not run.traceback:
             return ""
         return format_html(
-            '<details class="salvador-traceback"><summary>{}</summary>'
-            '<pre class="salvador-pre">{}</pre></details>',
+            '<details class="salvador-traceback"><summary>{}</summary>{}</details>',
             _("Show traceback"),
-            run.traceback,
+            bounded_pre(run.traceback),
         )

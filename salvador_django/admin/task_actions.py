@@ -80,7 +80,15 @@ class TaskActionsAdmin(TaskModelAdmin):
             *super().get_urls(),
         ]
 
-    def task_or_404(self, request: HttpRequest, object_id: str) -> Task:
+    def task_for(self, request: HttpRequest, object_id: str, operation: Operation) -> Task:
+        """The task a button acts on, once the user may see tasks and apply ``operation``.
+
+        Both are checked before the task is looked up: a user refused gets 403 whether
+        the task exists or not, so the answer tells nothing about which ids exist.
+        Only a user who may act gets 404 for an unknown task.
+        """
+        if not self.has_view_permission(request) or not self.may(request, operation):
+            raise PermissionDenied
         task = self.get_object(request, unquote(object_id))
         if task is None:
             raise Http404(f"No task with id {object_id!r}.")
@@ -99,9 +107,7 @@ class TaskActionsAdmin(TaskModelAdmin):
         chosen = OPERATIONS.get(operation)
         if chosen is None:
             raise Http404(f"No operation named {operation!r}.")
-        if not self.may(request, chosen):
-            raise PermissionDenied
-        task = self.task_or_404(request, object_id)
+        task = self.task_for(request, object_id, chosen)
         self.apply(request, chosen, [task])
         return self.back_to(task)
 
@@ -114,9 +120,7 @@ class TaskActionsAdmin(TaskModelAdmin):
         """
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.may(request, REQUEUE):  # the same permission as every requeue
-            raise PermissionDenied
-        task = self.task_or_404(request, object_id)
+        task = self.task_for(request, object_id, REQUEUE)  # the permission of every requeue
         step = request.POST.get("step", "")
         try:
             task.requeue(from_step=step)

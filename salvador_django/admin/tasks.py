@@ -11,19 +11,27 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import F, Func, Q, QuerySet, TextField, Value
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.admin.display import first_line, pretty_json, status_badge
+from salvador_django.admin.display import (
+    beginning,
+    bounded_pre,
+    first_line,
+    pretty_json,
+    status_badge,
+)
 from salvador_django.admin.durations import format_moment
 from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter
 from salvador_django.admin.pagination import CappedCountPaginator
@@ -38,8 +46,34 @@ from salvador_django.status import TaskStatus
 HISTORY_LENGTH = 20
 SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
+SEARCH_LENGTH = 500  # the longest search accepted
 CANCEL_NOTE = _("cancel requested")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
+
+
+class MetaValue(Func):
+    """The value under one top-level ``key`` of ``meta``, as text (SQLite's JSON path).
+
+    The key is quoted in the path, a parameter, so it is a key, never an array index,
+    a nested path or a lookup; META_KEY admits no character that would need escaping.
+    """
+
+    function = "JSON_EXTRACT"
+    output_field = TextField()
+
+    def __init__(self, key: str) -> None:
+        super().__init__(F("meta"), Value(f'$."{key}"'))
+
+
+def meta_equals(queryset: QuerySet[Task], key: str, value: str) -> QuerySet[Task]:
+    """The tasks of ``queryset`` whose meta holds ``value`` under ``key``.
+
+    Containment (``meta @> {key: value}`` on PostgreSQL) where the database has it,
+    else the value read at the key's JSON path (SQLite).
+    """
+    if connections[queryset.db].features.supports_json_field_contains:
+        return queryset.filter(meta__contains={key: value})
+    return queryset.alias(meta_value=MetaValue(key)).filter(meta_value=value)
 
 
 def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
@@ -164,6 +198,10 @@ class TaskAdmin(TaskActionsAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if len(term) > SEARCH_LENGTH:  # longer than any id or idempotency key (255)
+            refusal = gettext("The search is too long: at most %(limit)d characters.")
+            self.message_user(request, refusal % {"limit": SEARCH_LENGTH}, messages.ERROR)
+            return queryset.none(), False
         try:
             return queryset.filter(id=uuid.UUID(term)), False
         except ValueError:
@@ -172,8 +210,8 @@ class TaskAdmin(TaskActionsAdmin):
             low, high = uuid.UUID(term.ljust(32, "0")), uuid.UUID(term.ljust(32, "f"))
             return queryset.filter(id__gte=low, id__lte=high), False
         key, equals, value = (part.strip() for part in term.partition("="))
-        if equals and META_KEY.fullmatch(key) and "__" not in key:
-            return queryset.filter(**{f"meta__{key}": value}), False
+        if equals and META_KEY.fullmatch(key):
+            return meta_equals(queryset, key, value), False
         has_error = Q(error__icontains=term) & ~Q(status=TaskStatus.COMPLETED)
         return queryset.filter(Q(idempotency_key=term) | has_error), False
 
@@ -232,13 +270,15 @@ class TaskAdmin(TaskActionsAdmin):
     def error_(self, task: Task) -> SafeString | str:
         if not task.error:
             return ""
-        return format_html('<span title="{}">{}</span>', task.error, first_line(task.error))
+        return format_html(
+            '<span title="{}">{}</span>', beginning(task.error), first_line(task.error)
+        )
 
     # -- detail -----------------------------------------------------------------------
 
     @admin.display(description=_("error"))
     def error_text(self, task: Task) -> SafeString | str:
-        return format_html('<pre class="salvador-pre">{}</pre>', task.error) if task.error else "—"
+        return bounded_pre(task.error) if task.error else "—"
 
     @admin.display(description=_("body"))
     def body_(self, task: Task) -> SafeString:

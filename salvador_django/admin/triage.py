@@ -19,8 +19,9 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from salvador_django import transitions
-from salvador_django.exceptions import InvalidTransition
+from salvador_django.exceptions import InvalidTransition, WorkflowNotFound
 from salvador_django.models import Task
+from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
 from salvador_django.transitions import Move
 
@@ -39,6 +40,8 @@ class Operation:
     #: The state machine's moves it makes (the first the task allows).
     moves: tuple[Move, ...]
     apply: Callable[[Task], None]
+    #: It reads the task's workflow (a restart: its first step), so it needs it registered.
+    needs_workflow: bool = False
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -46,6 +49,8 @@ class Operation:
         return frozenset().union(*(move.sources for move in self.moves))
 
     def allows(self, task: Task) -> bool:
+        if self.needs_workflow and task.workflow not in registry:
+            return False
         return any(move.allows(task.status, task.compensation) for move in self.moves)
 
 
@@ -64,6 +69,7 @@ RESTART = Operation(
     permission="requeue",
     moves=(transitions.RESTART,),
     apply=lambda task: task.requeue(from_start=True),
+    needs_workflow=True,
 )
 CANCEL = Operation(
     name="cancel",
@@ -106,7 +112,8 @@ class Report:
 
 
 def perform(operation: Operation, tasks: Iterable[Task]) -> Report:
-    """Apply ``operation`` to each of ``tasks``; never raises for a refused transition."""
+    """Apply ``operation`` to each of ``tasks``; never raises for a refused transition
+    or, for a restart, a task whose workflow is no longer registered."""
     report = Report(operation)
     for task in tasks:
         try:
@@ -115,6 +122,8 @@ def perform(operation: Operation, tasks: Iterable[Task]) -> Report:
             report.skipped[_skip_reason(exc.status)] += 1
         except Task.DoesNotExist:
             report.skipped[gettext("deleted")] += 1
+        except WorkflowNotFound:  # a deploy removed it: nothing was changed
+            report.skipped[gettext("workflow not registered")] += 1
         else:
             if task.cancel_requested:
                 report.requested.append(task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -15,6 +16,7 @@ from django.utils import timezone
 from salvador_django import submit
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.conf import get_settings
+from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import StepRun, Task
 from salvador_django.queues import get_queue
 from salvador_django.status import TaskStatus
@@ -749,3 +751,134 @@ def test_a_compensated_task_shows_its_compensations(admin_client):
     timeline = page[page.index('<svg class="salvador-timeline"') :]
     assert timeline.count('class="salvador-bar salvador-compensation"') == 2
     assert "↩ 2 · charge" in timeline
+
+
+# -- hostile and odd input (issue 23) ---------------------------------------------------
+
+
+@pytest.mark.admin_db
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("in=y", True),  # a key that is also a lookup's name
+        ("contains=x", True),
+        ("isnull=1", False),
+        ("regex=(", False),
+        ("exact=", False),
+        ("0=zero", True),  # a key of digits is a key, not an array index
+        ("a.b=dotted", True),  # a dot is part of the key, not a path
+        ("customer__in=c-7", False),  # no lookup hides in a key
+        ("customer=c-7", True),
+        ("customer=C-7", False),
+    ],
+)
+def test_a_meta_search_takes_the_key_as_a_key(backend, admin_client, term, found):
+    task = TaskFactory(
+        meta={"in": "y", "contains": "x", "0": "zero", "a.b": "dotted", "customer": "c-7"}
+    )
+    bystander = TaskFactory(meta={"customer": "c-9"})
+    response = admin_client.get(LIST_URL, {"q": term})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (task.id.hex[:8] in html) is found
+    assert bystander.id.hex[:8] not in html
+
+
+@pytest.mark.admin_db
+@pytest.mark.parametrize("term", ["x" * 60_000, "customer=" + "c" * 60_000, "x" * 501])
+def test_a_search_longer_than_the_limit_is_refused_with_a_message(backend, admin_client, term):
+    task = TaskFactory(failed=True, error="x" * 600, meta={"customer": "c" * 60_000})
+    response = admin_client.get(LIST_URL, {"q": term})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert shown_messages(html) == "The search is too long: at most 500 characters."
+    assert task.id.hex[:8] not in html
+    assert task.id.hex[:8] in admin_client.get(LIST_URL, {"q": "x" * 500}).content.decode()
+
+
+@pytest.mark.admin_db
+def test_restart_skips_a_task_whose_workflow_is_no_longer_registered(backend, admin_client):
+    kept = TaskFactory(completed=True)
+    retired = TaskFactory(completed=True, workflow="no-longer-registered")
+    message = act(admin_client, "restart_action", [kept, retired])
+    assert message == "1 restarted, 1 skipped: workflow not registered"
+    assert (status_of(kept), status_of(retired)) == ("pending", "completed")
+    assert [e.object_id for e in LogEntry.objects.all()] == [str(kept.pk)]
+
+
+@pytest.mark.django_db
+def test_a_retired_task_page_offers_no_restart_and_its_url_skips_it(admin_client):
+    retired = TaskFactory(completed=True, workflow="no-longer-registered")
+    assert "/triage/restart/" not in admin_client.get(change_url(retired)).content.decode()
+    response = admin_client.post(triage_url(retired, "restart"), follow=True)
+    assert shown_messages(response.content.decode()) == (
+        "0 restarted, 1 skipped: workflow not registered"
+    )
+    assert status_of(retired) == "completed"
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "permissions",
+    [("cancel_task", "requeue_task"), ("view_task",), ()],
+)
+def test_the_task_urls_answer_alike_for_unknown_and_forbidden_tasks(permissions):
+    client = staff_client(*permissions)
+    task = TaskFactory(failed=True)
+    missing = Task(pk="0" * 32)
+    for target in (task, missing):
+        assert client.post(triage_url(target, "cancel")).status_code == 403
+        assert client.post(triage_url(target, "requeue")).status_code == 403
+        assert client.post(from_step_url(target), {"step": "first"}).status_code == 403
+    assert status_of(task) == "failed"
+    assert not LogEntry.objects.exists()
+
+
+class UnreachableQueue:
+    def depth(self, workflow: str) -> dict[str, int]:
+        raise QueueUnavailable("Error 111 connecting to redis.internal:6390. Connection refused.")
+
+
+@pytest.mark.django_db
+def test_the_overview_shows_the_queue_error_to_superusers_only(admin_client, monkeypatch):
+    monkeypatch.setattr("salvador_django.admin.overview.get_queue", UnreachableQueue)
+    TaskFactory()
+    viewer = staff_client("view_task").get(OVERVIEW_URL)
+    assert viewer.status_code == 200
+    html = viewer.content.decode()
+    assert "redis.internal" not in html
+    assert "The queue is unavailable" in html
+    assert "redis.internal:6390" in admin_client.get(OVERVIEW_URL).content.decode()
+
+
+HUGE = 2_000_000
+
+
+@pytest.mark.django_db
+def test_huge_errors_leave_the_list_small(admin_client):
+    TaskFactory.create_batch(5, failed=True, error="RuntimeError: " + "x" * HUGE)
+    TaskFactory(failed=True, error="KeyError: 'sku'\n" + "detail\n" * (HUGE // 7))
+    html = admin_client.get(LIST_URL, {"status__exact": "failed"}).content.decode()
+    assert len(html) < 60_000
+    titles = [unescape(title) for title in re.findall(r'<span title="([^"]*)">', html)]
+    assert len(titles) == 6
+    assert all(len(title) <= 500 and title.endswith("…") for title in titles)
+    assert "KeyError: &#x27;sku&#x27;</span>" in html
+
+
+@pytest.mark.django_db
+def test_huge_errors_and_tracebacks_are_cut_on_the_task_page(admin_client):
+    error = "RuntimeError: " + "x" * HUGE
+    task = TaskFactory(failed=True, error=error)
+    StepRunFactory(
+        task=task,
+        status="failed",
+        error=error,
+        traceback="Traceback (most recent call last):\n" + "y" * HUGE,
+    )
+    html = admin_client.get(change_url(task)).content.decode()
+    assert len(html) < 100_000
+    assert f"… {len(error) - 10_000:,} more characters" in html
+    traceback = len("Traceback (most recent call last):\n") + HUGE
+    assert f"… {traceback - 10_000:,} more characters" in html

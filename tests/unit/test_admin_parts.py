@@ -1,9 +1,11 @@
-"""The admin's pure parts: durations and moments for people, runs, the timeline's geometry."""
+"""The admin's pure parts: durations and moments for people, bounded error text, runs,
+the timeline's geometry."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from salvador_django.admin.display import beginning, bounded_pre, first_line
 from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.admin.runs import number_runs
 from salvador_django.admin.timeline import CHART_WIDTH, LABEL_WIDTH, MIN_BAR_WIDTH, build_timeline
@@ -138,3 +140,43 @@ def test_a_step_that_completed_then_failed_after_a_requeue_is_failed():
     timeline = build_timeline(runs)
     assert timeline is not None
     assert timeline.rows[0].failed
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("  KeyError: 'sku'\n  detail", "KeyError: 'sku'"),
+        ("windows\r\nline", "windows"),
+        ("x" * 100, "x" * 100),
+        ("x" * 101, "x" * 99 + "…"),
+        ("x" * 100 + "\nrest", "x" * 100),
+        ("x" * 2_000_000, "x" * 99 + "…"),
+        ("", ""),
+    ],
+)
+def test_first_line_is_bounded(text, line):
+    assert first_line(text) == line
+
+
+def test_the_beginning_of_an_error_is_bounded():
+    assert beginning("  a\nb  ") == "a\nb"
+    assert beginning("y" * 2_000_000) == "y" * 499 + "…"
+
+
+def test_a_long_text_on_a_page_shows_its_start_and_counts_the_rest():
+    assert bounded_pre("<b>short</b>") == '<pre class="salvador-pre">&lt;b&gt;short&lt;/b&gt;</pre>'
+    assert "more character" not in bounded_pre("z" * 10_000)
+    html = bounded_pre("<" * 10_000 + "z" * 1_234_567)
+    assert html.startswith('<pre class="salvador-pre">' + "&lt;" * 10_000 + "</pre>")
+    assert html.endswith('<p class="help salvador-cut">… 1,234,567 more characters</p>')
+    assert bounded_pre("z" * 10_001).endswith("… 1 more character</p>")
+
+
+def test_a_timeline_bar_holds_the_beginning_of_a_huge_error():
+    failed = run(0, "charge", 1, 0, 1, StepRunStatus.FAILED)
+    failed.error = "RuntimeError: " + "x" * 2_000_000
+    timeline = build_timeline([failed])
+    assert timeline is not None
+    title = timeline.rows[0].bars[0].title
+    assert title.startswith("charge · attempt 1 · Failed")
+    assert title.endswith("\nRuntimeError: " + "x" * 485 + "…")
