@@ -541,6 +541,23 @@ def test_concurrent_requeues_of_one_failed_task_requeue_it_once(
         (["--poll-interval", "0"], "argument --poll-interval: must be at least 0.001, not 0"),
         (["--poll-interval", "soon"], "'soon' is not a valid number of seconds"),
         (["--grace-period", "-5"], "argument --grace-period: must be at least 0, not -5"),
+        # not finite, or beyond a sane maximum (issue 23): never a dead thread or a worker
+        # that never looks for work
+        (["--poll-interval", "inf"], "argument --poll-interval: must be at most 3600, not inf"),
+        (["--poll-interval", "3601"], "argument --poll-interval: must be at most 3600, not 3601"),
+        (
+            ["--poll-interval", "nan"],
+            "argument --poll-interval: must be from 0.001 to 3600, not nan",
+        ),
+        (["--grace-period", "inf"], "argument --grace-period: must be at most 86400, not inf"),
+        (["--grace-period", "1e300"], "argument --grace-period: must be at most 86400, not 1e300"),
+        (["--grace-period", "NaN"], "argument --grace-period: must be from 0 to 86400, not NaN"),
+        (["--concurrency", "1001"], "argument --concurrency: must be at most 1000, not 1001"),
+        (
+            ["--concurrency", "99999999999999999999"],
+            "argument --concurrency: must be at most 1000, not 99999999999999999999",
+        ),
+        (["--concurrency", "inf"], "argument --concurrency: 'inf' is not a valid thread count"),
         (["--pool", "fibers"], "argument --pool: invalid choice: 'fibers'"),
         (["--workflow", "nope"], "Unknown workflow(s): nope (registered: "),
         (
@@ -562,6 +579,62 @@ def test_bad_runworkflows_arguments_are_command_errors_that_change_nothing(
     # (and the rows would change) instead of blocking the test.
     with unchanged(backend), pytest.raises(CommandError) as raised:
         call_command("runworkflows", "--burst", *args)
+    assert message in str(raised.value)
+
+
+# -- 12b: requeueworkflows and purgeworkflows arguments (issue 23) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        (
+            "requeueworkflows",
+            ["--since", "3000000d"],
+            "argument --since: '3000000d' is more than 100 years ago: an age is at most 36500d",
+        ),
+        (
+            "requeueworkflows",
+            ["--since", "9" * 400 + "s"],  # a float of infinity
+            "is more than 100 years ago: an age is at most 36500d",
+        ),
+        (
+            "requeueworkflows",
+            ["--since", "0001-01-01T00:00:00+02:00"],  # before datetime.min in UTC
+            "argument --since: '0001-01-01T00:00:00+02:00' is more than 100 years from now: "
+            "a date is at most 100 years before or after now",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "3000000d"],
+            "argument --older-than: '3000000d' is more than 100 years ago: an age is at most "
+            "36500d",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "9999-12-31T23:59:59-05:00"],  # after datetime.max in UTC
+            "is more than 100 years from now: a date is at most 100 years before or after now",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "30d", "--batch-size", "99999999999999999999"],
+            "argument --batch-size: must be a whole number from 1 to 10000, "
+            "not '99999999999999999999'",
+        ),
+        (
+            "requeueworkflows",
+            ["--batch-size", "10001"],
+            "argument --batch-size: must be a whole number from 1 to 10000, not '10001'",
+        ),
+    ],
+)
+def test_bad_maintenance_arguments_are_command_errors_that_change_nothing(
+    backend: str, stored: Stored, command: str, args: list[str], message: str
+) -> None:
+    # Were the bad argument accepted, the failed and cancelled tasks would be requeued,
+    # or the finished ones deleted.
+    with unchanged(backend), pytest.raises(CommandError) as raised:
+        call_command(command, *args)
     assert message in str(raised.value)
 
 
