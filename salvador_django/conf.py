@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -61,7 +62,13 @@ def _positive_int(value: Any) -> bool:
 
 
 def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    """A number of seconds: positive and finite (not NaN, not infinity)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and (isinstance(value, int) or math.isfinite(value))
+    )
 
 
 def _non_empty_str(value: Any) -> bool:
@@ -74,9 +81,9 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "REDIS_CONNECTION": (_non_empty_str, "a django-redis cache alias"),
     "KEY_PREFIX": (lambda v: isinstance(v, str), "a string"),
     "CONCURRENCY": (_positive_int, "a positive int"),
-    "POLL_INTERVAL": (_positive_number, "a positive number of seconds"),
-    "LEASE_SECONDS": (_positive_number, "a positive number of seconds"),
-    "SWEEP_INTERVAL": (_positive_number, "a positive number of seconds"),
+    "POLL_INTERVAL": (_positive_number, "a positive, finite number of seconds"),
+    "LEASE_SECONDS": (_positive_number, "a positive, finite number of seconds"),
+    "SWEEP_INTERVAL": (_positive_number, "a positive, finite number of seconds"),
     "MAX_BODY_BYTES": (_positive_int, "a positive int"),
     "MAX_RECOVERIES": (_positive_int, "a positive int"),
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),

@@ -24,6 +24,10 @@ from salvador_django.registry import registry
 from salvador_django.status import FINISHED
 
 BATCH_SIZE = 1000
+#: The largest batch: its ids are one query's parameters, and its locks one transaction's.
+MAX_BATCH_SIZE = 10_000
+#: How far from now an age or a date may reach, either way: beyond it, a typo.
+MAX_AGE = timedelta(days=36_500)  # 100 years
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -35,13 +39,19 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
     """A moment given as an age (``30d``, ``12h``, ``90m``, ``45s``, ``2w``) or a date.
 
     An age means that long before ``now``; a date or datetime (ISO 8601) is taken as
-    is, in the current time zone when it has none. Raises ``ValueError`` otherwise.
+    is, in the current time zone when it has none. Either may reach at most
+    :data:`MAX_AGE` (100 years) from ``now``. Raises ``ValueError`` otherwise.
     """
     text = text.strip()
+    now = now or timezone.now()
     match = _AGE.fullmatch(text)
     if match:
-        amount, unit = float(match[1]), match[2]
-        return (now or timezone.now()) - timedelta(seconds=amount * _UNITS[unit])
+        seconds = float(match[1]) * _UNITS[match[2]]
+        if seconds > MAX_AGE.total_seconds():  # infinity too (a number of 309 digits)
+            raise ValueError(
+                f"{text!r} is more than 100 years ago: an age is at most {MAX_AGE.days}d"
+            )
+        return now - timedelta(seconds=seconds)
     moment = parse_datetime(text)
     if moment is None:
         day = parse_date(text)
@@ -54,6 +64,11 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
         )
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
+    if abs(moment - now) > MAX_AGE:  # nor can Python convert year 1 or 9999 to UTC
+        raise ValueError(
+            f"{text!r} is more than 100 years from now: a date is at most 100 years "
+            "before or after now"
+        )
     return moment
 
 

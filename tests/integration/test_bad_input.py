@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import textwrap
 import uuid
@@ -41,6 +42,7 @@ from salvador_django.exceptions import (
 from salvador_django.models import StepRun, Task
 from salvador_django.queues import Entry, announce, get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue
+from salvador_django.submission import MAX_BODY_DEPTH
 from salvador_django.testing import run_until_idle
 from salvador_django.worker import Worker, WorkerOptions
 from tests.factories import StepRunFactory, TaskFactory, failed_after_retries
@@ -124,6 +126,14 @@ def one_byte_too_many() -> str:
     return "a" * (DEFAULT_MAX_BODY_BYTES - 1)  # serialised with its two quotes
 
 
+# What is wrong with a string the database cannot hold, and why (the messages' words).
+NUL = ("a NUL character ('\\x00')", "PostgreSQL cannot store it in text or JSON")
+
+
+def surrogate(char: str) -> tuple[str, str]:
+    return (f"a lone surrogate ({char!r})", "it cannot be encoded as UTF-8")
+
+
 BAD_SUBMITS = [
     # 1. an unknown workflow: the message lists the registered ones
     pytest.param(
@@ -162,18 +172,42 @@ BAD_SUBMITS = [
             ("nan-nested", {"a": [1, {"b": [2.5, math.nan]}]}),
         ]
     ),
-    # 4. nested 10,000 levels: a PayloadError, never a RecursionError
-    pytest.param(
-        lambda: submit("three-steps", nested(10_000)),
-        PayloadError,
-        r"^The body is nested too deeply to serialise\.$",
-        id="body-10000-lists-deep",
+    # 4. nested deeper than MAX_BODY_DEPTH, up to 10,000 levels: a PayloadError, never a
+    # RecursionError, nor a body stored that a page or a step later fails to read
+    *(
+        pytest.param(
+            lambda depth=depth, kind=kind: submit("three-steps", nested(depth, kind=kind)),
+            PayloadError,
+            rf"^The body is nested deeper than the maximum of {MAX_BODY_DEPTH} levels\.$",
+            id=f"body-{depth}-{kind.__name__}s-deep",
+        )
+        for depth in (MAX_BODY_DEPTH + 1, 950, 10_000)
+        for kind in (list, dict)
     ),
     pytest.param(
-        lambda: submit("three-steps", nested(10_000, kind=dict)),
+        lambda: submit("three-steps", {"ok": [1, 2], "deep": nested(MAX_BODY_DEPTH)}),
         PayloadError,
-        r"^The body is nested too deeply to serialise\.$",
-        id="body-10000-dicts-deep",
+        rf"^The body is nested deeper than the maximum of {MAX_BODY_DEPTH} levels\.$",
+        id="body-one-level-too-deep-inside",
+    ),
+    # 4b. text the database cannot hold: NUL (PostgreSQL refuses it in text and jsonb) and
+    # lone surrogates (not UTF-8), refused on every database; the message says where
+    *(
+        pytest.param(
+            lambda body=body: submit("three-steps", body),
+            PayloadError,
+            "^" + re.escape(f"The body has {problem} at {where}: {why}."),
+            id=f"body-{name}",
+        )
+        for name, body, where, (problem, why) in [
+            ("nul", "a\x00b", "body", NUL),
+            ("nul-value", {"note": "end\x00"}, "body['note']", NUL),
+            ("nul-key", {"k\x00": 1}, "body['k\\x00'] (a key)", NUL),
+            ("nul-nested", [1, {"a": ["x", "\x00"]}], "body[1]['a'][1]", NUL),
+            ("surrogate", "bad \udc80", "body", surrogate("\udc80")),
+            ("surrogate-value", {"a": ["\ud800"]}, "body['a'][0]", surrogate("\ud800")),
+            ("surrogate-key", {"\udc80": 1}, "body['\\udc80'] (a key)", surrogate("\udc80")),
+        ]
     ),
     # 5. one byte over the default MAX_BODY_BYTES
     pytest.param(
@@ -207,6 +241,20 @@ BAD_SUBMITS = [
         PayloadError,
         r"^meta must be a mapping of str to str, not list\.$",
         id="meta-not-a-mapping",
+    ),
+    *(
+        pytest.param(
+            lambda meta=meta: submit("three-steps", {}, meta=meta),
+            PayloadError,
+            "^" + re.escape(f"meta has {problem} in {where}: {why}."),
+            id=f"meta-{name}",
+        )
+        for name, meta, where, (problem, why) in [
+            ("nul-value", {"tenant": "acme", "note": "a\x00"}, "the value of 'note'", NUL),
+            ("nul-key", {"ten\x00ant": "acme"}, "the key 'ten\\x00ant'", NUL),
+            ("surrogate-value", {"tenant": "\udc80"}, "the value of 'tenant'", surrogate("\udc80")),
+            ("surrogate-key", {"\ud800x": "acme"}, "the key '\\ud800x'", surrogate("\ud800")),
+        ]
     ),
     # 7. a naive run_after while USE_TZ is True, and the other scheduling arguments
     pytest.param(
@@ -243,11 +291,22 @@ BAD_SUBMITS = [
             ("bool", True),
         ]
     ),
-    pytest.param(
-        lambda: submit("three-steps", {}, priority="high"),  # type: ignore[arg-type]
-        PayloadError,
-        r"^priority must be an int, not 'high'\.$",
-        id="priority-not-an-int",
+    *(
+        pytest.param(
+            lambda priority=priority: submit("three-steps", {}, priority=priority),
+            PayloadError,
+            r"^priority must be an int from -2147483648 to 2147483647 "
+            rf"\(a 32-bit integer\), not {re.escape(repr(priority))}\.$",
+            id=f"priority-{name}",
+        )
+        for name, priority in [
+            ("not-an-int", "high"),
+            ("bool", True),
+            ("2**31", 2**31),
+            ("-2**31-1", -(2**31) - 1),
+            ("2**63", 2**63),
+            ("10**30", 10**30),
+        ]
     ),
     *(
         pytest.param(
@@ -257,6 +316,18 @@ BAD_SUBMITS = [
             id=f"idempotency-key-{name}",
         )
         for name, key in [("empty", ""), ("too-long", "k" * 256), ("not-a-str", 1001)]
+    ),
+    *(
+        pytest.param(
+            lambda key=key: submit("three-steps", {}, idempotency_key=key),
+            PayloadError,
+            "^" + re.escape(f"idempotency_key has {problem}: {why}."),
+            id=f"idempotency-key-{name}",
+        )
+        for name, key, (problem, why) in [
+            ("nul", "order-\x00-1", NUL),
+            ("surrogate", "order-\udc80", surrogate("\udc80")),
+        ]
     ),
 ]
 
@@ -273,11 +344,29 @@ def test_a_bad_submit_raises_a_clear_error_and_stores_nothing(
 ) -> None:
     wakeup = database_queue().wakeup
     announced = wakeup.generation
-    with unchanged(backend), pytest.raises(error, match=message) as raised:
+    with unchanged(backend), pytest.raises(error, match=message):
         call()
     assert wakeup.generation == announced  # nothing was announced to the queue either
-    if "nested" in str(raised.value):
-        assert isinstance(raised.value.__cause__, RecursionError)
+
+
+def test_the_limits_of_submit_are_stored_and_read_back(backend: str) -> None:
+    """Up to each limit, a submit is accepted, and its values come back as they were."""
+    bodies = [
+        nested(MAX_BODY_DEPTH, "leaf"),
+        nested(MAX_BODY_DEPTH, {"leaf": 1}, kind=dict)["a"],  # dicts all the way down
+        [{"n": n} for n in range(500)],  # many brackets, none deep
+        {"path": "C:\\u0000", "quote": '"[{\\', "brackets": "[[[[{{{{" * 50},
+        {"emoji": "\U0001f600 é ✓", "tab": "\t", "bell": "\x07"},
+    ]
+    tasks = [
+        submit("three-steps", body, meta={"k": "é\U0001f600"}, idempotency_key=f"\U0001f600{n}")
+        for n, body in enumerate(bodies)
+    ]
+    tasks += [submit("three-steps", {}, priority=p) for p in (-(2**31), 2**31 - 1)]
+    for task in tasks:
+        row = Task.objects.using(backend).get(id=task.id)
+        assert (row.body, row.meta, row.priority) == (task.body, task.meta, task.priority)
+        assert row.idempotency_key == task.idempotency_key
 
 
 # -- 8: tasks of a workflow a deploy removed --------------------------------------------
@@ -452,6 +541,23 @@ def test_concurrent_requeues_of_one_failed_task_requeue_it_once(
         (["--poll-interval", "0"], "argument --poll-interval: must be at least 0.001, not 0"),
         (["--poll-interval", "soon"], "'soon' is not a valid number of seconds"),
         (["--grace-period", "-5"], "argument --grace-period: must be at least 0, not -5"),
+        # not finite, or beyond a sane maximum (issue 23): never a dead thread or a worker
+        # that never looks for work
+        (["--poll-interval", "inf"], "argument --poll-interval: must be at most 3600, not inf"),
+        (["--poll-interval", "3601"], "argument --poll-interval: must be at most 3600, not 3601"),
+        (
+            ["--poll-interval", "nan"],
+            "argument --poll-interval: must be from 0.001 to 3600, not nan",
+        ),
+        (["--grace-period", "inf"], "argument --grace-period: must be at most 86400, not inf"),
+        (["--grace-period", "1e300"], "argument --grace-period: must be at most 86400, not 1e300"),
+        (["--grace-period", "NaN"], "argument --grace-period: must be from 0 to 86400, not NaN"),
+        (["--concurrency", "1001"], "argument --concurrency: must be at most 1000, not 1001"),
+        (
+            ["--concurrency", "99999999999999999999"],
+            "argument --concurrency: must be at most 1000, not 99999999999999999999",
+        ),
+        (["--concurrency", "inf"], "argument --concurrency: 'inf' is not a valid thread count"),
         (["--pool", "fibers"], "argument --pool: invalid choice: 'fibers'"),
         (["--workflow", "nope"], "Unknown workflow(s): nope (registered: "),
         (
@@ -473,6 +579,62 @@ def test_bad_runworkflows_arguments_are_command_errors_that_change_nothing(
     # (and the rows would change) instead of blocking the test.
     with unchanged(backend), pytest.raises(CommandError) as raised:
         call_command("runworkflows", "--burst", *args)
+    assert message in str(raised.value)
+
+
+# -- 12b: requeueworkflows and purgeworkflows arguments (issue 23) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        (
+            "requeueworkflows",
+            ["--since", "3000000d"],
+            "argument --since: '3000000d' is more than 100 years ago: an age is at most 36500d",
+        ),
+        (
+            "requeueworkflows",
+            ["--since", "9" * 400 + "s"],  # a float of infinity
+            "is more than 100 years ago: an age is at most 36500d",
+        ),
+        (
+            "requeueworkflows",
+            ["--since", "0001-01-01T00:00:00+02:00"],  # before datetime.min in UTC
+            "argument --since: '0001-01-01T00:00:00+02:00' is more than 100 years from now: "
+            "a date is at most 100 years before or after now",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "3000000d"],
+            "argument --older-than: '3000000d' is more than 100 years ago: an age is at most "
+            "36500d",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "9999-12-31T23:59:59-05:00"],  # after datetime.max in UTC
+            "is more than 100 years from now: a date is at most 100 years before or after now",
+        ),
+        (
+            "purgeworkflows",
+            ["--older-than", "30d", "--batch-size", "99999999999999999999"],
+            "argument --batch-size: must be a whole number from 1 to 10000, "
+            "not '99999999999999999999'",
+        ),
+        (
+            "requeueworkflows",
+            ["--batch-size", "10001"],
+            "argument --batch-size: must be a whole number from 1 to 10000, not '10001'",
+        ),
+    ],
+)
+def test_bad_maintenance_arguments_are_command_errors_that_change_nothing(
+    backend: str, stored: Stored, command: str, args: list[str], message: str
+) -> None:
+    # Were the bad argument accepted, the failed and cancelled tasks would be requeued,
+    # or the finished ones deleted.
+    with unchanged(backend), pytest.raises(CommandError) as raised:
+        call_command(command, *args)
     assert message in str(raised.value)
 
 

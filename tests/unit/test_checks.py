@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from salvador_django.checks import check_settings
@@ -25,6 +27,13 @@ def test_default_settings_pass_the_checks(settings):
         ({"CONCURRENCY": True}, ["salvador.E003"]),
         ({"POLL_INTERVAL": "1"}, ["salvador.E003"]),
         ({"LEASE_SECONDS": -5}, ["salvador.E003"]),
+        ({"POLL_INTERVAL": math.inf}, ["salvador.E003"]),
+        ({"POLL_INTERVAL": math.nan}, ["salvador.E003"]),
+        ({"LEASE_SECONDS": math.inf}, ["salvador.E003"]),
+        ({"LEASE_SECONDS": math.nan}, ["salvador.E003"]),
+        ({"SWEEP_INTERVAL": math.inf}, ["salvador.E003"]),
+        ({"SWEEP_INTERVAL": -math.inf}, ["salvador.E003"]),
+        ({"SWEEP_INTERVAL": math.nan}, ["salvador.E003"]),
         ({"MAX_BODY_BYTES": 1.5}, ["salvador.E003"]),
         ({"DISPATCH": "rq"}, ["salvador.E003"]),
         ({"QUEUE": "no.such.Queue"}, ["salvador.E004"]),

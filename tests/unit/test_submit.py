@@ -1,3 +1,5 @@
+import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +11,7 @@ from salvador_django.definitions import registry
 from salvador_django.exceptions import PayloadError, SalvadorError
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
+from salvador_django.submission import _nested_deeper
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +82,37 @@ def test_get_task_of_unknown_or_malformed_id_raises_does_not_exist():
         get_task("00000000-0000-0000-0000-000000000000")
     with pytest.raises(Task.DoesNotExist):
         get_task("not-a-uuid")
+
+
+def depth(value):
+    """How many lists and dicts deep ``value`` nests (the reference for the fast check)."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+def random_body(rng, room):
+    """A JSON value whose strings are full of brackets, quotes and backslashes."""
+    kind = rng.choice(["list", "dict", "scalar"] if room else ["scalar"])
+    if kind == "list":
+        return [random_body(rng, room - 1) for _ in range(rng.randint(0, 3))]
+    if kind == "dict":
+        return {random_text(rng): random_body(rng, room - 1) for _ in range(rng.randint(0, 3))}
+    return rng.choice(
+        [random_text(rng), rng.randint(-(10**20), 10**20), rng.random() * 1e-9, True, False, None]
+    )
+
+
+def random_text(rng):
+    return "".join(rng.choice('[]{}"\\,:ab é\n\t') for _ in range(rng.randint(0, 6)))
+
+
+def test_the_nesting_check_measures_what_a_walk_measures():
+    rng = random.Random(23)
+    for _ in range(2000):
+        body = random_body(rng, rng.randint(0, 8))
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        for limit in range(9):
+            assert _nested_deeper(data, limit) == (depth(body) > limit), (body, limit)

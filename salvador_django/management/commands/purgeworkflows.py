@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from salvador_django.conf import get_settings
-from salvador_django.maintenance import purge_tasks, select_tasks
+from salvador_django.maintenance import MAX_BATCH_SIZE, purge_tasks, select_tasks
 from salvador_django.management.commands.requeueworkflows import batch_size, moment
 from salvador_django.management.progress import Progress
 from salvador_django.status import TaskStatus
@@ -24,7 +24,8 @@ class Command(BaseCommand):
             "--older-than",
             type=moment,
             required=True,
-            help="Tasks that finished before then: an age (30d, 12h) or an ISO date.",
+            help="Tasks that finished before then: an age (30d, 12h) or an ISO date, "
+            "at most 100 years from now.",
         )
         parser.add_argument(
             "--status",
@@ -41,7 +42,12 @@ class Command(BaseCommand):
             help="Only tasks of this workflow (repeatable; default: every workflow).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
-        parser.add_argument("--batch-size", type=batch_size, default=1000)
+        parser.add_argument(
+            "--batch-size",
+            type=batch_size,
+            default=1000,
+            help=f"Tasks per transaction, at most {MAX_BATCH_SIZE} (default: 1000).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         statuses = options["statuses"] or [TaskStatus.COMPLETED, TaskStatus.CANCELLED]

@@ -10,7 +10,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from salvador_django.conf import get_settings
 from salvador_django.definitions import registry
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.maintenance import parse_moment, requeue_tasks, select_tasks
+from salvador_django.maintenance import (
+    MAX_BATCH_SIZE,
+    parse_moment,
+    requeue_tasks,
+    select_tasks,
+)
 from salvador_django.management.progress import Progress
 from salvador_django.status import TaskStatus
 
@@ -23,8 +28,10 @@ def moment(text: str) -> Any:
 
 
 def batch_size(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    if not (text.isdigit() and 1 <= int(text) <= MAX_BATCH_SIZE):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_BATCH_SIZE}, not {text!r}"
+        )
     return int(text)
 
 
@@ -53,7 +60,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--since",
             type=moment,
-            help="Only tasks that finished since then: an age (30m, 12h, 7d) or an ISO date.",
+            help="Only tasks that finished since then: an age (30m, 12h, 7d) or an ISO date, "
+            "at most 100 years from now.",
         )
         parser.add_argument(
             "--from-start",
@@ -61,7 +69,12 @@ class Command(BaseCommand):
             help="Restart from the first step with an empty state.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
-        parser.add_argument("--batch-size", type=batch_size, default=1000)
+        parser.add_argument(
+            "--batch-size",
+            type=batch_size,
+            default=1000,
+            help=f"Tasks per transaction, at most {MAX_BATCH_SIZE} (default: 1000).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         unknown = [name for name in options["workflows"] or [] if name not in registry]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
@@ -26,7 +27,15 @@ from salvador_django.worker import Worker, WorkerOptions
 logger = logging.getLogger("salvador_django")
 
 
-def _number(kind: type[float] | type[int], minimum: float, what: str) -> Callable[[str], Any]:
+# The largest values the options take: beyond them, a typo (and past some, a crash).
+MAX_CONCURRENCY = 1000
+MAX_POLL_INTERVAL = 3600  # an hour
+MAX_GRACE_PERIOD = 86400  # a day
+
+
+def _number(
+    kind: type[float] | type[int], minimum: float, maximum: float, what: str
+) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -34,6 +43,10 @@ def _number(kind: type[float] | type[int], minimum: float, what: str) -> Callabl
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {what}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
+        if value > maximum:  # infinity too
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {text}")
+        if math.isnan(value):  # neither below nor above
+            raise argparse.ArgumentTypeError(f"must be from {minimum} to {maximum}, not {text}")
         return value
 
     return parse
@@ -52,14 +65,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--concurrency",
-            type=_number(int, 1, "thread count"),
-            help="Worker threads (default: SALVADOR['CONCURRENCY']).",
+            type=_number(int, 1, MAX_CONCURRENCY, "thread count"),
+            help=f"Worker threads, at most {MAX_CONCURRENCY} (default: SALVADOR['CONCURRENCY']).",
         )
         parser.add_argument(
             "--poll-interval",
-            type=_number(float, 0.001, "number of seconds"),
-            help="Seconds an idle thread waits before looking again "
-            "(default: SALVADOR['POLL_INTERVAL']).",
+            type=_number(float, 0.001, MAX_POLL_INTERVAL, "number of seconds"),
+            help="Seconds an idle thread waits before looking again, at most "
+            f"{MAX_POLL_INTERVAL} (default: SALVADOR['POLL_INTERVAL']).",
         )
         parser.add_argument("--burst", action="store_true", help="Run what is due, then exit.")
         parser.add_argument(
@@ -75,9 +88,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--grace-period",
-            type=_number(float, 0, "number of seconds"),
+            type=_number(float, 0, MAX_GRACE_PERIOD, "number of seconds"),
             default=30.0,
-            help="On shutdown, seconds to let running steps finish (default: 30).",
+            help="On shutdown, seconds to let running steps finish, at most "
+            f"{MAX_GRACE_PERIOD} (default: 30).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
