@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue, WakeUp, _Listener
 from tests.support.processes import kill_group, start_in_group
-from tests.support.servers import free_port
+from tests.support.servers import free_port, user_exists
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_backend("postgres")]
@@ -62,7 +61,7 @@ class PgBouncer:
         )
         command = [binary, str(config)]
         if os.geteuid() == 0:  # pgbouncer refuses to run as root; it reads the config first
-            command[1:1] = ["-u", "postgres" if _user_exists("postgres") else "nobody"]
+            command[1:1] = ["-u", "postgres" if user_exists("postgres") else "nobody"]
         with self.log_path.open("wb") as log:
             self.process = start_in_group(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -104,14 +103,6 @@ class PgBouncer:
                 self.process.wait(timeout=10)
         finally:
             kill_group(self.process)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -82,7 +82,8 @@ def private_postgres_verdict(
     return Verdict("skip", reason)
 
 
-def _user_exists(name: str) -> bool:
+def user_exists(name: str) -> bool:
+    """Whether this machine has a user account called ``name``."""
     try:
         pwd.getpwnam(name)
     except KeyError:
@@ -98,7 +99,7 @@ def require_private_postgres() -> None:
         os.environ,
         binaries=postgres_binaries(),
         runuser=runuser_binary(),
-        postgres_user=_user_exists("postgres"),
+        postgres_user=user_exists("postgres"),
     )
     if verdict.action == "fail":
         pytest.fail(verdict.reason)
