@@ -82,6 +82,9 @@ class ProcessPool:
     def stop(self) -> None:
         """Ask every child to finish its running step and exit."""
         self._stop = True
+        self._ask_children_to_stop()
+
+    def _ask_children_to_stop(self) -> None:
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive() and slot.process.pid:
                 os.kill(slot.process.pid, signal.SIGTERM)
@@ -108,6 +111,9 @@ class ProcessPool:
         return slot.process is not None and slot.process.is_alive()
 
     def _start(self, slot: Slot) -> None:
+        if self._stop:  # a slot that emptied as the pool was told to stop stays empty
+            slot.process = None
+            return
         slot.note.value = b""
         connections.close_all()  # a child must not share the parent's connections
         reset_queues()
@@ -184,6 +190,9 @@ class ProcessPool:
             announce([Entry.of(task, scheduled=True)], get_queue(self.queue_name))
 
     def _join(self) -> bool:
+        # Again: a child started while stop() ran (it runs in a signal handler, between
+        # any two lines of the loop) was not there to be asked.
+        self._ask_children_to_stop()
         deadline = time.monotonic() + self.options.grace_period
         for slot in self.slots:
             if slot.process is not None:

@@ -10,7 +10,7 @@ from django.db import connections
 
 from salvador_django import TaskStatus, submit
 from salvador_django.models import Task
-from salvador_django.pool import _child_main
+from salvador_django.pool import ProcessPool, _child_main
 from salvador_django.worker import WorkerOptions
 from tests.factories import TaskFactory
 from tests.support.processes import group_alive
@@ -189,3 +189,14 @@ def test_a_child_whose_supervisor_died_before_it_looked_stops_at_once(backend):
         child.join()
         pytest.fail("a pool child whose supervisor was gone kept running")
     assert child.exitcode == 0
+
+
+@pytest.mark.only_backend("sqlite")
+def test_a_slot_that_empties_once_the_pool_is_stopping_stays_empty(backend):
+    # The supervisor's SIGTERM handler can run between a child's kill and its
+    # replacement: a replacement started then would never be asked to stop.
+    pool = ProcessPool(WorkerOptions.from_settings(workflows=["three-steps"]))
+    pool.stop()
+    pool._start(pool.slots[0])
+    assert pool.slots[0].process is None
+    assert pool.run() is True  # nothing to wait for
