@@ -7,17 +7,31 @@ that lost its lease writes nothing (the write reports the loss instead).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    Error,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from salvador_django import transitions
 from salvador_django.engine.outcome import CheckpointFailed
-from salvador_django.engine.text import ERROR_CHARS, TRACEBACK_CHARS, storable, unstorable
+from salvador_django.engine.text import (
+    ERROR_CHARS,
+    TRACEBACK_CHARS,
+    loggable,
+    storable,
+    unstorable,
+)
 from salvador_django.exceptions import LeaseLost, NotSerialisable
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import StepRun, Task
@@ -25,8 +39,15 @@ from salvador_django.queries import Checkpoint
 from salvador_django.status import StepRunStatus, TaskStatus
 from salvador_django.transitions import Move
 
+logger = logging.getLogger("salvador_django")
+
 _LOCK_RETRIES = 20
 _LOCK_RETRY_SECONDS = 0.05
+#: What a lost connection raises; a checkpoint that failed with it is tried again.
+_UNREACHABLE = (OperationalError, InterfaceError)
+_UNREACHABLE_RETRY_SECONDS = 0.1
+_UNREACHABLE_RETRY_MAX_SECONDS = 2.0
+_UNLEASED_SECONDS = 60.0
 
 
 class Writes:
@@ -69,8 +90,9 @@ class Writes:
             "output": output_text,
             "worker": self.worker_name,
         }
-        try:
-            written = self.with_lock_retry(
+
+        def write() -> Checkpoint:
+            return self.with_lock_retry(  # type: ignore[no-any-return]
                 lambda: Task.objects.using(self.database).checkpoint(
                     task.id,
                     attempt.lease.token,
@@ -80,8 +102,11 @@ class Writes:
                     run=run,
                 )
             )
-        except DatabaseError as exc:
-            raise CheckpointFailed from exc
+
+        try:
+            written = write()
+        except (DatabaseError, InterfaceError) as exc:
+            written = self._checkpoint_again(attempt, write, exc)
         if written == Checkpoint.LOST:
             raise LeaseLost
         task.step, task.step_name, task.attempt, task.error = attempt.index + 1, next_name, 0, ""
@@ -89,6 +114,57 @@ class Writes:
         if not next_name:
             task.status = TaskStatus.COMPLETED
         return Checkpoint(written)
+
+    def _checkpoint_again(
+        self, attempt: Attempt, write: Callable[[], Checkpoint], error: Error
+    ) -> Checkpoint:
+        """Try a checkpoint that failed again, as long as the lease holds.
+
+        So a short database outage replays nothing. The failed try may have committed
+        before the connection broke: the step run it wrote (this attempt's start, this
+        worker) says so, and is not written twice. An atomic step's checkpoint is not
+        tried again: the step's own writes were lost with its transaction.
+        """
+        lease, task = attempt.lease, attempt.task
+        connection = connections[self.database]
+        if connection.in_atomic_block or not isinstance(error, _UNREACHABLE):
+            raise CheckpointFailed from error
+        logger.warning(
+            "salvador: task %s (%s): the checkpoint of step %r failed (%s); "
+            "trying again while its lease holds",
+            task.id,
+            task.workflow,
+            attempt.step.name,
+            loggable(str(error)),
+        )
+        delay = _UNREACHABLE_RETRY_SECONDS
+        while not lease.lost.is_set() and not lease.overdue() and _within_a_lease(lease):
+            time.sleep(delay)
+            delay = min(delay * 2, _UNREACHABLE_RETRY_MAX_SECONDS)
+            connection.close()  # a broken connection is not reused: the next query reconnects
+            try:
+                if self._step_run_written(attempt):
+                    written = self.cancel_requested(task)
+                    return Checkpoint.CANCEL_REQUESTED if written else Checkpoint.WRITTEN
+                return write()
+            except _UNREACHABLE as exc:
+                error = exc
+        raise CheckpointFailed from error
+
+    def _step_run_written(self, attempt: Attempt) -> bool:
+        """Whether this very attempt's completed step run is recorded."""
+        return (
+            StepRun.objects.using(self.database)
+            .filter(
+                task_id=attempt.task.id,
+                index=attempt.index,
+                compensation=False,
+                status=StepRunStatus.COMPLETED,
+                started_at=attempt.started,
+                worker=self.worker_name,
+            )
+            .exists()
+        )
 
     def record_failure(
         self,
@@ -207,6 +283,11 @@ class Writes:
                     raise
                 time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
         raise AssertionError("unreachable")
+
+
+def _within_a_lease(lease: Lease) -> bool:
+    """For a lease without a length (a test's, say): whether a default lease has passed."""
+    return lease.seconds is not None or time.monotonic() - lease.renewed_at < _UNLEASED_SECONDS
 
 
 def encode(value: Any, what: str) -> str:

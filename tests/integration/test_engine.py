@@ -9,7 +9,7 @@ from django.db import connections, transaction
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
-from salvador_django.engine import CheckpointFailed, Engine, Outcome
+from salvador_django.engine import Engine, Outcome
 from salvador_django.leases import Lease
 from salvador_django.models import StepRun, Task
 from salvador_django.testing import run_until_idle
@@ -364,41 +364,6 @@ def test_claims_are_exclusive(backend, limit):
     assert len(second) == 4 - limit
     assert not {t.id for t in first} & {t.id for t in second}
     assert Task.objects.using(backend).claim(["three-steps"], "c", 60) == []
-
-
-@pytest.mark.only_backend("postgres")
-def test_a_database_failure_at_the_checkpoint_is_not_a_step_failure(backend, workflow_names):
-    """The step ran, but its checkpoint could not be written: the step is replayed later."""
-    workflow_names.append("engine-lost-connection")
-
-    def kill_own_connection(task):
-        with connections[backend].cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            pid = cursor.fetchone()[0]
-        killer = connections.create_connection(backend)
-        try:
-            with killer.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        finally:
-            killer.close()
-
-    workflow = Workflow(
-        "engine-lost-connection",
-    ).step("a", kill_own_connection)
-    task = workflow.submit()
-    [claimed] = Task.objects.using(backend).claim(["engine-lost-connection"], "t", 60)
-    engine = Engine(database=backend, worker_name="w")
-    with pytest.raises(CheckpointFailed):
-        engine.run(claimed, Lease(claimed.id, "t"))
-    connections[backend].close()
-    stored = Task.objects.using(backend).get(id=task.id)
-    assert (stored.status, stored.step, stored.attempt, stored.error) == (
-        TaskStatus.RUNNING,
-        0,
-        0,
-        "",
-    )
-    assert not StepRun.objects.using(backend).filter(task_id=task.id).exists()
 
 
 def test_the_portable_claim_used_by_mysql_is_exclusive_too(backend):
