@@ -33,13 +33,13 @@ from salvador_django.engine import Engine, Outcome
 from salvador_django.exceptions import QueueUnavailable, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, worker_name
 from salvador_django.models import Task
+from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
 from salvador_django.registry import registry
 from salvador_django.worker import (
     TIMEOUT_GRACE_SECONDS,
     Worker,
     WorkerOptions,
-    warn_of_unregistered_workflows,
 )
 
 logger = logging.getLogger("salvador_django")
@@ -50,6 +50,7 @@ logger = logging.getLogger("salvador_django")
 _NOTE_BYTES = 2048
 _CHECK_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_GAVE_UP = 75  # a burst child's exit code when its worker gave up (EX_TEMPFAIL)
 
 
 class Slot:
@@ -74,6 +75,8 @@ class ProcessPool:
         self.context = multiprocessing.get_context("fork")
         self.slots = [Slot(n, self.context) for n in range(options.concurrency)]
         self._stop = False
+        #: Why a burst gave up before it was done (a child's database or queue stayed down).
+        self.gave_up: str | None = None
         self.engine = Engine(
             database=get_settings().DATABASE,
             worker_name=worker_name(),
@@ -92,6 +95,13 @@ class ProcessPool:
     @property
     def stopping(self) -> bool:
         return self._stop
+
+    def connections_needed(self) -> tuple[int, str]:
+        """The database connections the pool may hold at once, and what they are."""
+        per_child = 2 + get_queue(self.queue_name).connections_held()
+        children = self.options.concurrency
+        how = f"{children} process(es) of {per_child}, 1 for the supervisor"
+        return children * per_child + 1, how
 
     def run(self) -> bool:
         """Supervise the children until stopped (or, in burst mode, until all exit)."""
@@ -135,6 +145,14 @@ class ProcessPool:
         if not process.is_alive():
             if self.options.burst and process.exitcode == 0:
                 slot.process = None
+                return
+            if self.options.burst and process.exitcode == _GAVE_UP:
+                slot.process = None
+                self.gave_up = self.gave_up or (
+                    f"pool process {process.pid} gave up: the database or the queue stayed "
+                    f"unreachable for {self.options.give_up_after:g}s (see its log)"
+                )
+                self.stop()
                 return
             logger.error(
                 "salvador: pool process %s exited (code %s); starting another",
@@ -255,6 +273,8 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, super
     ).start()
     worker.run()
     connections.close_all()
+    if worker.gave_up:
+        sys.exit(_GAVE_UP)
 
 
 def _ask_for_sigterm_when_parent_dies() -> None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
-from django.db.models import Count
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine, Outcome
+from salvador_django.engine.text import loggable, loggable_traceback
 from salvador_django.exceptions import QueueUnavailable
 from salvador_django.leases import (
     Lease,
@@ -29,9 +29,9 @@ from salvador_django.leases import (
     worker_name,
 )
 from salvador_django.models import Task
+from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, Queue, announce, get_queue
 from salvador_django.registry import registry
-from salvador_django.status import TaskStatus
 
 logger = logging.getLogger("salvador_django")
 
@@ -59,6 +59,9 @@ class WorkerOptions:
     #: Warn of pending tasks of unregistered workflows at start. A process pool warns
     #: once, in its supervisor, rather than in each child it starts.
     warn_of_unregistered: bool = True
+    #: In burst mode: how long the database or the queue may stay unreachable before
+    #: the worker gives up (and ``runworkflows --burst`` exits non-zero).
+    give_up_after: float = 60.0
 
     @classmethod
     def from_settings(
@@ -69,6 +72,7 @@ class WorkerOptions:
         poll_interval: float | None = None,
         burst: bool = False,
         grace_period: float = 30.0,
+        give_up_after: float = 60.0,
     ) -> WorkerOptions:
         settings = get_settings()
         return cls(
@@ -80,34 +84,7 @@ class WorkerOptions:
             max_recoveries=settings.MAX_RECOVERIES,
             burst=burst,
             grace_period=grace_period,
-        )
-
-
-def warn_of_unregistered_workflows(database: str) -> None:
-    """Warn of pending tasks whose workflow is not registered in this code.
-
-    No worker runs them: a deploy removed or renamed their workflow (or workers run
-    older code than the producers, in a rolling deploy, and will catch up). They
-    wait, untouched, until an operator cancels them or the code returns.
-    """
-    try:
-        waiting = list(
-            Task.objects.using(database)
-            .filter(status=TaskStatus.PENDING)
-            .exclude(workflow__in=registry.names())
-            .values("workflow")
-            .annotate(tasks=Count("id"))
-            .order_by("workflow")
-        )
-    except DatabaseError as exc:
-        logger.error("salvador: cannot look for tasks of unregistered workflows (%s)", exc)
-        return
-    for row in waiting:
-        logger.warning(
-            "salvador: %d pending task(s) of workflow %r, which is not registered: "
-            "no worker runs them (cancel them in the admin, or register the workflow)",
-            row["tasks"],
-            row["workflow"],
+            give_up_after=give_up_after,
         )
 
 
@@ -127,10 +104,20 @@ class Worker:
         self._abandoned: set[str] = set()  # names of runner threads left to a hung step
         self._runners_lock = threading.Lock()
         self._maintenance: threading.Thread | None = None
+        #: Why a burst gave up before it was done (the database or queue stayed down).
+        self.gave_up: str | None = None
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    def connections_needed(self) -> tuple[int, str]:
+        """The database connections this worker may hold at once, and what they are."""
+        listener = self.queue.connections_held()
+        how = f"{self.options.concurrency} thread(s), 1 for maintenance"
+        if listener:
+            how += f", {listener} for the queue"
+        return self.options.concurrency + 1 + listener, how
 
     def stop(self) -> None:
         """Stop claiming; running steps finish and unfinished tasks are released."""
@@ -149,11 +136,10 @@ class Worker:
             self.database,
             ", ".join(self.options.workflows) or "none",
         )
-        if self.options.burst:
-            try:
-                self.recover()  # tasks whose lease expired become due before the runners look
-            except (DatabaseError, QueueUnavailable) as exc:
-                logger.error("salvador: sweep failed (%s); running what is due anyway", exc)
+        if self.options.burst:  # tasks whose lease expired become due before the runners look
+            sweep = threading.Thread(target=self._sweep_before_burst, name="salvador-sweep")
+            sweep.start()
+            sweep.join()
         self._maintenance = threading.Thread(
             target=self._maintain, name="salvador-maintenance", daemon=True
         )
@@ -167,13 +153,23 @@ class Worker:
                 pass
         finally:
             self.stop()
-        finished = self._join(self.options.grace_period)
-        self._maintenance.join(timeout=5)
+        deadline = time.monotonic() + self.options.grace_period
+        finished = self._join(deadline)
+        # It renews the leases of steps still running: no longer than the grace period.
+        self._maintenance.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
         logger.info("salvador: worker %s stopped", self.name)
         return finished
 
-    def _join(self, grace_period: float) -> bool:
-        deadline = time.monotonic() + grace_period
+    def _sweep_before_burst(self) -> None:
+        """One sweep, in a thread of its own: the caller's connections are not touched."""
+        try:
+            self.recover()
+        except Exception as exc:
+            _log_error(exc, "sweep failed (%s); running what is due anyway")
+        finally:
+            connections.close_all()
+
+    def _join(self, deadline: float) -> bool:
         with self._runners_lock:
             runners = list(self._runners)
         for runner in runners:
@@ -181,10 +177,11 @@ class Worker:
         stuck = [r.name for r in runners if r.is_alive()]
         if stuck:
             logger.warning(
-                "salvador: %d thread(s) still running a step after the %.0fs grace period; "
-                "their leases will expire and the steps be replayed",
+                "salvador: %d thread(s) still running a step after the %gs grace period; "
+                "the worker stops without them: unless a step finishes first, its lease "
+                "expires and it runs again",
                 len(stuck),
-                grace_period,
+                self.options.grace_period,
             )
         return not stuck
 
@@ -201,6 +198,7 @@ class Worker:
     def _run_tasks(self, name: str) -> None:
         token_prefix = f"{self.name}:{name.removeprefix('salvador-')}"
         timeout = 0.0 if self.options.burst else self.options.poll_interval
+        failing_since: float | None = None  # when the claims began to fail, if they do
         errors = 0
         while not self._stopping.is_set():
             try:
@@ -212,23 +210,46 @@ class Worker:
                     token=token,
                     lease_seconds=self.options.lease_seconds,
                 )
-                errors = 0
-            except (DatabaseError, QueueUnavailable) as exc:
+                failing_since, errors = None, 0
+            except Exception as exc:  # no error ends a runner: it backs off and goes on
+                failing_since = failing_since or time.monotonic()
+                if self._gives_up(failing_since, exc):
+                    break
                 delay = _ERROR_BACKOFF_SECONDS[min(errors, len(_ERROR_BACKOFF_SECONDS) - 1)]
                 errors += 1
-                logger.error("salvador: cannot take tasks (%s); retrying in %ss", exc, delay)
+                _log_error(exc, "cannot take tasks (%s); retrying in %ss", delay)
                 _close_connections()
                 self._stopping.wait(delay)
                 continue
             if not tasks:
                 if self.options.burst:
                     break
+                close_old_connections()  # an idle thread keeps to CONN_MAX_AGE too
                 continue
             for task in tasks:
                 self._run_one(task, token, popped_at)
             if threading.current_thread().name in self._abandoned:
                 break  # a replacement took this slot while the step hung
         connections.close_all()
+
+    def _gives_up(self, failing_since: float, exc: Exception) -> bool:
+        """In burst mode, whether claims failed for too long: then the worker stops."""
+        if not self.options.burst:
+            return False
+        failing_for = time.monotonic() - failing_since
+        if failing_for < self.options.give_up_after:
+            return False
+        with self._runners_lock:
+            first = self.gave_up is None
+            if first:
+                self.gave_up = (
+                    f"cannot take tasks for {failing_for:.0f}s "
+                    f"(--give-up-after {self.options.give_up_after:g}): {loggable(str(exc))}"
+                )
+        if first:
+            logger.error("salvador: giving up: %s", self.gave_up)
+        self.stop()
+        return True
 
     def _run_one(self, task: Task, token: str, claimed_at: float) -> None:
         lease = Lease(task.id, token, seconds=self.options.lease_seconds, renewed_at=claimed_at)
@@ -240,10 +261,15 @@ class Worker:
             outcome = self.engine.run(task, lease, should_stop=self._stopping.is_set)
             if outcome in (Outcome.RELEASED, Outcome.RETRY):
                 announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)], self.queue)
-        except BaseException:
+        except BaseException as exc:
             # The database failed under the engine (or a step raised SystemExit): the
             # lease expires and the task is reaped; this thread carries on.
-            logger.exception("salvador: task %s (%s) interrupted", task.id, task.workflow)
+            logger.error(
+                "salvador: task %s (%s) interrupted: %s",
+                task.id,
+                task.workflow,
+                loggable_traceback(exc),
+            )
             _close_connections()
         finally:
             self.leases.remove(lease)
@@ -256,7 +282,10 @@ class Worker:
         steps of a graceful shutdown complete.
         """
         if self.options.warn_of_unregistered:
-            warn_of_unregistered_workflows(self.database)
+            try:
+                warn_of_unregistered_workflows(self.database)
+            except Exception as exc:
+                _log_error(exc, "cannot look for tasks of unregistered workflows (%s)")
         heartbeat_every = self.options.lease_seconds / 3
         last_heartbeat = time.monotonic()
         next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)
@@ -269,14 +298,16 @@ class Worker:
                 if now - last_heartbeat >= heartbeat_every:
                     self.heartbeat()
                     last_heartbeat, worked = now, True
+                if self.queue.came_back():
+                    next_sweep = now  # what was submitted while the queue was down
                 if now >= next_sweep and not self._stopping.is_set():
                     next_sweep = now + self.options.sweep_interval
                     self.recover()
                     worked = True
                 if worked:
                     close_old_connections()
-            except (DatabaseError, QueueUnavailable) as exc:
-                logger.error("salvador: maintenance failed (%s); will try again", exc)
+            except Exception as exc:  # no error ends maintenance: it backs off and goes on
+                _log_error(exc, "maintenance failed (%s); will try again")
                 _close_connections()
                 for lease in self.leases.snapshot():
                     if lease.overdue():  # expired by now: stop working on that task
@@ -350,6 +381,15 @@ def _stack_of(thread: threading.Thread | None) -> str:
     """Where ``thread`` is now, as a formatted stack ("" if unknown)."""
     frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
     return "".join(traceback.format_stack(frame)) if frame else ""
+
+
+def _log_error(exc: Exception, message: str, *args: object) -> None:
+    """Log ``message`` % (``exc`` escaped, ``*args``); with a traceback if unexpected."""
+    text = message % (loggable(str(exc)), *args)
+    if isinstance(exc, (DatabaseError, QueueUnavailable)):
+        logger.error("salvador: %s", text)
+    else:  # a defect somewhere (or in a queue): the traceback says where
+        logger.error("salvador: %s\n%s", text, loggable_traceback(exc))
 
 
 def _close_connections() -> None:

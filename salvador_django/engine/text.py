@@ -15,6 +15,7 @@ log lines.
 from __future__ import annotations
 
 import re
+import traceback
 
 #: The longest error stored on a task and its step run, in characters (then a note).
 ERROR_CHARS = 2_000
@@ -80,6 +81,14 @@ def loggable(text: str) -> str:
     if _UNLOGGABLE.search(text) is None:
         return text
     return _UNLOGGABLE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def loggable_traceback(exc: BaseException) -> str:
+    """Where ``exc`` was raised, with its message made :func:`loggable`."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    message = str(exc)
+    last = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"Traceback (most recent call last):\n{frames}{loggable(last)}"
 
 
 def _clean(text: str) -> str:

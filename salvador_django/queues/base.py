@@ -83,6 +83,14 @@ class Queue(ABC):
     def wake(self) -> None:  # noqa: B027 - optional hook
         """Wake this process's waiting ``claim`` calls (used on shutdown)."""
 
+    def came_back(self) -> bool:
+        """True once after the queue became reachable again following a failure."""
+        return False
+
+    def connections_held(self) -> int:
+        """Database connections this queue holds of its own in each worker process."""
+        return 0
+
     def depth(self, workflow: str) -> dict[str, int] | None:
         """Entries waiting for ``workflow``, by kind, if this queue can tell (else None)."""
         return None

@@ -68,6 +68,10 @@ class DatabaseQueue(Queue):
     def _is_postgres(self) -> bool:
         return connections[self.database].vendor == "postgresql"
 
+    def connections_held(self) -> int:
+        """One on PostgreSQL: the connection that listens for notifications."""
+        return 1 if self._is_postgres else 0
+
     def push(self, entries: Sequence[Entry]) -> None:
         if not entries:
             return
@@ -94,6 +98,10 @@ class DatabaseQueue(Queue):
             return tasks
         if self._is_postgres:
             self._ensure_listener(timeout)
+        # An idle thread keeps its connection no longer than CONN_MAX_AGE says.
+        connection = connections[self.database]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
         # Sleep until a push, a notification or wake() moves the counter; look again
         # at once if it did, or leave the next look to the caller's next pop.
         if self.wakeup.wait(seen, timeout):

@@ -30,8 +30,8 @@ LAYERS: list[set[str]] = [
     {"queues"},
     # 3: the workflow API: definitions and submitting
     {"definitions", "submission"},
-    # 4: leases, the engine, operations on many tasks
-    {"leases", "engine", "maintenance"},
+    # 4: leases, the engine, operations on many tasks, checks before a worker starts
+    {"leases", "engine", "maintenance", "preflight"},
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces

@@ -20,6 +20,7 @@ from salvador_django.checks import check_queue
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError
 from salvador_django.pool import ProcessPool
+from salvador_django.preflight import warn_if_connections_short
 from salvador_django.queues import get_queue
 from salvador_django.registry import registry
 from salvador_django.worker import Worker, WorkerOptions
@@ -94,6 +95,14 @@ class Command(BaseCommand):
             f"{MAX_GRACE_PERIOD} (default: 30).",
         )
 
+        parser.add_argument(
+            "--give-up-after",
+            type=_number(float, 0, MAX_GRACE_PERIOD, "number of seconds"),
+            default=60.0,
+            help="With --burst: seconds the database or the queue may stay unreachable "
+            "before the worker gives up and exits with status 1 (default: 60).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         workflows = options["workflows"]
         unknown = [name for name in workflows or [] if name not in registry]
@@ -123,6 +132,7 @@ class Command(BaseCommand):
             poll_interval=options["poll_interval"],
             burst=options["burst"],
             grace_period=options["grace_period"],
+            give_up_after=options["give_up_after"],
         )
         worker: Worker | ProcessPool
         if options["pool"] == "processes":
@@ -130,11 +140,14 @@ class Command(BaseCommand):
         else:
             worker = Worker(worker_options, queue=queue)
         _ensure_log_output(options["verbosity"])
+        warn_if_connections_short(settings.DATABASE, *worker.connections_needed())
         self._install_signal_handlers(worker)
         try:
             worker.run()
         finally:
             queue.close()
+        if worker.gave_up:
+            raise CommandError(f"Gave up: {worker.gave_up}")
 
     def _install_signal_handlers(self, worker: Worker | ProcessPool) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
