@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine, Outcome
+from salvador_django.engine.text import loggable, loggable_traceback
 from salvador_django.exceptions import QueueUnavailable, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, worker_name
 from salvador_django.models import Task
@@ -111,7 +112,14 @@ class ProcessPool:
             self._start(slot)
         while not self._stop:
             for slot in self.slots:
-                self._supervise(slot)
+                try:
+                    self._supervise(slot)
+                except Exception as exc:  # no error ends supervision: log it, go on
+                    logger.error(
+                        "salvador: supervising pool slot %d failed: %s",
+                        slot.number,
+                        loggable_traceback(exc),
+                    )
             if self.options.burst and not any(self._alive(s) for s in self.slots):
                 break
             time.sleep(_CHECK_SECONDS)
@@ -177,7 +185,7 @@ class ProcessPool:
             self._time_out(attempt)
         except (DatabaseError, QueueUnavailable) as exc:
             # The task keeps its claim until the lease expires; the reaper returns it.
-            logger.error("salvador: could not record the timeout (%s)", exc)
+            logger.error("salvador: could not record the timeout (%s)", loggable(str(exc)))
             connections.close_all()
         self._start(slot)
 

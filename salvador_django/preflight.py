@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, connections
 from django.db.models import Count
 
+from salvador_django.engine.text import loggable
 from salvador_django.models import Task
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
@@ -37,7 +38,9 @@ def warn_of_unregistered_workflows(database: str) -> None:
             .order_by("workflow")
         )
     except DatabaseError as exc:
-        logger.error("salvador: cannot look for tasks of unregistered workflows (%s)", exc)
+        logger.error(
+            "salvador: cannot look for tasks of unregistered workflows (%s)", loggable(str(exc))
+        )
         return
     for row in waiting:
         logger.warning(
@@ -96,7 +99,9 @@ def warn_if_connections_short(database: str, needed: int, how: str) -> None:
     try:
         limit = connection_limit(database)
     except DatabaseError as exc:
-        logger.warning("salvador: cannot read the database's connection limit (%s)", exc)
+        logger.warning(
+            "salvador: cannot read the database's connection limit (%s)", loggable(str(exc))
+        )
         return
     finally:
         connections[database].close()  # the worker's threads open their own
