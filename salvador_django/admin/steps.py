@@ -12,7 +12,14 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.admin.display import bounded_pre, first_line, status_badge
+from salvador_django.admin.display import (
+    bounded_pre_of,
+    first_line,
+    head,
+    head_and_length,
+    head_of,
+    status_badge,
+)
 from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.admin.runs import number_runs
 from salvador_django.conf import get_settings
@@ -60,7 +67,15 @@ class StepRunInline(StepRunTabularInline):
     verbose_name_plural = _("step attempts")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StepRun]:
-        return super().get_queryset(request).using(get_settings().DATABASE)
+        # The table shows no output or state, and the beginning of each error and
+        # traceback (an old row's may be megabytes): read no more.
+        return (
+            super()
+            .get_queryset(request)
+            .using(get_settings().DATABASE)
+            .defer("error", "traceback", "output", "state")
+            .annotate(**head("error"), **head_and_length("traceback"))
+        )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -98,7 +113,7 @@ class StepRunInline(StepRunTabularInline):
 
     @admin.display(description=_("error"))
     def error_(self, run: StepRun) -> str:
-        return first_line(run.error)
+        return first_line(head_of(run, "error"))
 
     @admin.display(description=_("next attempt at"))
     def next_attempt_(self, run: StepRun) -> SafeString | str:
@@ -106,10 +121,10 @@ class StepRunInline(StepRunTabularInline):
 
     @admin.display(description=_("traceback"))
     def traceback_(self, run: StepRun) -> SafeString | str:
-        if not run.traceback:
+        if not head_of(run, "traceback"):
             return ""
         return format_html(
             '<details class="salvador-traceback"><summary>{}</summary>{}</details>',
             _("Show traceback"),
-            bounded_pre(run.traceback),
+            bounded_pre_of(run, "traceback"),
         )

@@ -29,6 +29,8 @@ from salvador_django.admin.display import (
     beginning,
     bounded_pre,
     first_line,
+    head,
+    head_of,
     pretty_json,
     status_badge,
 )
@@ -49,6 +51,9 @@ META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
 SEARCH_LENGTH = 500  # the longest search accepted
 CANCEL_NOTE = _("cancel requested")
 QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
+TIMELINE_FIELDS = (
+    "task", "compensation", "index", "name", "attempt", "status", "started_at", "finished_at",
+)  # fmt: skip
 
 
 class MetaValue(Func):
@@ -180,9 +185,10 @@ class TaskAdmin(TaskActionsAdmin):
 
         class TaskChangeList(ChangeList):
             def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
-                # The list shows none of the big JSON columns: do not read them.
+                # The list shows none of the big JSON columns, and only the beginning
+                # of the error (an old row's may be megabytes): read no more.
                 queryset = super().get_queryset(request, exclude_parameters)
-                return queryset.defer("body", "state", "meta")
+                return queryset.defer("body", "state", "meta", "error").annotate(**head("error"))
 
         return TaskChangeList
 
@@ -268,11 +274,10 @@ class TaskAdmin(TaskActionsAdmin):
 
     @admin.display(description=_("error"))
     def error_(self, task: Task) -> SafeString | str:
-        if not task.error:
+        error = head_of(task, "error")
+        if not error:
             return ""
-        return format_html(
-            '<span title="{}">{}</span>', beginning(task.error), first_line(task.error)
-        )
+        return format_html('<span title="{}">{}</span>', beginning(error), first_line(error))
 
     # -- detail -----------------------------------------------------------------------
 
@@ -303,16 +308,10 @@ class TaskAdmin(TaskActionsAdmin):
 
     @admin.display(description=_("step attempts over time"))
     def timeline(self, task: Task) -> str:
-        runs = task.step_runs.using(get_settings().DATABASE).only(
-            "task",
-            "compensation",
-            "index",
-            "name",
-            "attempt",
-            "status",
-            "started_at",
-            "finished_at",
-            "error",
+        runs = (
+            task.step_runs.using(get_settings().DATABASE)
+            .only(*TIMELINE_FIELDS)
+            .annotate(**head("error"))  # a bar's tooltip shows its beginning
         )
         return render_to_string(
             "admin/salvador/task/timeline.html", {"timeline": build_timeline(list(runs))}

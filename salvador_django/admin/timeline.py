@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.utils.translation import gettext as _
 
-from salvador_django.admin.display import beginning
+from salvador_django.admin.display import beginning, head_of
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.runs import number_runs
 from salvador_django.models import StepRun
@@ -147,4 +147,5 @@ def _bar_title(name: str, number: int, run: StepRun) -> str:
         title = _("%(name)s · run %(run)d · attempt %(attempt)d · %(status)s · %(duration)s")
     else:
         title = _("%(name)s · attempt %(attempt)d · %(status)s · %(duration)s")
-    return title % values + (f"\n{beginning(run.error)}" if run.error else "")
+    error = head_of(run, "error")
+    return title % values + (f"\n{beginning(error)}" if error else "")

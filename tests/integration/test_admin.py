@@ -9,7 +9,9 @@ from html import unescape
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
+from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -882,3 +884,70 @@ def test_huge_errors_and_tracebacks_are_cut_on_the_task_page(admin_client):
     assert f"… {len(error) - 10_000:,} more characters" in html
     traceback = len("Traceback (most recent call last):\n") + HUGE
     assert f"… {traceback - 10_000:,} more characters" in html
+
+
+def whole_reads(queries: list[dict[str, str]], *columns: str) -> list[str]:
+    """The statements that read one of ``columns`` (``"table"."column"``) whole: not
+    only a part of it (``SUBSTR``) or its length."""
+    parts = {c: re.compile(r"(?:SUBSTR|SUBSTRING|LENGTH)\(" + re.escape(c)) for c in columns}
+    return [
+        query["sql"]
+        for query in queries
+        if any(query["sql"].count(c) > len(parts[c].findall(query["sql"])) for c in columns)
+    ]
+
+
+def make_huge(rows: list[Task] | list[StepRun], **fields: object) -> None:
+    """Write ``fields`` straight into ``rows``, as old rows hold them (before the engine
+    bounded errors)."""
+    for row in rows:
+        manager = type(row)._default_manager.using(get_settings().DATABASE)
+        assert manager.filter(pk=str(row.pk)).update(**fields) == 1
+
+
+@pytest.mark.admin_db
+def test_the_list_reads_only_the_beginning_of_each_error(backend, admin_client):
+    tasks = TaskFactory.create_batch(5, failed=True)
+    make_huge(tasks, error="RuntimeError: " + "x" * HUGE)
+    lines = TaskFactory(failed=True)
+    make_huge([lines], error="KeyError: 'sku'\n" + "detail\n" * (HUGE // 7))
+    with CaptureQueriesContext(connections[backend]) as captured:
+        response = admin_client.get(LIST_URL, {"status__exact": "failed"})
+    assert response.status_code == 200
+    assert whole_reads(captured.captured_queries, '"salvador_task"."error"') == []
+    (count,) = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"]]
+    assert "error" not in count  # the rows counted are not read
+    html = response.content.decode()
+    assert len(html) < 200_000
+    cells = re.findall(r'<span title="([^"]*)">([^<]*)</span>', html)
+    assert len(cells) == 6
+    for title, line in cells:
+        assert len(unescape(title)) <= 500
+        assert unescape(title).endswith("…")
+        assert len(unescape(line)) <= 100
+    assert ("RuntimeError: " + "x" * 85 + "…") in [unescape(line) for _, line in cells]
+    assert "KeyError: &#x27;sku&#x27;</span>" in html
+
+
+@pytest.mark.admin_db
+def test_the_task_page_reads_only_the_beginning_of_each_attempt_s_text(backend, admin_client):
+    task = TaskFactory(failed=True)
+    runs = [StepRunFactory(task=task, status="failed", attempt=n) for n in (1, 2, 3)]
+    huge = {
+        "error": "RuntimeError: " + "x" * HUGE,
+        "traceback": "Traceback (most recent call last):\n" + "y" * HUGE,
+        "output": {"big": "z" * HUGE},
+        "state": {"big": "z" * HUGE},
+    }
+    make_huge(runs, **huge)
+    with CaptureQueriesContext(connections[backend]) as captured:
+        response = admin_client.get(change_url(task))
+    assert response.status_code == 200
+    columns = [f'"salvador_steprun"."{name}"' for name in huge]
+    assert whole_reads(captured.captured_queries, *columns) == []
+    html = response.content.decode()
+    assert len(html) < 200_000
+    assert html.count('<details class="salvador-traceback">') == 3
+    cut = len(huge["traceback"]) - 10_000
+    assert html.count(f"… {cut:,} more characters") == 3
+    assert html.count("RuntimeError: " + "x" * 85 + "…") == 3  # each attempt's error cell

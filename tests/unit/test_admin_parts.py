@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salvador_django.admin.display import beginning, bounded_pre, first_line
+from salvador_django.admin.display import (
+    HEAD_LENGTH,
+    beginning,
+    bounded_pre,
+    bounded_pre_of,
+    first_line,
+    head_of,
+)
 from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.admin.runs import number_runs
 from salvador_django.admin.timeline import CHART_WIDTH, LABEL_WIDTH, MIN_BAR_WIDTH, build_timeline
@@ -170,6 +177,29 @@ def test_a_long_text_on_a_page_shows_its_start_and_counts_the_rest():
     assert html.startswith('<pre class="salvador-pre">' + "&lt;" * 10_000 + "</pre>")
     assert html.endswith('<p class="help salvador-cut">… 1,234,567 more characters</p>')
     assert bounded_pre("z" * 10_001).endswith("… 1 more character</p>")
+
+
+def test_a_head_read_in_sql_says_when_the_text_goes_on():
+    whole = StepRun(error="KeyError: 'sku'")
+    assert head_of(whole, "error") == "KeyError: 'sku'"  # read without the annotation
+    run = StepRun(error="")
+    run.error_head = "e" * HEAD_LENGTH
+    assert head_of(run, "error") == "e" * HEAD_LENGTH
+    run.error_head = "e" * (HEAD_LENGTH + 1)
+    assert head_of(run, "error") == "e" * HEAD_LENGTH + "…"
+    assert first_line(head_of(run, "error")) == "e" * 99 + "…"
+    run.error_head = "Error: x" + " " * HEAD_LENGTH
+    assert beginning(head_of(run, "error")).endswith("…")  # what strip() drops is no end
+
+
+def test_a_traceback_read_in_part_counts_what_its_page_does_not_show():
+    run = StepRun(traceback="")
+    run.traceback_head = "t" * 10_001
+    run.traceback_length = 2_000_000
+    html = bounded_pre_of(run, "traceback")
+    assert html.startswith('<pre class="salvador-pre">' + "t" * 10_000 + "</pre>")
+    assert html.endswith("… 1,990,000 more characters</p>")
+    assert "more character" not in bounded_pre_of(StepRun(traceback="short"), "traceback")
 
 
 def test_a_timeline_bar_holds_the_beginning_of_a_huge_error():
