@@ -120,3 +120,33 @@ def test_a_worker_cut_off_from_its_database_stops_its_tasks_and_recovers(
     assert worker.process.poll() is None  # it worked through the outage
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.only_backend("postgres")
+def test_an_outage_shorter_than_the_lease_replays_no_step(
+    backend: str, server: PostgresServer, start_worker: Any, tmp_path: Path
+) -> None:
+    """A step that ends while the database is down has its checkpoint tried again."""
+    django(server, "migrate", "--database", "postgres", "--verbosity", "0")
+    log = tmp_path / "steps.log"
+    task_id = django(
+        server,
+        "shell",
+        "-c",
+        "from salvador_django import submit; "
+        f"print(submit('logged-steps', {{'log': '{log}', 'sleep': 1.0}}).id)",
+    ).splitlines()[-1]
+    worker = start_worker("--concurrency", "1", lease_seconds=30, **pointed_at(server))
+    wait_until(lambda: len(starts(log)) >= 2, timeout=30)
+    server.stop("immediate")  # step 1 is running: it ends during the outage
+    time.sleep(3)
+    server.start()
+
+    wait_until(lambda: task_status(server, task_id) == "completed", timeout=60)
+    runs = starts(log)
+    assert [step for step, _, _ in runs] == list(range(10)), runs  # each step once
+    assert len({token for _, token, _ in runs}) == 1  # one claim: nothing was reaped
+    assert "trying again while its lease holds" in worker.output()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
