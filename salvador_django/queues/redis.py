@@ -14,10 +14,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings as django_settings
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 try:
@@ -181,7 +183,7 @@ class RedisQueue(Queue):
         while True:
             task_id, wait = self._pop_one(workflows)
             if task_id is not None:
-                claimed = self._claim(task_id, token, lease_seconds)
+                claimed = self._claim(task_id, workflows, token, lease_seconds)
                 if claimed:
                     return claimed
                 continue  # a duplicate or stale entry: look at the next one
@@ -199,7 +201,7 @@ class RedisQueue(Queue):
                 # script. Its entry stays listed (a crash here loses nothing) until
                 # this thread's next pop removes it.
                 claimed = Task.objects.using(self.database).claim_ids(
-                    [rang[1].decode()], token, lease_seconds
+                    [rang[1].decode()], token, lease_seconds, workflows=workflows
                 )
                 if claimed:
                     task = claimed[0]
@@ -234,26 +236,39 @@ class RedisQueue(Queue):
         tidy: list[tuple[str, str, int, str]] = self._claimed.__dict__.setdefault("tidy", [])
         return tidy
 
-    def _claim(self, task_id: str, token: str, lease_seconds: float) -> list[Task]:
+    def _claim(
+        self, task_id: str, workflows: Sequence[str], token: str, lease_seconds: float
+    ) -> list[Task]:
         # If this raises (database down), the id stays in flight for the sweep to recover.
-        claimed = Task.objects.using(self.database).claim_ids([task_id], token, lease_seconds)
+        claimed = Task.objects.using(self.database).claim_ids(
+            [task_id], token, lease_seconds, workflows=workflows
+        )
         # The in-flight mark is dropped by this thread's next pop: no round trip now.
         self._tidy().append(("f", "", 0, task_id))
         if not claimed:
-            self._reschedule_if_early(task_id)
+            self._reroute(task_id, workflows)
         return claimed
 
-    def _reschedule_if_early(self, task_id: str) -> None:
-        """A popped task that is pending but not yet due goes back to the delayed set."""
+    def _reroute(self, task_id: str, workflows: Sequence[str]) -> None:
+        """Announce again a popped pending task this pop could not take, where it belongs.
+
+        Not yet due: back to the delayed set. Due but of a workflow this pop does not
+        serve (its id was written into another workflow's list): to its own list.
+        """
         row = (
             Task.objects.using(self.database)
-            .filter(id=task_id, status=TaskStatus.PENDING, run_after__gt=Now())
-            .values("workflow", "priority", "run_after")
+            .filter(id=task_id, status=TaskStatus.PENDING)
+            .annotate(early=ExpressionWrapper(Q(run_after__gt=Now()), BooleanField()))
+            .values("workflow", "priority", "run_after", "early")
             .first()
         )
-        if row is not None:
-            entry = Entry(uuid.UUID(task_id), row["workflow"], row["priority"], row["run_after"])
+        if row is None:
+            return
+        entry = Entry(uuid.UUID(task_id), row["workflow"], row["priority"], row["run_after"])
+        if row["early"]:
             self.schedule([entry], least_delay=_EARLY_RETRY_SECONDS)
+        elif row["workflow"] not in workflows:  # (one of ours lost a race: the sweep has it)
+            self.push([replace(entry, run_after=None)])
 
     def wake(self) -> None:
         """Make this process's waiting pops return (within one short block, at most 1 s)."""
