@@ -5,6 +5,13 @@ Redis only carries hints ("look at task X"); the database stays the truth. The k
 ``bell:<workflow>``, ``entries``, ``inflight``) and the Lua scripts that move ids between
 them are in :mod:`salvador_django.queues.redis_scripts`; the sweep's recovery of lost
 entries is in :mod:`salvador_django.queues.redis_recovery`.
+
+What is in Redis is not trusted: an element that is not a task id (in a list, a bell,
+a delayed set or the in-flight set) is dropped and logged (a bounded, escaped sample),
+and an id is claimed only if its task is due and of a workflow the caller serves. A
+popped id of another workflow's due task is pushed to that workflow's list. So an
+entry written by someone else can delay or reorder work, never stop a worker or run
+a task that its worker does not serve.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from salvador_django.exceptions import ConfigurationError, QueueUnavailable
 from salvador_django.models import Task
 from salvador_django.queues.base import Entry, Queue
 from salvador_django.queues.redis_recovery import announce_missing, recover_inflight
-from salvador_django.queues.redis_scripts import SCRIPTS, band_of
+from salvador_django.queues.redis_scripts import SCRIPTS, band_of, describe, is_task_id
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
@@ -197,16 +204,32 @@ class RedisQueue(Queue):
             block = min(max(remaining, 0.01), _LONGEST_BLOCK_SECONDS)
             rang = self._call("waiting", partial(self.client.blpop, bells, timeout=block))
             if rang is not None and rang[1] != b"1":
-                # A push rang with its task's id: claim it at once, skipping the pop
-                # script. Its entry stays listed (a crash here loses nothing) until
-                # this thread's next pop removes it.
-                claimed = Task.objects.using(self.database).claim_ids(
-                    [rang[1].decode()], token, lease_seconds, workflows=workflows
-                )
+                claimed = self._claim_rung(rang[0], rang[1], workflows, token, lease_seconds)
                 if claimed:
-                    task = claimed[0]
-                    self._tidy().append(("c", task.workflow, band_of(task.priority), str(task.id)))
                     return claimed
+
+    def _claim_rung(
+        self, bell: bytes, rung: bytes, workflows: Sequence[str], token: str, lease_seconds: float
+    ) -> list[Task]:
+        """A push rang with its task's id: claim it at once, skipping the pop script.
+
+        Its entry stays listed (a crash here loses nothing) until this thread's next
+        pop removes it. What is neither a ring nor a task id is ignored, like a ring.
+        """
+        if not is_task_id(rung):
+            logger.warning(
+                "salvador: ignored a wake-up in %s that is not a task id: %s",
+                bell.decode(errors="replace"),
+                describe(rung),
+            )
+            return []
+        claimed = Task.objects.using(self.database).claim_ids(
+            [rung.decode()], token, lease_seconds, workflows=workflows
+        )
+        if claimed:
+            task = claimed[0]
+            self._tidy().append(("c", task.workflow, band_of(task.priority), str(task.id)))
+        return claimed
 
     def _pop_one(self, workflows: Sequence[str]) -> tuple[str | None, float]:
         with self._lock:  # rotate the first workflow so that none starves the others
@@ -224,12 +247,27 @@ class RedisQueue(Queue):
             for kind, workflow, band, task_id in tidy
             if kind == "f" or self.key("queue", workflow, band) in keys
         ]
-        found, wait = self._call(
-            "popping", lambda: self._scripts_ready()["pop"](keys=keys, args=args)
-        )
-        tidy.clear()
-        task_id = found.decode() if isinstance(found, bytes) else (found or None)
-        return task_id, float(wait)
+        dropped, example = 0, b""
+        while True:
+            pop = partial(self._scripts_ready()["pop"], keys=keys, args=args)
+            found, wait, junk = self._call("popping", pop)
+            tidy.clear()
+            args = []
+            if not junk:
+                break
+            example = example if dropped else junk[0]
+            dropped += len(junk)
+            if found:
+                break  # else the script stopped at its limit of junk, or found nothing
+        if dropped:
+            logger.warning(
+                "salvador: dropped %d entries of the Redis queue (workflows %s) that are "
+                "not task ids, such as %s",
+                dropped,
+                ", ".join(workflows),
+                describe(example),
+            )
+        return (found.decode() if found else None), float(wait)
 
     def _tidy(self) -> list[tuple[str, str, int, str]]:
         """This thread's clean-ups for its next pop: (kind, workflow, band, task id)."""
