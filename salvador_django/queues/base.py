@@ -83,6 +83,14 @@ class Queue(ABC):
     def wake(self) -> None:  # noqa: B027 - optional hook
         """Wake this process's waiting ``claim`` calls (used on shutdown)."""
 
+    def came_back(self) -> bool:
+        """True once after the queue became reachable again following a failure.
+
+        The worker sweeps at once when it is, so that the tasks announced in vain
+        during the outage do not wait for the next sweep. Reading it clears it.
+        """
+        return False
+
     def depth(self, workflow: str) -> dict[str, int] | None:
         """Entries waiting for ``workflow``, by kind, if this queue can tell (else None)."""
         return None

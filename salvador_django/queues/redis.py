@@ -78,6 +78,7 @@ class RedisQueue(Queue):
         self._claimed = threading.local()  # clean-ups this thread owes its next pop
         self._wakes = 0
         self._failing = False
+        self._came_back = False  # reachable again since came_back() was last read
 
     # -- keys -------------------------------------------------------------------------
 
@@ -122,7 +123,14 @@ class RedisQueue(Queue):
         with self._lock:
             changed = self._failing != failing
             self._failing = failing
+            if changed:
+                self._came_back = not failing
         return changed
+
+    def came_back(self) -> bool:
+        with self._lock:
+            back, self._came_back = self._came_back, False
+        return back
 
     # -- announcing ---------------------------------------------------------------------
 

@@ -14,11 +14,15 @@ import pytest
 from django.db import transaction
 
 from salvador_django import TaskStatus, submit
+from salvador_django.exceptions import QueueUnavailable
 from salvador_django.models import Task
 from salvador_django.queues import get_queue
+from salvador_django.queues.database import DatabaseQueue
 from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
+from tests.support.servers import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.only_queue("redis")
 
@@ -200,3 +204,40 @@ def test_a_burst_worker_runs_every_task_past_junk_in_every_key(backend, queue_na
     other.refresh_from_db()
     assert other.status == TaskStatus.PENDING  # not this worker's workflow
     assert queue.client.zcard(queue.key("inflight")) <= len(tasks)  # the junk is gone
+
+
+def test_came_back_is_true_once_after_redis_returns(backend, queue_name, tmp_path, settings):
+    server = RedisServer(tmp_path)
+    server.start()
+    settings.CACHES = {
+        **settings.CACHES,
+        "redis": {**settings.CACHES["redis"], "LOCATION": server.url},
+    }
+    try:
+        queue = redis_queue()
+        assert queue.depth("three-steps")["normal"] == 0
+        assert queue.came_back() is False
+        server.stop()
+        with pytest.raises(QueueUnavailable):
+            queue.depth("three-steps")
+        assert queue.came_back() is False  # still down
+        server.start()
+        wait_until(lambda: _reachable(queue), timeout=10)
+        assert queue.came_back() is True
+        assert queue.came_back() is False  # once
+        queue.depth("three-steps")
+        assert queue.came_back() is False
+    finally:
+        server.stop()
+
+
+def _reachable(queue: RedisQueue) -> bool:
+    try:
+        queue.depth("three-steps")
+    except QueueUnavailable:
+        return False
+    return True
+
+
+def test_a_queue_without_outages_never_comes_back(backend):
+    assert DatabaseQueue(backend).came_back() is False
