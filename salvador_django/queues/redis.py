@@ -269,7 +269,7 @@ class RedisQueue(Queue):
                 break  # else the script stopped at its limit of junk, or found nothing
         if dropped:
             logger.warning(
-                "salvador: dropped %d entries of the Redis queue (workflows %s) that are "
+                "salvador: dropped %d element(s) of the Redis queue (workflows %s) that are "
                 "not task ids, such as %s",
                 dropped,
                 ", ".join(workflows),

@@ -58,7 +58,7 @@ def _recover(queue: RedisQueue, stale: list[bytes]) -> int:
     if junk:  # written by someone else: a pop marks nothing but task ids
         queue._call("sweeping", lambda: queue.client.zrem(queue.key("inflight"), *junk))
         logger.warning(
-            "salvador: removed %d members of the Redis queue's in-flight set that are not "
+            "salvador: removed %d member(s) of the Redis queue's in-flight set that are not "
             "task ids, such as %s",
             len(junk),
             describe(junk[0]),
