@@ -3,13 +3,15 @@
 ``Fleet`` keeps a number of ``runworkflows`` processes running: it replaces any that
 exits and tells a kill it made from a death it did not. ``plan_faults`` draws the
 run's timeline of faults, and ``Injector`` plays it against the fleet and the
-private servers.
+private servers. ``push_garbage`` is the "garbage" fault of a Redis run: junk
+written into every key of the queue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -17,10 +19,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.faults.checks import Fault
 
@@ -155,7 +159,8 @@ def plan_faults(
     kill_every: float = 2.0,
 ) -> list[Planned]:
     """The run's faults: a kill every ~``kill_every`` s, a pause every ~10 s, and the
-    servers' faults spread over the run (PostgreSQL restarted once)."""
+    servers' faults spread over the run (PostgreSQL restarted once; with Redis, junk
+    pushed into the queue's keys every ~10 s between its restarts and flushes)."""
     plan = []
     moment = rng.uniform(0.5, 1.5) * kill_every
     while moment < duration:
@@ -170,6 +175,9 @@ def plan_faults(
         for number in range(count):
             kind = "redis-restart" if number % 2 == 0 else "redis-flush"
             plan.append(Planned((number + 0.5) * duration / count, kind))
+        count = max(2, round(duration / 10))
+        for number in range(count):
+            plan.append(Planned((number + rng.uniform(0.1, 0.4)) * duration / count, "garbage"))
     if postgres:
         plan.append(Planned(duration * rng.uniform(0.4, 0.6), "postgres-restart"))
     return sorted(plan, key=lambda p: p.at)
@@ -246,3 +254,65 @@ def last_step_pid(executions: Path) -> int | None:
         except (ValueError, KeyError):
             continue
     return None
+
+
+#: Junk items the "garbage" fault writes into each key.
+GARBAGE_PER_KEY = 20
+
+
+def junk(rng: random.Random) -> bytes:
+    """Something that is not a task id as the Redis queue writes one (or a UUID of no task)."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        return rng.choice([b"not-a-uuid", b"", b"None", b"-1", b"1:2", b" "])
+    if kind == 1:
+        return rng.randbytes(rng.randint(1, 64))  # rarely UTF-8
+    if kind == 2:
+        return b"\xff\xfe" + rng.randbytes(8)  # never UTF-8
+    if kind == 3:
+        return str(uuid.UUID(int=rng.getrandbits(128))).encode()  # the id of no task
+    if kind == 4:
+        return str(uuid.UUID(int=rng.getrandbits(128))).upper().encode()
+    if kind == 5:
+        return b"x" * rng.randint(10_000, 200_000)
+    return b"line\nWARNING a forged log line \x1b[31m"
+
+
+def _score(rng: random.Random, now: float) -> float:
+    """A delayed or in-flight score: long past, now-ish, in the run, or never."""
+    return rng.choice(
+        [-math.inf, 0.0, now - rng.uniform(0, 3600), now + rng.uniform(0, 30), math.inf]
+    )
+
+
+def push_garbage(client: Any, prefix: str, workflows: Sequence[str], rng: random.Random) -> int:
+    """Write junk into every key of the Redis queue under ``prefix``; how many items.
+
+    Band lists get it at their popping end; delayed sets get malformed members (and
+    well-formed ones of no task) at random scores; bells get bytes that are not
+    UTF-8; the in-flight set gets members old enough for the next sweep, or not.
+    """
+    now = time.time()
+
+    def items() -> list[bytes]:
+        return [junk(rng) for _ in range(GARBAGE_PER_KEY)]
+
+    pipe = client.pipeline(transaction=False)
+    written = 0
+    for workflow in workflows:
+        for band in range(3):
+            lot = items()
+            pipe.rpush(f"{prefix}queue:{workflow}:{band}", *lot)
+            written += len(lot)
+        nobody = uuid.UUID(int=rng.getrandbits(128))
+        members = [*items(), f"{rng.randint(3, 9)}:{nobody}".encode(), f"1:{nobody}".encode()]
+        members += [b"1:" + junk(rng), b"0:" + str(nobody).encode() + b"x"]
+        pipe.zadd(f"{prefix}delayed:{workflow}", {m: _score(rng, now) for m in members})
+        lot = items()
+        pipe.lpush(f"{prefix}bell:{workflow}", *lot)
+        written += len(members) + len(lot)
+    lot = items()
+    pipe.zadd(f"{prefix}inflight", {m: _score(rng, now) for m in lot})
+    pipe.sadd(f"{prefix}entries", *items())
+    pipe.execute()
+    return written + 2 * len(lot)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.injection import junk, plan_faults
+from salvador_django.queues.redis_scripts import is_task_id
 
 TASK = "t1"
 
@@ -120,3 +125,31 @@ def test_recovery_is_the_longest_wait_across_a_fault():
     data = records([execution(1, 0), execution(2, 1), execution(7.5, 2, "b", 2)])
     data.faults = [Fault("kill", 2.5, 2.5, pid=1)]
     assert check(data).recovery == {"kill": 5.0}
+
+
+def test_garbage_is_planned_for_redis_runs_only():
+    def kinds(*, redis: bool) -> Counter[str]:
+        plan = plan_faults(random.Random(7), 40.0, lease_seconds=3.0, redis=redis, postgres=True)
+        assert all(0 <= p.at < 40.0 for p in plan)
+        return Counter(p.kind for p in plan)
+
+    assert kinds(redis=True)["garbage"] >= 2
+    assert "garbage" not in kinds(redis=False)
+
+
+def test_junk_covers_what_the_redis_queue_must_survive():
+    rng = random.Random(3)
+    samples = [junk(rng) for _ in range(500)]
+    assert sum(is_task_id(s) for s in samples) > 10  # ids of no task
+    assert sum(not is_task_id(s) for s in samples) > 300
+    assert any(_not_utf8(s) for s in samples)
+    assert any(len(s) > 10_000 for s in samples)
+    assert any(b"\n" in s for s in samples)
+
+
+def _not_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
