@@ -190,7 +190,7 @@ class Run:
             time.sleep(0.2)
         return False
 
-    def records(self, faults: list[Fault], dead: list[str]) -> Records:
+    def records(self, faults: list[Fault], fleet: Fleet) -> Records:
         from benchmarks.faults.models import Effect as EffectRow
         from salvador_django.models import StepRun, Task
 
@@ -222,7 +222,17 @@ class Run:
                 "task_id", "index", "attempt"
             )
         }
-        return Records(statuses, errors, events, executions, effects, failed, faults, dead)
+        return Records(
+            statuses,
+            errors,
+            events,
+            executions,
+            effects,
+            failed,
+            faults,
+            fleet.dead,
+            fleet.dead_threads(),
+        )
 
 
 def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
@@ -260,7 +270,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             quiet = run.wait_until_quiet()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
-        records = run.records(injector.faults, fleet.dead)
+        records = run.records(injector.faults, fleet)
         verdict = check(records)
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,15 @@ class Fleet:
                     self.dead.append(f"pid {process.pid} exited with {code}: {tail}")
                     self.slots[slot] = self._spawn()
 
+    def dead_threads(self) -> list[str]:
+        """The threads of every worker so far that an uncaught exception ended (a
+        process lives on without its maintenance thread, or with fewer runners)."""
+        return [
+            f"pid {pid}: {death}"
+            for pid, path in sorted(self.log_of.items())
+            for death in uncaught(path.read_text(errors="replace"))
+        ]
+
     def _log_tail(self, process: subprocess.Popen[bytes]) -> str:
         text = self.log_of[process.pid].read_text(errors="replace")
         return " | ".join(text.strip().splitlines()[-3:])
@@ -143,6 +153,22 @@ class Fleet:
         return problems
 
 
+def uncaught(log: str) -> list[str]:
+    """The threads that Python reports, in a process's output ``log``, as ended by an
+    uncaught exception: "thread <name>: <the exception's last line>"."""
+    lines = log.splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        if line.startswith("Exception in thread "):
+            # After the indented traceback (other threads' log lines may come between).
+            error = next((e for e in lines[number + 2 :] if _EXCEPTION_LINE.match(e)), "?")
+            found.append(f"{line.removeprefix('Exception in ').rstrip(':')}: {error}")
+    return found
+
+
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?$")
+
+
 @dataclass(frozen=True)
 class Planned:
     at: float  # seconds after the run began
@@ -160,7 +186,7 @@ def plan_faults(
 ) -> list[Planned]:
     """The run's faults: a kill every ~``kill_every`` s, a pause every ~10 s, and the
     servers' faults spread over the run (PostgreSQL restarted once; with Redis, junk
-    pushed into the queue's keys every ~10 s between its restarts and flushes)."""
+    pushed into the queue's keys after each of its restarts and flushes)."""
     plan = []
     moment = rng.uniform(0.5, 1.5) * kill_every
     while moment < duration:
@@ -175,9 +201,9 @@ def plan_faults(
         for number in range(count):
             kind = "redis-restart" if number % 2 == 0 else "redis-flush"
             plan.append(Planned((number + 0.5) * duration / count, kind))
-        count = max(2, round(duration / 10))
+        # After each of Redis' own faults, so that the junk stays for a while.
         for number in range(count):
-            plan.append(Planned((number + rng.uniform(0.1, 0.4)) * duration / count, "garbage"))
+            plan.append(Planned((number + rng.uniform(0.6, 0.9)) * duration / count, "garbage"))
     if postgres:
         plan.append(Planned(duration * rng.uniform(0.4, 0.6), "postgres-restart"))
     return sorted(plan, key=lambda p: p.at)

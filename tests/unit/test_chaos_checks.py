@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
-from benchmarks.faults.injection import junk, plan_faults
+from benchmarks.faults.injection import junk, plan_faults, uncaught
 from salvador_django.queues.redis_scripts import is_task_id
 
 TASK = "t1"
@@ -119,6 +119,32 @@ def test_a_worker_that_died_on_its_own_fails():
     data = records(runs)
     data.dead_workers = ["pid 7 exited with 1"]
     assert any("died without being killed" in p for p in check(data).problems)
+
+
+def test_a_worker_thread_ended_by_an_exception_fails():
+    data = records([execution(1, 0), execution(2, 1), execution(3, 2)])
+    data.dead_threads = ["pid 7: thread salvador-maintenance: ValueError: x"]
+    problems = check(data).problems
+    assert any("1 worker thread(s) ended by an uncaught exception" in p for p in problems)
+
+
+def test_the_threads_an_uncaught_exception_ended_are_read_from_a_workers_output():
+    log = """2026-12-04 10:21:47,649 22119 salvador-3 salvador: dropped 2 element(s)
+Exception in thread salvador-maintenance:
+Traceback (most recent call last):
+  File "/x/salvador_django/worker.py", line 274, in _maintain
+2026-12-04 10:21:47,650 22119 salvador-1 salvador: Redis unavailable (while popping)
+    self.recover()
+UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte
+2026-12-04 10:21:48,001 22119 salvador-0 salvador: task t (chaos) interrupted
+Traceback (most recent call last):
+  File "/x/salvador_django/worker.py", line 240, in _run_one
+ValueError: logged, not uncaught
+"""
+    assert uncaught(log) == [
+        "thread salvador-maintenance: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff "
+        "in position 0: invalid start byte"
+    ]
 
 
 def test_recovery_is_the_longest_wait_across_a_fault():
