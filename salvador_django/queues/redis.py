@@ -96,10 +96,12 @@ class RedisQueue(Queue):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = get_redis_connection(self.connection_alias)
+            client = get_redis_connection(self.connection_alias)
+            # The scripts first: another thread that sees the client uses them at once.
             self._scripts = {
-                name: self._client.register_script(source) for name, source in SCRIPTS.items()
+                name: client.register_script(source) for name, source in SCRIPTS.items()
             }
+            self._client = client
         return self._client
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
@@ -18,7 +19,7 @@ from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
 from tests.support.servers import RedisServer
-from tests.support.waiting import running_worker, wait_until
+from tests.support.waiting import run_in_threads, running_worker, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.only_queue("redis")
@@ -291,3 +292,22 @@ def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(
     assert pop_id(queue) is None  # this thread's next pop removes the entry
     assert queue.depth("three-steps")["normal"] == 0
     assert not queue.client.sismember(queue.key("entries"), str(submitted[0].id))
+
+
+def test_threads_that_connect_at_the_same_time_all_find_the_scripts(
+    backend, queue_name, monkeypatch
+):
+    register = redis.Redis.register_script
+
+    def slow_register(client, source):
+        time.sleep(0.05)  # widens the moment between connecting and registering
+        return register(client, source)
+
+    monkeypatch.setattr(redis.Redis, "register_script", slow_register)
+    queue = get_queue()
+
+    def pop_in_turn(number):
+        time.sleep(0.02 * number)  # the others come while the first registers the scripts
+        return pop_id(queue)
+
+    assert run_in_threads(pop_in_turn, 8) == [None] * 8
