@@ -5,9 +5,10 @@
 Submits N tasks (quick: 1,000; full: 10,000) of a three-step workflow at a steady
 pace while 3 ``runworkflows`` processes of 4 threads run them. Meanwhile it SIGKILLs a
 random worker every ~2 s (and starts another), SIGSTOPs one for longer than the lease
-every ~10 s (then SIGCONTs it), restarts and flushes Redis (Redis queue) and restarts
-PostgreSQL once (PostgreSQL runs). Runs with PostgreSQL or Redis start their own
-server on a free port, so the machine's shared services are never touched.
+every ~10 s (then SIGCONTs it), restarts and flushes Redis and pushes junk into every
+key of the queue (Redis queue), and restarts PostgreSQL once (PostgreSQL runs). Runs
+with PostgreSQL or Redis start their own server on a free port, so the machine's
+shared services are never touched.
 
 When every task has finished, it checks the records (see ``benchmarks/faults/checks``),
 prints a summary and exits 1 if any check failed.
@@ -40,7 +41,7 @@ from benchmarks.faults.checks import (
     Verdict,
     check,
 )
-from benchmarks.faults.injection import Fleet, Injector, plan_faults
+from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,7 @@ class Run:
         self.args = args
         self.directory = directory
         self.rng = random.Random(args.seed)
+        self.garbage_rng = random.Random(f"{args.seed}:garbage")  # the injector's thread
         self.log_path = directory / "executions.log"
         self.log_path.touch()
         self.postgres: PostgresServer | None = None
@@ -132,9 +134,22 @@ class Run:
         if self.redis is not None:
             actions["redis-restart"] = self.redis.restart
             actions["redis-flush"] = self.redis.flushall
+            actions["garbage"] = self.push_garbage
         if self.postgres is not None:
             actions["postgres-restart"] = self.postgres.restart
         return actions
+
+    def push_garbage(self) -> None:
+        """Write junk into every key of the run's Redis queue."""
+        import redis
+
+        from salvador_django.conf import get_settings
+
+        assert self.redis is not None
+        prefix = get_settings().KEY_PREFIX
+        with redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=5) as client:
+            written = push_garbage(client, prefix, ["chaos"], self.garbage_rng)
+        logger.info("chaos: %d junk items written under %r", written, prefix)
 
     def submit_all(self) -> None:
         """Submit the tasks at a steady pace, retrying through outages."""
@@ -175,7 +190,7 @@ class Run:
             time.sleep(0.2)
         return False
 
-    def records(self, faults: list[Fault], dead: list[str]) -> Records:
+    def records(self, faults: list[Fault], fleet: Fleet) -> Records:
         from benchmarks.faults.models import Effect as EffectRow
         from salvador_django.models import StepRun, Task
 
@@ -207,7 +222,17 @@ class Run:
                 "task_id", "index", "attempt"
             )
         }
-        return Records(statuses, errors, events, executions, effects, failed, faults, dead)
+        return Records(
+            statuses,
+            errors,
+            events,
+            executions,
+            effects,
+            failed,
+            faults,
+            fleet.dead,
+            fleet.dead_threads(),
+        )
 
 
 def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
@@ -245,7 +270,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             quiet = run.wait_until_quiet()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
-        records = run.records(injector.faults, fleet.dead)
+        records = run.records(injector.faults, fleet)
         verdict = check(records)
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")

@@ -67,26 +67,35 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self._claim_raw(statement, params, workflows=len(workflows))
 
     def claim_ids(
-        self, ids: Sequence[str | uuid.UUID], token: str, lease_seconds: float
+        self,
+        ids: Sequence[str | uuid.UUID],
+        token: str,
+        lease_seconds: float,
+        *,
+        workflows: Sequence[str],
     ) -> list[Task]:
-        """Claim those of ``ids`` that are due, for ``token`` with a lease; returns them.
+        """Claim those of ``ids`` that are due and of ``workflows``, for ``token``; returns them.
 
         The claim of a queue that names its tasks (Redis): the same conditional
-        update, so an id popped twice, or for a task already taken, claims nothing.
+        update, so an id popped twice, for a task already taken, or of a workflow this
+        worker does not serve, claims nothing. A string that is not a UUID (an entry
+        someone wrote into Redis) is skipped.
         """
-        if not ids:
+        id_params = [str(i) for i in _uuids(ids)]
+        if not id_params or not workflows:
             return []
         connection = connections[self.db]
-        id_params = [str(i) for i in ids]
         if connection.vendor == "postgresql":
             statement = sql.CLAIM_IDS_POSTGRESQL
-            params: list[Any] = [token, lease_seconds, *id_params]
+            params: list[Any] = [token, lease_seconds, *id_params, *workflows]
         elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
             statement = sql.CLAIM_IDS_SQLITE
-            params = [token, f"+{lease_seconds} seconds", *(i.replace("-", "") for i in id_params)]
+            hex_ids = (i.replace("-", "") for i in id_params)
+            params = [token, f"+{lease_seconds} seconds", *hex_ids, *workflows]
         else:
-            return self._take(self.due().filter(id__in=list(ids)), token, lease_seconds)
-        return self._claim_raw(statement, params, ids=len(id_params))
+            due = self.due(workflows).filter(id__in=id_params)
+            return self._take(due, token, lease_seconds)
+        return self._claim_raw(statement, params, ids=len(id_params), workflows=len(workflows))
 
     def _claim_raw(self, statement: str, params: list[Any], **placeholders: int) -> list[Task]:
         """Run one of the claim statements of ``sql``; ``placeholders`` sizes its IN lists."""
@@ -176,3 +185,17 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if not claimed:
             return []
         return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
+
+
+def _uuids(ids: Sequence[str | uuid.UUID]) -> list[uuid.UUID]:
+    """The UUIDs of ``ids``, in order, without the strings that are not one."""
+    found = []
+    for value in ids:
+        if isinstance(value, uuid.UUID):
+            found.append(value)
+            continue
+        try:
+            found.append(uuid.UUID(value))
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return found

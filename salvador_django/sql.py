@@ -108,11 +108,13 @@ CLAIM_SQLITE = _sqlite("""
     RETURNING *
 """)
 
-# Claims by id (the Redis queue). Parameters: token, lease, ids...; on SQLite the ids
+# Claims by id (the Redis queue). Parameters: token, lease, ids..., workflows...; an id
+# of a workflow the caller does not serve claims nothing. On SQLite the ids
 # are 32 hex digits without dashes, as Django stores UUIDs there.
 _CLAIM_IDS = """
     UPDATE {table} <take>
-    WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now> {async_commit}
+    WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now>
+      AND workflow IN ({workflows}) {async_commit}
     RETURNING *
 """
 CLAIM_IDS_POSTGRESQL = _postgresql(_CLAIM_IDS)

@@ -67,6 +67,7 @@ class Records:
     failed_attempts: set[tuple[str, int, int]]  # (task, step index, attempt) that raised
     faults: list[Fault]
     dead_workers: list[str] = field(default_factory=list)  # workers that died on their own
+    dead_threads: list[str] = field(default_factory=list)  # threads an exception ended
 
 
 @dataclass
@@ -109,6 +110,11 @@ def check(records: Records) -> Verdict:
         verdict.problem(
             f"{len(records.dead_workers)} worker(s) died without being killed",
             records.dead_workers,
+        )
+    if records.dead_threads:
+        verdict.problem(
+            f"{len(records.dead_threads)} worker thread(s) ended by an uncaught exception",
+            records.dead_threads,
         )
     return verdict
 

@@ -3,24 +3,29 @@
 ``Fleet`` keeps a number of ``runworkflows`` processes running: it replaces any that
 exits and tells a kill it made from a death it did not. ``plan_faults`` draws the
 run's timeline of faults, and ``Injector`` plays it against the fleet and the
-private servers.
+private servers. ``push_garbage`` is the "garbage" fault of a Redis run: junk
+written into every key of the queue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.faults.checks import Fault
 
@@ -97,6 +102,15 @@ class Fleet:
                     self.dead.append(f"pid {process.pid} exited with {code}: {tail}")
                     self.slots[slot] = self._spawn()
 
+    def dead_threads(self) -> list[str]:
+        """The threads of every worker so far that an uncaught exception ended (a
+        process lives on without its maintenance thread, or with fewer runners)."""
+        return [
+            f"pid {pid}: {death}"
+            for pid, path in sorted(self.log_of.items())
+            for death in uncaught(path.read_text(errors="replace"))
+        ]
+
     def _log_tail(self, process: subprocess.Popen[bytes]) -> str:
         text = self.log_of[process.pid].read_text(errors="replace")
         return " | ".join(text.strip().splitlines()[-3:])
@@ -139,6 +153,22 @@ class Fleet:
         return problems
 
 
+def uncaught(log: str) -> list[str]:
+    """The threads that Python reports, in a process's output ``log``, as ended by an
+    uncaught exception: "thread <name>: <the exception's last line>"."""
+    lines = log.splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        if line.startswith("Exception in thread "):
+            # After the indented traceback (other threads' log lines may come between).
+            error = next((e for e in lines[number + 2 :] if _EXCEPTION_LINE.match(e)), "?")
+            found.append(f"{line.removeprefix('Exception in ').rstrip(':')}: {error}")
+    return found
+
+
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?$")
+
+
 @dataclass(frozen=True)
 class Planned:
     at: float  # seconds after the run began
@@ -155,7 +185,8 @@ def plan_faults(
     kill_every: float = 2.0,
 ) -> list[Planned]:
     """The run's faults: a kill every ~``kill_every`` s, a pause every ~10 s, and the
-    servers' faults spread over the run (PostgreSQL restarted once)."""
+    servers' faults spread over the run (PostgreSQL restarted once; with Redis, junk
+    pushed into the queue's keys after each of its restarts and flushes)."""
     plan = []
     moment = rng.uniform(0.5, 1.5) * kill_every
     while moment < duration:
@@ -170,6 +201,9 @@ def plan_faults(
         for number in range(count):
             kind = "redis-restart" if number % 2 == 0 else "redis-flush"
             plan.append(Planned((number + 0.5) * duration / count, kind))
+        # After each of Redis' own faults, so that the junk stays for a while.
+        for number in range(count):
+            plan.append(Planned((number + rng.uniform(0.6, 0.9)) * duration / count, "garbage"))
     if postgres:
         plan.append(Planned(duration * rng.uniform(0.4, 0.6), "postgres-restart"))
     return sorted(plan, key=lambda p: p.at)
@@ -246,3 +280,65 @@ def last_step_pid(executions: Path) -> int | None:
         except (ValueError, KeyError):
             continue
     return None
+
+
+#: Junk items the "garbage" fault writes into each key.
+GARBAGE_PER_KEY = 20
+
+
+def junk(rng: random.Random) -> bytes:
+    """Something that is not a task id as the Redis queue writes one (or a UUID of no task)."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        return rng.choice([b"not-a-uuid", b"", b"None", b"-1", b"1:2", b" "])
+    if kind == 1:
+        return rng.randbytes(rng.randint(1, 64))  # rarely UTF-8
+    if kind == 2:
+        return b"\xff\xfe" + rng.randbytes(8)  # never UTF-8
+    if kind == 3:
+        return str(uuid.UUID(int=rng.getrandbits(128))).encode()  # the id of no task
+    if kind == 4:
+        return str(uuid.UUID(int=rng.getrandbits(128))).upper().encode()
+    if kind == 5:
+        return b"x" * rng.randint(10_000, 200_000)
+    return b"line\nWARNING a forged log line \x1b[31m"
+
+
+def _score(rng: random.Random, now: float) -> float:
+    """A delayed or in-flight score: long past, now-ish, in the run, or never."""
+    return rng.choice(
+        [-math.inf, 0.0, now - rng.uniform(0, 3600), now + rng.uniform(0, 30), math.inf]
+    )
+
+
+def push_garbage(client: Any, prefix: str, workflows: Sequence[str], rng: random.Random) -> int:
+    """Write junk into every key of the Redis queue under ``prefix``; how many items.
+
+    Band lists get it at their popping end; delayed sets get malformed members (and
+    well-formed ones of no task) at random scores; bells get bytes that are not
+    UTF-8; the in-flight set gets members old enough for the next sweep, or not.
+    """
+    now = time.time()
+
+    def items() -> list[bytes]:
+        return [junk(rng) for _ in range(GARBAGE_PER_KEY)]
+
+    pipe = client.pipeline(transaction=False)
+    written = 0
+    for workflow in workflows:
+        for band in range(3):
+            lot = items()
+            pipe.rpush(f"{prefix}queue:{workflow}:{band}", *lot)
+            written += len(lot)
+        nobody = uuid.UUID(int=rng.getrandbits(128))
+        members = [*items(), f"{rng.randint(3, 9)}:{nobody}".encode(), f"1:{nobody}".encode()]
+        members += [b"1:" + junk(rng), b"0:" + str(nobody).encode() + b"x"]
+        pipe.zadd(f"{prefix}delayed:{workflow}", {m: _score(rng, now) for m in members})
+        lot = items()
+        pipe.lpush(f"{prefix}bell:{workflow}", *lot)
+        written += len(members) + len(lot)
+    lot = items()
+    pipe.zadd(f"{prefix}inflight", {m: _score(rng, now) for m in lot})
+    pipe.sadd(f"{prefix}entries", *items())
+    pipe.execute()
+    return written + 2 * len(lot)

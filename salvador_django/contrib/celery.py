@@ -117,7 +117,9 @@ def run_one(task_id: str) -> str:
     settings = get_settings()
     database = settings.DATABASE
     token = new_token(worker_name("celery"))
-    claimed = Task.objects.using(database).claim_ids([task_id], token, settings.LEASE_SECONDS)
+    claimed = Task.objects.using(database).claim_ids(
+        [task_id], token, settings.LEASE_SECONDS, workflows=registry.names()
+    )
     if not claimed:
         # A message that came before the row is due (clocks differ) is sent again for
         # when it is; a task already taken or finished needs nothing.

@@ -84,7 +84,11 @@ class Queue(ABC):
         """Wake this process's waiting ``claim`` calls (used on shutdown)."""
 
     def came_back(self) -> bool:
-        """True once after the queue became reachable again following a failure."""
+        """True once after the queue became reachable again following a failure.
+
+        The worker sweeps at once when it is, so that the tasks announced in vain
+        during the outage do not wait for the next sweep. Reading it clears it.
+        """
         return False
 
     def connections_held(self) -> int:

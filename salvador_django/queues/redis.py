@@ -5,6 +5,13 @@ Redis only carries hints ("look at task X"); the database stays the truth. The k
 ``bell:<workflow>``, ``entries``, ``inflight``) and the Lua scripts that move ids between
 them are in :mod:`salvador_django.queues.redis_scripts`; the sweep's recovery of lost
 entries is in :mod:`salvador_django.queues.redis_recovery`.
+
+What is in Redis is not trusted: an element that is not a task id (in a list, a bell,
+a delayed set or the in-flight set) is dropped and logged (a bounded, escaped sample),
+and an id is claimed only if its task is due and of a workflow the caller serves. A
+popped id of another workflow's due task is pushed to that workflow's list. So an
+entry written by someone else can delay or reorder work, never stop a worker or run
+a task that its worker does not serve.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings as django_settings
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 try:
@@ -33,7 +42,7 @@ from salvador_django.exceptions import ConfigurationError, QueueUnavailable
 from salvador_django.models import Task
 from salvador_django.queues.base import Entry, Queue
 from salvador_django.queues.redis_recovery import announce_missing, recover_inflight
-from salvador_django.queues.redis_scripts import SCRIPTS, band_of
+from salvador_django.queues.redis_scripts import SCRIPTS, band_of, describe, is_task_id
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
@@ -69,6 +78,7 @@ class RedisQueue(Queue):
         self._claimed = threading.local()  # clean-ups this thread owes its next pop
         self._wakes = 0
         self._failing = False
+        self._came_back = False  # reachable again since came_back() was last read
 
     # -- keys -------------------------------------------------------------------------
 
@@ -86,10 +96,12 @@ class RedisQueue(Queue):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = get_redis_connection(self.connection_alias)
+            client = get_redis_connection(self.connection_alias)
+            # The scripts first: another thread that sees the client uses them at once.
             self._scripts = {
-                name: self._client.register_script(source) for name, source in SCRIPTS.items()
+                name: client.register_script(source) for name, source in SCRIPTS.items()
             }
+            self._client = client
         return self._client
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
@@ -113,7 +125,14 @@ class RedisQueue(Queue):
         with self._lock:
             changed = self._failing != failing
             self._failing = failing
+            if changed:
+                self._came_back = not failing
         return changed
+
+    def came_back(self) -> bool:
+        with self._lock:
+            back, self._came_back = self._came_back, False
+        return back
 
     # -- announcing ---------------------------------------------------------------------
 
@@ -181,7 +200,7 @@ class RedisQueue(Queue):
         while True:
             task_id, wait = self._pop_one(workflows)
             if task_id is not None:
-                claimed = self._claim(task_id, token, lease_seconds)
+                claimed = self._claim(task_id, workflows, token, lease_seconds)
                 if claimed:
                     return claimed
                 continue  # a duplicate or stale entry: look at the next one
@@ -195,16 +214,32 @@ class RedisQueue(Queue):
             block = min(max(remaining, 0.01), _LONGEST_BLOCK_SECONDS)
             rang = self._call("waiting", partial(self.client.blpop, bells, timeout=block))
             if rang is not None and rang[1] != b"1":
-                # A push rang with its task's id: claim it at once, skipping the pop
-                # script. Its entry stays listed (a crash here loses nothing) until
-                # this thread's next pop removes it.
-                claimed = Task.objects.using(self.database).claim_ids(
-                    [rang[1].decode()], token, lease_seconds
-                )
+                claimed = self._claim_rung(rang[0], rang[1], workflows, token, lease_seconds)
                 if claimed:
-                    task = claimed[0]
-                    self._tidy().append(("c", task.workflow, band_of(task.priority), str(task.id)))
                     return claimed
+
+    def _claim_rung(
+        self, bell: bytes, rung: bytes, workflows: Sequence[str], token: str, lease_seconds: float
+    ) -> list[Task]:
+        """A push rang with its task's id: claim it at once, skipping the pop script.
+
+        Its entry stays listed (a crash here loses nothing) until this thread's next
+        pop removes it. What is neither a ring nor a task id is ignored, like a ring.
+        """
+        if not is_task_id(rung):
+            logger.warning(
+                "salvador: ignored a wake-up in %s that is not a task id: %s",
+                bell.decode(errors="replace"),
+                describe(rung),
+            )
+            return []
+        claimed = Task.objects.using(self.database).claim_ids(
+            [rung.decode()], token, lease_seconds, workflows=workflows
+        )
+        if claimed:
+            task = claimed[0]
+            self._tidy().append(("c", task.workflow, band_of(task.priority), str(task.id)))
+        return claimed
 
     def _pop_one(self, workflows: Sequence[str]) -> tuple[str | None, float]:
         with self._lock:  # rotate the first workflow so that none starves the others
@@ -222,38 +257,66 @@ class RedisQueue(Queue):
             for kind, workflow, band, task_id in tidy
             if kind == "f" or self.key("queue", workflow, band) in keys
         ]
-        found, wait = self._call(
-            "popping", lambda: self._scripts_ready()["pop"](keys=keys, args=args)
-        )
-        tidy.clear()
-        task_id = found.decode() if isinstance(found, bytes) else (found or None)
-        return task_id, float(wait)
+        dropped, example = 0, b""
+        while True:
+            pop = partial(self._scripts_ready()["pop"], keys=keys, args=args)
+            found, wait, junk = self._call("popping", pop)
+            tidy.clear()
+            args = []
+            if not junk:
+                break
+            example = example if dropped else junk[0]
+            dropped += len(junk)
+            if found:
+                break  # else the script stopped at its limit of junk, or found nothing
+        if dropped:
+            logger.warning(
+                "salvador: dropped %d element(s) of the Redis queue (workflows %s) that are "
+                "not task ids, such as %s",
+                dropped,
+                ", ".join(workflows),
+                describe(example),
+            )
+        return (found.decode() if found else None), float(wait)
 
     def _tidy(self) -> list[tuple[str, str, int, str]]:
         """This thread's clean-ups for its next pop: (kind, workflow, band, task id)."""
         tidy: list[tuple[str, str, int, str]] = self._claimed.__dict__.setdefault("tidy", [])
         return tidy
 
-    def _claim(self, task_id: str, token: str, lease_seconds: float) -> list[Task]:
+    def _claim(
+        self, task_id: str, workflows: Sequence[str], token: str, lease_seconds: float
+    ) -> list[Task]:
         # If this raises (database down), the id stays in flight for the sweep to recover.
-        claimed = Task.objects.using(self.database).claim_ids([task_id], token, lease_seconds)
+        claimed = Task.objects.using(self.database).claim_ids(
+            [task_id], token, lease_seconds, workflows=workflows
+        )
         # The in-flight mark is dropped by this thread's next pop: no round trip now.
         self._tidy().append(("f", "", 0, task_id))
         if not claimed:
-            self._reschedule_if_early(task_id)
+            self._reroute(task_id, workflows)
         return claimed
 
-    def _reschedule_if_early(self, task_id: str) -> None:
-        """A popped task that is pending but not yet due goes back to the delayed set."""
+    def _reroute(self, task_id: str, workflows: Sequence[str]) -> None:
+        """Announce again a popped pending task this pop could not take, where it belongs.
+
+        Not yet due: back to the delayed set. Due but of a workflow this pop does not
+        serve (its id was written into another workflow's list): to its own list.
+        """
         row = (
             Task.objects.using(self.database)
-            .filter(id=task_id, status=TaskStatus.PENDING, run_after__gt=Now())
-            .values("workflow", "priority", "run_after")
+            .filter(id=task_id, status=TaskStatus.PENDING)
+            .annotate(early=ExpressionWrapper(Q(run_after__gt=Now()), BooleanField()))
+            .values("workflow", "priority", "run_after", "early")
             .first()
         )
-        if row is not None:
-            entry = Entry(uuid.UUID(task_id), row["workflow"], row["priority"], row["run_after"])
+        if row is None:
+            return
+        entry = Entry(uuid.UUID(task_id), row["workflow"], row["priority"], row["run_after"])
+        if row["early"]:
             self.schedule([entry], least_delay=_EARLY_RETRY_SECONDS)
+        elif row["workflow"] not in workflows:  # (one of ours lost a race: the sweep has it)
+            self.push([replace(entry, run_after=None)])
 
     def wake(self) -> None:
         """Make this process's waiting pops return (within one short block, at most 1 s)."""

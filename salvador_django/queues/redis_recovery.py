@@ -5,37 +5,67 @@ Two ways an entry goes missing (keys as in :mod:`salvador_django.queues.redis_sc
 - its id was popped into ``inflight`` and the popping worker died before claiming it;
 - Redis lost it (flushed, restarted without persistence): the due task is pending in
   the database, but no id in ``entries`` says so.
+
+A member of ``inflight`` that is not a task id (anyone who can write to Redis can put
+anything there) is removed and logged; it never reaches the database.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
 from salvador_django.models import Task
 from salvador_django.queues.base import Entry
+from salvador_django.queues.redis_scripts import describe, is_task_id
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
     from salvador_django.queues.redis import RedisQueue
+
+logger = logging.getLogger("salvador_django")
 
 SWEEP_ROWS = 1000
 SWEEP_PAGES = 20
 
 
 def recover_inflight(queue: RedisQueue) -> int:
-    """Push again the pending tasks whose ids stayed in flight longer than a lease."""
+    """Push again the pending tasks whose ids stayed in flight longer than a lease.
+
+    The oldest first, in pages of ``SWEEP_ROWS``, at most ``SWEEP_PAGES`` per sweep.
+    """
     # In-flight marks are scored with Redis' clock (the pop script's TIME): so is
     # their age. This worker's clock may be minutes off.
     seconds, microseconds = queue._call("sweeping", queue.client.time)
     cutoff = seconds + microseconds / 1_000_000 - queue.stale_after
-    stale = queue._call(
-        "sweeping", lambda: queue.client.zrangebyscore(queue.key("inflight"), "-inf", cutoff)
+    page = partial(
+        queue.client.zrangebyscore, queue.key("inflight"), "-inf", cutoff, start=0, num=SWEEP_ROWS
     )
-    if not stale:
+    recovered = 0
+    for _ in range(SWEEP_PAGES):
+        stale = queue._call("sweeping", page)
+        recovered += _recover(queue, stale)
+        if len(stale) < SWEEP_ROWS:
+            break
+    return recovered
+
+
+def _recover(queue: RedisQueue, stale: list[bytes]) -> int:
+    """Take ``stale`` out of flight, pushing again those whose task is pending."""
+    junk = [member for member in stale if not is_task_id(member)]
+    if junk:  # written by someone else: a pop marks nothing but task ids
+        queue._call("sweeping", lambda: queue.client.zrem(queue.key("inflight"), *junk))
+        logger.warning(
+            "salvador: removed %d member(s) of the Redis queue's in-flight set that are not "
+            "task ids, such as %s",
+            len(junk),
+            describe(junk[0]),
+        )
+    ids = [member.decode() for member in stale if is_task_id(member)]
+    if not ids:
         return 0
-    ids = [s.decode() for s in stale]
     # Read the database first: if it fails, the ids stay in flight for the next sweep.
     pending = list(Task.objects.using(queue.database).filter(id__in=ids, status=TaskStatus.PENDING))
     queue._call("sweeping", lambda: queue.client.zrem(queue.key("inflight"), *ids))

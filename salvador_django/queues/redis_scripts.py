@@ -13,12 +13,25 @@ all under ``SALVADOR["KEY_PREFIX"]``:
 - ``inflight``: ids popped, by pop time (Redis' clock), until the popping thread's next
   pop; an id left there longer than a lease by Redis' clock (its worker died between
   pop and claim) is pushed again by the sweep if its task is still pending.
+
+Task ids are canonical UUIDs (lowercase, hyphenated). Anyone who can write to these
+keys can put anything in them: the pop script drops (and returns, for the log) a list
+element that is not a task id and a delayed member that is not ``"<band>:<id>"``, so
+junk delays the tasks behind it by one pop at most and never reaches the database.
 """
 
 from __future__ import annotations
 
+import re
+
 BELL_LENGTH = 64
 PROMOTE_BATCH = 100
+#: What is not a task id is dropped: at most this many list elements per pop (then it
+#: returns, and the caller pops again), each logged cut to this many bytes.
+JUNK_LIMIT = 100
+JUNK_SAMPLE = 100
+UUID_GROUPS = (8, 4, 4, 4, 12)
+TASK_ID = re.compile(b"-".join(b"[0-9a-f]{%d}" % n for n in UUID_GROUPS))
 
 # KEYS: entries, then for each workflow: queue band 0, 1, 2, delayed, bell.
 # ARGV: band, task id, workflow index (1-based) for each entry, as triples.
@@ -58,11 +71,21 @@ return 1
 
 # Tidy up after this thread's claims since its last pop, promote due delayed entries,
 # then pop one id: it leaves ``entries`` and is marked in flight until the next pop.
+# What is not a task id (a list element that is not a canonical UUID, a delayed member
+# that is not "<band>:<uuid>") is removed instead, never marked in flight, and returned
+# cut to JUNK_SAMPLE + 1 bytes; the pop goes on past at most JUNK_LIMIT of them.
 # KEYS: inflight, entries, then for each workflow (in the order to serve them): queue
 # band 0, 1, 2, delayed. ARGV: "f:<id>" drops an in-flight mark; "c:<key index>:<id>"
 # removes the entry of a task claimed straight from a bell. Returns {id or false,
-# seconds until the next delayed entry or -1}.
+# seconds until the next delayed entry or -1, the junk dropped}.
 POP = """
+local dropped = {}
+local function drop(item)
+    dropped[#dropped + 1] = string.sub(item, 1, JUNK_SAMPLE + 1)
+end
+local function is_id(s)
+    return #s == 36 and string.find(s, 'UUID_PATTERN') ~= nil
+end
 for _, arg in ipairs(ARGV) do
     if string.sub(arg, 1, 1) == 'f' then
         redis.call('ZREM', KEYS[1], string.sub(arg, 3))
@@ -80,23 +103,35 @@ for w = 0, workflows - 1 do
     local base = 2 + w * 4
     local due = redis.call('ZRANGEBYSCORE', KEYS[base + 4], '-inf', now, 'LIMIT', 0, PROMOTE_BATCH)
     for _, member in ipairs(due) do
-        local band = tonumber(string.sub(member, 1, 1))
-        redis.call('LPUSH', KEYS[base + 1 + band], string.sub(member, 3))
+        local band = string.find('012', string.sub(member, 1, 1), 1, true)
         redis.call('ZREM', KEYS[base + 4], member)
-    end
-end
-local found = false
-for band = 0, 2 do
-    for w = 0, workflows - 1 do
-        local id = redis.call('RPOP', KEYS[3 + w * 4 + band])
-        if id then
-            redis.call('SREM', KEYS[2], id)
-            redis.call('ZADD', KEYS[1], now, id)
-            found = id
-            break
+        if band and #member == 38 and string.sub(member, 2, 2) == ':'
+            and is_id(string.sub(member, 3)) then
+            redis.call('LPUSH', KEYS[base + band], string.sub(member, 3))
+        else
+            drop(member)
         end
     end
-    if found then break end
+end
+local found, junk = false, 0
+for band = 0, 2 do
+    for w = 0, workflows - 1 do
+        local key = KEYS[3 + w * 4 + band]
+        while not found and junk < JUNK_LIMIT do
+            local id = redis.call('RPOP', key)
+            if not id then break end
+            if is_id(id) then
+                redis.call('SREM', KEYS[2], id)
+                redis.call('ZADD', KEYS[1], now, id)
+                found = id
+            else
+                drop(id)
+                junk = junk + 1
+            end
+        end
+        if found or junk >= JUNK_LIMIT then break end
+    end
+    if found or junk >= JUNK_LIMIT then break end
 end
 local wait = -1
 for w = 0, workflows - 1 do
@@ -106,8 +141,26 @@ for w = 0, workflows - 1 do
         if wait < 0 or seconds < wait then wait = seconds end
     end
 end
-return {found, tostring(wait)}
-""".replace("PROMOTE_BATCH", str(PROMOTE_BATCH))
+return {found, tostring(wait), dropped}
+"""
+for _name, _value in {
+    "PROMOTE_BATCH": PROMOTE_BATCH,
+    "JUNK_LIMIT": JUNK_LIMIT,
+    "JUNK_SAMPLE": JUNK_SAMPLE,
+    "UUID_PATTERN": "^" + "%-".join("[0-9a-f]" * n for n in UUID_GROUPS) + "$",
+}.items():
+    POP = POP.replace(_name, str(_value))
+
+
+def is_task_id(value: bytes) -> bool:
+    """Whether ``value`` is a task id as the queue writes it: a canonical UUID."""
+    return TASK_ID.fullmatch(value) is not None
+
+
+def describe(junk: bytes) -> str:
+    """A short, escaped, one-line account of ``junk`` (any bytes) for a log line."""
+    sample = repr(junk[:JUNK_SAMPLE])
+    return sample + "..." if len(junk) > JUNK_SAMPLE else sample
 
 
 def band_of(priority: int) -> int:

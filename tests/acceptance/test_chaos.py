@@ -44,4 +44,5 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     if queue == "redis":
         assert result["faults"]["redis-restart"] >= 1
         assert result["faults"]["redis-flush"] >= 1
+        assert result["faults"]["garbage"] >= 2  # junk in every key of the queue
     assert "PASS" in run.stdout

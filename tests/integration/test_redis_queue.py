@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
@@ -18,7 +19,7 @@ from salvador_django.queues.redis import RedisQueue
 from salvador_django.worker import Worker, WorkerOptions
 from tests.conftest import delete_keys
 from tests.support.servers import RedisServer
-from tests.support.waiting import running_worker, wait_until
+from tests.support.waiting import run_in_threads, running_worker, wait_until
 from tests.testapp.models import Event
 
 pytestmark = pytest.mark.only_queue("redis")
@@ -291,3 +292,39 @@ def test_a_waiting_pop_claims_the_task_its_bell_names_then_tidies_its_entry(
     assert pop_id(queue) is None  # this thread's next pop removes the entry
     assert queue.depth("three-steps")["normal"] == 0
     assert not queue.client.sismember(queue.key("entries"), str(submitted[0].id))
+
+
+def test_threads_that_connect_at_the_same_time_all_find_the_scripts(
+    backend, queue_name, monkeypatch
+):
+    register = redis.Redis.register_script
+
+    def slow_register(client, source):
+        time.sleep(0.05)  # widens the moment between connecting and registering
+        return register(client, source)
+
+    monkeypatch.setattr(redis.Redis, "register_script", slow_register)
+    queue = get_queue()
+
+    def pop_in_turn(number):
+        time.sleep(0.02 * number)  # the others come while the first registers the scripts
+        return pop_id(queue)
+
+    assert run_in_threads(pop_in_turn, 8) == [None] * 8
+
+
+def test_tasks_submitted_while_redis_was_down_run_as_soon_as_it_is_back(
+    backend, queue_name, private_redis, settings
+):
+    """The worker sweeps when Redis comes back, not at the next SWEEP_INTERVAL."""
+    settings.SALVADOR = {**settings.SALVADOR, "SWEEP_INTERVAL": 300}
+    with running_worker(concurrency=2):
+        time.sleep(0.5)  # the first sweep is done: the next would be 300 s away
+        private_redis.stop()
+        task = submit("three-steps", {})  # its announcement fails: only the row holds it
+        time.sleep(1.5)  # the runners find Redis down
+        private_redis.start()
+        wait_until(
+            lambda: Task.objects.using(backend).get(id=task.id).status == TaskStatus.COMPLETED,
+            timeout=20,
+        )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.injection import junk, plan_faults, uncaught
+from salvador_django.queues.redis_scripts import is_task_id
 
 TASK = "t1"
 
@@ -116,7 +121,61 @@ def test_a_worker_that_died_on_its_own_fails():
     assert any("died without being killed" in p for p in check(data).problems)
 
 
+def test_a_worker_thread_ended_by_an_exception_fails():
+    data = records([execution(1, 0), execution(2, 1), execution(3, 2)])
+    data.dead_threads = ["pid 7: thread salvador-maintenance: ValueError: x"]
+    problems = check(data).problems
+    assert any("1 worker thread(s) ended by an uncaught exception" in p for p in problems)
+
+
+def test_the_threads_an_uncaught_exception_ended_are_read_from_a_workers_output():
+    log = """2026-12-04 10:21:47,649 22119 salvador-3 salvador: dropped 2 element(s)
+Exception in thread salvador-maintenance:
+Traceback (most recent call last):
+  File "/x/salvador_django/worker.py", line 274, in _maintain
+2026-12-04 10:21:47,650 22119 salvador-1 salvador: Redis unavailable (while popping)
+    self.recover()
+UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte
+2026-12-04 10:21:48,001 22119 salvador-0 salvador: task t (chaos) interrupted
+Traceback (most recent call last):
+  File "/x/salvador_django/worker.py", line 240, in _run_one
+ValueError: logged, not uncaught
+"""
+    assert uncaught(log) == [
+        "thread salvador-maintenance: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff "
+        "in position 0: invalid start byte"
+    ]
+
+
 def test_recovery_is_the_longest_wait_across_a_fault():
     data = records([execution(1, 0), execution(2, 1), execution(7.5, 2, "b", 2)])
     data.faults = [Fault("kill", 2.5, 2.5, pid=1)]
     assert check(data).recovery == {"kill": 5.0}
+
+
+def test_garbage_is_planned_for_redis_runs_only():
+    def kinds(*, redis: bool) -> Counter[str]:
+        plan = plan_faults(random.Random(7), 40.0, lease_seconds=3.0, redis=redis, postgres=True)
+        assert all(0 <= p.at < 40.0 for p in plan)
+        return Counter(p.kind for p in plan)
+
+    assert kinds(redis=True)["garbage"] >= 2
+    assert "garbage" not in kinds(redis=False)
+
+
+def test_junk_covers_what_the_redis_queue_must_survive():
+    rng = random.Random(3)
+    samples = [junk(rng) for _ in range(500)]
+    assert sum(is_task_id(s) for s in samples) > 10  # ids of no task
+    assert sum(not is_task_id(s) for s in samples) > 300
+    assert any(_not_utf8(s) for s in samples)
+    assert any(len(s) > 10_000 for s in samples)
+    assert any(b"\n" in s for s in samples)
+
+
+def _not_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
