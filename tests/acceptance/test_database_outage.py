@@ -76,20 +76,25 @@ def starts(log: Path) -> list[tuple[int, str, float]]:
     return [(int(step), token, float(at)) for step, token, at in lines]
 
 
+def submit_logged_steps(server: PostgresServer, log: Path, *, sleep: float) -> str:
+    """Migrate the server's database and submit a ``logged-steps`` task; its id."""
+    django(server, "migrate", "--database", "postgres", "--verbosity", "0")
+    return django(
+        server,
+        "shell",
+        "-c",
+        "from salvador_django import submit; "
+        f"print(submit('logged-steps', {{'log': '{log}', 'sleep': {sleep}}}).id)",
+    ).splitlines()[-1]  # the shell may print a line of its own first
+
+
 @pytest.mark.slow
 @pytest.mark.only_backend("postgres")
 def test_a_worker_cut_off_from_its_database_stops_its_tasks_and_recovers(
     backend: str, server: PostgresServer, start_worker: Any, tmp_path: Path
 ) -> None:
-    django(server, "migrate", "--database", "postgres", "--verbosity", "0")
     log = tmp_path / "steps.log"
-    task_id = django(
-        server,
-        "shell",
-        "-c",
-        "from salvador_django import submit; "
-        f"print(submit('logged-steps', {{'log': '{log}', 'sleep': 0.3}}).id)",
-    ).splitlines()[-1]  # the shell may print a line of its own first
+    task_id = submit_logged_steps(server, log, sleep=0.3)
     worker = start_worker(
         "--concurrency", "2", lease_seconds=LEASE_SECONDS, sweep_interval=0.5,
         **pointed_at(server),
@@ -128,15 +133,8 @@ def test_an_outage_shorter_than_the_lease_replays_no_step(
     backend: str, server: PostgresServer, start_worker: Any, tmp_path: Path
 ) -> None:
     """A step that ends while the database is down has its checkpoint tried again."""
-    django(server, "migrate", "--database", "postgres", "--verbosity", "0")
     log = tmp_path / "steps.log"
-    task_id = django(
-        server,
-        "shell",
-        "-c",
-        "from salvador_django import submit; "
-        f"print(submit('logged-steps', {{'log': '{log}', 'sleep': 1.0}}).id)",
-    ).splitlines()[-1]
+    task_id = submit_logged_steps(server, log, sleep=1.0)
     worker = start_worker("--concurrency", "1", lease_seconds=30, **pointed_at(server))
     wait_until(lambda: len(starts(log)) >= 2, timeout=30)
     server.stop("immediate")  # step 1 is running: it ends during the outage
