@@ -64,3 +64,15 @@ class StepNotFound(SalvadorError):
 
 class StepTimeout(SalvadorError):
     """The step ran longer than its timeout."""
+
+
+class WaitTimeout(PermanentError):
+    """A step's wait for a signal ended without one: its timeout passed.
+
+    Raised by ``task.wait_for(name, timeout=...)``; the step may catch it and go on.
+    Not retried: a replay of the step meets the same recorded timeout.
+    """
+
+
+class NotInStep(SalvadorError, RuntimeError):
+    """Waits, sleeps and events belong to a running step: call them on the task it was given."""

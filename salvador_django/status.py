@@ -14,6 +14,8 @@ class TaskStatus(models.TextChoices):
     COMPLETED = "completed", _("Completed")
     FAILED = "failed", _("Failed")
     CANCELLED = "cancelled", _("Cancelled")
+    WAITING = "waiting", _("Waiting")
+    PAUSED = "paused", _("Paused")
 
 
 #: The statuses a task ends in (until an operator requeues it).
@@ -34,3 +36,19 @@ class StepRunStatus(models.TextChoices):
 
     COMPLETED = "completed", _("Completed")
     FAILED = "failed", _("Failed")
+
+
+class WaitKind(models.TextChoices):
+    """What a step waited for."""
+
+    SIGNAL = "signal", _("Signal")
+    SLEEP = "sleep", _("Sleep")
+
+
+class WaitOutcome(models.TextChoices):
+    """How a step's wait ended ("" while the task still waits there)."""
+
+    OPEN = "", _("Waiting")
+    RECEIVED = "received", _("Received")
+    TIMED_OUT = "timed out", _("Timed out")
+    SLEPT = "slept", _("Slept")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import reprlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError, PayloadError
 from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
+from salvador_django.payloads import MAX_BODY_DEPTH, check_json, text_problem
 from salvador_django.queues import announce_on_commit
 from salvador_django.registry import registry
 
@@ -31,15 +31,10 @@ logger = logging.getLogger("salvador_django")
 
 _MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600  # a century: beyond it, a typo
 
-#: The deepest a body may nest lists and dicts (``[[1]]`` is 2 levels). Deeper, a
-#: step, a page or another JSON parser would soon fail to read it.
-MAX_BODY_DEPTH = 100
-_TOO_DEEP = f"The body is nested deeper than the maximum of {MAX_BODY_DEPTH} levels."
-
 #: ``Task.priority`` is an ``IntegerField``: a signed 32-bit integer on PostgreSQL.
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
-_NUL = "a NUL character ('\\x00')", "PostgreSQL cannot store it in text or JSON"
+__all__ = ["MAX_BODY_DEPTH", "get_task", "submit"]
 
 
 def submit(
@@ -63,7 +58,7 @@ def submit(
     definition = registry.get(workflow) if isinstance(workflow, str) else workflow
     if not definition.steps:
         raise ConfigurationError(f"Workflow {definition.name!r} has no steps to run.")
-    _check_body(body, settings.MAX_BODY_BYTES)
+    check_json(body, settings.MAX_BODY_BYTES)
     meta_dict = _check_meta(meta)
     if idempotency_key is not None:
         _check_key(idempotency_key)
@@ -133,104 +128,6 @@ def get_task(task_id: UUID | str) -> Task:
         raise Task.DoesNotExist(f"{task_id!r} is not a task id.") from exc
 
 
-def _check_body(body: Any, limit: int) -> None:
-    """Refuse a body that is not JSON, too large, too deep, or holds text no database can.
-
-    One ``json.dumps`` does most of the work; the checks after it scan its text (in C)
-    and walk the body itself only when the text shows a problem.
-    """
-    try:
-        encoded = json.dumps(body, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"The body is not JSON-serialisable: {exc}") from exc
-    except RecursionError as exc:
-        raise PayloadError(_TOO_DEEP) from exc
-    try:
-        data = encoded.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: find it and say where
-        _check_body_text(body)
-        what, why = _surrogate(exc)
-        raise PayloadError(f"The body has {what}: {why}.") from exc
-    # json writes a NUL as \u0000; a backslash followed by "u0000" matches too, so look.
-    if b"\\u0000" in data:
-        _check_body_text(body)
-    if len(data) > limit:
-        raise PayloadError(f"The body is {len(data)} bytes serialised; MAX_BODY_BYTES is {limit}.")
-    if _nested_deeper(data, MAX_BODY_DEPTH):
-        raise PayloadError(_TOO_DEEP)
-
-
-# Keep quotes and brackets (as parentheses); drop every other byte.
-_PAIRS = bytes.maketrans(b"[{]}", b"(())")
-_NOT_KEPT = bytes(sorted(set(range(256)) - set(b'"[]{}')))
-
-
-def _nested_deeper(data: bytes, limit: int) -> bool:
-    """Whether the compact JSON ``data`` nests lists and dicts more than ``limit`` deep.
-
-    A few passes of C over the bytes: no Python loop over the body's values.
-    """
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False  # fewer brackets than levels, even counting those inside strings
-    if b"\\" in data:  # drop escaped backslashes, then escaped quotes: only quotes are left
-        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    kept = data.translate(_PAIRS, _NOT_KEPT)
-    brackets = kept.replace(b'""', b"")  # the strings, when none of them holds a bracket
-    if b'"' in brackets:  # one does: cut out every string
-        brackets = b"".join(kept.split(b'"')[::2])
-    for _ in range(limit + 1):
-        if not brackets:
-            return False
-        brackets = brackets.replace(b"()", b"")  # every innermost pair: one level less
-    return True
-
-
-def _check_body_text(body: Any) -> None:
-    """Raise for the first key or string of ``body`` that no database can store."""
-    for where, text in _texts(body, "body"):
-        problem = _text_problem(text)
-        if problem is not None:
-            what, why = problem
-            raise PayloadError(f"The body has {what} at {where}: {why}.")
-
-
-def _texts(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """Every string of a JSON-serialisable ``value``, keys included, with where it is."""
-    stack = [(value, where)]
-    while stack:
-        value, where = stack.pop()
-        if isinstance(value, str):
-            yield where, value
-        elif isinstance(value, dict):
-            items = []
-            for key, item in value.items():
-                path = f"{where}[{reprlib.repr(key)}]"
-                if isinstance(key, str):
-                    yield f"{path} (a key)", key
-                items.append((item, path))
-            stack.extend(reversed(items))
-        elif isinstance(value, list | tuple):
-            stack.extend(reversed([(item, f"{where}[{i}]") for i, item in enumerate(value)]))
-
-
-def _text_problem(text: str) -> tuple[str, str] | None:
-    """What in ``text`` a database cannot store, and why; None when there is nothing."""
-    if "\x00" in text:
-        return _NUL
-    if text.isascii():  # the common case, answered without encoding
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return _surrogate(exc)
-    return None
-
-
-def _surrogate(exc: UnicodeEncodeError) -> tuple[str, str]:
-    char = exc.object[exc.start]
-    return f"a lone surrogate ({char!r})", "it cannot be encoded as UTF-8"
-
-
 def _check_meta(meta: Mapping[str, str] | None) -> dict[str, str]:
     if meta is None:
         return {}
@@ -241,11 +138,11 @@ def _check_meta(meta: Mapping[str, str] | None) -> dict[str, str]:
     ]
     if bad:
         raise PayloadError(f"meta must map str to str; bad entries: {', '.join(map(repr, bad))}.")
-    if _text_problem("".join(chain.from_iterable(meta.items()))) is not None:  # once for all
+    if text_problem("".join(chain.from_iterable(meta.items()))) is not None:  # once for all
         for key, value in meta.items():
             name = reprlib.repr(key)
             for where, text in ((f"the key {name}", key), (f"the value of {name}", value)):
-                problem = _text_problem(text)
+                problem = text_problem(text)
                 if problem is not None:
                     what, why = problem
                     raise PayloadError(f"meta has {what} in {where}: {why}.")
@@ -258,7 +155,7 @@ def _check_key(key: Any) -> None:
             "idempotency_key must be a non-empty string of at most "
             f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters."
         )
-    problem = _text_problem(key)
+    problem = text_problem(key)
     if problem is not None:
         what, why = problem
         raise PayloadError(f"idempotency_key has {what}: {why}.")

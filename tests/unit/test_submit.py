@@ -10,8 +10,8 @@ from salvador_django import TaskStatus, get_task, submit
 from salvador_django.definitions import registry
 from salvador_django.exceptions import PayloadError, SalvadorError
 from salvador_django.models import Task
+from salvador_django.payloads import nested_deeper as _nested_deeper
 from salvador_django.queues import get_queue
-from salvador_django.submission import _nested_deeper
 
 pytestmark = pytest.mark.django_db
 
