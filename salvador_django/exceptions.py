@@ -76,3 +76,7 @@ class WaitTimeout(PermanentError):
 
 class NotInStep(SalvadorError, RuntimeError):
     """Waits, sleeps and events belong to a running step: call them on the task it was given."""
+
+
+class WaitsChanged(PermanentError):
+    """A step's waits came in another order than when it ran before (its code changed)."""

@@ -29,6 +29,7 @@ from salvador_django.queues import Queue, announce_on_commit
 
 if TYPE_CHECKING:
     from salvador_django.definitions import Step, Workflow
+    from salvador_django.engine.waits import StepWaits
 
 logger = logging.getLogger("salvador_django")
 
@@ -64,6 +65,8 @@ class Attempt:
     #: ``time.monotonic()`` when the step began, and by when it should have returned.
     began: float = field(default_factory=time.monotonic)
     deadline: float | None = None
+    #: What the step waited for, took and published in this attempt.
+    waits: StepWaits | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ class Checkpoint(enum.Enum):
     LOST = "lost"  # the claim was lost: nothing was written
     WRITTEN = "written"
     CANCEL_REQUESTED = "cancel requested"  # written; the task should stop now
+    PAUSE_REQUESTED = "pause requested"  # written; the task should pause now
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -150,18 +151,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 row = cursor.fetchone()
             if row is None:
                 return Checkpoint.LOST
-            return Checkpoint.CANCEL_REQUESTED if row[0] else Checkpoint.WRITTEN
+            if row[0]:
+                return Checkpoint.CANCEL_REQUESTED
+            return Checkpoint.PAUSE_REQUESTED if row[1] else Checkpoint.WRITTEN
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
         progress = {"step": step, "step_name": step_name, "state": state}
-        not_cancelled = {"id": task_id, "cancel_requested_at__isnull": True}
+        nothing_requested = {
+            "id": task_id,
+            "cancel_requested_at__isnull": True,
+            "pause_requested_at__isnull": True,
+        }
         with transaction.atomic(using=self.db):
             result = Checkpoint.WRITTEN
-            if not move.apply(self, token=token, where=not_cancelled, **progress):
+            if not move.apply(self, token=token, where=nothing_requested, **progress):
                 if not move.apply(self, token=token, where={"id": task_id}, **progress):
                     return Checkpoint.LOST
-                result = Checkpoint.CANCEL_REQUESTED
+                cancelled = self.filter(id=task_id, cancel_requested_at__isnull=False).exists()
+                result = Checkpoint.CANCEL_REQUESTED if cancelled else Checkpoint.PAUSE_REQUESTED
             step_runs._default_manager.using(self.db).create(
                 task_id=task_id,
                 status=StepRunStatus.COMPLETED,

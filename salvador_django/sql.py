@@ -142,7 +142,7 @@ CHECKPOINT_POSTGRESQL = """
         SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
             error = '', updated_at = STATEMENT_TIMESTAMP(){finish}
         WHERE id = %s AND claimed_by = %s AND status = 'running'
-        RETURNING id, cancel_requested_at
+        RETURNING id, cancel_requested_at, pause_requested_at
     ), run AS (
         INSERT INTO {runs}
             (task_id, "index", name, attempt, status, started_at, finished_at,
@@ -150,7 +150,8 @@ CHECKPOINT_POSTGRESQL = """
         SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s, %s::jsonb FROM task
         RETURNING id
     )
-    SELECT task.cancel_requested_at IS NOT NULL FROM task, run
+    SELECT task.cancel_requested_at IS NOT NULL, task.pause_requested_at IS NOT NULL
+    FROM task, run
 """
 FINISH_POSTGRESQL = """,
             status = 'completed', finished_at = STATEMENT_TIMESTAMP(),

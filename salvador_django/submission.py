@@ -19,7 +19,7 @@ from salvador_django import schema
 from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError, PayloadError
-from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
+from salvador_django.models import IDEMPOTENCY_KEY_MAX_LENGTH, Signal, Task, deliver_signal
 from salvador_django.payloads import MAX_BODY_DEPTH, check_json, text_problem
 from salvador_django.queues import announce_on_commit
 from salvador_django.registry import registry
@@ -34,7 +34,7 @@ _MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600  # a century: beyond it, a typo
 #: ``Task.priority`` is an ``IntegerField``: a signed 32-bit integer on PostgreSQL.
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
-__all__ = ["MAX_BODY_DEPTH", "get_task", "submit"]
+__all__ = ["MAX_BODY_DEPTH", "get_task", "send_signal", "submit"]
 
 
 def submit(
@@ -118,6 +118,28 @@ def _insert(task: Task, alias: str) -> Task | None:
             raise
         return existing
     return None
+
+
+def send_signal(
+    task_id: UUID | str, name: str, payload: Any = None, *, idempotency_key: str | None = None
+) -> Signal:
+    """Send the signal ``name`` (with a JSON ``payload``) to a task, in the caller's transaction.
+
+    A ``task.wait_for(name)`` of the task takes it: the task is woken when the
+    transaction commits if it waits for it now, and a signal sent earlier is kept until
+    a wait takes it (first in, first out per name). A second signal with the same
+    ``idempotency_key`` for the task is ignored (the first is returned). Raises
+    ``Task.DoesNotExist``, :class:`~salvador_django.exceptions.InvalidTransition` for
+    a finished task, and :class:`~salvador_django.exceptions.PayloadError` for a bad
+    name, payload or key; nothing is stored then.
+    """
+    try:
+        task_uuid = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
+    except ValueError as exc:
+        raise Task.DoesNotExist(f"{task_id!r} is not a task id.") from exc
+    return deliver_signal(
+        get_settings().DATABASE, task_uuid, name, payload, idempotency_key=idempotency_key
+    )
 
 
 def get_task(task_id: UUID | str) -> Task:

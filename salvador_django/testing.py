@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
+
+from django.db.models import F
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine
+from salvador_django.exceptions import PayloadError
 from salvador_django.leases import Lease, new_token
-from salvador_django.models import Task
+from salvador_django.models import Task, Wait
 from salvador_django.registry import registry
+from salvador_django.status import TaskStatus, WaitOutcome
+from salvador_django.timers import fire_due_timers
 
 
 def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 10_000) -> int:
     """Run every due task in this thread, synchronously, until none is due.
 
-    Tasks waiting for a retry's backoff are not due and stay pending. Works inside a
+    Tasks waiting for a retry's backoff are not due and stay pending; waiting tasks
+    stay waiting until their signal arrives (``send_signal``) or their timer is due
+    (:func:`advance_timers` makes it so). Timers already due fire. Works inside a
     test's transaction (no ``on_commit`` needed). Returns how many claims ran.
     """
     settings = get_settings()
@@ -26,7 +34,33 @@ def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 1
         token = new_token("run_until_idle")
         claimed = tasks.claim(names, token, settings.LEASE_SECONDS, limit=1)
         if not claimed:
+            if fire_due_timers(settings.DATABASE):
+                continue
             break
         engine.run(claimed[0], Lease(claimed[0].id, token))
         ran += 1
     return ran
+
+
+def advance_timers(by: float | timedelta) -> int:
+    """Bring every timer of waiting and paused tasks ``by`` closer, as if that much passed.
+
+    Sleeps end and wait timeouts pass as they would have; the tasks whose timer is
+    now due are woken (paused ones when resumed). Returns how many were woken; run
+    them with :func:`run_until_idle`.
+    """
+    seconds = by.total_seconds() if isinstance(by, timedelta) else by
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise PayloadError(
+            f"by must be a non-negative number of seconds or a timedelta, not {by!r}."
+        )
+    delta = timedelta(seconds=seconds)
+    database = get_settings().DATABASE
+    timed = Task.objects.using(database).filter(
+        status__in=[TaskStatus.WAITING, TaskStatus.PAUSED], wake_at__isnull=False
+    )
+    Wait.objects.using(database).filter(
+        task__in=timed.values("id"), outcome=WaitOutcome.OPEN, until__isnull=False
+    ).update(until=F("until") - delta)
+    timed.update(wake_at=F("wake_at") - delta)
+    return len(fire_due_timers(database))

@@ -32,6 +32,7 @@ from salvador_django.models import Task
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, Queue, announce, get_queue
 from salvador_django.registry import registry
+from salvador_django.timers import fire_due_timers, seconds_to_next_timer
 
 logger = logging.getLogger("salvador_django")
 
@@ -104,6 +105,10 @@ class Worker:
         self._abandoned: set[str] = set()  # names of runner threads left to a hung step
         self._runners_lock = threading.Lock()
         self._maintenance: threading.Thread | None = None
+        self._timers: threading.Thread | None = None
+        #: Set when a task of this worker began to wait with a timer: the timer thread
+        #: looks again for the soonest one.
+        self._timer_set = threading.Event()
         #: Why a burst gave up before it was done (the database or queue stayed down).
         self.gave_up: str | None = None
 
@@ -114,16 +119,17 @@ class Worker:
     def connections_needed(self) -> tuple[int, str]:
         """The database connections this worker may hold at once, and what they are."""
         listener = self.queue.connections_held()
-        how = f"{self.options.concurrency} thread(s), 1 for maintenance"
+        how = f"{self.options.concurrency} thread(s), 1 for maintenance, 1 for timers"
         if listener:
             how += f", {listener} for the queue"
-        return self.options.concurrency + 1 + listener, how
+        return self.options.concurrency + 2 + listener, how
 
     def stop(self) -> None:
         """Stop claiming; running steps finish and unfinished tasks are released."""
         if not self._stopping.is_set():
             logger.info("salvador: worker %s stopping", self.name)
         self._stopping.set()
+        self._timer_set.set()
         self.queue.wake()
 
     def run(self) -> bool:
@@ -144,6 +150,11 @@ class Worker:
             target=self._maintain, name="salvador-maintenance", daemon=True
         )
         self._maintenance.start()
+        if not self.options.burst:  # a burst fires the timers already due, in its sweep
+            self._timers = threading.Thread(
+                target=self._fire_timers, name="salvador-timers", daemon=True
+            )
+            self._timers.start()
         for number in range(self.options.concurrency):
             self._start_runner(f"salvador-{number}")
         try:
@@ -157,6 +168,8 @@ class Worker:
         finished = self._join(deadline)
         # It renews the leases of steps still running: no longer than the grace period.
         self._maintenance.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+        if self._timers is not None:
+            self._timers.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
         logger.info("salvador: worker %s stopped", self.name)
         return finished
 
@@ -261,6 +274,8 @@ class Worker:
             outcome = self.engine.run(task, lease, should_stop=self._stopping.is_set)
             if outcome in (Outcome.RELEASED, Outcome.RETRY):
                 announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)], self.queue)
+            elif outcome == Outcome.WAITING and task.wake_at is not None:
+                self._timer_set.set()
         except BaseException as exc:
             # The database failed under the engine (or a step raised SystemExit): the
             # lease expires and the task is reaped; this thread carries on.
@@ -320,6 +335,38 @@ class Worker:
                 self._stopping.wait(min(0.2, max(0.01, wait)))
         connections.close_all()
 
+    def _fire_timers(self) -> None:
+        """Wake waiting tasks whose timer is due, sleeping until the soonest one.
+
+        It looks again at least every poll interval, for timers set by other
+        processes, and at once when a task of this worker begins to wait.
+        """
+        errors = 0
+        while not self._stopping.is_set():
+            self._timer_set.clear()
+            try:
+                woken = fire_due_timers(self.database)
+                if woken:
+                    announce([Entry.of(task) for task in woken], self.queue)
+                    logger.debug("salvador: %d timer(s) fired", len(woken))
+                    continue  # more may be due
+                soonest = seconds_to_next_timer(self.database)
+                errors = 0
+            except Exception as exc:  # no error ends the timers: they back off and go on
+                delay = _ERROR_BACKOFF_SECONDS[min(errors, len(_ERROR_BACKOFF_SECONDS) - 1)]
+                errors += 1
+                _log_error(exc, "cannot fire timers (%s); retrying in %ss", delay)
+                _close_connections()
+                self._stopping.wait(delay)
+                continue
+            wait = self.options.poll_interval
+            if soonest is not None:
+                wait = min(wait, max(soonest, 0.001))
+            if wait >= self.options.poll_interval:
+                close_old_connections()  # an idle thread keeps to CONN_MAX_AGE too
+            self._timer_set.wait(wait)
+        connections.close_all()
+
     def _time_out_hung_steps(self) -> None:
         """Fail attempts past their step's timeout; give their slots to new threads.
 
@@ -370,8 +417,15 @@ class Worker:
         renew_leases(self.database, self.leases.snapshot())
 
     def recover(self) -> None:
-        """The sweep: reap expired leases (and poison tasks), then re-announce lost entries."""
+        """The sweep: reap expired leases (and poison tasks), then re-announce lost entries.
+
+        A burst fires the timers already due here too (it runs no timer thread).
+        """
         reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
+        if self.options.burst:
+            woken = fire_due_timers(self.database)
+            if woken:
+                announce([Entry.of(task) for task in woken], self.queue)
         swept = self.queue.reannounce(self.options.workflows)
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)

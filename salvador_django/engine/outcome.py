@@ -20,6 +20,8 @@ class Outcome(enum.StrEnum):
     RELEASED = "released"  # pending again at the same step, due now (shutdown)
     LOST = "lost"  # the claim was lost: another worker resumes the task
     CANCELLED = "cancelled"
+    WAITING = "waiting"  # waits for a signal or a timer, holding no worker
+    PAUSED = "paused"
 
 
 class CheckpointFailed(SalvadorError):

@@ -15,6 +15,8 @@ from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.compensation import compensate
 from salvador_django.engine.failures import after_failure, cancel, fail, time_out
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
+from salvador_django.engine.suspension import wait
+from salvador_django.engine.waits import StepWaits, Suspend
 from salvador_django.engine.writes import Writes
 from salvador_django.exceptions import LeaseLost, StepNotFound, StepTimeout, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, renew_leases
@@ -55,6 +57,8 @@ class Engine:
         task.step = index
         if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
             return cancel(self, task, lease, workflow)
+        if task.pause_requested_at is not None:  # paused while it waited for a retry
+            return self.pause(task, lease)
         while index < len(workflow.steps):
             if not self.still_held(lease):
                 return lost(task)
@@ -96,11 +100,22 @@ class Engine:
         task.status = TaskStatus.PENDING
         return Outcome.RELEASED
 
+    def pause(self, task: Task, lease: Lease) -> Outcome:
+        """Pause the task between steps: its pause was requested while it ran."""
+        if not self.writes.move(transitions.PAUSE_AFTER_STEP, task, lease):
+            return lost(task)
+        logger.info(
+            "salvador: task %s (%s) paused before step %r", task.id, task.workflow, task.step_name
+        )
+        task.status = TaskStatus.PAUSED
+        return Outcome.PAUSED
+
     def _run_step(
         self, task: Task, lease: Lease, workflow: Workflow, index: int, step: Step
     ) -> Outcome | None:
         number = task.attempt = task.attempt + 1  # while a step runs: this attempt's number
         attempt = Attempt(task, lease, workflow, index, step, number, started=timezone.now())
+        attempt.waits = task._step_waits = StepWaits(self.database, task, step.name)
         if step.timeout:
             attempt.deadline = attempt.began + step.timeout
         task.deadline = attempt.deadline
@@ -111,6 +126,7 @@ class Engine:
         try:
             return self._attempt(attempt)
         finally:
+            task._step_waits = None
             if lease.attempt is not None and self.on_attempt is not None:
                 self.on_attempt(lease, None)
             lease.attempt = None
@@ -130,6 +146,8 @@ class Engine:
                     written = self.writes.checkpoint(attempt, _call(attempt), next_name)
             else:
                 written = self.writes.checkpoint(attempt, _call(attempt), next_name)
+        except Suspend as suspended:
+            return wait(self, attempt, suspended.blocked)
         except LeaseLost:
             return lost(task)
         except CheckpointFailed:
@@ -140,6 +158,8 @@ class Engine:
             logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
         elif written == Checkpoint.CANCEL_REQUESTED:
             return cancel(self, task, attempt.lease, workflow)
+        elif written == Checkpoint.PAUSE_REQUESTED:
+            return self.pause(task, attempt.lease)
         return None
 
 

@@ -32,6 +32,7 @@ from salvador_django.engine.text import (
     storable,
     unstorable,
 )
+from salvador_django.engine.waits import write_effects
 from salvador_django.exceptions import LeaseLost, NotSerialisable
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import StepRun, Task
@@ -91,17 +92,28 @@ class Writes:
             "worker": self.worker_name,
         }
 
-        def write() -> Checkpoint:
-            return self.with_lock_retry(  # type: ignore[no-any-return]
-                lambda: Task.objects.using(self.database).checkpoint(
-                    task.id,
-                    attempt.lease.token,
-                    step=attempt.index + 1,
-                    step_name=next_name,
-                    state_json=state_text,
-                    run=run,
-                )
+        def statement() -> Checkpoint:
+            return Task.objects.using(self.database).checkpoint(
+                task.id,
+                attempt.lease.token,
+                step=attempt.index + 1,
+                step_name=next_name,
+                state_json=state_text,
+                run=run,
             )
+
+        def with_effects() -> Checkpoint:
+            # The signals the step took, the waits that ended, its events: one commit.
+            with transaction.atomic(using=self.database):
+                written = statement()
+                if written != Checkpoint.LOST and attempt.waits is not None:
+                    write_effects(attempt.waits)
+                return written
+
+        effects = attempt.waits is not None and attempt.waits.has_effects
+
+        def write() -> Checkpoint:
+            return self.with_lock_retry(with_effects if effects else statement)  # type: ignore[no-any-return]
 
         try:
             written = write()
@@ -109,6 +121,8 @@ class Writes:
             written = self._checkpoint_again(attempt, write, exc)
         if written == Checkpoint.LOST:
             raise LeaseLost
+        if attempt.waits is not None:
+            attempt.waits.clear()
         task.step, task.step_name, task.attempt, task.error = attempt.index + 1, next_name, 0, ""
         task.state = json.loads(state_text)  # the next step sees what a resumed run would see
         if not next_name:
@@ -144,8 +158,7 @@ class Writes:
             connection.close()  # a broken connection is not reused: the next query reconnects
             try:
                 if self._step_run_written(attempt):
-                    written = self.cancel_requested(task)
-                    return Checkpoint.CANCEL_REQUESTED if written else Checkpoint.WRITTEN
+                    return self.requested(task)
                 return write()
             except _UNREACHABLE as exc:
                 error = exc
@@ -255,6 +268,15 @@ class Writes:
             self.with_lock_retry(write)
         except DatabaseError as exc:
             raise CheckpointFailed from exc
+
+    def requested(self, task: Task) -> Checkpoint:
+        """After a checkpoint: whether a cancellation or a pause waits for the task."""
+        row = self.row(task).values_list("cancel_requested_at", "pause_requested_at").first()
+        if row is not None and row[0] is not None:
+            return Checkpoint.CANCEL_REQUESTED
+        if row is not None and row[1] is not None:
+            return Checkpoint.PAUSE_REQUESTED
+        return Checkpoint.WRITTEN
 
     def cancel_requested(self, task: Task) -> bool:
         return (

@@ -16,14 +16,17 @@ module the table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from salvador_django.transitions import changes
 from salvador_django.transitions.move import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PAUSED,
     PENDING,
     RUNNING,
+    WAITING,
     Changes,
     Move,
     perform,
@@ -31,20 +34,21 @@ from salvador_django.transitions.move import (
 )
 
 __all__ = [
-    "CANCELLED", "COMPLETED", "FAILED", "MOVES", "PENDING", "RUNNING", "Move", "perform",
-    "tasks_due",
+    "CANCELLED", "COMPLETED", "FAILED", "MOVES", "PAUSED", "PENDING", "RUNNING", "WAITING",
+    "Move", "perform", "tasks_due",
 ]  # fmt: skip
 
 _CHECKPOINT = "step step_name state attempt recoveries error"
 _UNCLAIM = "claimed_by lease_expires_at"
 _STOP = f"status step step_name attempt error finished_at {_UNCLAIM}"
+_UNWAIT = "waiting_for wake_at"
 _REQUEUE = (
     "status run_after attempt recoveries error finished_at cancel_requested_at "
-    "compensation failed_step"
+    f"pause_requested_at compensation failed_step {_UNWAIT}"
 )
 
 
-def _move(name: str, path: str, fields: str, write: Callable[..., Changes], **flags: bool) -> Move:
+def _move(name: str, path: str, fields: str, write: Callable[..., Changes], **flags: Any) -> Move:
     """A move along ``path`` ("pending|failed -> cancelled") writing ``fields`` (space-separated)."""
     sources, targets = (frozenset(side.split("|")) for side in path.replace(" ", "").split("->"))
     return Move(name, sources, targets, frozenset(fields.split()), write, **flags)
@@ -90,14 +94,35 @@ RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE}
 #: An operator runs a finished task again from a chosen step, with the state before it.
 REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state", changes.requeue_at)
 #: An operator cancels a task that is not running: at once.
-CANCEL = _move("cancel", "pending|failed -> cancelled", "status finished_at", changes.cancel, refused_while_compensating=True)
+CANCEL = _move("cancel", "pending|waiting|paused|failed -> cancelled", f"status finished_at pause_requested_at {_UNWAIT}", changes.cancel, refused_while_compensating=True)
+#: An operator cancels a task that is not running but completed steps to undo: a worker
+#: runs their compensations, and the task ends cancelled.
+CANCEL_AND_COMPENSATE = _move("cancel", "pending|waiting|paused -> pending", f"status run_after attempt compensation cancel_requested_at pause_requested_at {_UNWAIT}", changes.cancel_and_compensate, refused_while_compensating=True)
 #: An operator cancels a running task: it stops after its current step.
 REQUEST_CANCEL = _move("cancel", "running -> running", "cancel_requested_at", changes.request_cancel, refused_while_compensating=True)
+
+#: A step waits for a signal or a timer: the claim goes, the task holds no worker. It
+#: pauses instead if a pause was requested meanwhile.
+WAIT = _move("wait", "running -> waiting|paused", f"status attempt pause_requested_at {_UNWAIT} {_UNCLAIM}", changes.wait, fenced=True)
+#: The signal a waiting task waits for arrived, or its timer is due: it is due again.
+WAKE = _move("wake", "waiting -> pending", f"status run_after {_UNWAIT}", changes.wake)
+#: An operator pauses a task that is not running: at once (a waiting one keeps what it
+#: waits for, to show; its timer does not fire).
+PAUSE = _move("pause", "pending|waiting -> paused", "status", changes.pause, refused_while_compensating=True)
+#: An operator pauses a running task: it pauses after its current step.
+REQUEST_PAUSE = _move("pause", "running -> running", "pause_requested_at", changes.request_pause, refused_while_compensating=True)
+#: A pause requested while the task ran takes effect, between steps.
+PAUSE_AFTER_STEP = _move("pause after step", "running -> paused", f"status pause_requested_at {_UNCLAIM}", changes.pause_after_step, fenced=True)
+#: An operator resumes a paused task: it is due again, at the step it paused at.
+RESUME = _move("resume", "paused -> pending", f"status run_after pause_requested_at {_UNWAIT}", changes.resume)
+#: An operator resumes a running task whose pause was requested: the request goes.
+WITHDRAW_PAUSE = _move("resume", "running -> running", "pause_requested_at", changes.withdraw_pause, requires={"pause_requested_at__isnull": False})
 
 # fmt: on
 
 MOVES: tuple[Move, ...] = (
     CLAIM, RENEW, CHECKPOINT, COMPLETE, RETRY, RELEASE, FAIL, END_CANCELLED, TAKE_OVER,
     START_COMPENSATION, COMPENSATE_STEP, END_COMPENSATION, FAIL_COMPENSATION, REAP, POISON,
-    REQUEUE, RESTART, REQUEUE_FROM_STEP, CANCEL, REQUEST_CANCEL,
+    REQUEUE, RESTART, REQUEUE_FROM_STEP, CANCEL, CANCEL_AND_COMPENSATE, REQUEST_CANCEL, WAIT,
+    WAKE, PAUSE, REQUEST_PAUSE, PAUSE_AFTER_STEP, RESUME, WITHDRAW_PAUSE,
 )  # fmt: skip

@@ -15,12 +15,15 @@ from salvador_django.transitions.move import (
     COMPENSATING,
     COMPLETED,
     FAILED,
+    PAUSED,
     PENDING,
     RUNNING,
+    WAITING,
     Changes,
 )
 
 _UNCLAIMED: Changes = {"claimed_by": None, "lease_expires_at": None}
+_NOT_WAITING: Changes = {"waiting_for": "", "wake_at": None}
 
 
 def keep_failed_step_or_current() -> Case:
@@ -184,6 +187,8 @@ def requeue() -> Changes:
             When(compensation=CompensationStatus.FAILED, then=F("failed_step")),
             default=Value(""),
         ),
+        "pause_requested_at": None,
+        **_NOT_WAITING,
     }
 
 
@@ -199,7 +204,58 @@ def requeue_at(*, step: int, step_name: str, state: Any) -> Changes:
 
 
 def cancel() -> Changes:
-    return {"status": CANCELLED, "finished_at": Now()}
+    return {"status": CANCELLED, "finished_at": Now(), "pause_requested_at": None, **_NOT_WAITING}
+
+
+def cancel_and_compensate() -> Changes:
+    return {
+        "status": PENDING,
+        "run_after": Now(),
+        "attempt": 0,
+        "compensation": COMPENSATING,
+        "cancel_requested_at": Now(),
+        "pause_requested_at": None,
+        **_NOT_WAITING,
+    }
+
+
+def wait(*, waiting_for: str, wake_at: Any, attempt: int) -> Changes:
+    return {
+        # A pause requested while the step ran takes effect now: the task pauses, still
+        # showing what it waits for.
+        "status": Case(
+            When(pause_requested_at__isnull=False, then=Value(PAUSED)), default=Value(WAITING)
+        ),
+        "pause_requested_at": None,
+        "waiting_for": waiting_for,
+        "wake_at": wake_at,
+        "attempt": attempt,
+        **_UNCLAIMED,
+    }
+
+
+def wake() -> Changes:
+    return {"status": PENDING, "run_after": Now(), **_NOT_WAITING}
+
+
+def pause() -> Changes:
+    return {"status": PAUSED}
+
+
+def request_pause() -> Changes:
+    return {"pause_requested_at": Coalesce(F("pause_requested_at"), Now())}
+
+
+def pause_after_step() -> Changes:
+    return {"status": PAUSED, "pause_requested_at": None, **_UNCLAIMED}
+
+
+def resume() -> Changes:
+    return {"status": PENDING, "run_after": Now(), "pause_requested_at": None, **_NOT_WAITING}
+
+
+def withdraw_pause() -> Changes:
+    return {"pause_requested_at": None}
 
 
 def request_cancel() -> Changes:

@@ -18,6 +18,7 @@ from salvador_django.status import CompensationStatus, TaskStatus
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
+WAITING, PAUSED = TaskStatus.WAITING, TaskStatus.PAUSED
 COMPENSATING = CompensationStatus.RUNNING
 
 Changes = dict[str, Any]
@@ -38,6 +39,8 @@ class Move:
     fenced: bool = False
     #: Refused while the task undoes its steps: how it ends is already decided.
     refused_while_compensating: bool = False
+    #: Further conditions on the row, beyond its status (``filter()`` keywords).
+    requires: Mapping[str, Any] | None = None
 
     def allows(self, status: str, compensation: str = "") -> bool:
         """Whether a task in ``status`` (and ``compensation``) may make this move."""
@@ -57,7 +60,7 @@ class Move:
         For a fenced move, only those ``token`` (or one of several tokens) holds. One
         ``filter()`` call: the engine makes a move per step, and each call costs.
         """
-        conditions = dict(where or {})
+        conditions = {**(self.requires or {}), **(where or {})}
         if self.fenced:
             if token is None:
                 raise TypeError(f"The {self.name} move is fenced: pass the claim's token.")

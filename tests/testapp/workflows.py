@@ -160,3 +160,79 @@ LONG_STEP_NAME = "\U0001f422" * 200
 hangs_long_name = Workflow("hangs-with-a-long-name").step(
     LONG_STEP_NAME, lambda task: time.sleep(3600), timeout=1, retry=Retry(max_attempts=1)
 )
+
+
+# -- waits --------------------------------------------------------------------------
+
+
+def record_run(task, step):
+    """Record that ``step`` (re)started: an Event row per run."""
+    Event.objects.using(get_settings().DATABASE).create(
+        task_id=task.id, step=step, attempt=task.attempt, pid=os.getpid(), started=time.time()
+    )
+
+
+# An order that waits for a manager's answer (the body's "timeout", in seconds).
+approval = Workflow("approval")
+
+
+@approval.step("reserve", compensate=lambda task: record_run(task, "undo-reserve"))
+def reserve(task):
+    record_run(task, "reserve")
+    task.state["reserved"] = True
+
+
+@approval.step("decide")
+def decide(task):
+    record_run(task, "decide")
+    task.set_event("progress", "waiting for approval")
+    answer = task.wait_for("approval", timeout=task.body.get("timeout"))
+    task.set_event("progress", "decided")
+    task.state["answer"] = answer
+    return answer
+
+
+@approval.step("finish")
+def finish(task):
+    record_run(task, "finish")
+
+
+# A step that waits for two signals, then sleeps, then returns what it got.
+several_waits = Workflow("several-waits")
+
+
+@several_waits.step("collect")
+def collect(task):
+    record_run(task, "collect")
+    first = task.wait_for("item")
+    second = task.wait_for("item")
+    task.sleep(task.body.get("sleep", 30))
+    other = task.wait_for("other")
+    return [first, second, other]
+
+
+# A step that carries on after its wait times out.
+times_out = Workflow("times-out")
+
+
+@times_out.step("ask")
+def ask(task):
+    from salvador_django.exceptions import WaitTimeout
+
+    try:
+        return task.wait_for("answer", timeout=task.body.get("timeout", 5))
+    except WaitTimeout:
+        return "no answer"
+
+
+# A step that sleeps until a time given in the body (ISO 8601).
+sleeps_until = Workflow("sleeps-until")
+
+
+@sleeps_until.step("nap")
+def nap(task):
+    from datetime import datetime
+
+    record_run(task, "nap")
+    task.sleep_until(datetime.fromisoformat(task.body["until"]))
+    return "awake"

@@ -22,16 +22,16 @@ LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
         "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql",
-        "schema", "payloads",
+        "schema", "payloads", "links",
     },
     # 1: the tables and their queries
     {"queries", "models"},
     # 2: where workers find work
-    {"queues"},
+    {"queues", "events"},
     # 3: the workflow API: definitions and submitting
     {"definitions", "submission"},
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
-    {"leases", "engine", "maintenance", "preflight"},
+    {"leases", "engine", "maintenance", "preflight", "timers"},
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces
