@@ -9,14 +9,16 @@ related_name="celery")`` or ``include=["salvador_django.contrib.celery"]``:
   update, lease and fencing as ``runworkflows``) and runs its steps. A duplicate,
   late or early message claims nothing and does no harm.
 - ``salvador_django.sweep()`` is for Celery beat: it reaps expired leases (a
-  Celery worker killed mid-step), then runs due tasks itself for at most
-  ``max_seconds``, so tasks whose message was lost, or that were submitted while
-  no dispatch happened, still run.
+  Celery worker killed mid-step), fires the due timers of waiting tasks, then runs
+  due tasks itself for at most ``max_seconds``, so tasks whose message was lost, or
+  that were submitted while no dispatch happened, still run.
 
 With ``SALVADOR["DISPATCH"] = "celery"``, every announcement (a submit's commit, a
 retry after its backoff, a requeue, a reaped lease) also sends ``run_task``, with
 ``eta`` = the task's ``run_after`` when it is in the future and the task's priority
-mapped to the message priority (0-9) where the broker supports it.
+mapped to the message priority (0-9) where the broker supports it. A task that
+begins to wait with a timer (a sleep, a wait's timeout) is sent for its ``wake_at``:
+``run_task`` then fires the timer and runs it; a signal's delivery sends it at once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, close_old_connections, connections
 from django.db.models.functions import Now
 
@@ -38,6 +41,7 @@ from salvador_django.models import Task
 from salvador_django.queues import Entry, announce
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
+from salvador_django.timers import fire_due_timers
 
 try:
     from celery import shared_task
@@ -120,6 +124,10 @@ def run_one(task_id: str) -> str:
     claimed = Task.objects.using(database).claim_ids(
         [task_id], token, settings.LEASE_SECONDS, workflows=registry.names()
     )
+    if not claimed and _fire_timer(database, task_id):  # the message of a wait's timer
+        claimed = Task.objects.using(database).claim_ids(
+            [task_id], token, settings.LEASE_SECONDS, workflows=registry.names()
+        )
     if not claimed:
         # A message that came before the row is due (clocks differ) is sent again for
         # when it is; a task already taken or finished needs nothing.
@@ -143,14 +151,26 @@ def _run_claimed(task: Task, token: str) -> str:
         outcome = engine.run(task, lease)
     if outcome in (Outcome.RETRY, Outcome.RELEASED):
         announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)])
+    elif outcome == Outcome.WAITING and task.wake_at is not None:
+        # A message for when its timer is due: run_task then fires it, and runs the task.
+        announce([Entry(task.id, task.workflow, task.priority, task.wake_at)])
     return outcome
 
 
+def _fire_timer(database: str, task_id: str) -> bool:
+    """Wake the task if it waits and its timer is due; whether it did."""
+    try:
+        return bool(fire_due_timers(database, ids=[task_id]))
+    except (ValueError, ValidationError):  # not a task id: nothing to fire
+        return False
+
+
 def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
-    """Reap expired leases, then run due tasks here for at most ``max_seconds``."""
+    """Reap expired leases, fire due timers, then run due tasks here for ``max_seconds``."""
     settings = get_settings()
     database = settings.DATABASE
     reaped = reap_expired_leases(database, settings.MAX_RECOVERIES)
+    fire_due_timers(database)  # timers whose message was lost
     deadline = time.monotonic() + max_seconds
     ran = 0
     workflows = registry.names()
