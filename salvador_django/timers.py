@@ -9,15 +9,21 @@ deployment fires each when its delayed message arrives, and in its beat sweep.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models.functions import Now
 
 from salvador_django import transitions
+from salvador_django.backoff import backoff_delay, close_connections, log_error
 from salvador_django.models import Task
+from salvador_django.queues import Entry, Queue, announce
 from salvador_django.status import TaskStatus
+
+logger = logging.getLogger("salvador_django")
 
 #: The most timers fired by one statement; more wait for the next round, at once.
 FIRE_BATCH = 1000
@@ -61,3 +67,54 @@ def seconds_to_next_timer(database: str) -> float | None:
     if row is None or row[0] is None or row[1] is None:
         return None
     return float((row[0] - row[1]).total_seconds())
+
+
+class TimerThread(threading.Thread):
+    """A worker's timer thread: wakes waiting tasks whose timer is due, and announces them.
+
+    It sleeps until the soonest timer (on the database's clock), looking again at
+    least every ``poll_interval`` for timers other processes set, and at once when
+    nudged (a task of this worker began to wait). Many workers may fire the same
+    timer: the move is conditional, and a task is announced twice at worst.
+    """
+
+    def __init__(
+        self, database: str, queue: Queue, poll_interval: float, stopping: threading.Event
+    ) -> None:
+        super().__init__(name="salvador-timers", daemon=True)
+        self.database = database
+        self.queue = queue
+        self.poll_interval = poll_interval
+        self.stopping = stopping
+        self._nudged = threading.Event()
+
+    def nudge(self) -> None:
+        """Look again for the soonest timer now (or notice that the worker stops)."""
+        self._nudged.set()
+
+    def run(self) -> None:
+        errors = 0
+        while not self.stopping.is_set():
+            self._nudged.clear()
+            try:
+                woken = fire_due_timers(self.database)
+                if woken:
+                    announce([Entry.of(task) for task in woken], self.queue)
+                    logger.debug("salvador: %d timer(s) fired", len(woken))
+                    continue  # more may be due
+                soonest = seconds_to_next_timer(self.database)
+                errors = 0
+            except Exception as exc:  # no error ends the timers: they back off and go on
+                delay = backoff_delay(errors)
+                errors += 1
+                log_error(exc, "cannot fire timers (%s); retrying in %ss", delay)
+                close_connections()
+                self.stopping.wait(delay)
+                continue
+            wait = self.poll_interval
+            if soonest is not None:
+                wait = min(wait, max(soonest, 0.001))
+            if wait >= self.poll_interval:
+                close_old_connections()  # an idle thread keeps to CONN_MAX_AGE too
+            self._nudged.wait(wait)
+        connections.close_all()

@@ -13,13 +13,12 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 
+from salvador_django.backoff import backoff_delay, close_connections, log_error
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine, Outcome
 from salvador_django.engine.text import loggable, loggable_traceback
-from salvador_django.exceptions import QueueUnavailable
 from salvador_django.leases import (
     Lease,
     Leases,
@@ -32,11 +31,10 @@ from salvador_django.models import Task
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, Queue, announce, get_queue
 from salvador_django.registry import registry
-from salvador_django.timers import fire_due_timers, seconds_to_next_timer
+from salvador_django.timers import TimerThread, fire_due_timers
 
 logger = logging.getLogger("salvador_django")
 
-_ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 #: How long past its deadline a step may run before the watchdog abandons it (the
 #: engine itself fails an attempt that returns late; this is for those that never do).
 TIMEOUT_GRACE_SECONDS = 1.0
@@ -105,10 +103,7 @@ class Worker:
         self._abandoned: set[str] = set()  # names of runner threads left to a hung step
         self._runners_lock = threading.Lock()
         self._maintenance: threading.Thread | None = None
-        self._timers: threading.Thread | None = None
-        #: Set when a task of this worker began to wait with a timer: the timer thread
-        #: looks again for the soonest one.
-        self._timer_set = threading.Event()
+        self._timers: TimerThread | None = None
         #: Why a burst gave up before it was done (the database or queue stayed down).
         self.gave_up: str | None = None
 
@@ -129,7 +124,8 @@ class Worker:
         if not self._stopping.is_set():
             logger.info("salvador: worker %s stopping", self.name)
         self._stopping.set()
-        self._timer_set.set()
+        if self._timers is not None:
+            self._timers.nudge()
         self.queue.wake()
 
     def run(self) -> bool:
@@ -151,8 +147,8 @@ class Worker:
         )
         self._maintenance.start()
         if not self.options.burst:  # a burst fires the timers already due, in its sweep
-            self._timers = threading.Thread(
-                target=self._fire_timers, name="salvador-timers", daemon=True
+            self._timers = TimerThread(
+                self.database, self.queue, self.options.poll_interval, self._stopping
             )
             self._timers.start()
         for number in range(self.options.concurrency):
@@ -178,7 +174,7 @@ class Worker:
         try:
             self.recover()
         except Exception as exc:
-            _log_error(exc, "sweep failed (%s); running what is due anyway")
+            log_error(exc, "sweep failed (%s); running what is due anyway")
         finally:
             connections.close_all()
 
@@ -228,10 +224,10 @@ class Worker:
                 failing_since = failing_since or time.monotonic()
                 if self._gives_up(failing_since, exc):
                     break
-                delay = _ERROR_BACKOFF_SECONDS[min(errors, len(_ERROR_BACKOFF_SECONDS) - 1)]
+                delay = backoff_delay(errors)
                 errors += 1
-                _log_error(exc, "cannot take tasks (%s); retrying in %ss", delay)
-                _close_connections()
+                log_error(exc, "cannot take tasks (%s); retrying in %ss", delay)
+                close_connections()
                 self._stopping.wait(delay)
                 continue
             if not tasks:
@@ -274,8 +270,8 @@ class Worker:
             outcome = self.engine.run(task, lease, should_stop=self._stopping.is_set)
             if outcome in (Outcome.RELEASED, Outcome.RETRY):
                 announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)], self.queue)
-            elif outcome == Outcome.WAITING and task.wake_at is not None:
-                self._timer_set.set()
+            elif outcome == Outcome.WAITING and task.wake_at is not None and self._timers:
+                self._timers.nudge()  # it may be the soonest timer
         except BaseException as exc:
             # The database failed under the engine (or a step raised SystemExit): the
             # lease expires and the task is reaped; this thread carries on.
@@ -285,7 +281,7 @@ class Worker:
                 task.workflow,
                 loggable_traceback(exc),
             )
-            _close_connections()
+            close_connections()
         finally:
             self.leases.remove(lease)
             close_old_connections()
@@ -300,7 +296,7 @@ class Worker:
             try:
                 warn_of_unregistered_workflows(self.database)
             except Exception as exc:
-                _log_error(exc, "cannot look for tasks of unregistered workflows (%s)")
+                log_error(exc, "cannot look for tasks of unregistered workflows (%s)")
         heartbeat_every = self.options.lease_seconds / 3
         last_heartbeat = time.monotonic()
         next_sweep = time.monotonic() + (self.options.sweep_interval if self.options.burst else 0)
@@ -322,8 +318,8 @@ class Worker:
                 if worked:
                     close_old_connections()
             except Exception as exc:  # no error ends maintenance: it backs off and goes on
-                _log_error(exc, "maintenance failed (%s); will try again")
-                _close_connections()
+                log_error(exc, "maintenance failed (%s); will try again")
+                close_connections()
                 for lease in self.leases.snapshot():
                     if lease.overdue():  # expired by now: stop working on that task
                         lease.lost.set()
@@ -333,38 +329,6 @@ class Worker:
             else:
                 wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
                 self._stopping.wait(min(0.2, max(0.01, wait)))
-        connections.close_all()
-
-    def _fire_timers(self) -> None:
-        """Wake waiting tasks whose timer is due, sleeping until the soonest one.
-
-        It looks again at least every poll interval, for timers set by other
-        processes, and at once when a task of this worker begins to wait.
-        """
-        errors = 0
-        while not self._stopping.is_set():
-            self._timer_set.clear()
-            try:
-                woken = fire_due_timers(self.database)
-                if woken:
-                    announce([Entry.of(task) for task in woken], self.queue)
-                    logger.debug("salvador: %d timer(s) fired", len(woken))
-                    continue  # more may be due
-                soonest = seconds_to_next_timer(self.database)
-                errors = 0
-            except Exception as exc:  # no error ends the timers: they back off and go on
-                delay = _ERROR_BACKOFF_SECONDS[min(errors, len(_ERROR_BACKOFF_SECONDS) - 1)]
-                errors += 1
-                _log_error(exc, "cannot fire timers (%s); retrying in %ss", delay)
-                _close_connections()
-                self._stopping.wait(delay)
-                continue
-            wait = self.options.poll_interval
-            if soonest is not None:
-                wait = min(wait, max(soonest, 0.001))
-            if wait >= self.options.poll_interval:
-                close_old_connections()  # an idle thread keeps to CONN_MAX_AGE too
-            self._timer_set.wait(wait)
         connections.close_all()
 
     def _time_out_hung_steps(self) -> None:
@@ -435,17 +399,3 @@ def _stack_of(thread: threading.Thread | None) -> str:
     """Where ``thread`` is now, as a formatted stack ("" if unknown)."""
     frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
     return "".join(traceback.format_stack(frame)) if frame else ""
-
-
-def _log_error(exc: Exception, message: str, *args: object) -> None:
-    """Log ``message`` % (``exc`` escaped, ``*args``); with a traceback if unexpected."""
-    text = message % (loggable(str(exc)), *args)
-    if isinstance(exc, (DatabaseError, QueueUnavailable)):
-        logger.error("salvador: %s", text)
-    else:  # a defect somewhere (or in a queue): the traceback says where
-        logger.error("salvador: %s\n%s", text, loggable_traceback(exc))
-
-
-def _close_connections() -> None:
-    for connection in connections.all(initialized_only=True):
-        connection.close()

@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     # 3: the workflow API: definitions and submitting
     {"definitions", "submission"},
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
-    {"leases", "engine", "maintenance", "preflight", "timers"},
+    {"leases", "engine", "maintenance", "preflight", "timers", "backoff"},
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces

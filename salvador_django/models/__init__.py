@@ -1,0 +1,20 @@
+"""The app's tables: tasks and their step runs; signals, waits and events."""
+
+from salvador_django.models.tasks import Overview, StepRun, Task
+from salvador_django.models.waits import (
+    EVENT_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    SIGNAL_NAME_MAX_LENGTH,
+    Event,
+    Signal,
+    Wait,
+    check_name,
+    deliver_signal,
+    forget_waits,
+)
+
+__all__ = [
+    "EVENT_KEY_MAX_LENGTH", "IDEMPOTENCY_KEY_MAX_LENGTH", "SIGNAL_NAME_MAX_LENGTH", "Event",
+    "Overview", "Signal", "StepRun", "Task", "Wait", "check_name", "deliver_signal",
+    "forget_waits",
+]  # fmt: skip
