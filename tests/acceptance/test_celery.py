@@ -9,12 +9,14 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
-from salvador_django import TaskStatus, submit
+from salvador_django import TaskStatus, send_signal, submit
 from salvador_django.models import Task
 from tests.support.processes import ROOT, kill_group, start_in_group
 from tests.support.tasks import expire_lease
@@ -155,3 +157,18 @@ def test_a_duplicate_message_is_a_no_op(backend, celery):
     sentinel = submit("three-steps", {})  # ordered after the duplicate on the queue
     wait_until(lambda: statuses(backend, [sentinel]) == {TaskStatus.COMPLETED})
     assert_ran_in_order_once(backend, [task.id, sentinel.id])
+
+
+def test_waiting_tasks_sleep_and_wake_on_signals_under_celery(backend, celery):
+    celery.worker()
+    until = timezone.now() + timedelta(seconds=1.5)
+    sleeper = submit("sleeps-until", {"until": until.isoformat()})
+    waiter = submit("approval", {})
+    wait_until(lambda: statuses(backend, [waiter]) == {TaskStatus.WAITING}, timeout=60)
+    send_signal(waiter.id, "approval", "yes")
+    done = {TaskStatus.COMPLETED}
+    wait_until(lambda: statuses(backend, [sleeper, waiter]) == done, timeout=60)
+    naps = Event.objects.using(backend).filter(task_id=sleeper.id, step="nap").order_by("id")
+    assert naps.count() == 2  # it waited once, then its timer's delayed message ran it
+    assert naps.last().started >= until.timestamp() - 0.05
+    assert Task.objects.using(backend).get(id=waiter.id).state["answer"] == "yes"

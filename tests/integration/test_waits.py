@@ -46,7 +46,8 @@ def test_a_waiting_task_holds_no_claim_and_resumes_when_its_signal_arrives(backe
     assert runs(task, "decide") == 2  # the waiting step ran again from its beginning
     assert runs(task, "reserve") == 1  # a completed step never does
     signal.refresh_from_db()
-    assert signal.consumed_at is not None and signal.consumed_by == "decide#1"
+    assert signal.consumed_at is not None
+    assert signal.consumed_by == "decide#1"
     wait = Wait.objects.using(backend).get(task=task)
     assert (wait.kind, wait.name, wait.outcome, wait.payload) == (
         WaitKind.SIGNAL, "approval", WaitOutcome.RECEIVED, {"by": "ann"},
@@ -86,8 +87,10 @@ def test_waits_replay_in_order_and_signals_are_first_in_first_out(backend):
     assert runs(task, "collect") == 4
     undelivered = Signal.objects.using(backend).filter(task=task, consumed_at__isnull=True)
     assert list(undelivered.values_list("payload", flat=True)) == [3]
-    outcomes = list(Wait.objects.using(backend).filter(task=task).order_by("position").values_list("outcome"))
-    assert outcomes == [("received",), ("received",), ("slept",), ("received",)]
+    waits = Wait.objects.using(backend).filter(task=task).order_by("position")
+    assert list(waits.values_list("outcome", flat=True)) == [
+        "received", "received", "slept", "received",
+    ]  # fmt: skip
 
 
 def test_a_timeout_raises_wait_timeout_which_is_not_retried(backend):
@@ -104,7 +107,8 @@ def test_a_timeout_raises_wait_timeout_which_is_not_retried(backend):
     assert task.status == TaskStatus.FAILED  # after the compensation of "reserve"
     assert task.error.startswith("WaitTimeout: No signal 'approval' arrived before ")
     assert task.compensation == CompensationStatus.COMPLETED
-    assert StepRun.objects.using(backend).filter(task=task, name="decide", status="failed").count() == 1
+    failed = StepRun.objects.using(backend).filter(task=task, name="decide", status="failed")
+    assert failed.count() == 1
 
 
 def test_a_step_may_catch_wait_timeout_and_go_on(backend):
@@ -220,7 +224,8 @@ def test_requeue_keeps_the_waits_of_the_failed_step_and_from_start_clears_them(b
     run_until_idle()
     task = reloaded(task)
     assert task.status == TaskStatus.FAILED
-    Task.objects.using(backend).filter(id=task.id).update(compensation="")  # as if it had none to run
+    # As if it had no compensation to run:
+    Task.objects.using(backend).filter(id=task.id).update(compensation="")
     task.requeue()  # the recorded timeout stays: the step times out again
     run_until_idle()
     assert reloaded(task).error.startswith("WaitTimeout")
@@ -235,9 +240,14 @@ def test_requeue_keeps_the_waits_of_the_failed_step_and_from_start_clears_them(b
 def test_a_signal_is_stored_in_the_caller_s_transaction(backend):
     task = submit("approval", {})
     run_until_idle()
-    with pytest.raises(RuntimeError), transaction.atomic(using=backend):
-        send_signal(task.id, "approval", 1)
-        raise RuntimeError("rolled back")
+
+    def send_then_fail() -> None:
+        with transaction.atomic(using=backend):
+            send_signal(task.id, "approval", 1)
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        send_then_fail()
     assert not Signal.objects.using(backend).filter(task=task).exists()
     assert reloaded(task).status == TaskStatus.WAITING
 
