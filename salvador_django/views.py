@@ -74,7 +74,8 @@ def _confirmation(request: HttpRequest, link: SignalLink, task: Task) -> HttpRes
         return render(request, "salvador_django/link_done.html", context)
     if task.status in FINISHED:
         raise _Refused(410, _finished(task.status))
-    pretty = None if link.payload is None else json.dumps(link.payload, indent=2, ensure_ascii=False)
+    payload = link.payload
+    pretty = None if payload is None else json.dumps(payload, indent=2, ensure_ascii=False)
     context = {"task": task, "name": link.name, "payload": pretty}
     return render(request, "salvador_django/link_confirm.html", context)
 
