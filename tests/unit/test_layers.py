@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces
-    {"", "admin", "management", "contrib", "testing", "checks", "apps"},
+    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls"},
 ]  # fmt: skip
 
 
