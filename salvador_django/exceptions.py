@@ -80,3 +80,10 @@ class NotInStep(SalvadorError, RuntimeError):
 
 class WaitsChanged(PermanentError):
     """A step's waits came in another order than when it ran before (its code changed)."""
+
+
+class InvalidWait(PayloadError, PermanentError):
+    """A step gave a wait, a sleep or an event bad input (a programming error).
+
+    Permanent: another attempt would fail the same way, so the task fails at once.
+    """

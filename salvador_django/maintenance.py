@@ -18,10 +18,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from salvador_django import transitions
 from salvador_django.exceptions import InvalidTransition
-from salvador_django.models import StepRun, Task
+from salvador_django.models import StepRun, Task, Wait
 from salvador_django.queues import announce_on_commit
 from salvador_django.registry import registry
-from salvador_django.status import FINISHED
+from salvador_django.status import FINISHED, CompensationStatus
 
 BATCH_SIZE = 1000
 #: The largest batch: its ids are one query's parameters, and its locks one transaction's.
@@ -105,18 +105,24 @@ def _requeue_batch(database: str, ids: list[Any], move: transitions.Move) -> int
     rows = Task.objects.using(database)
     with transaction.atomic(using=database):
         locked = list(
-            move.rows(rows.select_for_update().filter(id__in=ids)).values_list("id", "workflow")
+            move.rows(rows.select_for_update().filter(id__in=ids)).values_list(
+                "id", "workflow", "compensation"
+            )
         )
         by_workflow: dict[str, list[Any]] = {}
-        for task_id, workflow in locked:
+        run_again = []  # from their first step: their recorded waits go
+        for task_id, workflow, compensation in locked:
             by_workflow.setdefault(workflow, []).append(task_id)
+            if move is transitions.RESTART or compensation == CompensationStatus.COMPLETED:
+                run_again.append(task_id)
+        Wait.objects.using(database).filter(task_id__in=run_again).delete()
         for workflow, task_ids in by_workflow.items():
             batch = rows.filter(id__in=task_ids)
             if move is transitions.RESTART:
                 move.apply(batch, step=0, step_name=_first_step(workflow), state={})
             else:
                 move.apply(batch)
-        announce_on_commit(*rows.filter(id__in=[i for i, _ in locked]).only(*_ENTRY_FIELDS))
+        announce_on_commit(*rows.filter(id__in=[row[0] for row in locked]).only(*_ENTRY_FIELDS))
     return len(locked)
 
 

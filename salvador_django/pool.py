@@ -99,7 +99,9 @@ class ProcessPool:
 
     def connections_needed(self) -> tuple[int, str]:
         """The database connections the pool may hold at once, and what they are."""
-        per_child = 2 + get_queue(self.queue_name).connections_held()
+        # Each child: its thread, maintenance, timers (none in a burst), the listener.
+        timers = 0 if self.options.burst else 1
+        per_child = 2 + timers + get_queue(self.queue_name).connections_held()
         children = self.options.concurrency
         how = f"{children} process(es) of {per_child}, 1 for the supervisor"
         return children * per_child + 1, how

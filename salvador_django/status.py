@@ -11,11 +11,11 @@ class TaskStatus(models.TextChoices):
 
     PENDING = "pending", _("Pending")
     RUNNING = "running", _("Running")
+    WAITING = "waiting", _("Waiting")
+    PAUSED = "paused", _("Paused")
     COMPLETED = "completed", _("Completed")
     FAILED = "failed", _("Failed")
     CANCELLED = "cancelled", _("Cancelled")
-    WAITING = "waiting", _("Waiting")
-    PAUSED = "paused", _("Paused")
 
 
 #: The statuses a task ends in (until an operator requeues it).

@@ -114,10 +114,13 @@ class Worker:
     def connections_needed(self) -> tuple[int, str]:
         """The database connections this worker may hold at once, and what they are."""
         listener = self.queue.connections_held()
-        how = f"{self.options.concurrency} thread(s), 1 for maintenance, 1 for timers"
+        timers = 0 if self.options.burst else 1  # a burst runs no timer thread
+        how = f"{self.options.concurrency} thread(s), 1 for maintenance"
+        if timers:
+            how += ", 1 for timers"
         if listener:
             how += f", {listener} for the queue"
-        return self.options.concurrency + 2 + listener, how
+        return self.options.concurrency + 1 + timers + listener, how
 
     def stop(self) -> None:
         """Stop claiming; running steps finish and unfinished tasks are released."""

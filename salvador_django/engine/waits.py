@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from salvador_django import events
 from salvador_django.conf import get_settings
-from salvador_django.exceptions import PayloadError, WaitsChanged, WaitTimeout
+from salvador_django.exceptions import InvalidWait, PayloadError, WaitsChanged, WaitTimeout
 from salvador_django.models import (
     EVENT_KEY_MAX_LENGTH,
     SIGNAL_NAME_MAX_LENGTH,
@@ -116,7 +116,7 @@ class StepWaits:
     # -- the calls a step makes -----------------------------------------------------
 
     def wait_for(self, name: str, *, timeout: float | timedelta | None = None) -> Any:
-        check_name(name, "A signal's name", SIGNAL_NAME_MAX_LENGTH)
+        _checked(check_name, name, "A signal's name", SIGNAL_NAME_MAX_LENGTH)
         seconds = None if timeout is None else _seconds(timeout, "timeout")
         position, record = self._next(WaitKind.SIGNAL, name)
         if record is not None and record.outcome:
@@ -143,9 +143,9 @@ class StepWaits:
 
     def sleep_until(self, when: datetime) -> None:
         if not isinstance(when, datetime):
-            raise PayloadError(f"sleep_until() needs a datetime, not {type(when).__name__}.")
+            raise InvalidWait(f"sleep_until() needs a datetime, not {type(when).__name__}.")
         if django_settings.USE_TZ and timezone.is_naive(when):
-            raise PayloadError("sleep_until() needs a timezone-aware datetime (USE_TZ is True).")
+            raise InvalidWait("sleep_until() needs a timezone-aware datetime (USE_TZ is True).")
         position, record = self._next(WaitKind.SLEEP, "")
         if record is None and when <= self._database_now():
             self._end(position, WaitKind.SLEEP, "", WaitOutcome.SLEPT, None)
@@ -153,8 +153,8 @@ class StepWaits:
         self._sleep(position, record, until=when)
 
     def set_event(self, key: str, value: Any) -> None:
-        check_name(key, "An event's key", EVENT_KEY_MAX_LENGTH)
-        check_json(value, get_settings().MAX_BODY_BYTES, "The event's value")
+        _checked(check_name, key, "An event's key", EVENT_KEY_MAX_LENGTH)
+        _checked(check_json, value, get_settings().MAX_BODY_BYTES, "The event's value")
         self.events[key] = value
 
     # -- what they share --------------------------------------------------------------
@@ -308,11 +308,19 @@ def _seconds(value: Any, what: str) -> float:
         or not math.isfinite(seconds)
         or not 0 < seconds <= MAX_WAIT_SECONDS
     ):
-        raise PayloadError(
+        raise InvalidWait(
             f"{what} must be a positive number of seconds or a timedelta, at most "
             f"{MAX_WAIT_SECONDS}, not {value!r}."
         )
     return float(seconds)
+
+
+def _checked(check: Any, *args: Any) -> None:
+    """Run ``check``; its ``PayloadError`` becomes an ``InvalidWait`` (not retried)."""
+    try:
+        check(*args)
+    except PayloadError as exc:
+        raise InvalidWait(str(exc)) from exc
 
 
 def _timed_out(name: str, until: datetime | None) -> WaitTimeout:

@@ -203,6 +203,9 @@ class Task(Waiting, models.Model):
                 params = {"step": 0, "step_name": steps[0].name if steps else "", "state": {}}
             else:
                 move, params = transitions.REQUEUE, {}
+            # A compensated task runs again from its first step: as from the start.
+            compensated = tasks.filter(id=self.id, compensation=CompensationStatus.COMPLETED)
+            from_start = from_start or (move is transitions.REQUEUE and compensated.exists())
             transitions.perform([move], tasks, self.id, **params)
             forget_waits(alias, self, from_start=from_start, from_step=from_step)
             self.refresh_from_db(using=alias)

@@ -450,8 +450,8 @@ def test_a_worker_named_an_unregistered_workflow_fails_its_tasks_once(
         ("running", "requeue", "allowed while failed or cancelled"),  # 9.
         ("completed", "requeue", "allowed while failed or cancelled"),
         ("pending", "requeue", "allowed while failed or cancelled"),
-        ("completed", "cancel", "allowed while pending, running or failed"),  # 10.
-        ("cancelled", "cancel", "allowed while pending, running or failed"),
+        ("completed", "cancel", "allowed while pending, running, waiting, paused or failed"),  # 10.
+        ("cancelled", "cancel", "allowed while pending, running, waiting, paused or failed"),
     ],
 )
 def test_an_operation_the_status_forbids_raises_and_changes_nothing(

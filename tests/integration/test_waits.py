@@ -289,3 +289,76 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(backend, call, error, 
         call(task)
     assert not Signal.objects.using(backend).filter(task=task).exists()
     assert reloaded(task).status == TaskStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"call": "wait_for", "name": ""}, "A signal's name must be a non-empty string"),
+        ({"call": "wait_for", "name": "x", "timeout": 0}, "timeout must be a positive number"),
+        ({"call": "wait_for", "name": "x", "timeout": -5}, "timeout must be a positive number"),
+        ({"call": "sleep", "duration": 0}, "duration must be a positive number"),
+        ({"call": "sleep", "duration": "1"}, "duration must be a positive number"),
+        ({"call": "sleep_until", "until": "2030-01-01T00:00:00"}, "timezone-aware"),
+        ({"call": "set_event", "key": "k" * 201}, "An event's key must be"),
+    ],
+)
+def test_bad_input_to_a_wait_fails_the_task_at_once(backend, body, message):
+    task = submit("bad-wait", body)
+    run_until_idle()
+    task = reloaded(task)
+    assert task.status == TaskStatus.FAILED
+    assert task.error.startswith("InvalidWait: ")
+    assert message in task.error
+    assert StepRun.objects.using(backend).filter(task=task).count() == 1  # not retried
+    assert not Wait.objects.using(backend).filter(task=task).exists()
+
+
+def test_waits_that_change_order_between_runs_fail_the_task(backend):
+    task = submit("changes-waits", {})
+    run_until_idle()
+    send_signal(task.id, "a")
+    run_until_idle()
+    task = reloaded(task)
+    assert task.status == TaskStatus.FAILED
+    assert "WaitsChanged: Step 'wait' waited for signal 'a' at its wait #1" in task.error
+
+
+def test_a_requeue_of_a_compensated_task_forgets_its_waits(backend):
+    from salvador_django.maintenance import requeue_tasks
+
+    task = submit("approval", {"timeout": 5})
+    run_until_idle()
+    advance_timers(6)
+    run_until_idle()
+    task = reloaded(task)
+    assert (task.status, task.compensation) == (TaskStatus.FAILED, CompensationStatus.COMPLETED)
+    requeue_tasks(Task.objects.using(backend).filter(id=task.id))
+    assert not Wait.objects.using(backend).filter(task=task).exists()
+    run_until_idle()
+    assert reloaded(task).status == TaskStatus.WAITING  # waits afresh, not timed out again
+
+
+def test_get_event_is_woken_when_a_step_publishes(backend):
+    import threading
+    import time
+
+    from django.db import connections
+
+    task = submit("approval", {})
+
+    def run_soon() -> None:
+        try:
+            time.sleep(0.3)
+            run_until_idle()
+        finally:
+            connections.close_all()
+
+    if backend != "postgres":
+        pytest.skip("in-test transactions: another thread sees the rows on PostgreSQL only")
+    thread = threading.Thread(target=run_soon)
+    thread.start()
+    try:
+        assert get_event(task.id, "progress", timeout=10) == "waiting for approval"
+    finally:
+        thread.join()

@@ -236,3 +236,33 @@ def nap(task):
     record_run(task, "nap")
     task.sleep_until(datetime.fromisoformat(task.body["until"]))
     return "awake"
+
+
+# A step whose wait is given what the body says (bad input, on purpose).
+bad_wait = Workflow("bad-wait")
+
+
+@bad_wait.step("wait")
+def wait_as_told(task):
+    from datetime import datetime
+
+    call = task.body["call"]
+    if call == "wait_for":
+        task.wait_for(task.body["name"], timeout=task.body.get("timeout"))
+    elif call == "sleep":
+        task.sleep(task.body["duration"])
+    elif call == "sleep_until":
+        task.sleep_until(datetime.fromisoformat(task.body["until"]))
+    elif call == "set_event":
+        task.set_event(task.body["key"], task.body.get("value"))
+
+
+# A step whose waits change order between runs (its code "changed" under the task).
+changes_waits = Workflow("changes-waits")
+
+
+@changes_waits.step("wait")
+def wait_in_changing_order(task):
+    ran_before = Event.objects.using(get_settings().DATABASE).filter(task_id=task.id).exists()
+    record_run(task, "wait")
+    task.wait_for("b" if ran_before else "a")
