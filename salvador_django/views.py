@@ -116,18 +116,18 @@ def _used(link: SignalLink, task: Task) -> bool:
 def _send(link: SignalLink, task: Task, payload: Any) -> bool:
     """Send the link's signal unless it was sent before; whether it was sent now.
 
-    Two requests racing with one link both pass :func:`_used`, and both say they sent
-    it; the idempotency key still stores one signal.
+    The idempotency key decides, under the task's row lock: of two requests racing
+    with one link, one stores the signal and the other is told it was used.
     """
     if _used(link, task):
         return False
     try:
-        task.signal(link.name, payload, idempotency_key=link.idempotency_key)
+        signal = task.signal(link.name, payload, idempotency_key=link.idempotency_key)
     except InvalidTransition as exc:
         raise _Refused(410, _finished(exc.status or task.status)) from exc
     except PayloadError as exc:
         raise _Refused(400, str(exc)) from exc
-    return True
+    return signal.created
 
 
 def _finished(status: str) -> str:

@@ -179,6 +179,10 @@ class Signal(models.Model):
             ),
         ]
 
+    #: Not a field: whether the call that returned it stored it (False: an earlier
+    #: signal with the same idempotency key, returned instead).
+    created: bool = True
+
     def __str__(self) -> str:
         return f"{self.name} to {self.task_id}"
 
@@ -292,10 +296,12 @@ def deliver_signal(
         if idempotency_key is not None:
             sent = signals.filter(task_id=task_id, idempotency_key=idempotency_key).first()
             if sent is not None:
+                sent.created = False
                 return sent
         signal = signals.create(
             task_id=task_id, name=name, payload=payload, idempotency_key=idempotency_key
         )
+        signal.created = True
         waits_for_it = status == TaskStatus.WAITING and waiting_for == name
         if waits_for_it and transitions.WAKE.apply(
             tasks, where={"id": task_id, "waiting_for": name}

@@ -257,6 +257,7 @@ def test_a_second_signal_with_the_same_idempotency_key_is_ignored(backend):
     first = send_signal(task.id, "item", 1, idempotency_key="k")
     again = send_signal(task.id, "item", 2, idempotency_key="k")
     assert again.pk == first.pk
+    assert (first.created, again.created) == (True, False)
     assert Signal.objects.using(backend).filter(task=task).count() == 1
 
 
