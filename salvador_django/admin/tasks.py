@@ -2,7 +2,7 @@
 
 The actions and buttons are :mod:`salvador_django.admin.task_actions`; the table of
 step attempts is :mod:`salvador_django.admin.steps`; what a task waits for, its waits,
-signals and events are read by :mod:`salvador_django.admin.waits`.
+signals and events are :mod:`salvador_django.admin.task_waits`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter, step
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
+from salvador_django.admin.task_waits import TaskWaitsAdmin
 from salvador_django.admin.timeline import build_timeline
-from salvador_django.admin.waits import json_head_of, read_waits, waiting_for
+from salvador_django.admin.waits import read_waits
 from salvador_django.conf import get_settings
 from salvador_django.models import Task
 from salvador_django.registry import registry
@@ -57,8 +58,6 @@ QUICK_FILTERS = (
     TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING, TaskStatus.WAITING,
     TaskStatus.PAUSED,
 )  # fmt: skip
-SUSPENDED = (TaskStatus.WAITING, TaskStatus.PAUSED)
-WAITS_FIELDSET = (_("Waits, signals and events"), {"fields": ("waits_", "signals_", "events_")})
 TIMELINE_FIELDS = (
     "task", "compensation", "index", "name", "attempt", "status", "started_at", "finished_at",
 )  # fmt: skip
@@ -101,7 +100,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     return show
 
 
-class TaskAdmin(TaskActionsAdmin):
+class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
@@ -297,61 +296,6 @@ class TaskAdmin(TaskActionsAdmin):
         return format_html('<span title="{}">{}</span>', beginning(error), first_line(error))
 
     # -- detail -----------------------------------------------------------------------
-
-    def get_fieldsets(self, request: HttpRequest, obj: Task | None = None) -> Any:
-        """Without "waits for" unless the task waits or is paused, and without the waits,
-        signals and events when it has none."""
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:
-            return fieldsets
-        shown: list[Any] = []
-        for name, options in fieldsets:
-            fields = options["fields"]
-            if obj.status not in SUSPENDED:
-                fields = tuple(field for field in fields if field != "waiting_for_")
-            shown.append((name, {**options, "fields": fields}))
-            if "timeline" in fields and (obj.status in SUSPENDED or read_waits(obj)):
-                shown.append(WAITS_FIELDSET)
-        return shown
-
-    @admin.display(description=_("waits for"))
-    def waiting_for_(self, task: Task) -> SafeString | str:
-        return waiting_for(task) or "—"
-
-    @admin.display(description=_("waits"))
-    def waits_(self, task: Task) -> str:
-        waits = read_waits(task).waits
-        rows = [
-            (
-                wait,
-                format_moment(wait.until) or gettext("no timeout"),
-                format_moment(wait.started_at),
-                format_moment(wait.finished_at) or "—",
-            )
-            for wait in waits.rows
-        ]
-        context = {"rows": rows, "note": waits.note("latest")}
-        return render_to_string("admin/salvador/task/waits.html", context)
-
-    @admin.display(description=_("undelivered signals"))
-    def signals_(self, task: Task) -> str:
-        signals = read_waits(task).signals
-        rows = [
-            (signal, json_head_of(signal, "payload"), format_moment(signal.sent_at))
-            for signal in signals.rows
-        ]
-        context = {"rows": rows, "note": signals.note("first")}
-        return render_to_string("admin/salvador/task/signals.html", context)
-
-    @admin.display(description=_("events"))
-    def events_(self, task: Task) -> str:
-        events = read_waits(task).events
-        rows = [
-            (event, json_head_of(event, "value"), format_moment(event.updated_at))
-            for event in events.rows
-        ]
-        context = {"rows": rows, "note": events.note("first")}
-        return render_to_string("admin/salvador/task/events.html", context)
 
     @admin.display(description=_("error"))
     def error_text(self, task: Task) -> SafeString | str:
