@@ -275,7 +275,7 @@ def test_a_waiting_task_page_costs_a_bounded_number_of_queries(
     Signal.objects.using(db()).bulk_create(
         Signal(task=task, name="s", payload=n) for n in range(80)
     )
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(11):  # 10, and a count: there are more than 50
         assert admin_client.get(change_url(task)).status_code == 200
 
 
