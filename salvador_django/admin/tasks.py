@@ -1,7 +1,8 @@
 """The task admin: the list operators triage from and the detail page.
 
 The actions and buttons are :mod:`salvador_django.admin.task_actions`; the table of
-step attempts is :mod:`salvador_django.admin.steps`.
+step attempts is :mod:`salvador_django.admin.steps`; what a task waits for, its waits,
+signals and events are :mod:`salvador_django.admin.task_waits`.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ from salvador_django.admin.display import (
     status_badge,
 )
 from salvador_django.admin.durations import format_moment
-from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter
+from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter, step_names
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
+from salvador_django.admin.task_waits import TaskWaitsAdmin
 from salvador_django.admin.timeline import build_timeline
+from salvador_django.admin.waits import read_waits
 from salvador_django.conf import get_settings
 from salvador_django.models import Task
 from salvador_django.registry import registry
@@ -50,7 +53,11 @@ SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
 META_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # a meta key searchable as key=value
 SEARCH_LENGTH = 500  # the longest search accepted
 CANCEL_NOTE = _("cancel requested")
-QUICK_FILTERS = (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING)
+PAUSE_NOTE = _("pause requested")
+QUICK_FILTERS = (
+    TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.PENDING, TaskStatus.WAITING,
+    TaskStatus.PAUSED,
+)  # fmt: skip
 TIMELINE_FIELDS = (
     "task", "compensation", "index", "name", "attempt", "status", "started_at", "finished_at",
 )  # fmt: skip
@@ -93,7 +100,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     return show
 
 
-class TaskAdmin(TaskActionsAdmin):
+class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
@@ -125,6 +132,7 @@ class TaskAdmin(TaskActionsAdmin):
                     "id",
                     "workflow",
                     "status_",
+                    "waiting_for_",
                     "progress",
                     "failed_step",
                     "attempt",
@@ -145,6 +153,7 @@ class TaskAdmin(TaskActionsAdmin):
                     "finished_at_",
                     "updated_at_",
                     "cancel_requested_at_",
+                    "pause_requested_at_",
                 )
             },
         ),
@@ -155,9 +164,10 @@ class TaskAdmin(TaskActionsAdmin):
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
-        "id", "workflow", "status_", "progress", "failed_step", "attempt", "priority", "error_text",
-        "timeline", "body_", "state_", "meta_", "created_at_", "run_after_", "started_at_",
-        "finished_at_", "updated_at_", "cancel_requested_at_", "idempotency_key", "claimed_by",
+        "id", "workflow", "status_", "waiting_for_", "progress", "failed_step", "attempt",
+        "priority", "error_text", "timeline", "waits_", "signals_", "events_", "body_", "state_",
+        "meta_", "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
+        "cancel_requested_at_", "pause_requested_at_", "idempotency_key", "claimed_by",
         "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip
 
@@ -249,10 +259,16 @@ class TaskAdmin(TaskActionsAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_(self, task: Task) -> SafeString:
         badge = status_badge(task.status, task.get_status_display())
-        note = CANCEL_NOTE if task.cancel_requested else task.get_compensation_display()
-        if task.cancel_requested or task.compensation:
-            return format_html('{} <span class="salvador-note">{}</span>', badge, note)
-        return badge
+        note: object
+        if task.cancel_requested:
+            note = CANCEL_NOTE
+        elif task.pause_requested:
+            note = PAUSE_NOTE
+        elif task.compensation:
+            note = task.get_compensation_display()
+        else:
+            return badge
+        return format_html('{} <span class="salvador-note">{}</span>', badge, note)
 
     @admin.display(description=_("progress"))
     def progress(self, task: Task) -> str:
@@ -304,18 +320,21 @@ class TaskAdmin(TaskActionsAdmin):
     finished_at_ = moment_of("finished_at")
     updated_at_ = moment_of("updated_at")
     cancel_requested_at_ = moment_of("cancel_requested_at")
+    pause_requested_at_ = moment_of("pause_requested_at")
     lease_expires_at_ = moment_of("lease_expires_at")
 
-    @admin.display(description=_("step attempts over time"))
+    @admin.display(description=_("steps over time"))
     def timeline(self, task: Task) -> str:
         runs = (
             task.step_runs.using(get_settings().DATABASE)
             .only(*TIMELINE_FIELDS)
             .annotate(**head("error"))  # a bar's tooltip shows its beginning
         )
-        return render_to_string(
-            "admin/salvador/task/timeline.html", {"timeline": build_timeline(list(runs))}
-        )
+        step_index = {name: index for index, name in enumerate(step_names(task.workflow))}
+        if task.step_name:  # a step of a workflow no longer registered
+            step_index.setdefault(task.step_name, task.step)
+        timeline = build_timeline(list(runs), read_waits(task).waits.rows, step_index=step_index)
+        return render_to_string("admin/salvador/task/timeline.html", {"timeline": timeline})
 
     @admin.display(description=_("changes by operators"))
     def history(self, task: Task) -> str:
@@ -341,6 +360,7 @@ class TaskAdmin(TaskActionsAdmin):
             context["triage_operations"] = self.triage_operations(request, obj)
             context["requeue_steps"] = self.requeue_steps(request, obj)
             context["requeue_step_chosen"] = obj.failed_step or obj.step_name
+            context["may_signal"] = self.may_signal(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

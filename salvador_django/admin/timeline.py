@@ -1,22 +1,23 @@
-"""The geometry of a task's timeline: one row per step, one bar per attempt.
+"""The geometry of a task's timeline: one row per step, one bar per attempt and per wait.
 
 The admin draws it as an inline SVG (``admin/salvador/task/timeline.html``), so
-retries and the step that broke show as a picture without any JavaScript.
+retries, waits and the step that broke show as a picture without any JavaScript.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from salvador_django.admin.display import beginning, head_of
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.runs import number_runs
-from salvador_django.models import StepRun
-from salvador_django.status import StepRunStatus
+from salvador_django.models import StepRun, Wait
+from salvador_django.status import StepRunStatus, WaitKind
 
 LABEL_WIDTH = 200
 CHART_WIDTH = 600
@@ -24,6 +25,7 @@ ROW_HEIGHT = 26
 BAR_HEIGHT = 16
 AXIS_HEIGHT = 22
 MIN_BAR_WIDTH = 3.0
+UNKNOWN_INDEX = 10**9  # a step that waited, of a workflow no longer registered
 
 
 @dataclass(frozen=True)
@@ -71,23 +73,43 @@ class Timeline:
     axis_y: float
 
 
-def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
-    """Lay out ``runs`` (any order) on one time axis; None when there are none."""
-    if not runs:
+def build_timeline(
+    runs: Sequence[StepRun],
+    waits: Sequence[Wait] = (),
+    *,
+    step_index: Mapping[str, int] | None = None,
+    now: datetime | None = None,
+) -> Timeline | None:
+    """Lay out ``runs`` (any order) and ``waits`` on one time axis; None when there are none.
+
+    A wait is a bar in its step's row, from when it began to when it ended (an open
+    one to ``now``). ``step_index`` numbers the steps that waited but have no attempt
+    yet (a step's attempt is recorded when it ends, not when it stops to wait).
+    """
+    if not runs and not waits:
         return None
-    start = min(run.started_at for run in runs)
-    end = max(run.finished_at for run in runs)
+    now = now or timezone.now()
+    ends = {id(wait): max(wait.finished_at or now, wait.started_at) for wait in waits}
+    start = min([run.started_at for run in runs] + [wait.started_at for wait in waits])
+    end = max([run.finished_at for run in runs] + list(ends.values()))
     span = max((end - start).total_seconds(), 1e-3)
 
     def x_of(moment: datetime) -> float:
         return LABEL_WIDTH + (moment - start).total_seconds() / span * CHART_WIDTH
 
+    def bar(began: datetime, ended: datetime, status: str, title: str) -> Bar:
+        width = max(x_of(ended) - x_of(began), MIN_BAR_WIDTH)
+        return Bar(x=x_of(began), width=width, status=status, title=title)
+
+    index_of = {run.name: run.index for run in runs if not run.compensation}
+    index_of.update(step_index or {})
     # Forward steps first, in order; then their compensations, in the order they ran.
     steps = sorted(
         {
             (run.compensation, -run.index if run.compensation else run.index, run.name)
             for run in runs
         }
+        | {(False, index_of.get(wait.step_name, UNKNOWN_INDEX), wait.step_name) for wait in waits}
     )
     numbered = number_runs(runs)  # in the order they happened
     rows = []
@@ -98,24 +120,36 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
             for number, run in numbered
             if (run.compensation, run.index, run.name) == (compensation, index, name)
         ]
+        waited = [] if compensation else [wait for wait in waits if wait.step_name == name]
         bars = [
-            Bar(
-                x=x_of(run.started_at),
-                width=max(x_of(run.finished_at) - x_of(run.started_at), MIN_BAR_WIDTH),
-                status="compensation"
-                if compensation and run.status == "completed"
-                else str(run.status),
-                title=_bar_title(name, number, run),
+            bar(
+                wait.started_at,
+                ends[id(wait)],
+                "wait" if wait.finished_at else "wait-open",
+                _wait_title(wait, ends[id(wait)]),
+            )
+            for wait in waited
+        ] + [
+            bar(
+                run.started_at,
+                run.finished_at,
+                "compensation" if compensation and run.status == "completed" else str(run.status),
+                _bar_title(name, number, run),
             )
             for number, run in attempts
         ]
-        latest = attempts[-1][1]  # its colour: how the step last ended, not its top attempt
+        # Its colour: how the step last ended, not its top attempt.
+        latest = attempts[-1][1] if attempts else None
+        if compensation:
+            label = f"↩ {index + 1} · {name}"
+        else:
+            label = f"{index + 1} · {name}" if index != UNKNOWN_INDEX else f"? · {name}"
         rows.append(
             Row(
                 y=position * ROW_HEIGHT,
-                label=f"↩ {index + 1} · {name}" if compensation else f"{index + 1} · {name}",
+                label=label,
                 bars=bars,
-                failed=latest.status == StepRunStatus.FAILED,
+                failed=latest is not None and latest.status == StepRunStatus.FAILED,
             )
         )
     axis_y = len(rows) * ROW_HEIGHT
@@ -132,6 +166,24 @@ def build_timeline(runs: Sequence[StepRun]) -> Timeline | None:
         bar_height=BAR_HEIGHT,
         axis_y=axis_y,
     )
+
+
+def _wait_title(wait: Wait, ended: datetime) -> str:
+    """E.g. "decide · wait 1 · signal 'approval' · Received · 2 h 5 min"."""
+    values = {
+        "name": wait.step_name,
+        "position": wait.position,
+        "what": _("signal '%(name)s'") % {"name": wait.name}
+        if wait.kind == WaitKind.SIGNAL
+        else _("a timer"),
+        "outcome": wait.get_outcome_display(),
+        "duration": format_duration(ended - wait.started_at),
+    }
+    if wait.finished_at is None:
+        return _("%(name)s · wait %(position)d · %(what)s · %(outcome)s · %(duration)s so far") % (
+            values
+        )
+    return _("%(name)s · wait %(position)d · %(what)s · %(outcome)s · %(duration)s") % values
 
 
 def _bar_title(name: str, number: int, run: StepRun) -> str:

@@ -1,7 +1,8 @@
 """The admin's pure parts: durations and moments for people, bounded error text, runs,
-the timeline's geometry."""
+the timeline's geometry (attempts and waits), what a task waits for, pause and resume."""
 
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 
@@ -16,8 +17,11 @@ from salvador_django.admin.display import (
 from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.admin.runs import number_runs
 from salvador_django.admin.timeline import CHART_WIDTH, LABEL_WIDTH, MIN_BAR_WIDTH, build_timeline
-from salvador_django.models import StepRun
-from salvador_django.status import StepRunStatus
+from salvador_django.admin.triage import PAUSE, RESUME
+from salvador_django.admin.waits import VALUE_LENGTH, Listing, json_head_of
+from salvador_django.admin.waits import waiting_for as waiting_for_
+from salvador_django.models import Signal, StepRun, Task, Wait
+from salvador_django.status import StepRunStatus, TaskStatus, WaitKind, WaitOutcome
 
 
 @pytest.mark.parametrize(
@@ -210,3 +214,106 @@ def test_a_timeline_bar_holds_the_beginning_of_a_huge_error():
     title = timeline.rows[0].bars[0].title
     assert title.startswith("charge · attempt 1 · Failed")
     assert title.endswith("\nRuntimeError: " + "x" * 485 + "…")
+
+
+def wait(position, start, seconds=None, *, step="decide", kind=WaitKind.SIGNAL, name="approval"):
+    """A wait of ``step`` begun ``start`` seconds after T0; open unless ``seconds`` is given."""
+    begun = T0 + timedelta(seconds=start)
+    return Wait(
+        step_name=step,
+        position=position,
+        kind=kind,
+        name=name if kind == WaitKind.SIGNAL else "",
+        started_at=begun,
+        finished_at=None if seconds is None else begun + timedelta(seconds=seconds),
+        outcome=WaitOutcome.OPEN if seconds is None else WaitOutcome.RECEIVED,
+    )
+
+
+def test_a_wait_is_a_bar_in_its_step_s_row_before_its_attempt():
+    timeline = build_timeline(
+        [run(0, "reserve", 1, 0, 10), run(1, "decide", 1, 70, 20)], [wait(1, 10, 60)]
+    )
+    assert timeline is not None
+    assert [row.label for row in timeline.rows] == ["1 · reserve", "2 · decide"]
+    waited, attempt = timeline.rows[1].bars
+    assert (waited.status, attempt.status) == ("wait", "completed")
+    assert waited.x == pytest.approx(LABEL_WIDTH + CHART_WIDTH * 10 / 90)
+    assert waited.width == pytest.approx(CHART_WIDTH * 60 / 90)
+    assert waited.title == "decide · wait 1 · signal 'approval' · Received · 1 min 0 s"
+    assert not timeline.rows[1].failed
+
+
+def test_an_open_wait_reaches_now_in_a_row_of_its_own_numbered_by_the_workflow():
+    now = T0 + timedelta(seconds=100)
+    timeline = build_timeline(
+        [run(0, "reserve", 1, 0, 10)],
+        [wait(1, 10, kind=WaitKind.SLEEP)],
+        step_index={"reserve": 0, "decide": 1, "finish": 2},
+        now=now,
+    )
+    assert timeline is not None
+    assert [row.label for row in timeline.rows] == ["1 · reserve", "2 · decide"]
+    (open_wait,) = timeline.rows[1].bars
+    assert open_wait.status == "wait-open"
+    assert open_wait.x + open_wait.width == pytest.approx(LABEL_WIDTH + CHART_WIDTH)  # now
+    assert open_wait.title == "decide · wait 1 · a timer · Waiting · 1 min 30 s so far"
+    assert timeline.ticks[-1].label == "1 min 40 s"
+
+
+def test_waits_alone_make_a_timeline_and_an_unknown_step_is_unnumbered():
+    timeline = build_timeline([], [wait(1, 0, step="gone")], now=T0 + timedelta(seconds=5))
+    assert timeline is not None
+    assert [row.label for row in timeline.rows] == ["? · gone"]
+
+
+def test_resume_is_allowed_from_paused_and_from_a_requested_pause_only():
+    def task(status, pause_requested_at=None, compensation=""):
+        return Task(status=status, pause_requested_at=pause_requested_at, compensation=compensation)
+
+    assert RESUME.allows(task(TaskStatus.PAUSED))
+    assert RESUME.allows(task(TaskStatus.RUNNING, pause_requested_at=T0))
+    assert not RESUME.allows(task(TaskStatus.RUNNING))
+    assert not RESUME.allows(task(TaskStatus.WAITING))
+    assert PAUSE.allows(task(TaskStatus.WAITING))
+    assert PAUSE.allows(task(TaskStatus.RUNNING))
+    assert not PAUSE.allows(task(TaskStatus.PAUSED))
+    assert not PAUSE.allows(task(TaskStatus.PENDING, compensation="running"))
+
+
+def test_a_listing_says_how_many_rows_it_does_not_show():
+    rows = [Signal(name="s")] * 50
+    assert Listing(rows, 50).note("first") == ""
+    assert Listing(rows, 1234).note("first") == "The first 50 of 1,234."
+    assert Listing(rows, 10_000, capped=True).note("latest") == "The latest 50 of more than 10,000."
+
+
+def test_a_json_head_read_in_sql_says_when_it_goes_on():
+    signal = Signal(name="s")
+    signal.payload_head = None  # SQL NULL: stored from None
+    assert json_head_of(signal, "payload") == "null"
+    signal.payload_head = '"' + "x" * (VALUE_LENGTH - 1)
+    assert json_head_of(signal, "payload") == signal.payload_head
+    signal.payload_head = '"' + "x" * VALUE_LENGTH
+    assert json_head_of(signal, "payload") == '"' + "x" * (VALUE_LENGTH - 1) + "…"
+
+
+@pytest.mark.parametrize(
+    ("status", "waiting_for", "wake_at", "text"),
+    [
+        (TaskStatus.WAITING, "approval", None, "signal 'approval' · no timeout"),
+        (TaskStatus.WAITING, "approval", T0, "signal 'approval' · until <time"),
+        (TaskStatus.WAITING, "", T0, "a timer · until <time"),
+        (TaskStatus.PAUSED, "", T0, "its timer does not fire while the task is paused"),
+        (TaskStatus.PAUSED, "", None, None),  # paused before it waited
+        (TaskStatus.RUNNING, "", None, None),
+    ],
+)
+def test_what_a_task_waits_for(status, waiting_for, wake_at, text):
+    task = Task(status=status, waiting_for=waiting_for, wake_at=wake_at)
+    described = waiting_for_(task)
+    if text is None:
+        assert described is None
+    else:
+        assert described is not None
+        assert text in unescape(described)
