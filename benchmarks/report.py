@@ -173,6 +173,10 @@ def _waits_rows(waits: dict[str, Result]) -> list[Row]:
             "-" if not w.get("timers") else
             f"{w['timers']['lateness_ms']['min']:.1f} / {w['timers']['lateness_ms']['max']:.1f}")),
         ("DB clock - process clock, ms (corrected for)", timers("clock_offset_ms", 2)),
+        ("machine busy during signals / timers, share", lambda w: (
+            f"{fmt(w.get('signal', {}).get('machine_busy_share'), 2)} / "
+            f"{fmt(w.get('timers', {}).get('machine_busy_share'), 2)}"
+            if w.get("signal") else "-")),
     ]  # fmt: skip
     levels = sorted({int(n) for w in waits.values() for n in w.get("waiting", {})})
     for n in levels:

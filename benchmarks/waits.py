@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import history
+from benchmarks import cpu, history
 from benchmarks.servers import PG_DB, log, pg_connect, redis_connect, summary_ms
 
 if TYPE_CHECKING:
@@ -158,6 +158,22 @@ def _raw_redis_wakeup(m: Measurement, samples: int) -> dict[str, float]:
 # --------------------------------------------------------------------- signals
 
 
+@contextlib.contextmanager
+def _busy_share() -> Iterator[dict[str, float | None]]:
+    """The machine's busy share of its cores over the block (filled in when it ends).
+
+    The cores are shared: with other work on them, every latency here grows.
+    """
+    out: dict[str, float | None] = {}
+    before = cpu.snapshot(local_postgres=False)
+    try:
+        yield out
+    finally:
+        after = cpu.snapshot(local_postgres=False)
+        if before and after:
+            out.update(after.since(before, 1))
+
+
 def _warm_worker(m: Measurement) -> None:
     """Run a few ``bench`` tasks through the fresh worker; wait for its LISTEN."""
     for i in range(WARMUP):
@@ -193,7 +209,7 @@ def signal_round_trips(m: Measurement, samples: int) -> dict[str, Any]:
     rng = random.Random(0)
     trips: list[float] = []
     sends: list[float] = []
-    with m.running_worker("signals"):
+    with m.running_worker("signals"), _busy_share() as busy:
         _warm_worker(m)
         with transaction.atomic():
             ids = [submit(SIGNAL_WORKFLOW, {"i": i}).pk for i in range(WARMUP + samples)]
@@ -223,6 +239,7 @@ def signal_round_trips(m: Measurement, samples: int) -> dict[str, Any]:
         "samples_ms": [1000 * x for x in trips],
         "send_ms": summary_ms(sends),
         "poll_interval": poll,
+        "machine_busy_share": busy.get("machine_busy_share"),
     }
 
 
@@ -261,7 +278,7 @@ def timer_lateness(m: Measurement, samples: int) -> dict[str, Any]:
 
     rng = random.Random(1)
     count = WARMUP + samples
-    with m.running_worker("timers"):
+    with m.running_worker("timers"), _busy_share() as busy:
         _warm_worker(m)
         ids = []
         for i in range(count):  # each in its own transaction, about 20 a second
@@ -286,6 +303,7 @@ def timer_lateness(m: Measurement, samples: int) -> dict[str, Any]:
         "sleep_seconds": list(SLEEP_SECONDS),
         "clock_offset_ms": 1000 * offset,
         "clock_offset_uncertainty_ms": 1000 * error,
+        "machine_busy_share": busy.get("machine_busy_share"),
     }
 
 
