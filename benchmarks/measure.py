@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, history
+from benchmarks import cpu, history, waits
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -50,6 +50,8 @@ STARTUP_RUNS = 3
 WARMUP_TASKS = 5
 IDLE_SECONDS = 2.0
 CLAIM_SAMPLES = 200
+#: The sections of a run, in the order they run (``--sections`` picks some).
+SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "scale")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -68,6 +70,9 @@ class Measurement:
         self.history_levels: list[int] = getattr(args, "history", [])
         self.memory_tasks: list[int] = getattr(args, "memory", [])
         self.repeat: int = getattr(args, "repeat", 1)
+        self.sections: list[str] = getattr(args, "sections", None) or list(SECTIONS)
+        self.wait_samples: int = getattr(args, "wait_samples", 0)
+        self.waiting_levels: list[int] = getattr(args, "waiting", [])
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
@@ -431,8 +436,10 @@ class Measurement:
 
     # -- 3. latency
 
-    def _wait_done(self, task_id: Any, timeout: float = 30.0) -> tuple[str, dict[str, Any]]:
-        """Poll the task row every 1 ms until it ends; returns its status and state.
+    def _wait_done(
+        self, task_id: Any, timeout: float = 30.0, every: float = 0.001
+    ) -> tuple[str, dict[str, Any]]:
+        """Poll the task row (every 1 ms) until it ends; returns its status and state.
 
         The state gets ``finished_at`` added (epoch seconds, or None).
         """
@@ -447,7 +454,7 @@ class Measurement:
                 return status, {**state, "finished_at": finished.timestamp() if finished else None}
             if time.monotonic() > deadline:
                 raise RuntimeError(f"task {task_id} still {status} after {timeout}s")
-            time.sleep(0.001)
+            time.sleep(every)
 
     def _submit_one(self, i: int) -> Any:
         from django.db import transaction
@@ -589,19 +596,25 @@ class Measurement:
         self.prepare_database()
         django.setup()
         self.result["server"] = self.server_facts()
-        self.measure_raw_commits()
-        if self.redis:
-            pairs = self.raw_redis_pairs_per_second()
-            self.result["raw_redis_pairs_per_second"] = pairs
-            log(self.backend, f"raw Redis LPUSH+BRPOP pairs/s: {pairs:.0f} (1 client)")
-        self.measure_startup()
-        self.measure_throughput()
-        self.measure_latency()
-        if self.sweep:
+        sections = self.sections
+        if "throughput" in sections:
+            self.measure_raw_commits()
+            if self.redis:
+                pairs = self.raw_redis_pairs_per_second()
+                self.result["raw_redis_pairs_per_second"] = pairs
+                log(self.backend, f"raw Redis LPUSH+BRPOP pairs/s: {pairs:.0f} (1 client)")
+            self.measure_startup()
+            self.measure_throughput()
+        if "latency" in sections:
+            self.measure_latency()
+        if self.sweep and "sweep" in sections:
             self.measure_sweep()
-        if self.memory_tasks:
+        if self.memory_tasks and "memory" in sections:
             self.measure_memory()
-        if self.history_levels and not self.redis:  # Redis claims by id: history is no cost
+        if (self.wait_samples or self.waiting_levels) and "waits" in sections:
+            self.result["waits"] = waits.measure(self)
+        # Redis claims by id: history is no cost to it.
+        if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()
         if self.stat_conn is not None:
             self.stat_conn.close()

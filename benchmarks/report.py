@@ -100,8 +100,15 @@ def _backend_rows(concurrency: int) -> list[Row]:
     ]
 
 
+def _measured_rows(columns: dict[str, Result], rows: list[Row]) -> list[Row]:
+    """The rows with a figure in at least one column (a section left out has none)."""
+    return [row for row in rows if any(row[1](c) != "-" for c in columns.values())]
+
+
 def _print_backends(measured: dict[str, Result], concurrency: int) -> None:
-    print_table(measured, _backend_rows(concurrency))
+    backend_rows = _measured_rows(measured, _backend_rows(concurrency))
+    if backend_rows:
+        print_table(measured, backend_rows)
     sweeps = {n: r["sweep"] for n, r in measured.items() if r.get("sweep")}
     if sweeps:
         print("\nsteps/s against worker concurrency (threads, one process):")
@@ -133,6 +140,76 @@ def _print_backends(measured: dict[str, Result], concurrency: int) -> None:
         print_table(
             memory, [(f"after {n:,} tasks", lambda m, n=n: fmt(m.get(str(n)), 1)) for n in counts]
         )
+    waits = {n: r["waits"] for n, r in measured.items() if r.get("waits")}
+    if waits:
+        print("\nwaits: signals and timers to one long-running worker; waiting tasks' cost:")
+        print_table(waits, _measured_rows(waits, _waits_rows(waits)))
+
+
+def _three(s: Result | None) -> str:
+    return f"{s['p50']:.1f} / {s['p95']:.1f} / {s['p99']:.1f}" if s else "-"
+
+
+def _waits_rows(waits: dict[str, Result]) -> list[Row]:
+    def signal_over_raw(w: Result) -> str:
+        trip = w.get("signal", {}).get("round_trip_ms")
+        raw = w.get("raw_wakeup_ms")
+        return f"{trip['p50'] / raw['p50']:.1f}x" if trip and raw else "-"
+
+    def timers(key: str, digits: int = 1) -> Callable[[Result], str]:
+        return lambda w: fmt(w.get("timers", {}).get(key), digits)
+
+    rows: list[Row] = [
+        ("raw wake-up (NOTIFY->LISTEN, LPUSH->BRPOP), p50/p95/p99 ms", lambda w: _three(
+            w.get("raw_wakeup_ms"))),
+        ("send_signal() -> step running again, p50/p95/p99 ms", lambda w: _three(
+            w.get("signal", {}).get("round_trip_ms"))),
+        ("  p50 / raw wake-up p50", signal_over_raw),
+        ("send_signal() call with its commit, p50 ms", lambda w: fmt(
+            w.get("signal", {}).get("send_ms", {}).get("p50"), 2)),
+        ("timer lateness, p50/p95/p99 ms", lambda w: _three(
+            w.get("timers", {}).get("lateness_ms"))),
+        ("timer lateness, min / max ms", lambda w: (
+            "-" if not w.get("timers") else
+            f"{w['timers']['lateness_ms']['min']:.1f} / {w['timers']['lateness_ms']['max']:.1f}")),
+        ("DB clock - process clock, ms (corrected for)", timers("clock_offset_ms", 2)),
+        ("machine busy during signals / timers, share", lambda w: (
+            f"{fmt(w.get('signal', {}).get('machine_busy_share'), 2)} / "
+            f"{fmt(w.get('timers', {}).get('machine_busy_share'), 2)}"
+            if w.get("signal") else "-")),
+    ]  # fmt: skip
+    levels = sorted({int(n) for w in waits.values() for n in w.get("waiting", {})})
+    for n in levels:
+
+        def at(w: Result, n: int = n) -> Result:
+            figures: Result = w.get("waiting", {}).get(str(n), {})
+            return figures
+
+        def claim(w: Result, at: Callable[[Result], Result] = at) -> str:
+            c = at(w).get("claim_ms")
+            return f"{c['p50']:.2f} / {c['p95']:.2f}" if c else "-"
+
+        def idle(key: str, at: Callable[[Result], Result] = at) -> Callable[[Result], str]:
+            return lambda w: fmt(at(w).get("idle", {}).get(key), 1)
+
+        def pages(w: Result, at: Callable[[Result], Result] = at) -> str:
+            i = at(w).get("idle", {})
+            hit, read = i.get("blks_hit_per_second"), i.get("blks_read_per_second")
+            return "-" if hit is None or read is None else fmt(hit + read, 1)
+
+        def idle_rss(at: Callable[[Result], Result]) -> Callable[[Result], str]:
+            return lambda w: fmt(at(w).get("rss_mib"), 1)
+
+        label = f"{n:>7,} waiting:"
+        rows += [
+            (f"{label} claim p50/p95 ms", claim),
+            (f"{label} idle worker statements/s", idle("statements_per_second")),
+            (f"{label} idle worker commits/s (PG)", idle("xact_commit_per_second")),
+            (f"{label} idle worker rows read/s (PG)", idle("tup_returned_per_second")),
+            (f"{label} idle worker pages touched/s (PG)", pages),
+            (f"{label} worker RSS, MiB", idle_rss(at)),
+        ]
+    return rows
 
 
 def peer_p50(peer: Result) -> float | None:
@@ -263,7 +340,82 @@ def targets(
                     f"{top:.2f} ms vs {empty:.2f} ms: {top / empty:.2f}x",
                 )
             )
+    out += waits_targets(measured)
     return out
+
+
+def waits_targets(measured: dict[str, Result]) -> list[tuple[str, bool | None, str]]:
+    """The targets of the waits section (issue 14): signals, timers, waiting tasks."""
+    out: list[tuple[str, bool | None, str]] = []
+    for backend in ("postgres", "postgres+redis"):
+        trip = measured.get(backend, {}).get("waits", {}).get("signal", {}).get("round_trip_ms")
+        out.append(
+            (
+                f"p50 send_signal() -> step running again <= 10 ms ({backend})",
+                None if trip is None else trip["p50"] <= 10.0,
+                "-" if trip is None else f"{trip['p50']:.1f} ms",
+            )
+        )
+    for backend in ("postgres", "postgres+redis", "sqlite"):
+        timers = measured.get(backend, {}).get("waits", {}).get("timers")
+        poll = measured.get(backend, {}).get("waits", {}).get("signal", {}).get("poll_interval")
+        limit = 50.0 if backend != "sqlite" else (1000 * poll if poll else None)
+        late = timers["lateness_ms"] if timers else None
+        out.append(
+            (
+                f"timer lateness p99 <= {'50 ms' if backend != 'sqlite' else 'the poll interval'}"
+                f" ({backend})",
+                None if late is None or limit is None else late["p99"] <= limit,
+                "-"
+                if late is None
+                else f"p99 {late['p99']:.1f} ms, max {late['max']:.1f} ms (limit {limit:.0f} ms)",
+            )
+        )
+    for backend, r in measured.items():
+        waiting = r.get("waits", {}).get("waiting", {})
+        levels = sorted(int(n) for n in waiting)
+        if len(levels) < 2 or levels[0] != 0:
+            continue
+        top, empty = waiting[str(levels[-1])], waiting["0"]
+        n = f"{levels[-1]:,}"
+        if top.get("claim_ms") and empty.get("claim_ms"):
+            a, b = top["claim_ms"]["p50"], empty["claim_ms"]["p50"]
+            out.append(
+                (
+                    f"claim latency with {n} waiting <= 1.2 x empty ({backend})",
+                    a <= 1.2 * b,
+                    f"{a:.2f} ms vs {b:.2f} ms: {a / b:.2f}x",
+                )
+            )
+        out.append(_idle_target(backend, levels[-1], top["idle"], empty["idle"]))
+        if top.get("rss_mib") and empty.get("rss_mib"):
+            grew = top["rss_mib"] - empty["rss_mib"]
+            out.append(
+                (
+                    f"worker RSS with {n} waiting <= empty + 2 MiB ({backend})",
+                    grew <= 2.0,
+                    f"{top['rss_mib']:.1f} vs {empty['rss_mib']:.1f} MiB ({grew:+.1f})",
+                )
+            )
+    return out
+
+
+def _idle_target(
+    backend: str, level: int, top: Result, empty: Result
+) -> tuple[str, bool | None, str]:
+    """No per-task work when idle: as many statements, and (PostgreSQL) no rows per task.
+
+    A pass over the waiting tasks in each sweep (every second there) would read at
+    least ``level`` rows a second; the bound is a hundredth of that.
+    """
+    a, b = top["statements_per_second"], empty["statements_per_second"]
+    met = a <= 1.2 * b
+    figure = f"{a:.1f} vs {b:.1f} statements/s"
+    rows_top, rows_empty = top.get("tup_returned_per_second"), empty.get("tup_returned_per_second")
+    if rows_top is not None and rows_empty is not None:
+        met = met and rows_top - rows_empty <= level / 100
+        figure += f"; rows read {rows_top:,.0f} vs {rows_empty:,.0f}/s"
+    return (f"idle worker: no per-task work with {level:,} waiting ({backend})", met, figure)
 
 
 def print_report(results: Result) -> None:
@@ -305,7 +457,12 @@ def print_report(results: Result) -> None:
         "  every transaction the worker commits, read-only ones included.\n"
         "- latency: submit() in its own transaction to an idle long-running worker; 'start'\n"
         "  is step one's time.time() minus the time taken just before submit.\n"
-        "- peers: their scripts in benchmarks/peers/, the same workload, one worker process."
+        "- peers: their scripts in benchmarks/peers/, the same workload, one worker process.\n"
+        "- waits: 'step running again' is the woken step's own time.time() at its start,\n"
+        "  minus the time taken just before send_signal(); timer lateness is that start\n"
+        "  minus the Wait's until (DB clock; the measured clock offset corrected). Idle\n"
+        "  statements: an in-process worker (sweeping every second), counted by a Django\n"
+        "  execute wrapper; rows read and commits: pg_stat_database meanwhile."
     )
     for name, r in results["backends"].items():
         for error in r.get("errors", []) + ([r["error"]] if "error" in r else []):

@@ -5,7 +5,8 @@ Usage (from the repository root, with the ``bench`` extra installed)::
     .venv/bin/python benchmarks/run.py [--quick] [--backends sqlite,postgres,postgres+redis]
         [--peers celery,dbos,procrastinate] [--tasks 2000] [--concurrency 4]
         [--latency-samples 200] [--sweep 1,2,4,8] [--history 0,100000,1000000]
-        [--memory 1000,20000] [--json PATH] [--charts DIR]
+        [--memory 1000,20000] [--wait-samples 200] [--waiting 0,100000]
+        [--sections throughput,latency,sweep,memory,waits,scale] [--json PATH] [--charts DIR]
 
 This is a benchmark, not a test: it prints figures, ratios measured in the same run
 and whether each target is met, and exits non-zero only when a run went wrong (a
@@ -31,6 +32,18 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
 5. Memory: RSS of one long-running worker after each ``--memory`` count of tasks.
 6. Scale: with each ``--history`` number of finished tasks bulk-inserted, the claim's
    latency and burst steps/s.
+7. Waits (``benchmarks/waits.py``; it runs before the scale section): ``--wait-samples``
+   signal round trips (``send_signal()`` -> the waiting step running again) and timer
+   lateness (sleeps of 0.2-1 s: the woken step's start - its due time), p50/p95/p99,
+   with the raw wake-up (NOTIFY -> LISTEN, LPUSH -> BRPOP) beside them; then, with
+   each ``--waiting`` number of waiting tasks bulk-inserted, the claim's latency, an
+   idle worker's statements/s (and, on PostgreSQL, its commits and rows read) and a
+   worker's RSS.
+
+``--sections`` runs only some of these (default: all); the raw ceiling and the
+worker's start-up belong to ``throughput``. For the waits figures alone::
+
+    .venv/bin/python benchmarks/run.py --sections waits
 
 Peers (``--peers``) run the same workload with their own scripts in
 ``benchmarks/peers/`` and one worker process: Celery 5 chains on Redis (``-P threads
@@ -58,6 +71,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.measure import SECTIONS
 from benchmarks.servers import (
     BACKENDS,
     REDIS_BACKENDS,
@@ -131,6 +145,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--memory", type=_counts, help="RSS after n tasks (1000,20000; quick 200)")
     parser.add_argument(
+        "--wait-samples", type=int, help="signal round trips and timed sleeps (200; quick 20; "
+        "0: none)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--waiting", type=_counts, help="waiting tasks in the table for the claim, idle-worker "
+        "and RSS runs of the waits section (0,100000; quick 0,10000)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        type=lambda text: _names(text, SECTIONS, "section"),
+        help=f"comma-separated, of {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument(
         "--repeat", type=int, help="throughput runs at --concurrency; the median is kept (3; "
         "quick 1)"
     )  # fmt: skip
@@ -149,10 +177,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "history": [0, 10_000] if quick else [0, 100_000, 1_000_000],
         "memory": [200] if quick else [1_000, 20_000],
         "repeat": 1 if quick else 3,
+        "wait_samples": 20 if quick else 200,
+        "waiting": [0, 10_000] if quick else [0, 100_000],
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.wait_samples < 0:
+        parser.error("--wait-samples must be 0 or more")
     if min(args.tasks, args.concurrency, args.latency_samples, args.repeat) < 1:
         parser.error("--tasks, --concurrency, --latency-samples and --repeat must be at least 1")
     if any(c < 1 for c in args.sweep):
@@ -195,6 +227,9 @@ def measure_backend(backend: str, args: argparse.Namespace) -> Result:
             *("--history", ",".join(map(str, args.history))),
             *("--memory", ",".join(map(str, args.memory))),
             *("--repeat", str(args.repeat)),
+            *("--wait-samples", str(args.wait_samples)),
+            *("--waiting", ",".join(map(str, args.waiting))),
+            *("--sections", ",".join(args.sections)),
         ]
         try:
             code = subprocess.run(command, cwd=REPO, env=env).returncode
@@ -312,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "history": args.history,
             "memory": args.memory,
             "repeat": args.repeat,
+            "wait_samples": args.wait_samples,
+            "waiting": args.waiting,
+            "sections": args.sections,
             "steps_per_task": 3,
         },
         "backends": {},

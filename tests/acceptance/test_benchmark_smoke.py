@@ -43,5 +43,16 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
     assert len(sqlite["latency"]["start_samples_ms"]) == 50
     assert set(sqlite["scale"]) == {"0", "10000"}
     assert sqlite["memory_rss_mib"]["200"] > 0
+    waits = sqlite["waits"]
+    assert waits["raw_wakeup_ms"] is None  # SQLite workers poll: no wake-up to compare with
+    assert len(waits["signal"]["samples_ms"]) == 20
+    assert len(waits["timers"]["samples_ms"]) == 20
+    assert waits["timers"]["lateness_ms"]["min"] >= 0  # no timer fired early
+    assert set(waits["waiting"]) == {"0", "10000"}
+    for level in waits["waiting"].values():
+        assert level["claim_ms"]["p50"] > 0
+        assert level["idle"]["statements_per_second"] > 0
+        assert level["rss_mib"] > 0
+    assert "waits: signals and timers" in run.stdout
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]
