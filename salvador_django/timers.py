@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,7 +103,10 @@ class TimerThread(threading.Thread):
                     announce([Entry.of(task) for task in woken], self.queue)
                     logger.debug("salvador: %d timer(s) fired", len(woken))
                     continue  # more may be due
+                asked = time.monotonic()
                 soonest = seconds_to_next_timer(self.database)
+                if soonest is not None:  # counted from the question, not the answer
+                    soonest -= time.monotonic() - asked
                 errors = 0
             except Exception as exc:  # no error ends the timers: they back off and go on
                 delay = backoff_delay(errors)
