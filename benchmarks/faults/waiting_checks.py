@@ -389,6 +389,8 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
                     f"{where} restarted {seen.db_now - seen.fired:.2f}s after it fired at "
                     f"{seen.fired:.3f}; backlog {ahead(seen.fired):.2f}s"
                 )
+        elif seen.db_now - seen.fired > records.late_limit:
+            verdict.late["restarted late: queue backlog"] += 1
     if early:
         verdict.problem(f"{len(early)} timer(s) fired or restarted their step early", early)
     if unseen:

@@ -380,6 +380,7 @@ def test_a_step_restarted_late_after_its_timer_fails_unless_explained():
     # Tasks due before it waited as long: the queue's backlog, not the timer.
     behind = wait_records(queue=[(9.0, 10.5), (10.0, 16.0)], woke=data.woke)
     assert problems_of(behind) == []
+    assert check_waits(behind).late == {"restarted late: queue backlog": 1}
 
 
 def test_a_pause_across_a_timer_moves_when_it_was_due():
