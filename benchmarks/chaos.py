@@ -50,7 +50,7 @@ from benchmarks.faults.checks import (
 )
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
-from benchmarks.faults.waiting_checks import WaitVerdict, check_waits
+from benchmarks.faults.waiting_checks import WaitRecords, WaitVerdict, check_waits
 from benchmarks.faults.waiting_load import TAIL, WaitingLoad
 from benchmarks.faults.waiting_records import StuckWatch, wait_records
 
@@ -308,17 +308,16 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         elapsed = time.time() - began
         records = run.records(injector.faults, fleet)
         verdict = check(records)
-        waits = check_waits(
-            wait_records(
-                load,
-                watch,
-                run.waits_log_path,
-                injector.faults,
-                first_claims(records),
-                late_limit=LATE_LIMIT,
-                stop_stalls_all=args.db == "sqlite",
-            )
+        wait_data = wait_records(
+            load,
+            watch,
+            run.waits_log_path,
+            injector.faults,
+            first_claims(records),
+            late_limit=LATE_LIMIT,
+            stop_stalls_all=args.db == "sqlite",
         )
+        waits = check_waits(wait_data)
         verdict.problems += waits.problems
         for error in load.errors:
             verdict.problem(f"the waiting load failed: {error}")
@@ -328,7 +327,8 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             verdict.problem(problem)
         statuses = Counter(records.statuses.values())
         result = summary(args, injector.faults, verdict, statuses, fleet, elapsed)
-        result["waits"] = waits_summary(load, watch, waits)
+        result["began"] = began
+        result["waits"] = waits_summary(load, watch, wait_data, waits)
         result["timeline"] = [
             {
                 "kind": fault.kind,
@@ -383,7 +383,9 @@ def summary(
     }
 
 
-def waits_summary(load: WaitingLoad, watch: StuckWatch, verdict: WaitVerdict) -> dict[str, Any]:
+def waits_summary(
+    load: WaitingLoad, watch: StuckWatch, records: WaitRecords, verdict: WaitVerdict
+) -> dict[str, Any]:
     """The waiting workflow's figures."""
     outcomes = {("sent", False): "first", ("sent", True): "again, ignored",
                 ("refused", True): "again, refused (task finished)"}  # fmt: skip
@@ -399,6 +401,7 @@ def waits_summary(load: WaitingLoad, watch: StuckWatch, verdict: WaitVerdict) ->
         "samples": watch.samples,
         "load_behind_seconds": round(load.behind, 2),
         "stuck": len(watch.seen),
+        "failed_attempts": dict(Counter(failure.error for failure in records.failures)),
     }
 
 
@@ -438,6 +441,7 @@ def print_summary(result: dict[str, Any]) -> None:
         f"left waiting with their signal there: {waits['stuck']} in {waits['samples']} samples"
     )
     print(f"  cues and pauses: {_counts(waits['cues_and_pauses'])}")
+    print(f"  failed step attempts: {_counts(waits['failed_attempts'])}")
     print(f"  the waiting load ran up to {waits['load_behind_seconds']:g}s behind its plan")
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:

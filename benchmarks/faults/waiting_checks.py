@@ -108,6 +108,16 @@ class StepStart:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """An attempt of a step that raised (its retry is due later: a new ``run_after``)."""
+
+    task: str
+    step: str
+    finished: float
+    error: str
+
+
+@dataclass(frozen=True)
 class Pause:
     """The run paused ``task`` (``pause()`` called at ``start``) until it resumed it at ``end``."""
 
@@ -144,6 +154,7 @@ class WaitRecords:
     faults: list[Fault] = field(default_factory=list)
     #: (due, first claimed) of the other workflow's tasks: the queue's backlog.
     queue: list[tuple[float, float]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     #: How late a timer may be: a lease, a sweep and some polls.
     late_limit: float = 5.0
     #: SQLite: a worker paused in an atomic step holds the write lock, stalling all.
@@ -348,7 +359,8 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
     resumed the task, if it was paused across that. Over ``late_limit``:
 
     - a timer that fired late is explained only by an outage (PostgreSQL restarted;
-      on SQLite, a paused worker holding the write lock);
+      on SQLite, a paused worker holding the write lock), or by an attempt of the
+      step that failed after the timer fired (the task was due again at its retry);
     - a step that restarted late, beyond the queue's backlog when the timer fired
       (:func:`backlog`), by a fault that held it up: a worker that ran the task killed
       or paused, or an outage.
@@ -377,10 +389,13 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
         verdict.fired.append(fired)
         verdict.restarted.append(restarted)
         if fired > records.late_limit:
-            cause = _outage(records, due, seen.fired)
+            cause = _retried(records, wait, due, seen.fired) or _outage(records, due, seen.fired)
             verdict.late[f"fired late: {cause or 'unexplained'}"] += 1
             if cause is None:
-                unexplained.append(f"{where} fired {fired:.2f}s late (due {due:.3f})")
+                unexplained.append(
+                    f"{where} fired {fired:.2f}s late (due {due:.3f}); faults then: "
+                    f"{_between(records.faults, due, seen.fired) or 'none'}"
+                )
         elif seen.db_now - seen.fired > records.late_limit + ahead(seen.fired):
             cause = _holdup(records, wait, seen.fired, seen.db_now)
             verdict.late[f"restarted late: {cause or 'unexplained'}"] += 1
@@ -429,6 +444,16 @@ def _resumed_then(records: WaitRecords, task: str, moment: float) -> bool:
     """Whether the run may have resumed ``task`` at ``moment`` (the row's ``run_after``
     is then the resume's time, not the timer's)."""
     return any(p.task == task and p.start <= moment <= p.end for p in records.pauses)
+
+
+def _retried(records: WaitRecords, wait: WaitRow, since: float, until: float) -> str | None:
+    """Whether an attempt of the wait's step failed between ``since`` and ``until``:
+    the task was then due at its retry, not at its timer."""
+    failed = (
+        (f.task, f.step) == (wait.task, wait.step) and since <= f.finished <= until
+        for f in records.failures
+    )
+    return "retried after the step failed" if any(failed) else None
 
 
 def _outage(records: WaitRecords, since: float, until: float) -> str | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from benchmarks.faults.checks import Fault
 from benchmarks.faults.waiting_checks import (
     WORKFLOW,
+    Failure,
     Received,
     SignalRow,
     StepStart,
@@ -111,6 +112,7 @@ def wait_records(
         watch.seen + stuck_now(),
         faults,
         queue,
+        _failures(),
         late_limit=late_limit,
         stop_stalls_all=stop_stalls_all,
     )
@@ -154,6 +156,18 @@ def _waits() -> list[WaitRow]:
             signal,
         )
         for task, step, position, kind, name, until, started, outcome, signal in rows
+    ]
+
+
+def _failures() -> list[Failure]:
+    from salvador_django.models import StepRun
+
+    rows = StepRun.objects.filter(task__workflow=WORKFLOW, status="failed").values_list(
+        "task_id", "name", "finished_at", "error"
+    )
+    return [
+        Failure(str(task), step, finished.timestamp(), (error.splitlines() or [""])[0][:200])
+        for task, step, finished, error in rows
     ]
 
 

@@ -11,6 +11,7 @@ from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
 from benchmarks.faults.injection import junk, plan_faults, uncaught
 from benchmarks.faults.waiting_checks import (
     SIGNALS,
+    Failure,
     Pause,
     Received,
     Sent,
@@ -404,3 +405,11 @@ def test_the_backlog_is_how_long_tasks_due_before_a_moment_waited_after_it():
     assert ahead(2.5) == 6.5
     assert ahead(8.0) == 1.0
     assert ahead(10.0) == 0.0
+
+
+def test_a_timer_late_because_its_step_failed_and_waited_for_its_retry_is_explained():
+    data = wait_records(failures=[Failure(TASK, "first", 10.5, "OperationalError: gone")])
+    data.woke[0] = woken("first", 2, "slept", 16.0)  # the retry's run_after
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.late == {"fired late: retried after the step failed": 1}
