@@ -314,6 +314,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             run.waits_log_path,
             injector.faults,
             first_claims(records),
+            first_steps(records),
             late_limit=LATE_LIMIT,
             stop_stalls_all=args.db == "sqlite",
         )
@@ -351,6 +352,14 @@ def first_claims(records: Records) -> list[tuple[float, float]]:
         if execution.step == 0:
             first[execution.task] = min(first.get(execution.task, math.inf), execution.claimed)
     return [(records.events[t][0], at) for t, at in first.items() if records.events.get(t)]
+
+
+def first_steps(records: Records) -> dict[int, float]:
+    """When each worker started its first step of the three-step workflow."""
+    first: dict[int, float] = {}
+    for execution in records.executions:
+        first[execution.pid] = min(first.get(execution.pid, math.inf), execution.t)
+    return first
 
 
 def summary(

@@ -13,6 +13,7 @@ signal the run sends carries a payload of its own, so a payload names its signal
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
@@ -155,6 +156,8 @@ class WaitRecords:
     #: (due, first claimed) of the other workflow's tasks: the queue's backlog.
     queue: list[tuple[float, float]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    #: When each worker (pid) started its first step, of either workflow: up by then.
+    ready: dict[int, float] = field(default_factory=dict)
     #: How late a timer may be: a lease, a sweep and some polls.
     late_limit: float = 5.0
     #: SQLite: a worker paused in an atomic step holds the write lock, stalling all.
@@ -359,11 +362,13 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
     resumed the task, if it was paused across that. Over ``late_limit``:
 
     - a timer that fired late is explained only by an outage (PostgreSQL restarted;
-      on SQLite, a paused worker holding the write lock), or by an attempt of the
-      step that failed after the timer fired (the task was due again at its retry);
+      on SQLite, a paused worker holding the write lock), by no worker being up
+      (:func:`first_worker_up`) until less than ``late_limit`` before it fired, or by
+      an attempt of the step that failed after the timer fired (the task was due
+      again at its retry);
     - a step that restarted late, beyond the queue's backlog when the timer fired
       (:func:`backlog`), by a fault that held it up: a worker that ran the task killed
-      or paused, or an outage.
+      or paused, an outage, or no worker up.
     """
     first: dict[tuple[str, str, int], Woke] = {}
     for woke in sorted(records.woke, key=lambda w: w.db_now):
@@ -389,7 +394,11 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
         verdict.fired.append(fired)
         verdict.restarted.append(restarted)
         if fired > records.late_limit:
-            cause = _retried(records, wait, due, seen.fired) or _outage(records, due, seen.fired)
+            cause = (
+                _retried(records, wait, due, seen.fired)
+                or _outage(records, due, seen.fired)
+                or _no_worker_up(records, due, seen.fired)
+            )
             verdict.late[f"fired late: {cause or 'unexplained'}"] += 1
             if cause is None:
                 unexplained.append(
@@ -446,6 +455,30 @@ def _resumed_then(records: WaitRecords, task: str, moment: float) -> bool:
     return any(p.task == task and p.start <= moment <= p.end for p in records.pauses)
 
 
+def first_worker_up(records: WaitRecords, since: float) -> float | None:
+    """The first moment from ``since`` on when a worker was up: it had started a step
+    (so its threads, the timers' included, were running), was not killed yet, and was
+    not paused. None if no worker was up again."""
+    moments = []
+    for pid, ready in records.ready.items():
+        faults = [f for f in records.faults if f.pid == pid]
+        killed = min((f.start for f in faults if f.kind == "kill"), default=math.inf)
+        moment = max(ready, since)
+        for stop in sorted((f for f in faults if f.kind == "stop"), key=lambda f: f.start):
+            if stop.start <= moment < stop.end:
+                moment = stop.end
+        if moment < killed:
+            moments.append(moment)
+    return min(moments, default=None)
+
+
+def _no_worker_up(records: WaitRecords, since: float, until: float) -> str | None:
+    up = first_worker_up(records, since)
+    if up is not None and until - up <= records.late_limit:
+        return "no worker up (killed, paused or starting)"
+    return None
+
+
 def _retried(records: WaitRecords, wait: WaitRow, since: float, until: float) -> str | None:
     """Whether an attempt of the wait's step failed between ``since`` and ``until``:
     the task was then due at its retry, not at its timer."""
@@ -474,7 +507,7 @@ def _holdup(records: WaitRecords, wait: WaitRow, since: float, until: float) -> 
             return "worker killed"
         if fault.kind == "stop" and fault.pid in pids:
             return "worker stopped"
-    return _outage(records, since, until)
+    return _outage(records, since, until) or _no_worker_up(records, since, until)
 
 
 def _between(faults: list[Fault], since: float, until: float) -> list[Fault]:

@@ -87,6 +87,7 @@ def wait_records(
     log: Path,
     faults: list[Fault],
     queue: list[tuple[float, float]],
+    ready: dict[int, float],
     *,
     late_limit: float,
     stop_stalls_all: bool,
@@ -99,6 +100,9 @@ def wait_records(
     for task_id, status, name in rows:
         statuses[str(task_id)], waiting_for[str(task_id)] = status, name
     woke, starts = read_log(log)
+    ready = dict(ready)
+    for start in starts:  # a worker may have run steps of this workflow first
+        ready[start.pid] = min(ready.get(start.pid, start.t), start.t)
     return WaitRecords(
         statuses,
         waiting_for,
@@ -113,6 +117,7 @@ def wait_records(
         faults,
         queue,
         _failures(),
+        ready,
         late_limit=late_limit,
         stop_stalls_all=stop_stalls_all,
     )

@@ -23,6 +23,7 @@ from benchmarks.faults.waiting_checks import (
     Woke,
     backlog,
     check_waits,
+    first_worker_up,
 )
 from salvador_django.queues.redis_scripts import is_task_id
 
@@ -413,3 +414,25 @@ def test_a_timer_late_because_its_step_failed_and_waited_for_its_retry_is_explai
     verdict = check_waits(data)
     assert verdict.passed, verdict.problems
     assert verdict.late == {"fired late: retried after the step failed": 1}
+
+
+def test_a_timer_late_while_no_worker_was_up_is_explained():
+    # Worker 1 is killed just before the timer is due; worker 2 starts its first step at 14.
+    faults = [Fault("kill", 9.9, 9.9, pid=1)]
+    data = wait_records(ready={1: 0.0, 2: 14.0}, faults=faults)
+    data.woke[0] = woken("first", 2, "slept", 16.0)
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.late == {"fired late: no worker up (killed, paused or starting)": 1}
+    data.ready[3] = 5.0  # a worker up all along: the timer should have fired
+    assert any("1 timer(s) more than 5s late, unexplained" in p for p in problems_of(data))
+
+
+def test_the_first_worker_up_is_neither_killed_nor_paused_nor_starting():
+    faults = [Fault("kill", 3.0, 3.0, pid=1), Fault("stop", 2.5, 7.0, pid=3)]
+    faults.append(Fault("stop", 7.0, 8.0, pid=3))  # paused again as it resumed
+    data = wait_records(ready={1: 0.0, 2: 9.0, 3: 2.0}, faults=faults)
+    assert first_worker_up(data, 1.0) == 1.0
+    assert first_worker_up(data, 3.5) == 8.0
+    data.ready = {1: 0.0}
+    assert first_worker_up(data, 3.5) is None
