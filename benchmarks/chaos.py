@@ -313,7 +313,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             watch,
             run.waits_log_path,
             injector.faults,
-            first_claims(records),
+            claims(records),
             first_steps(records),
             late_limit=LATE_LIMIT,
             stop_stalls_all=args.db == "sqlite",
@@ -345,13 +345,9 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         run.stop_servers()
 
 
-def first_claims(records: Records) -> list[tuple[float, float]]:
-    """When each task of the three-step workflow was submitted, and first claimed."""
-    first: dict[str, float] = {}
-    for execution in records.executions:
-        if execution.step == 0:
-            first[execution.task] = min(first.get(execution.task, math.inf), execution.claimed)
-    return [(records.events[t][0], at) for t, at in first.items() if records.events.get(t)]
+def claims(records: Records) -> list[tuple[float, float]]:
+    """When each claim of a task of the three-step workflow found it due, and took it."""
+    return list({e.token: (e.due, e.claimed) for e in records.executions}.values())
 
 
 def first_steps(records: Records) -> dict[int, float]:

@@ -74,15 +74,7 @@ class StepWaits:
         now: datetime = (
             Task.objects.filter(id=self.task.id).annotate(now=Now()).values_list("now", flat=True)
         ).get()
-        line = {
-            "position": self.position,
-            "outcome": outcome,
-            "db_now": now.timestamp(),
-            # When the task was due again (its timer fired, or it was resumed), and when
-            # this claim took it: the row as the claim returned it.
-            "fired": self.task.run_after.timestamp(),
-            "claimed": self.task.updated_at.timestamp(),
-        }
+        line = {"position": self.position, "outcome": outcome, "db_now": now.timestamp()}
         append("CHAOS_WAITS_LOG", {"event": "woke", **self._line(), **line})
 
     def _line(self) -> dict[str, Any]:
@@ -92,6 +84,11 @@ class StepWaits:
             "step": self.task.step_name,
             "pid": os.getpid(),
             "token": self.task.claimed_by,
+            # When the task was due (its timer fired, a signal or a resume woke it, it
+            # was submitted), and when this claim took it: the row as the claim
+            # returned it.
+            "due": self.task.run_after.timestamp(),
+            "claimed": self.task.updated_at.timestamp(),
         }
 
 

@@ -96,8 +96,12 @@ class Woke:
     db_now: float  # the database's clock just after
     pid: int
     t: float
-    fired: float  # when the task was due again: its row's run_after
+    due: float  # when the task was due again (its row's run_after): when the timer fired
     claimed: float  # when the claim that ran the step took it
+
+    @property
+    def fired(self) -> float:
+        return self.due
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class StepStart:
     step: str
     pid: int
     t: float
+    due: float = 0.0  # the task's run_after, as its claim found it
+    claimed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class WaitRecords:
     pauses: list[Pause] = field(default_factory=list)
     stuck: list[Stuck] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    #: (due, first claimed) of the other workflow's tasks: the queue's backlog.
+    #: (due, claimed) of every claim of a task, of either workflow: the queue's backlog.
     queue: list[tuple[float, float]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     #: When each worker (pid) started its first step, of either workflow: up by then.
@@ -428,7 +434,7 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
 
 def backlog(queue: list[tuple[float, float]]) -> Callable[[float], float]:
     """For a moment t, how long after t tasks that were due before it waited to be
-    claimed: from ``queue``, the (due, first claimed) times of the other tasks."""
+    claimed: from ``queue``, the (due, claimed) times of the claims of every task."""
     ordered = sorted(queue)
     due = [d for d, _ in ordered]
     latest = list(itertools.accumulate((c for _, c in ordered), max))

@@ -35,6 +35,7 @@ def record(task: Task) -> None:
             # The claim's own time (the row's updated_at as the claim returned it):
             # it orders the claims of one task.
             "claimed": task.updated_at.timestamp(),
+            "due": task.run_after.timestamp(),
         },
     )
     time.sleep(task.body["work"][task.step])

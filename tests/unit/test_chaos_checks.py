@@ -249,7 +249,7 @@ def wait_records(**changes: Any) -> WaitRecords:
 
 def woken(step: str, position: int, outcome: str, fired: float, ran: float | None = None) -> Woke:
     ran = fired + 0.05 if ran is None else ran
-    return Woke(TASK, step, position, outcome, ran, pid=1, t=ran, fired=fired, claimed=fired)
+    return Woke(TASK, step, position, outcome, ran, pid=1, t=ran, due=fired, claimed=fired)
 
 
 def problems_of(data: WaitRecords) -> list[str]:
