@@ -50,7 +50,7 @@ from benchmarks.faults.checks import (
 )
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
-from benchmarks.faults.waiting_checks import WaitRecords, WaitVerdict, check_waits
+from benchmarks.faults.waiting_checks import WaitRecords, WaitVerdict, check_waits, first_claims
 from benchmarks.faults.waiting_load import TAIL, WaitingLoad
 from benchmarks.faults.waiting_records import StuckWatch, wait_records
 
@@ -346,8 +346,8 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
 
 
 def claims(records: Records) -> list[tuple[float, float]]:
-    """When each claim of a task of the three-step workflow found it due, and took it."""
-    return list({e.token: (e.due, e.claimed) for e in records.executions}.values())
+    """When each task of the three-step workflow was due, and first claimed then."""
+    return first_claims((e.task, e.due, e.claimed) for e in records.executions)
 
 
 def first_steps(records: Records) -> dict[int, float]:

@@ -17,7 +17,7 @@ import math
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -159,7 +159,7 @@ class WaitRecords:
     pauses: list[Pause] = field(default_factory=list)
     stuck: list[Stuck] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    #: (due, claimed) of every claim of a task, of either workflow: the queue's backlog.
+    #: (due, first claimed) of the tasks of either workflow: the queue's backlog.
     queue: list[tuple[float, float]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     #: When each worker (pid) started its first step, of either workflow: up by then.
@@ -432,9 +432,21 @@ def check_timers(records: WaitRecords, verdict: WaitVerdict) -> None:
         )
 
 
+def first_claims(claims: Iterable[tuple[str, float, float]]) -> list[tuple[float, float]]:
+    """Of claims (task, due, claimed): each time a task was due, and its first claim then.
+
+    Later claims at the same due time took a task back after its lease was lost: it
+    was not waiting in the queue all along.
+    """
+    first: dict[tuple[str, float], float] = {}
+    for task, due, claimed in claims:
+        first[task, due] = min(first.get((task, due), math.inf), claimed)
+    return [(due, claimed) for (_, due), claimed in first.items()]
+
+
 def backlog(queue: list[tuple[float, float]]) -> Callable[[float], float]:
     """For a moment t, how long after t tasks that were due before it waited to be
-    claimed: from ``queue``, the (due, claimed) times of the claims of every task."""
+    claimed: from ``queue``, the (due, first claimed) times of every task."""
     ordered = sorted(queue)
     due = [d for d, _ in ordered]
     latest = list(itertools.accumulate((c for _, c in ordered), max))

@@ -26,6 +26,7 @@ from benchmarks.faults.waiting_checks import (
     WaitRecords,
     WaitRow,
     Woke,
+    first_claims,
 )
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def wait_records(
     for task_id, status, name in rows:
         statuses[str(task_id)], waiting_for[str(task_id)] = status, name
     woke, starts = read_log(log)
-    queue = queue + list({(s.task, s.claimed): (s.due, s.claimed) for s in starts}.values())
+    queue = queue + first_claims((s.task, s.due, s.claimed) for s in starts)
     ready = dict(ready)
     for start in starts:  # a worker may have run steps of this workflow first
         ready[start.pid] = min(ready.get(start.pid, start.t), start.t)

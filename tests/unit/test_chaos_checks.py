@@ -23,6 +23,7 @@ from benchmarks.faults.waiting_checks import (
     Woke,
     backlog,
     check_waits,
+    first_claims,
     first_worker_up,
 )
 from salvador_django.queues.redis_scripts import is_task_id
@@ -436,3 +437,8 @@ def test_the_first_worker_up_is_neither_killed_nor_paused_nor_starting():
     assert first_worker_up(data, 3.5) == 8.0
     data.ready = {1: 0.0}
     assert first_worker_up(data, 3.5) is None
+
+
+def test_a_claim_after_a_lost_lease_is_not_in_the_queues_backlog():
+    claims = [("a", 1.0, 2.0), ("a", 1.0, 9.0), ("b", 1.5, 3.0), ("a", 10.0, 10.5)]
+    assert sorted(first_claims(claims)) == [(1.0, 2.0), (1.5, 3.0), (10.0, 10.5)]
