@@ -10,8 +10,14 @@ key of the queue (Redis queue), and restarts PostgreSQL once (PostgreSQL runs). 
 with PostgreSQL or Redis start their own server on a free port, so the machine's
 shared services are never touched.
 
-When every task has finished, it checks the records (see ``benchmarks/faults/checks``),
-prints a summary and exits 1 if any check failed.
+Alongside, it submits tasks of a waiting workflow (quick: 100; full: 1,000), whose
+steps wait for signals (one with a timeout) and sleep, sends their signals at random
+moments (some twice, with the same idempotency key), and pauses and resumes some of
+them (see ``benchmarks/faults/waiting_load``).
+
+When every task has finished, it checks the records (see ``benchmarks/faults/checks``
+and ``benchmarks/faults/waiting_checks``), prints a summary and exits 1 if any check
+failed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -43,6 +50,9 @@ from benchmarks.faults.checks import (
 )
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
+from benchmarks.faults.waiting_checks import WaitRecords, WaitVerdict, check_waits, first_claims
+from benchmarks.faults.waiting_load import TAIL, WaitingLoad
+from benchmarks.faults.waiting_records import StuckWatch, wait_records
 
 REPO = Path(__file__).resolve().parent.parent
 WORKERS, THREADS = 3, 4
@@ -55,6 +65,11 @@ QUIESCENCE_TIMEOUT = 180.0
 #: or its recovery times would measure the backlog instead.
 STEP_SECONDS = {"postgres": (0.01, 0.05), "sqlite": (0.002, 0.01)}
 PACE = {"postgres": 50.0, "sqlite": 25.0}
+#: One task of the waiting workflow for this many of the three-step one.
+WAITING_SHARE = 10
+#: How late a timer may restart its step: a lease (its first claim lost to a fault),
+#: a sweep, and a second for polls and the claim.
+LATE_LIMIT = LEASE_SECONDS + SWEEP_INTERVAL + 1.0
 
 logger = logging.getLogger("chaos")
 
@@ -66,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--tasks", type=int, help="tasks to submit (default 10,000; quick 1,000)")
     parser.add_argument(
+        "--waiting-tasks",
+        type=int,
+        help=f"tasks of the waiting workflow (default: --tasks / {WAITING_SHARE})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         help="seconds over which they are submitted (default: 50 tasks/s, 25 on SQLite)",
@@ -76,9 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each fault")
     args = parser.parse_args(argv)
     args.tasks = args.tasks or (1_000 if args.quick else 10_000)
+    if args.waiting_tasks is None:
+        args.waiting_tasks = args.tasks // WAITING_SHARE
     args.duration = args.duration or args.tasks / PACE[args.db]
-    if args.tasks < 1 or args.duration <= 0:
-        parser.error("--tasks and --duration must be positive")
+    if args.tasks < 1 or args.duration <= 0 or args.waiting_tasks < 0:
+        parser.error("--tasks and --duration must be positive, --waiting-tasks not negative")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     return args
@@ -94,6 +116,8 @@ class Run:
         self.garbage_rng = random.Random(f"{args.seed}:garbage")  # the injector's thread
         self.log_path = directory / "executions.log"
         self.log_path.touch()
+        self.waits_log_path = directory / "waits.log"
+        self.waits_log_path.touch()
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
@@ -104,6 +128,7 @@ class Run:
             "CHAOS_DB": self.args.db,
             "CHAOS_QUEUE": self.args.queue,
             "CHAOS_LOG": str(self.log_path),
+            "CHAOS_WAITS_LOG": str(self.waits_log_path),
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
@@ -175,15 +200,16 @@ class Run:
                 close_old_connections()
 
     def wait_until_quiet(self) -> bool:
-        """Wait until no task is pending or running; False if that took too long."""
+        """Wait until every task has finished; False if that took too long."""
         from django.db import DatabaseError, connection
 
         from salvador_django.models import Task
+        from salvador_django.status import FINISHED
 
         deadline = time.monotonic() + QUIESCENCE_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                if not Task.objects.filter(status__in=("pending", "running")).exists():
+                if not Task.objects.exclude(status__in=FINISHED).exists():
                     return True
             except DatabaseError:
                 connection.close()
@@ -195,7 +221,7 @@ class Run:
         from salvador_django.models import StepRun, Task
 
         statuses, errors, events = {}, {}, {}
-        for task_id, status, error, finished in Task.objects.values_list(
+        for task_id, status, error, finished in Task.objects.filter(workflow="chaos").values_list(
             "id", "status", "error", "finished_at"
         ):
             key = str(task_id)
@@ -263,21 +289,47 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             rng=run.rng,
             executions=run.log_path,
         )
+        load = WaitingLoad(
+            random.Random(f"{args.seed}:waits"),
+            args.waiting_tasks,
+            max(args.duration - TAIL, args.duration / 2),
+        )
+        watch = StuckWatch()
         with fleet.watched():
             injector.start()
+            load.start()
+            watch.start()
             run.submit_all()
             injector.join()
+            load.join()
             quiet = run.wait_until_quiet()
+            watch.stop()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
         records = run.records(injector.faults, fleet)
         verdict = check(records)
+        wait_data = wait_records(
+            load,
+            watch,
+            run.waits_log_path,
+            injector.faults,
+            claims(records),
+            first_steps(records),
+            late_limit=LATE_LIMIT,
+            stop_stalls_all=args.db == "sqlite",
+        )
+        waits = check_waits(wait_data)
+        verdict.problems += waits.problems
+        for error in load.errors:
+            verdict.problem(f"the waiting load failed: {error}")
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
         for problem in stop_problems:
             verdict.problem(problem)
         statuses = Counter(records.statuses.values())
         result = summary(args, injector.faults, verdict, statuses, fleet, elapsed)
+        result["began"] = began
+        result["waits"] = waits_summary(load, watch, wait_data, waits)
         result["timeline"] = [
             {
                 "kind": fault.kind,
@@ -291,6 +343,19 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         return result
     finally:
         run.stop_servers()
+
+
+def claims(records: Records) -> list[tuple[float, float]]:
+    """When each task of the three-step workflow was due, and first claimed then."""
+    return first_claims((e.task, e.due, e.claimed) for e in records.executions)
+
+
+def first_steps(records: Records) -> dict[int, float]:
+    """When each worker started its first step of the three-step workflow."""
+    first: dict[int, float] = {}
+    for execution in records.executions:
+        first[execution.pid] = min(first.get(execution.pid, math.inf), execution.t)
+    return first
 
 
 def summary(
@@ -323,6 +388,28 @@ def summary(
     }
 
 
+def waits_summary(
+    load: WaitingLoad, watch: StuckWatch, records: WaitRecords, verdict: WaitVerdict
+) -> dict[str, Any]:
+    """The waiting workflow's figures."""
+    outcomes = {("sent", False): "first", ("sent", True): "again, ignored",
+                ("refused", True): "again, refused (task finished)"}  # fmt: skip
+    sent = Counter(outcomes.get((s.outcome, s.again), s.outcome) for s in load.sent)
+    return {
+        "tasks": len(load.ids),
+        "sends": dict(sent),
+        "signals": dict(verdict.moments),
+        "cues_and_pauses": dict(load.outcomes),
+        "timers": verdict.timers(),
+        "late_limit": LATE_LIMIT,
+        "timers_over_the_limit": dict(verdict.late),
+        "samples": watch.samples,
+        "load_behind_seconds": round(load.behind, 2),
+        "stuck": len(watch.seen),
+        "failed_attempts": dict(Counter(failure.error for failure in records.failures)),
+    }
+
+
 def print_summary(result: dict[str, Any]) -> None:
     faults = result["faults"]
     duplicates = result["duplicates"]
@@ -342,10 +429,33 @@ def print_summary(result: dict[str, Any]) -> None:
     )
     longest = max(recovery.values(), default=0.0)
     print(f"  max time from fault to recovery: {longest:.1f}s ({_counts(recovery, 's')})")
+    waits = result["waits"]
+    timers = waits["timers"]
+    print(
+        f"  waiting workflow: {waits['tasks']} tasks; signals consumed: "
+        f"{sum(waits['signals'].values())} ({_counts(waits['signals'])})"
+    )
+    print(f"  signal sends: {_counts(waits['sends'])}")
+    print(
+        f"  timers: {timers['count']}; fired after due: {_spread(timers['fired'])}; "
+        f"step restarted after due: {_spread(timers['restarted'])}"
+    )
+    print(
+        f"  timers over the {waits['late_limit']:g}s limit: "
+        f"{_counts(waits['timers_over_the_limit'])}; "
+        f"left waiting with their signal there: {waits['stuck']} in {waits['samples']} samples"
+    )
+    print(f"  cues and pauses: {_counts(waits['cues_and_pauses'])}")
+    print(f"  failed step attempts: {_counts(waits['failed_attempts'])}")
+    print(f"  the waiting load ran up to {waits['load_behind_seconds']:g}s behind its plan")
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:
         print(f"  FAIL: {problem}")
     print("PASS" if result["passed"] else "FAIL")
+
+
+def _spread(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:g}s" for name, value in seconds.items()) or "none"
 
 
 def _counts(counts: dict[str, Any], unit: str = "") -> str:

@@ -32,6 +32,7 @@ class Execution:
     pid: int
     token: str
     claimed: float
+    due: float = 0.0  # the task's run_after, as the claim found it
 
 
 @dataclass(frozen=True)

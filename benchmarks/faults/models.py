@@ -23,3 +23,23 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} step {self.step} by {self.token}"
+
+
+class Received(models.Model):
+    """What one wait for a signal of the waiting workflow returned, as its step saw it.
+
+    Written with the step's checkpoint (its steps are atomic): one row per wait of each
+    completed step, whatever the number of times the step ran.
+    """
+
+    task_id = models.UUIDField()
+    step = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField(help_text="the wait's position in its step")
+    name = models.CharField(max_length=200)
+    payload = models.JSONField(null=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["task_id"], name="chaos_received_task")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.step}#{self.position}: {self.name}"

@@ -1,38 +1,30 @@
-"""The run's workflow: three steps, each logging its execution and writing its effect.
+"""The run's workflows: ``chaos``, three steps, each logging its execution and writing
+its effect; and the waiting workflow (``chaos-waits``, in :mod:`.waiting`).
 
-Each step first appends one line to the execution log (a file outside every
-database, opened with ``O_APPEND``, written in one ``write``): every execution is
-there, even one whose process dies a moment later. Then it does its "work" (a
-short sleep taken from the body) and writes an ``Effect`` row. The steps are
-atomic, so that row commits with the step's checkpoint or not at all.
+Each step of ``chaos`` first appends one line to the execution log (a file outside
+every database, see :mod:`.journal`): every execution is there, even one whose
+process dies a moment later. Then it does its "work" (a short sleep taken from the
+body) and writes an ``Effect`` row. The steps are atomic, so that row commits with
+the step's checkpoint or not at all.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
 
+from benchmarks.faults import waiting  # noqa: F401 - registers the waiting workflow
+from benchmarks.faults.journal import append
 from benchmarks.faults.models import Effect
 from salvador_django import Workflow
 from salvador_django.models import Task
 
 STEPS = ("one", "two", "three")
-_log_fd: int | None = None
-_log_lock = threading.Lock()
-
-
-def _log(line: dict[str, object]) -> None:
-    global _log_fd
-    with _log_lock:
-        if _log_fd is None:
-            _log_fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.write(_log_fd, (json.dumps(line) + "\n").encode())
 
 
 def record(task: Task) -> None:
-    _log(
+    append(
+        "CHAOS_LOG",
         {
             "t": time.time(),
             "task": str(task.id),
@@ -43,7 +35,8 @@ def record(task: Task) -> None:
             # The claim's own time (the row's updated_at as the claim returned it):
             # it orders the claims of one task.
             "claimed": task.updated_at.timestamp(),
-        }
+            "due": task.run_after.timestamp(),
+        },
     )
     time.sleep(task.body["work"][task.step])
     Effect.objects.create(

@@ -1,4 +1,5 @@
-"""``benchmarks/chaos.py --quick``: the fault-injection run passes every check.
+"""``benchmarks/chaos.py --quick``: the fault-injection run passes every check, those
+of its waiting workflow (signals, timers, pauses) included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -45,4 +46,10 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
         assert result["faults"]["redis-restart"] >= 1
         assert result["faults"]["redis-flush"] >= 1
         assert result["faults"]["garbage"] >= 2  # junk in every key of the queue
+    waits = result["waits"]  # the waiting workflow, run alongside
+    assert waits["tasks"] == 100
+    assert sum(waits["signals"].values()) == 400  # each consumed once, by its wait
+    assert set(waits["signals"]) == {"before its wait", "while waited for", "after a timeout"}
+    assert waits["timers"]["count"] >= 100
+    assert waits["stuck"] == 0
     assert "PASS" in run.stdout

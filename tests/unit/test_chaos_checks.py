@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
+from typing import Any
 
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
 from benchmarks.faults.injection import junk, plan_faults, uncaught
+from benchmarks.faults.waiting_checks import (
+    SIGNALS,
+    Failure,
+    Pause,
+    Received,
+    Sent,
+    SignalRow,
+    StepStart,
+    Stuck,
+    WaitRecords,
+    WaitRow,
+    Woke,
+    backlog,
+    check_waits,
+    first_claims,
+    first_worker_up,
+)
 from salvador_django.queues.redis_scripts import is_task_id
 
 TASK = "t1"
@@ -179,3 +198,247 @@ def _not_utf8(value: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+# -- the waiting workflow ------------------------------------------------------------------
+
+
+def payload(number: int) -> str:
+    return f'{{"signal": {number}}}'
+
+
+def wait_records(**changes: Any) -> WaitRecords:
+    """One task of the waiting workflow that went well: ``second`` timed out first."""
+    sent = [
+        Sent(TASK, name, f"k{n}", payload(n), again=False, outcome="sent", signal=n + 1)
+        for n, name in enumerate(SIGNALS)
+    ]
+    sent.append(Sent(TASK, "first", "k0", payload(0), again=True, outcome="sent", signal=1))
+    takers = ["first#1", "second#2", "items#1", "items#3"]
+    signals = [
+        SignalRow(n + 1, TASK, name, f"k{n}", payload(n), 1.0 + 10 * n, 2.0 + 10 * n, takers[n])
+        for n, name in enumerate(SIGNALS)
+    ]
+    received = [
+        Received(TASK, taker.split("#")[0], int(taker.split("#")[1]), SIGNALS[n], payload(n))
+        for n, taker in enumerate(takers)
+    ]
+    waits = [
+        WaitRow(TASK, "first", 1, "signal", "first", None, 1.5, "received", 1),
+        WaitRow(TASK, "first", 2, "sleep", "", 10.0, 2.0, "slept"),
+        WaitRow(TASK, "second", 1, "signal", "second", 20.0, 15.0, "timed out"),
+        WaitRow(TASK, "second", 2, "signal", "second", None, 20.1, "received", 2),
+        WaitRow(TASK, "items", 1, "signal", "item", None, 20.5, "received", 3),
+        WaitRow(TASK, "items", 2, "sleep", "", 30.0, 25.0, "slept"),
+        WaitRow(TASK, "items", 3, "signal", "item", None, 30.1, "received", 4),
+    ]
+    woke = [woken("first", 2, "slept", 10.05), woken("second", 1, "timed out", 20.02)]
+    woke.append(woken("items", 2, "slept", 30.01))
+    fields = {
+        "statuses": {TASK: "completed"},
+        "waiting_for": {TASK: ""},
+        "sent": sent,
+        "signals": signals,
+        "received": received,
+        "waits": waits,
+        "woke": woke,
+        "starts": [StepStart(TASK, step, 1, t) for step, t in [("first", 10.06), ("items", 30.02)]],
+        "late_limit": 5.0,
+    }
+    return WaitRecords(**{**fields, **changes})
+
+
+def woken(step: str, position: int, outcome: str, fired: float, ran: float | None = None) -> Woke:
+    ran = fired + 0.05 if ran is None else ran
+    return Woke(TASK, step, position, outcome, ran, pid=1, t=ran, due=fired, claimed=fired)
+
+
+def problems_of(data: WaitRecords) -> list[str]:
+    return check_waits(data).problems
+
+
+def test_a_waiting_task_that_took_each_signal_once_passes():
+    verdict = check_waits(wait_records())
+    assert verdict.passed, verdict.problems
+    assert verdict.moments == {"before its wait": 1, "while waited for": 2, "after a timeout": 1}
+    assert verdict.timers()["count"] == 3
+
+
+def test_a_signal_consumed_by_another_wait_than_the_one_that_returned_it_fails():
+    data = wait_records()
+    data.signals[2] = replace(data.signals[2], consumed_by="items#3")
+    assert any("1 wait(s) returned a signal not consumed by them" in p for p in problems_of(data))
+
+
+def test_two_waits_that_returned_the_same_signal_fail():
+    data = wait_records()
+    data.received[3] = replace(data.received[3], payload=payload(2))  # items#3 got #3 too
+    problems = problems_of(data)
+    assert any("1 signal(s) returned by two waits" in p for p in problems)
+    assert any("1 signal(s) consumed that no wait returned" in p for p in problems)
+
+
+def test_a_wait_whose_row_names_another_signal_fails():
+    data = wait_records()
+    data.waits[4] = replace(data.waits[4], signal=4)
+    assert any("its Wait row says #4" in p for p in problems_of(data))
+
+
+def test_a_signal_sent_again_with_its_key_and_stored_twice_fails():
+    data = wait_records()
+    data.signals.append(SignalRow(5, TASK, "first", "k0", payload(0), 3.0, None, ""))
+    problems = problems_of(data)
+    assert any("1 signal(s) sent not stored exactly once" in p for p in problems)
+    assert any("1 signal(s) never consumed" in p for p in problems)
+
+
+def test_a_signal_never_consumed_or_never_sent_fails():
+    data = wait_records()
+    data.signals.append(SignalRow(5, TASK, "item", "k9", payload(9), 3.0, None, ""))
+    problems = problems_of(data)
+    assert any("1 signal(s) never consumed" in p for p in problems)
+    assert any("1 signal(s) stored that the run did not send" in p for p in problems)
+
+
+def test_a_send_that_failed_fails_but_a_second_send_refused_after_the_end_does_not():
+    data = wait_records()
+    data.sent.append(Sent(TASK, "item", "k3", payload(3), again=True, outcome="refused"))
+    assert problems_of(data) == []
+    data.sent[1] = replace(data.sent[1], outcome="OperationalError('gone')")
+    assert any("1 signal send(s) failed" in p for p in problems_of(data))
+
+
+def test_waits_of_one_name_that_took_their_signals_out_of_order_fail():
+    data = wait_records()
+    data.signals[2] = replace(data.signals[2], consumed_by="items#3")
+    data.signals[3] = replace(data.signals[3], consumed_by="items#1")
+    data.received[2] = replace(data.received[2], payload=payload(3))
+    data.received[3] = replace(data.received[3], payload=payload(2))
+    data.waits[4] = replace(data.waits[4], signal=4)
+    data.waits[6] = replace(data.waits[6], signal=3)
+    assert [p for p in problems_of(data) if "out of order" not in p] == []
+    assert any("1 step(s) took signals out of order" in p for p in problems_of(data))
+
+
+def test_a_task_left_waiting_for_a_signal_that_arrived_fails():
+    data = wait_records(statuses={TASK: "waiting"}, waiting_for={TASK: "item"})
+    data.signals[3] = replace(data.signals[3], consumed_at=None, consumed_by="")
+    problems = problems_of(data)
+    assert any("1 time(s) a task was left waiting for a signal that arrived" in p for p in problems)
+    sampled = wait_records(stuck=[Stuck(25.0, TASK, "item", 4)])
+    assert any("at 25.000: t1 waiting for 'item', #4 there" in p for p in problems_of(sampled))
+
+
+def test_a_waiting_task_not_completed_or_short_of_signals_fails():
+    data = wait_records(statuses={TASK: "failed"})
+    data.received.pop()
+    data.waits[6] = replace(data.waits[6], outcome="")
+    problems = problems_of(data)
+    assert any("1 waiting task(s) not completed: {'failed': 1}" in p for p in problems)
+    assert any("1 wait(s) never ended" in p for p in problems)
+    assert any("without exactly 4 signals received" in p for p in problems)
+
+
+def test_a_timer_that_fired_or_restarted_its_step_early_fails():
+    fired_early = wait_records()
+    fired_early.woke[0] = woken("first", 2, "slept", 9.9, ran=10.1)
+    ran_early = wait_records()
+    ran_early.woke[1] = woken("second", 1, "timed out", 20.02, ran=19.99)
+    for data in (fired_early, ran_early):
+        assert any("1 timer(s) fired or restarted their step early" in p for p in problems_of(data))
+
+
+def test_a_task_resumed_before_its_timer_was_due_did_not_fire_early():
+    # Resumed at 9.9 (its run_after), the step ran at 10.1: the sleep was over.
+    data = wait_records(pauses=[Pause(TASK, 5.0, 9.95)])
+    data.woke[0] = woken("first", 2, "slept", 9.9, ran=10.1)
+    assert problems_of(data) == []
+
+
+def test_the_earliest_run_that_saw_a_timer_end_is_the_one_checked():
+    data = wait_records()
+    data.woke.append(woken("first", 2, "slept", 10.05, ran=40.0))  # a replay, later
+    assert check_waits(data).timers()["restarted"]["max"] < 1
+
+
+def test_a_timer_that_fired_late_fails_unless_the_database_was_down():
+    data = wait_records()
+    data.woke[0] = woken("first", 2, "slept", 16.0)
+    assert any("1 timer(s) more than 5s late, unexplained" in p for p in problems_of(data))
+    data.faults = [Fault("postgres-restart", 12.0, 13.0)]
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.late == {"fired late: PostgreSQL restarted": 1}
+
+
+def test_a_step_restarted_late_after_its_timer_fails_unless_explained():
+    data = wait_records()
+    data.woke[0] = woken("first", 2, "slept", 10.05, ran=17.0)
+    assert any("restarted 6.95s after it fired" in p for p in problems_of(data))
+    killed = wait_records(faults=[Fault("kill", 12.0, 12.0, pid=1)], woke=data.woke)
+    assert check_waits(killed).late == {"restarted late: worker killed": 1}
+    assert problems_of(killed) == []
+    another = wait_records(faults=[Fault("kill", 12.0, 12.0, pid=2)], woke=data.woke)
+    assert problems_of(another) != []
+    # Tasks due before it waited as long: the queue's backlog, not the timer.
+    behind = wait_records(queue=[(9.0, 10.5), (10.0, 16.0)], woke=data.woke)
+    assert problems_of(behind) == []
+    assert check_waits(behind).late == {"restarted late: queue backlog": 1}
+
+
+def test_a_pause_across_a_timer_moves_when_it_was_due():
+    data = wait_records(pauses=[Pause(TASK, 8.0, 16.0)])
+    data.woke[0] = woken("first", 2, "slept", 16.0, ran=16.1)
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert max(verdict.fired) < 0.1
+
+
+def test_a_timer_no_step_run_saw_end_fails():
+    data = wait_records()
+    data.woke.pop()
+    assert any("1 wait(s) ended by a timer that no step run saw" in p for p in problems_of(data))
+
+
+def test_the_backlog_is_how_long_tasks_due_before_a_moment_waited_after_it():
+    ahead = backlog([(1.0, 2.0), (2.0, 9.0), (3.0, 3.5), (8.0, 8.5)])
+    assert ahead(0.5) == 0.0
+    assert ahead(1.5) == 0.5
+    assert ahead(2.5) == 6.5
+    assert ahead(8.0) == 1.0
+    assert ahead(10.0) == 0.0
+
+
+def test_a_timer_late_because_its_step_failed_and_waited_for_its_retry_is_explained():
+    data = wait_records(failures=[Failure(TASK, "first", 10.5, "OperationalError: gone")])
+    data.woke[0] = woken("first", 2, "slept", 16.0)  # the retry's run_after
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.late == {"fired late: retried after the step failed": 1}
+
+
+def test_a_timer_late_while_no_worker_was_up_is_explained():
+    # Worker 1 is killed just before the timer is due; worker 2 starts its first step at 14.
+    faults = [Fault("kill", 9.9, 9.9, pid=1)]
+    data = wait_records(ready={1: 0.0, 2: 14.0}, faults=faults)
+    data.woke[0] = woken("first", 2, "slept", 16.0)
+    verdict = check_waits(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.late == {"fired late: no worker up (killed, paused or starting)": 1}
+    data.ready[3] = 5.0  # a worker up all along: the timer should have fired
+    assert any("1 timer(s) more than 5s late, unexplained" in p for p in problems_of(data))
+
+
+def test_the_first_worker_up_is_neither_killed_nor_paused_nor_starting():
+    faults = [Fault("kill", 3.0, 3.0, pid=1), Fault("stop", 2.5, 7.0, pid=3)]
+    faults.append(Fault("stop", 7.0, 8.0, pid=3))  # paused again as it resumed
+    data = wait_records(ready={1: 0.0, 2: 9.0, 3: 2.0}, faults=faults)
+    assert first_worker_up(data, 1.0) == 1.0
+    assert first_worker_up(data, 3.5) == 8.0
+    data.ready = {1: 0.0}
+    assert first_worker_up(data, 3.5) is None
+
+
+def test_a_claim_after_a_lost_lease_is_not_in_the_queues_backlog():
+    claims = [("a", 1.0, 2.0), ("a", 1.0, 9.0), ("b", 1.5, 3.0), ("a", 10.0, 10.5)]
+    assert sorted(first_claims(claims)) == [(1.0, 2.0), (1.5, 3.0), (10.0, 10.5)]
