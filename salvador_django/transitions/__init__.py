@@ -115,8 +115,9 @@ REQUEST_PAUSE = _move("pause", "running -> running", "pause_requested_at", chang
 PAUSE_AFTER_STEP = _move("pause after step", "running -> paused", f"status pause_requested_at {_UNCLAIM}", changes.pause_after_step, fenced=True)
 #: An operator resumes a paused task: it is due again, at the step it paused at.
 RESUME = _move("resume", "paused -> pending", f"status run_after pause_requested_at {_UNWAIT}", changes.resume)
-#: An operator resumes a running task whose pause was requested: the request goes.
-WITHDRAW_PAUSE = _move("resume", "running -> running", "pause_requested_at", changes.withdraw_pause, requires={"pause_requested_at__isnull": False})
+#: An operator resumes a task whose pause was requested while it ran (still running, or
+#: pending again after a retry or a lost lease): the request goes.
+WITHDRAW_PAUSE = _move("resume", "running|pending -> running|pending", "pause_requested_at", changes.withdraw_pause, requires={"pause_requested_at__isnull": False})
 
 # fmt: on
 

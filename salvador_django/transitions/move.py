@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.dispatch import Signal
@@ -113,6 +114,10 @@ def perform(moves: Sequence[Move], rows: QuerySet[Any], task_id: Any, **params: 
     the model's ``DoesNotExist`` when the task is gone. Call it inside a transaction.
     """
     task = rows.filter(id=task_id)
+    if len(moves) > 1 and connections[rows.db].features.has_select_for_update:
+        # The row is locked first, so that it cannot move between two tries (SQLite's
+        # first UPDATE takes its database's write lock anyway).
+        list(task.select_for_update().values_list("id"))
     for move in moves:
         if move.apply(task, **params):
             return move

@@ -363,3 +363,15 @@ def test_get_event_is_woken_when_a_step_publishes(backend):
         assert get_event(task.id, "progress", timeout=10) == "waiting for approval"
     finally:
         thread.join()
+
+
+def test_resume_withdraws_a_pause_requested_of_a_task_pending_again(backend):
+    task = submit("approval", {})
+    claimed = Task.objects.using(backend).claim(["approval"], "worker:1", 60)
+    assert [t.id for t in claimed] == [task.id]
+    task.pause()  # running: requested
+    Task.objects.using(backend).filter(id=task.id).update(status=TaskStatus.PENDING)  # reaped
+    task.resume()
+    assert (task.status, task.pause_requested_at) == (TaskStatus.PENDING, None)
+    run_until_idle()
+    assert reloaded(task).status == TaskStatus.WAITING  # not paused

@@ -47,7 +47,7 @@ EXPECTED = {
     "REQUEST_PAUSE": ({R}, True, False),
     "PAUSE_AFTER_STEP": ({R}, False, True),
     "RESUME": ({Z}, False, False),
-    "WITHDRAW_PAUSE": ({R}, False, False),
+    "WITHDRAW_PAUSE": ({P, R}, False, False),
 }
 
 #: Parameters each move's write takes (several sets where a flag changes what it writes).
