@@ -139,14 +139,6 @@ def run_one(task_id: str) -> str:
         )
         if early is not None:
             dispatch([Entry.of(early, scheduled=True)])
-        sleeping = (  # a timer's message that came before the timer is due
-            Task.objects.using(database)
-            .filter(id=task_id, status=TaskStatus.WAITING, wake_at__gt=Now())
-            .values_list("id", "workflow", "priority", "wake_at")
-            .first()
-        )
-        if sleeping is not None:
-            dispatch([Entry(*sleeping)])
         return "skipped"
     return _run_claimed(claimed[0], token)
 

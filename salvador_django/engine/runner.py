@@ -58,7 +58,9 @@ class Engine:
         if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
             return cancel(self, task, lease, workflow)
         if task.pause_requested_at is not None:  # paused while it waited for a retry
-            return self.pause(task, lease)
+            paused = self.pause(task, lease, workflow)
+            if paused is not None:
+                return paused
         while index < len(workflow.steps):
             if not self.still_held(lease):
                 return lost(task)
@@ -100,10 +102,20 @@ class Engine:
         task.status = TaskStatus.PENDING
         return Outcome.RELEASED
 
-    def pause(self, task: Task, lease: Lease) -> Outcome:
-        """Pause the task between steps: its pause was requested while it ran."""
+    def pause(self, task: Task, lease: Lease, workflow: Workflow) -> Outcome | None:
+        """Pause the task between steps: its pause was requested while it ran.
+
+        None when the request was withdrawn meanwhile (``resume()``): the task goes on.
+        A cancellation that came meanwhile wins.
+        """
         if not self.writes.move(transitions.PAUSE_AFTER_STEP, task, lease):
-            return lost(task)
+            held = self.writes.row(task).filter(claimed_by=lease.token, status=TaskStatus.RUNNING)
+            found = held.values_list("cancel_requested_at", flat=True)
+            if not found.exists():
+                return lost(task)
+            if found.first() is not None:
+                return cancel(self, task, lease, workflow)
+            return None
         logger.info(
             "salvador: task %s (%s) paused before step %r", task.id, task.workflow, task.step_name
         )
@@ -159,7 +171,7 @@ class Engine:
         elif written == Checkpoint.CANCEL_REQUESTED:
             return cancel(self, task, attempt.lease, workflow)
         elif written == Checkpoint.PAUSE_REQUESTED:
-            return self.pause(task, attempt.lease)
+            return self.pause(task, attempt.lease, workflow)
         return None
 
 

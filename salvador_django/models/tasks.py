@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
@@ -276,7 +276,10 @@ class Task(Waiting, models.Model):
 
     def _compensates_before(self, tasks: models.QuerySet[Task]) -> bool:
         """Whether a step the task completed has a compensation (read from its row)."""
-        step = tasks.filter(id=self.id).values_list("step", flat=True).first()
+        row = tasks.filter(id=self.id)
+        if connections[tasks.db].features.has_select_for_update:
+            row = row.select_for_update()  # no step may complete between this and the move
+        step = row.values_list("step", flat=True).first()
         if not step or self.workflow not in registry.names():
             return False
         return any(s.compensate is not None for s in registry.get(self.workflow).steps[:step])

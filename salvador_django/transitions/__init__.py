@@ -112,7 +112,7 @@ PAUSE = _move("pause", "pending|waiting -> paused", "status", changes.pause, ref
 #: An operator pauses a running task: it pauses after its current step.
 REQUEST_PAUSE = _move("pause", "running -> running", "pause_requested_at", changes.request_pause, refused_while_compensating=True)
 #: A pause requested while the task ran takes effect, between steps.
-PAUSE_AFTER_STEP = _move("pause after step", "running -> paused", f"status pause_requested_at {_UNCLAIM}", changes.pause_after_step, fenced=True)
+PAUSE_AFTER_STEP = _move("pause after step", "running -> paused", f"status pause_requested_at {_UNCLAIM}", changes.pause_after_step, fenced=True, requires={"pause_requested_at__isnull": False, "cancel_requested_at__isnull": True})
 #: An operator resumes a paused task: it is due again, at the step it paused at.
 RESUME = _move("resume", "paused -> pending", f"status run_after pause_requested_at {_UNWAIT}", changes.resume)
 #: An operator resumes a task whose pause was requested while it ran (still running, or

@@ -375,3 +375,37 @@ def test_resume_withdraws_a_pause_requested_of_a_task_pending_again(backend):
     assert (task.status, task.pause_requested_at) == (TaskStatus.PENDING, None)
     run_until_idle()
     assert reloaded(task).status == TaskStatus.WAITING  # not paused
+
+
+def test_a_pause_withdrawn_before_the_step_ends_lets_the_task_go_on(backend):
+    from salvador_django import transitions
+    from salvador_django.engine import Engine
+    from salvador_django.leases import Lease
+
+    task = submit("approval", {})
+    claimed = Task.objects.using(backend).claim(["approval"], "worker:1", 60)[0]
+    task.pause()  # requested: it pauses after "reserve"
+    engine = Engine(database=backend, worker_name="w")
+    move = engine.writes.move
+
+    def resumed_just_before(made: transitions.Move, *args, **kwargs) -> bool:
+        if made is transitions.PAUSE_AFTER_STEP:
+            task.resume()  # the operator, between the checkpoint and the pause
+        return move(made, *args, **kwargs)
+
+    engine.writes.move = resumed_just_before  # type: ignore[method-assign]
+    engine.run(claimed, Lease(task.id, "worker:1"))
+    assert reloaded(task).status == TaskStatus.WAITING  # it went on to wait, not paused
+
+
+def test_a_cancel_that_comes_while_a_task_pauses_wins(backend):
+    from salvador_django.engine import Engine
+    from salvador_django.leases import Lease
+
+    task = submit("times-out", {})
+    claimed = Task.objects.using(backend).claim(["times-out"], "worker:1", 60)[0]
+    task.pause()
+    task.cancel()  # requested too, while it runs
+    claimed.pause_requested_at = reloaded(task).pause_requested_at
+    Engine(database=backend, worker_name="w").run(claimed, Lease(task.id, "worker:1"))
+    assert reloaded(task).status == TaskStatus.CANCELLED
