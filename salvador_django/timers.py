@@ -98,13 +98,14 @@ class TimerThread(threading.Thread):
         while not self.stopping.is_set():
             self._nudged.clear()
             try:
-                woken = fire_due_timers(self.database)
-                if woken:
-                    announce([Entry.of(task) for task in woken], self.queue)
-                    logger.debug("salvador: %d timer(s) fired", len(woken))
-                    continue  # more may be due
                 asked = time.monotonic()
                 soonest = seconds_to_next_timer(self.database)
+                if soonest is not None and soonest <= 0:
+                    woken = fire_due_timers(self.database)
+                    if woken:
+                        announce([Entry.of(task) for task in woken], self.queue)
+                        logger.debug("salvador: %d timer(s) fired", len(woken))
+                    continue  # more may be due
                 if soonest is not None:  # counted from the question, not the answer
                     soonest -= time.monotonic() - asked
                 errors = 0

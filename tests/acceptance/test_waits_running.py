@@ -56,10 +56,10 @@ def test_a_signal_wakes_a_waiting_task_that_held_no_worker(backend, queue_name, 
 
 
 def test_a_timer_fires_on_time_under_a_worker(backend, queue_name, start_worker):
+    worker = start_worker("--concurrency", "1", "--poll-interval", "1")
+    worker.wait_for_output("started (")  # so that the task does wait, however slow the start
     until = timezone.now() + timedelta(seconds=1.5)
     task = submit("sleeps-until", {"until": until.isoformat()})
-    start_worker("--concurrency", "1", "--poll-interval", "1")
-    wait_for_status(backend, task, TaskStatus.WAITING)
     wait_for_status(backend, task, TaskStatus.COMPLETED, timeout=20)
     _first, again = starts(backend, task, "nap")
     assert again >= until.timestamp() - 0.05  # never early (the clocks are the same host's)
