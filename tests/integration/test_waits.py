@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -388,12 +389,12 @@ def test_a_pause_withdrawn_before_the_step_ends_lets_the_task_go_on(backend):
     engine = Engine(database=backend, worker_name="w")
     move = engine.writes.move
 
-    def resumed_just_before(made: transitions.Move, *args, **kwargs) -> bool:
+    def resumed_just_before(made: transitions.Move, *args: Any, **kwargs: Any) -> bool:
         if made is transitions.PAUSE_AFTER_STEP:
             task.resume()  # the operator, between the checkpoint and the pause
-        return move(made, *args, **kwargs)
+        return bool(move(made, *args, **kwargs))
 
-    engine.writes.move = resumed_just_before  # type: ignore[method-assign]
+    engine.writes.move = resumed_just_before
     engine.run(claimed, Lease(task.id, "worker:1"))
     assert reloaded(task).status == TaskStatus.WAITING  # it went on to wait, not paused
 

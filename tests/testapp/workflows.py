@@ -266,3 +266,13 @@ def wait_in_changing_order(task):
     ran_before = Event.objects.using(get_settings().DATABASE).filter(task_id=task.id).exists()
     record_run(task, "wait")
     task.wait_for("b" if ran_before else "a")
+
+
+# A step that sleeps the body's "seconds" (relative to when it runs).
+sleeps = Workflow("sleeps")
+
+
+@sleeps.step("nap")
+def nap_for(task):
+    record_run(task, "nap")
+    task.sleep(task.body["seconds"])
