@@ -11,7 +11,6 @@ second.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,8 +21,8 @@ from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 
 from salvador_django.conf import get_settings
-from salvador_django.exceptions import PayloadError
 from salvador_django.models import Event, Task
+from salvador_django.payloads import seconds_of
 
 logger = logging.getLogger("salvador_django")
 
@@ -31,6 +30,7 @@ CHANNEL = "salvador_events"
 _POLL_FIRST_SECONDS = 0.02
 _POLL_MAX_SECONDS = 0.5
 _RAISE: Any = object()
+_MAX_TIMEOUT_SECONDS = 24 * 3600.0  # a reader waits a day at most
 
 
 def announce(database: str, task_id: Any, keys: Sequence[str]) -> None:
@@ -87,19 +87,7 @@ def _read(database: str, task_id: Any, key: str) -> tuple[Any] | None:
 
 
 def _timeout_seconds(timeout: float | timedelta | None) -> float:
-    if timeout is None:
-        return 0.0
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds <= 0
-    ):
-        raise PayloadError(
-            f"timeout must be a positive number of seconds or a timedelta, not {timeout!r}."
-        )
-    return float(seconds)
+    return 0.0 if timeout is None else seconds_of(timeout, "timeout", most=_MAX_TIMEOUT_SECONDS)
 
 
 @contextmanager

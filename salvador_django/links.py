@@ -18,6 +18,7 @@ from django.core import signing
 from django.urls import reverse
 
 from salvador_django.exceptions import PayloadError
+from salvador_django.payloads import seconds_of
 
 #: How long a link is valid by default: a week.
 DEFAULT_LINK_AGE = timedelta(days=7)
@@ -47,16 +48,7 @@ class SignalLink:
 
 def signal_token(task_id: Any, name: str, payload: Any = None, *, expires: Any) -> str:
     """The signed token of a link sending ``name`` to ``task_id``, valid for ``expires``."""
-    seconds = expires.total_seconds() if isinstance(expires, timedelta) else expires
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 < seconds <= MAX_LINK_AGE.total_seconds()
-    ):
-        raise PayloadError(
-            f"expires must be a positive number of seconds or a timedelta of at most "
-            f"{MAX_LINK_AGE.days} days, not {expires!r}."
-        )
+    seconds = seconds_of(expires, "expires", most=MAX_LINK_AGE.total_seconds())
     data = {
         "t": str(task_id),
         "n": name,

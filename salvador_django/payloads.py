@@ -8,8 +8,10 @@ that no database stores (a NUL character, a lone surrogate).
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from salvador_django.exceptions import PayloadError
@@ -124,3 +126,20 @@ def text_problem(text: str) -> tuple[str, str] | None:
 def _surrogate(exc: UnicodeEncodeError) -> tuple[str, str]:
     char = exc.object[exc.start]
     return f"a lone surrogate ({char!r})", "it cannot be encoded as UTF-8"
+
+
+def seconds_of(value: Any, what: str, *, most: float, zero: bool = False) -> float:
+    """``value`` (a number of seconds or a ``timedelta``) as seconds.
+
+    Refused with :class:`PayloadError` naming ``what`` unless it is finite, positive
+    (or zero, with ``zero``) and at most ``most`` seconds; a ``bool`` is no number.
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    is_number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not (is_number and math.isfinite(seconds) and (0 if zero else 1e-9) <= seconds <= most):
+        sign = "non-negative" if zero else "positive"
+        raise PayloadError(
+            f"{what} must be a {sign} number of seconds or a timedelta, at most {most:g} "
+            f"seconds, not {value!r}."
+        )
+    return float(seconds)

@@ -9,9 +9,10 @@ from django.db.models import F
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine
-from salvador_django.exceptions import PayloadError
+from salvador_django.engine.waits import MAX_WAIT_SECONDS
 from salvador_django.leases import Lease, new_token
 from salvador_django.models import Task, Wait
+from salvador_django.payloads import seconds_of
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus, WaitOutcome
 from salvador_django.timers import fire_due_timers
@@ -49,12 +50,7 @@ def advance_timers(by: float | timedelta) -> int:
     now due are woken (paused ones when resumed). Returns how many were woken; run
     them with :func:`run_until_idle`.
     """
-    seconds = by.total_seconds() if isinstance(by, timedelta) else by
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise PayloadError(
-            f"by must be a non-negative number of seconds or a timedelta, not {by!r}."
-        )
-    delta = timedelta(seconds=seconds)
+    delta = timedelta(seconds=seconds_of(by, "by", most=MAX_WAIT_SECONDS, zero=True))
     database = get_settings().DATABASE
     timed = Task.objects.using(database).filter(
         status__in=[TaskStatus.WAITING, TaskStatus.PAUSED], wake_at__isnull=False

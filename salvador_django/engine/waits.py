@@ -12,7 +12,6 @@ commit: its checkpoint, or its next wait (:func:`write_effects`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +33,7 @@ from salvador_django.models import (
     Wait,
     check_name,
 )
-from salvador_django.payloads import check_json
+from salvador_django.payloads import check_json, seconds_of
 from salvador_django.status import WaitKind, WaitOutcome
 
 #: The longest wait or sleep: a century (beyond it, a typo).
@@ -300,19 +299,11 @@ def write_effects(waits: StepWaits) -> None:
 
 
 def _seconds(value: Any, what: str) -> float:
-    """``value`` (seconds or a ``timedelta``) as seconds; refused unless positive and finite."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or not 0 < seconds <= MAX_WAIT_SECONDS
-    ):
-        raise InvalidWait(
-            f"{what} must be a positive number of seconds or a timedelta, at most "
-            f"{MAX_WAIT_SECONDS}, not {value!r}."
-        )
-    return float(seconds)
+    """A wait's ``value`` (seconds or a ``timedelta``) as seconds; ``InvalidWait`` if bad."""
+    try:
+        return seconds_of(value, what, most=MAX_WAIT_SECONDS)
+    except PayloadError as exc:
+        raise InvalidWait(str(exc)) from exc
 
 
 def _checked(check: Any, *args: Any) -> None:
