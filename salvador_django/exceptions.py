@@ -5,6 +5,8 @@ Each class's docstring is its default message.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -87,3 +89,44 @@ class InvalidWait(PayloadError, PermanentError):
 
     Permanent: another attempt would fail the same way, so the task fails at once.
     """
+
+
+class InvalidChild(PayloadError, PermanentError):
+    """A step gave ``start_child``, ``map`` or ``wait_for_children`` bad input.
+
+    An unknown workflow, a body that is not JSON, a bad key: a programming error.
+    Permanent: another attempt would fail the same way. Nothing is created.
+    """
+
+
+class NoResult(SalvadorError):
+    """The task has no result: it has not completed (yet)."""
+
+    def __init__(self, message: str | None = None, *, status: str | None = None) -> None:
+        super().__init__(message)
+        #: The task's status when its result was asked for.
+        self.status = status
+
+
+class ChildFailed(PermanentError):
+    """A child task awaited by ``wait_for_children`` (or ``map``) failed or was cancelled.
+
+    Permanent: a replay of the parent's step meets the same finished child. Requeue
+    the child, then the parent.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        child_id: Any = None,
+        workflow: str = "",
+        status: str = "",
+        error: str = "",
+    ) -> None:
+        super().__init__(message)
+        #: The child's id, workflow, status (failed or cancelled) and error.
+        self.child_id = child_id
+        self.workflow = workflow
+        self.status = status
+        self.error = error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sqlite3
 import uuid
@@ -14,6 +15,7 @@ from django.db.models.functions import Now
 
 from salvador_django import sql, transitions
 from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.transitions import tree
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -124,6 +126,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         step_name: str,
         state_json: str,
         run: dict[str, Any],
+        family: bool = True,
     ) -> Checkpoint:
         """Record a completed step: the task's progress and its ``StepRun``, in one commit.
 
@@ -132,7 +135,30 @@ class TaskQuerySet(models.QuerySet["Task"]):
         fields, its ``output`` as JSON text (or None); the run records the state too.
         Fenced on the claim: returns ``Checkpoint.LOST``, writing nothing, if ``token``
         lost it, and ``CANCEL_REQUESTED`` when the task was cancelled while it ran.
+        The last step's ``output`` becomes the task's result. ``family=False`` says the
+        task has no parent and no children (see :mod:`salvador_django.transitions.tree`).
         """
+        if step_name or not family:
+            return self._checkpoint(task_id, token, step, step_name, state_json, run, family)
+        with transaction.atomic(using=self.db):  # the task ends: its relatives are told
+            move, held = transitions.COMPLETE, {"id": task_id}
+            selected = move.rows(self, token=token, where=held)
+            relatives = tree.lock_family(move, selected)
+            written = self._checkpoint(task_id, token, step, step_name, state_json, run, False)
+            if written != Checkpoint.LOST:
+                tree.settle(move, selected, relatives)
+            return written
+
+    def _checkpoint(
+        self,
+        task_id: uuid.UUID,
+        token: str,
+        step: int,
+        step_name: str,
+        state_json: str,
+        run: dict[str, Any],
+        family: bool,
+    ) -> Checkpoint:
         connection = connections[self.db]
         step_runs = self.model._meta.get_field("step_runs").related_model
         if connection.vendor == "postgresql":
@@ -141,8 +167,9 @@ class TaskQuerySet(models.QuerySet["Task"]):
             query = sql.CHECKPOINT_POSTGRESQL.format(
                 table=table, runs=runs, finish=sql.FINISH_POSTGRESQL if not step_name else ""
             )
+            finish = [] if step_name else [run["output"]]
             params = [
-                step, step_name, state_json, task_id, token,
+                step, step_name, state_json, *finish, task_id, token,
                 run["index"], run["name"], run["attempt"], StepRunStatus.COMPLETED,
                 run["started_at"], run["finished_at"], run["output"], run["worker"], state_json,
             ]  # fmt: skip
@@ -158,6 +185,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         state = json.loads(state_json)
         output = run["output"]
         progress = {"step": step, "step_name": step_name, "state": state}
+        if not step_name:
+            progress["return_value"] = None if output is None else json.loads(output)
         nothing_requested = {
             "id": task_id,
             "cancel_requested_at__isnull": True,
@@ -165,8 +194,9 @@ class TaskQuerySet(models.QuerySet["Task"]):
         }
         with transaction.atomic(using=self.db):
             result = Checkpoint.WRITTEN
-            if not move.apply(self, token=token, where=nothing_requested, **progress):
-                if not move.apply(self, token=token, where={"id": task_id}, **progress):
+            apply = functools.partial(move.apply, self, token=token, family=family, **progress)
+            if not apply(where=nothing_requested):
+                if not apply(where={"id": task_id}):
                     return Checkpoint.LOST
                 cancelled = self.filter(id=task_id, cancel_requested_at__isnull=False).exists()
                 result = Checkpoint.CANCEL_REQUESTED if cancelled else Checkpoint.PAUSE_REQUESTED

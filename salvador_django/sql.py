@@ -154,5 +154,5 @@ CHECKPOINT_POSTGRESQL = """
     FROM task, run
 """
 FINISH_POSTGRESQL = """,
-            status = 'completed', finished_at = STATEMENT_TIMESTAMP(),
+            status = 'completed', finished_at = STATEMENT_TIMESTAMP(), return_value = %s::jsonb,
             claimed_by = NULL, lease_expires_at = NULL"""

@@ -20,6 +20,8 @@ class TaskStatus(models.TextChoices):
 
 #: The statuses a task ends in (until an operator requeues it).
 FINISHED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+#: The statuses of a task that has not ended yet.
+UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.PAUSED)
 
 
 class CompensationStatus(models.TextChoices):
@@ -43,6 +45,7 @@ class WaitKind(models.TextChoices):
 
     SIGNAL = "signal", _("Signal")
     SLEEP = "sleep", _("Sleep")
+    CHILDREN = "children", _("Children")
 
 
 class WaitOutcome(models.TextChoices):
@@ -52,3 +55,4 @@ class WaitOutcome(models.TextChoices):
     RECEIVED = "received", _("Received")
     TIMED_OUT = "timed out", _("Timed out")
     SLEPT = "slept", _("Slept")
+    FINISHED = "finished", _("Children finished")

@@ -13,6 +13,7 @@ from uuid import UUID
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
 from salvador_django import schema
@@ -34,7 +35,7 @@ _MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600  # a century: beyond it, a typo
 #: ``Task.priority`` is an ``IntegerField``: a signed 32-bit integer on PostgreSQL.
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
-__all__ = ["MAX_BODY_DEPTH", "get_task", "send_signal", "submit"]
+__all__ = ["MAX_BODY_DEPTH", "get_task", "new_task", "send_signal", "submit"]
 
 
 def submit(
@@ -54,11 +55,52 @@ def submit(
     not JSON or is over ``SALVADOR["MAX_BODY_BYTES"]``. With an ``idempotency_key``
     already used for this workflow, returns the existing task and creates nothing.
     """
-    settings = get_settings()
     definition = registry.get(workflow) if isinstance(workflow, str) else workflow
+    task = new_task(
+        definition,
+        body,
+        meta=meta,
+        idempotency_key=idempotency_key,
+        delay=delay,
+        run_after=run_after,
+        priority=priority,
+    )
+    run_after_set: object = task.run_after
+    when = None if isinstance(run_after_set, DatabaseDefault) else run_after_set
+    settings = get_settings()
+    alias = settings.DATABASE
+    try:
+        existing = _insert(task, alias)
+    except DatabaseError as exc:
+        clear = schema.explain(exc, alias)
+        if clear is None:
+            raise
+        raise clear from exc
+    if existing is not None:
+        return existing
+    run_after_value: object = task.run_after
+    if not isinstance(run_after_value, datetime):  # a database expression: read its value
+        task.refresh_from_db(using=alias, fields=["run_after"])
+    # A run_after already past is due now; a delay is never past (a zero delay is None).
+    scheduled = when is not None and not (isinstance(when, datetime) and when <= timezone.now())
+    announce_on_commit(task, scheduled=scheduled)
+    return task
+
+
+def new_task(
+    definition: Workflow,
+    body: Any = None,
+    *,
+    meta: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+    delay: float | timedelta | None = None,
+    run_after: datetime | None = None,
+    priority: int = 0,
+) -> Task:
+    """A pending task of ``definition``, checked and not saved; see :func:`submit`."""
     if not definition.steps:
         raise ConfigurationError(f"Workflow {definition.name!r} has no steps to run.")
-    check_json(body, settings.MAX_BODY_BYTES)
+    check_json(body, get_settings().MAX_BODY_BYTES)
     meta_dict = _check_meta(meta)
     if idempotency_key is not None:
         _check_key(idempotency_key)
@@ -79,22 +121,6 @@ def submit(
     when = _run_after(delay, run_after)
     if when is not None:
         task.run_after = when
-    alias = settings.DATABASE
-    try:
-        existing = _insert(task, alias)
-    except DatabaseError as exc:
-        clear = schema.explain(exc, alias)
-        if clear is None:
-            raise
-        raise clear from exc
-    if existing is not None:
-        return existing
-    run_after_value: object = task.run_after
-    if not isinstance(run_after_value, datetime):  # a database expression: read its value
-        task.refresh_from_db(using=alias, fields=["run_after"])
-    # A run_after already past is due now; a delay is never past (a zero delay is None).
-    scheduled = when is not None and not (isinstance(when, datetime) and when <= timezone.now())
-    announce_on_commit(task, scheduled=scheduled)
     return task
 
 

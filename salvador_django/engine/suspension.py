@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 
 from salvador_django import transitions
 from salvador_django.clock import now_plus
+from salvador_django.engine.children import lock_parent, wakes_at_once
 from salvador_django.engine.failures import cancel
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
 from salvador_django.engine.waits import Blocked, write_effects
@@ -45,7 +46,10 @@ def wait(engine: Engine, attempt: Attempt, blocked: Blocked) -> Outcome:
     attempt.waits.clear()
     if status == "cancel":
         return cancel(engine, task, lease, attempt.workflow)
-    what = f"signal {blocked.name!r}" if blocked.kind == WaitKind.SIGNAL else "its timer"
+    what = {
+        WaitKind.SIGNAL: f"signal {blocked.name!r}",
+        WaitKind.CHILDREN: f"{len(blocked.children)} children",
+    }.get(blocked.kind, "its timer")  # type: ignore[call-overload]
     until = f" until {task.wake_at.isoformat()}" if task.wake_at is not None else ""
     if status == TaskStatus.PENDING:
         logger.info(
@@ -80,6 +84,11 @@ def suspend(attempt: Attempt, blocked: Blocked, token: str) -> str:
     else:
         wake_at = None
     with transaction.atomic(using=database):
+        left = None
+        if blocked.kind == WaitKind.CHILDREN:  # the parent's row first, then its children
+            lock_parent(database, task)
+            write_effects(waits)
+            left = waits.children.await_children(blocked)
         moved = transitions.WAIT.apply(
             tasks,
             token=token,
@@ -87,6 +96,7 @@ def suspend(attempt: Attempt, blocked: Blocked, token: str) -> str:
             waiting_for=blocked.name,
             wake_at=wake_at,
             attempt=attempt.number - 1,
+            children_left=left,
         )
         if not moved:
             if tasks.filter(id=task.id, claimed_by=token, status=TaskStatus.RUNNING).exists():
@@ -102,11 +112,14 @@ def suspend(attempt: Attempt, blocked: Blocked, token: str) -> str:
                 name=blocked.name,
                 until=task.wake_at,
             )
-        write_effects(waits)
+        if left is None:
+            write_effects(waits)
         arrived = blocked.kind == WaitKind.SIGNAL and waits._first_signal(blocked.name)
         if arrived and transitions.WAKE.apply(
             tasks, where={"id": task.id, "waiting_for": blocked.name}
         ):
+            status = TaskStatus.PENDING
+        if left is not None and wakes_at_once(database, task, left):
             status = TaskStatus.PENDING
     task.status, task.waiting_for = status, blocked.name
     return str(status)

@@ -1,4 +1,4 @@
-"""Waits inside a step: signals, sleeps and events, durable across replays.
+"""Waits inside a step: signals, sleeps, children and events, durable across replays.
 
 A step that has to wait raises :class:`Suspend` (a ``BaseException``, so a step's own
 ``except Exception`` does not swallow it); the engine then makes the task wait
@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from salvador_django import events
 from salvador_django.conf import get_settings
+from salvador_django.engine.children import StepChildren
 from salvador_django.exceptions import InvalidWait, PayloadError, WaitsChanged, WaitTimeout
 from salvador_django.models import (
     EVENT_KEY_MAX_LENGTH,
@@ -79,6 +80,8 @@ class Blocked:
     until: datetime | None = None
     seconds: float | None = None
     recorded: bool = False
+    #: For a wait for children: their ids.
+    children: tuple[Any, ...] = ()
 
 
 class Suspend(BaseException):
@@ -102,21 +105,32 @@ class StepWaits:
     ended: list[Ended] = field(default_factory=list)
     events: dict[str, Any] = field(default_factory=dict)
     _recorded: dict[int, Recorded] | None = None
+    _children: StepChildren | None = None
+
+    @property
+    def children(self) -> StepChildren:
+        """The children this run of the step starts and waits for."""
+        if self._children is None:
+            self._children = StepChildren(self)
+        return self._children
 
     @property
     def has_effects(self) -> bool:
         """Whether the step's next commit has more to write than its checkpoint."""
-        return bool(self.ended or self.events)
+        new_children = self._children is not None and self._children.has_effects
+        return bool(self.ended or self.events or new_children)
 
     def clear(self) -> None:
         """Forget the effects once they are committed."""
         self.ended, self.taken, self.events = [], [], {}
+        if self._children is not None:
+            self._children.committed()
 
     # -- the calls a step makes -----------------------------------------------------
 
     def wait_for(self, name: str, *, timeout: float | timedelta | None = None) -> Any:
         _checked(check_name, name, "A signal's name", SIGNAL_NAME_MAX_LENGTH)
-        seconds = None if timeout is None else _seconds(timeout, "timeout")
+        seconds = None if timeout is None else wait_seconds(timeout, "timeout")
         position, record = self._next(WaitKind.SIGNAL, name)
         if record is not None and record.outcome:
             if record.outcome == WaitOutcome.TIMED_OUT:
@@ -136,7 +150,7 @@ class StepWaits:
         raise Suspend(self._blocked(position, WaitKind.SIGNAL, name, record, seconds=seconds))
 
     def sleep(self, duration: float | timedelta) -> None:
-        seconds = _seconds(duration, "duration")
+        seconds = wait_seconds(duration, "duration")
         position, record = self._next(WaitKind.SLEEP, "")
         self._sleep(position, record, seconds=seconds)
 
@@ -251,13 +265,15 @@ class StepWaits:
         return now
 
 
-def write_effects(waits: StepWaits) -> None:
+def write_effects(waits: StepWaits, *, children: bool = True) -> None:
     """Write what a step run did besides its result: in its commit's transaction.
 
     The signals it took are consumed, the waits that ended are recorded, its events
     are published (and their readers woken when it commits).
     """
     database, task_id = waits.database, waits.task.id
+    if children and waits._children is not None:
+        waits._children.write()
     for ended in waits.ended:
         consumed_by = f"{waits.step_name}#{ended.position}"
         if ended.signal_id is not None:
@@ -298,7 +314,7 @@ def write_effects(waits: StepWaits) -> None:
         events.announce(database, task_id, list(waits.events))
 
 
-def _seconds(value: Any, what: str) -> float:
+def wait_seconds(value: Any, what: str) -> float:
     """A wait's ``value`` (seconds or a ``timedelta``) as seconds; ``InvalidWait`` if bad."""
     try:
         return seconds_of(value, what, most=MAX_WAIT_SECONDS)
@@ -320,4 +336,6 @@ def _timed_out(name: str, until: datetime | None) -> WaitTimeout:
 
 
 def _describe(kind: str, name: str) -> str:
+    if kind == WaitKind.CHILDREN:
+        return "waited for children"
     return f"waited for signal {name!r}" if kind == WaitKind.SIGNAL else "slept"

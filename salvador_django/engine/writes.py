@@ -65,7 +65,7 @@ class Writes:
     def apply(self, move: Move, task: Task, token: str, **params: Any) -> int:
         """Make ``move`` on the task's row, fenced on ``token``; how many rows moved."""
         tasks = Task.objects.using(self.database)
-        return move.apply(tasks, token=token, where={"id": task.id}, **params)
+        return move.apply(tasks, token=token, where={"id": task.id}, family=family(task), **params)
 
     def move(self, move: Move, task: Task, lease: Lease, **params: Any) -> bool:
         """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
@@ -92,6 +92,9 @@ class Writes:
             "worker": self.worker_name,
         }
 
+        waits = attempt.waits
+        new_children = bool(waits and waits._children and waits._children.has_effects)
+
         def statement() -> Checkpoint:
             return Task.objects.using(self.database).checkpoint(
                 task.id,
@@ -100,14 +103,20 @@ class Writes:
                 step_name=next_name,
                 state_json=state_text,
                 run=run,
+                family=new_children or family(task),
             )
 
         def with_effects() -> Checkpoint:
-            # The signals the step took, the waits that ended, its events: one commit.
+            # The children the step started, the signals it took, the waits that
+            # ended, its events: one commit. The children first, so that a task that
+            # ends with them ends them.
+            assert waits is not None
             with transaction.atomic(using=self.database):
+                waits.children.write()
                 written = statement()
-                if written != Checkpoint.LOST and attempt.waits is not None:
-                    write_effects(attempt.waits)
+                if written == Checkpoint.LOST:
+                    raise LeaseLost  # nothing of it is written
+                write_effects(waits, children=False)
                 return written
 
         effects = attempt.waits is not None and attempt.waits.has_effects
@@ -305,6 +314,11 @@ class Writes:
                     raise
                 time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
         raise AssertionError("unreachable")
+
+
+def family(task: Task) -> bool:
+    """Whether the task may have a parent or children (else its moves skip them)."""
+    return task.parent_id is not None or task.has_children is True
 
 
 def _within_a_lease(lease: Lease) -> bool:

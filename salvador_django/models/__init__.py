@@ -2,6 +2,7 @@
 
 from salvador_django.models.tasks import Overview, StepRun, Task
 from salvador_django.models.waits import (
+    CHILD_KEY_MAX_LENGTH,
     EVENT_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     SIGNAL_NAME_MAX_LENGTH,
@@ -14,7 +15,7 @@ from salvador_django.models.waits import (
 )
 
 __all__ = [
-    "EVENT_KEY_MAX_LENGTH", "IDEMPOTENCY_KEY_MAX_LENGTH", "SIGNAL_NAME_MAX_LENGTH", "Event",
-    "Overview", "Signal", "StepRun", "Task", "Wait", "check_name", "deliver_signal",
-    "forget_waits",
+    "CHILD_KEY_MAX_LENGTH", "EVENT_KEY_MAX_LENGTH", "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "SIGNAL_NAME_MAX_LENGTH", "Event", "Overview", "Signal", "StepRun", "Task", "Wait",
+    "check_name", "deliver_signal", "forget_waits",
 ]  # fmt: skip

@@ -6,21 +6,21 @@ import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from django.db import connections, models, transaction
+from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django import transitions
 from salvador_django.conf import get_settings
+from salvador_django.exceptions import NoResult
+from salvador_django.models.operations import Operations
 from salvador_django.models.waits import (
+    CHILD_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     SIGNAL_NAME_MAX_LENGTH,
     Waiting,
-    forget_waits,
 )
 from salvador_django.queries import TaskQuerySet
-from salvador_django.registry import registry
 from salvador_django.status import (
     CompensationStatus,
     StepRunStatus,
@@ -28,7 +28,7 @@ from salvador_django.status import (
 )
 
 
-class Task(Waiting, models.Model):
+class Task(Operations, Waiting, models.Model):
     """One run of a workflow: its input, progress and outcome."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -108,6 +108,55 @@ class Task(Waiting, models.Model):
         help_text=_("While waiting: when the wait ends by itself (its timeout or sleep)."),
     )
 
+    return_value: Any = models.JSONField(
+        _("result"),
+        null=True,
+        blank=True,
+        help_text=_("The last step's return value, stored when the task completes."),
+    )
+    # The tree of tasks: a child started by a step of its parent (task.start_child).
+    # No index of its own: salvador_task_child_key (parent, ...) serves the foreign key.
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_index=False,
+    )
+    parent_step = models.CharField(
+        _("parent step"),
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text=_("The step of the parent that started this child."),
+    )
+    child_key = models.CharField(  # noqa: DJ001 - NULL: ignored by the constraint
+        _("child key"),
+        max_length=CHILD_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_("Unique per parent and step: a step that runs again starts no second child."),
+    )
+    detached = models.BooleanField(
+        _("detached"),
+        db_default=False,
+        help_text=_("May outlive its parent: not cancelled when the parent ends."),
+    )
+    awaited = models.BooleanField(
+        _("awaited"),
+        db_default=False,
+        help_text=_("A wait of its parent waits (or waited) for it to finish."),
+    )
+    has_children = models.BooleanField(_("has children"), db_default=False)
+    children_left = models.PositiveIntegerField(
+        _("children left"),
+        null=True,
+        blank=True,
+        help_text=_("While waiting for children: how many of them have not finished."),
+    )
+
     objects: ClassVar[TaskQuerySet] = TaskQuerySet.as_manager()  # type: ignore[assignment]
 
     #: While a step runs: the ``time.monotonic()`` by which a step with a timeout
@@ -170,6 +219,11 @@ class Task(Waiting, models.Model):
                 condition=Q(idempotency_key__isnull=False),
                 name="salvador_task_idempotency_key",
             ),
+            models.UniqueConstraint(
+                fields=["parent", "parent_step", "child_key"],
+                condition=Q(parent__isnull=False),
+                name="salvador_task_child_key",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,113 +233,22 @@ class Task(Waiting, models.Model):
         """A stable ``"<task id>:<step name>"`` to use as an external idempotency key."""
         return f"{self.id}:{self.step_name}"
 
-    def requeue(self, from_start: bool = False, from_step: str | None = None) -> None:
-        """Run a failed or cancelled task again from the step that stopped it.
-
-        With ``from_start`` the task restarts at its first step with an empty state;
-        with ``from_step`` it runs again from that step, with the state checkpointed
-        after the step before it. Both are also allowed for completed tasks. Raises
-        :class:`InvalidTransition` for any other status (and when another operator
-        moved it first), ``ValueError`` for a step the workflow does not have.
-        """
-        if from_start and from_step is not None:
-            raise ValueError("Pass from_start or from_step, not both.")
-        alias = self._alias()
-        tasks = Task.objects.using(alias)
-        with transaction.atomic(using=alias):
-            if from_step is not None:
-                step, state = self._restart_point(from_step, alias)
-                move = transitions.REQUEUE_FROM_STEP
-                params = {"step": step, "step_name": from_step, "state": state}
-            elif from_start:
-                steps = registry.get(self.workflow).steps
-                move = transitions.RESTART
-                params = {"step": 0, "step_name": steps[0].name if steps else "", "state": {}}
-            else:
-                move, params = transitions.REQUEUE, {}
-            # A compensated task runs again from its first step: as from the start.
-            compensated = tasks.filter(id=self.id, compensation=CompensationStatus.COMPLETED)
-            from_start = from_start or (move is transitions.REQUEUE and compensated.exists())
-            transitions.perform([move], tasks, self.id, **params)
-            forget_waits(alias, self, from_start=from_start, from_step=from_step)
-            self.refresh_from_db(using=alias)
-            transitions.tasks_due.send(sender=Task, tasks=[self])
-
-    def _restart_point(self, step_name: str, alias: str) -> tuple[int, dict[str, Any]]:
-        """The index of ``step_name`` and the state checkpointed after the step before it.
-
-        Only a step the task has reached in its current run qualifies: the steps before
-        it completed (and were not undone by a compensation) and recorded their state.
-        """
-        row = Task.objects.using(alias).filter(id=self.id)
-        current = row.values_list("status", "compensation", "step").first()
-        if current is None:
-            raise Task.DoesNotExist(f"Task {self.id} does not exist.")
-        status, compensation, progress = current
-        if not transitions.REQUEUE_FROM_STEP.allows(status, compensation):
-            raise transitions.REQUEUE_FROM_STEP.refusal(self.id, status, compensation)
-        steps = [step.name for step in registry.get(self.workflow).steps]
-        if step_name not in steps:
-            raise ValueError(
-                f"Workflow {self.workflow!r} has no step {step_name!r} (steps: {', '.join(steps)})."
-            )
-        index = steps.index(step_name)
-        if index > progress:
-            reached = ", ".join(steps[: progress + 1])
-            raise ValueError(
-                f"Task {self.id} has not reached step {step_name!r}: it can run again from "
-                f"{reached}."
-            )
-        if index == 0:
-            return 0, {}
-        state = (
-            StepRun.objects.using(alias)
-            .filter(task_id=self.id, name=steps[index - 1], status=StepRunStatus.COMPLETED)
-            .filter(compensation=False, state__isnull=False)
-            .order_by("-id")
-            .values_list("state", flat=True)
-            .first()
-        )
-        if state is None:  # completed before step runs recorded their state (migration 0006)
-            raise ValueError(
-                f"Task {self.id} cannot run again from step {step_name!r}: no state was "
-                f"recorded after {steps[index - 1]!r}; requeue it from its first step."
-            )
-        return index, state
-
-    def cancel(self) -> None:
-        """Cancel the task: a pending, waiting, paused or failed one at once, a running one
-        after its step.
-
-        For a running task this records the request (:attr:`cancel_requested`); its
-        worker stops after the current step and the task ends ``cancelled``. A pending,
-        waiting or paused task whose completed steps have compensations is handed to a
-        worker, which runs them and ends it ``cancelled``. Raises
-        :class:`InvalidTransition` for a completed or cancelled task.
-        """
-        alias = self._alias()
-        tasks = Task.objects.using(alias)
-        with transaction.atomic(using=alias):
-            moves = [transitions.CANCEL, transitions.REQUEST_CANCEL]
-            if self._compensates_before(tasks):
-                moves.insert(0, transitions.CANCEL_AND_COMPENSATE)
-            move = transitions.perform(moves, tasks, self.id)
-            self.refresh_from_db(using=alias)
-            if move is transitions.CANCEL_AND_COMPENSATE:
-                transitions.tasks_due.send(sender=Task, tasks=[self])
-
-    def _compensates_before(self, tasks: models.QuerySet[Task]) -> bool:
-        """Whether a step the task completed has a compensation (read from its row)."""
-        row = tasks.filter(id=self.id)
-        if connections[tasks.db].features.has_select_for_update:
-            row = row.select_for_update()  # no step may complete between this and the move
-        step = row.values_list("step", flat=True).first()
-        if not step or self.workflow not in registry.names():
-            return False
-        return any(s.compensate is not None for s in registry.get(self.workflow).steps[:step])
-
     def _alias(self) -> str:
         return self._state.db or get_settings().DATABASE
+
+    @property
+    def result(self) -> Any:
+        """The return value of the task's last step: raises :class:`NoResult` until it completed."""
+        if self.status == TaskStatus.COMPLETED:
+            return self.return_value
+        why = {
+            TaskStatus.FAILED: f"it failed at step {self.failed_step or self.step_name!r}: "
+            f"{self.error}",
+            TaskStatus.CANCELLED: "it was cancelled",
+        }.get(self.status, f"it is {self.status}, not completed yet")  # type: ignore[call-overload]
+        raise NoResult(
+            f"Task {self.id} ({self.workflow}) has no result: {why}.", status=self.status
+        )
 
     @property
     def cancel_requested(self) -> bool:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 SIGNAL_NAME_MAX_LENGTH = 200
 EVENT_KEY_MAX_LENGTH = 200
+CHILD_KEY_MAX_LENGTH = 200
 
 
 class Waiting:
@@ -78,6 +79,59 @@ class Waiting:
         Readers outside see it through :func:`salvador_django.get_event`.
         """
         self._in_step("set_event").set_event(key, value)
+
+    def start_child(
+        self,
+        workflow: Any,
+        body: Any = None,
+        *,
+        key: str | None = None,
+        meta: dict[str, str] | None = None,
+        priority: int | None = None,
+        run_after: datetime | None = None,
+        detached: bool = False,
+    ) -> Task:
+        """In a step: start a child task of ``workflow`` (a workflow or its name).
+
+        Written with the step's next commit (its checkpoint, or the wait it stops at),
+        and started then. Idempotent on (this task, this step, ``key``): ``key``
+        defaults to the call's position in the step ("#1", "#2", ...), so a step that
+        runs again starts no second child. Its priority defaults to this task's. When
+        this task ends, its unfinished children are cancelled, unless ``detached``.
+        Bad input raises :class:`~salvador_django.exceptions.InvalidChild`.
+        """
+        return self._in_step("start_child").children.start_child(  # type: ignore[no-any-return]
+            workflow,
+            body,
+            key=key,
+            meta=meta,
+            priority=priority,
+            run_after=run_after,
+            detached=detached,
+        )
+
+    def wait_for_children(
+        self,
+        children: Any = None,
+        *,
+        timeout: float | timedelta | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """In a step: wait until ``children`` (default: all this step started) finish.
+
+        The task waits holding no worker; the commit that finishes the last of them
+        makes it due. Returns their results in the order they were started. A failed
+        or cancelled child raises :class:`~salvador_django.exceptions.ChildFailed`,
+        unless ``return_exceptions`` (its entry is then that exception). With
+        ``timeout``, raises :class:`~salvador_django.exceptions.WaitTimeout` once it passes.
+        """
+        return self._in_step("wait_for_children").children.wait_for_children(  # type: ignore[no-any-return]
+            children, timeout=timeout, return_exceptions=return_exceptions
+        )
+
+    def map(self, workflow: Any, bodies: Any, *, keys: Any = None) -> list[Any]:
+        """In a step: start one child of ``workflow`` per body, wait for all; their results."""
+        return self._in_step("map").children.map(workflow, bodies, keys=keys)  # type: ignore[no-any-return]
 
     # -- signals, pause and resume, from outside ----------------------------------------
 
@@ -313,7 +367,7 @@ def deliver_signal(
 
 
 def forget_waits(
-    alias: str, task: Task, *, from_start: bool = False, from_step: str | None = None
+    alias: str, task: Any, *, from_start: bool = False, from_step: str | None = None
 ) -> None:
     """Forget the recorded waits a requeue runs again: all of them, or from a step on."""
     waits = Wait.objects.using(alias).filter(task_id=task.id)

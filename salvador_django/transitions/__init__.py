@@ -41,10 +41,10 @@ __all__ = [
 _CHECKPOINT = "step step_name state attempt recoveries error"
 _UNCLAIM = "claimed_by lease_expires_at"
 _STOP = f"status step step_name attempt error finished_at {_UNCLAIM}"
-_UNWAIT = "waiting_for wake_at"
+_UNWAIT = "waiting_for wake_at children_left"
 _REQUEUE = (
     "status run_after attempt recoveries error finished_at cancel_requested_at "
-    f"pause_requested_at compensation failed_step {_UNWAIT}"
+    f"pause_requested_at compensation failed_step return_value {_UNWAIT}"
 )
 
 
@@ -64,7 +64,7 @@ RENEW = _move("renew", "running -> running", "lease_expires_at", changes.renew, 
 #: A step completed and another follows: progress, state, and the attempt count reset.
 CHECKPOINT = _move("checkpoint", "running -> running", _CHECKPOINT, changes.checkpoint, fenced=True)
 #: The last step completed.
-COMPLETE = _move("complete", "running -> completed", f"{_CHECKPOINT} {_UNCLAIM} status finished_at", changes.complete, fenced=True)
+COMPLETE = _move("complete", "running -> completed", f"{_CHECKPOINT} {_UNCLAIM} status finished_at return_value", changes.complete, fenced=True)
 #: An attempt failed and another is due after a backoff (forward steps and compensations).
 RETRY = _move("retry", "running -> pending", f"status step step_name run_after attempt error {_UNCLAIM}", changes.retry, fenced=True)
 #: The worker stops (shutdown) and hands the task back at its current step.

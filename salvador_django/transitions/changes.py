@@ -23,7 +23,7 @@ from salvador_django.transitions.move import (
 )
 
 _UNCLAIMED: Changes = {"claimed_by": None, "lease_expires_at": None}
-_NOT_WAITING: Changes = {"waiting_for": "", "wake_at": None}
+_NOT_WAITING: Changes = {"waiting_for": "", "wake_at": None, "children_left": None}
 
 
 def keep_failed_step_or_current() -> Case:
@@ -51,9 +51,10 @@ def checkpoint(*, step: int, step_name: str, state: Any) -> Changes:
     }
 
 
-def complete(*, step: int, step_name: str, state: Any) -> Changes:
+def complete(*, step: int, step_name: str, state: Any, return_value: Any = None) -> Changes:
     return {
         **checkpoint(step=step, step_name=step_name, state=state),
+        "return_value": return_value,
         "status": COMPLETED,
         "finished_at": Now(),
         **_UNCLAIMED,
@@ -188,6 +189,7 @@ def requeue() -> Changes:
             default=Value(""),
         ),
         "pause_requested_at": None,
+        "return_value": None,
         **_NOT_WAITING,
     }
 
@@ -219,7 +221,9 @@ def cancel_and_compensate() -> Changes:
     }
 
 
-def wait(*, waiting_for: str, wake_at: Any, attempt: int) -> Changes:
+def wait(
+    *, waiting_for: str, wake_at: Any, attempt: int, children_left: int | None = None
+) -> Changes:
     return {
         # A pause requested while the step ran takes effect now: the task pauses, still
         # showing what it waits for.
@@ -229,6 +233,7 @@ def wait(*, waiting_for: str, wake_at: Any, attempt: int) -> Changes:
         "pause_requested_at": None,
         "waiting_for": waiting_for,
         "wake_at": wake_at,
+        "children_left": children_left,
         "attempt": attempt,
         **_UNCLAIMED,
     }

@@ -9,13 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.dispatch import Signal
 
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.transitions import tree
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
@@ -84,14 +84,20 @@ class Move:
         *,
         token: str | Sequence[str] | None = None,
         where: Mapping[str, Any] | None = None,
+        family: bool = True,
         **params: Any,
     ) -> int:
         """Make the move on those of ``rows`` (narrowed by ``where``) that allow it.
 
-        ``params`` go to the move's write. Returns how many rows moved.
+        ``params`` go to the move's write. Returns how many rows moved. A move that
+        ends or reopens tasks also tells their waiting parents and ends their children
+        (:mod:`.tree`); ``family=False`` says the caller knows they have neither.
         """
         changes = self.changes(**params)
-        return self.rows(rows, token=token, where=where).update(updated_at=Now(), **changes)
+        selected = self.rows(rows, token=token, where=where)
+        if family and tree.flips(self):
+            return tree.apply(self, selected, changes)
+        return selected.update(updated_at=Now(), **changes)
 
     def refusal(self, task_id: Any, status: str, compensation: str = "") -> InvalidTransition:
         """The error for a task in ``status`` that may not make this move."""
@@ -114,10 +120,10 @@ def perform(moves: Sequence[Move], rows: QuerySet[Any], task_id: Any, **params: 
     the model's ``DoesNotExist`` when the task is gone. Call it inside a transaction.
     """
     task = rows.filter(id=task_id)
-    if len(moves) > 1 and connections[rows.db].features.has_select_for_update:
+    if len(moves) > 1:
         # The row is locked first, so that it cannot move between two tries (SQLite's
         # first UPDATE takes its database's write lock anyway).
-        list(task.select_for_update().values_list("id"))
+        tree.lock_row(rows, task_id)
     for move in moves:
         if move.apply(task, **params):
             return move

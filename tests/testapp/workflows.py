@@ -276,3 +276,109 @@ sleeps = Workflow("sleeps")
 def nap_for(task):
     record_run(task, "nap")
     task.sleep(task.body["seconds"])
+
+
+# -- children -----------------------------------------------------------------------
+
+# A child: the square of the body's "n"; fails when the body says so.
+square = Workflow("square")
+
+
+@square.step("square")
+def compute_square(task):
+    record_run(task, "square")
+    if task.body.get("fail"):
+        raise ValueError(f"no square for {task.body['n']}")
+    return task.body["n"] ** 2
+
+
+# A parent that maps "square" over range(count), then adds the squares up.
+fan_out = Workflow("fan-out")
+
+
+@fan_out.step("spread")
+def spread(task):
+    record_run(task, "spread")
+    bodies = [{"n": n, "fail": n in task.body.get("fail", [])} for n in range(task.body["count"])]
+    task.state["squares"] = task.map("square", bodies)
+
+
+@fan_out.step("total")
+def total(task):
+    return sum(task.state["squares"])
+
+
+# A parent that starts children under keys and takes their failures as values.
+keyed_children = Workflow("keyed-children")
+
+
+@keyed_children.step("start")
+def start_keyed(task):
+    record_run(task, "start")
+    children = [
+        task.start_child("square", {"n": n, "fail": n == 2}, key=f"item-{n}") for n in (1, 2, 3)
+    ]
+    results = task.wait_for_children(children, return_exceptions=True)
+    return [r if isinstance(r, int) else type(r).__name__ for r in results]
+
+
+# A child that waits for the signal "go".
+waits_for_go = Workflow("waits-for-go")
+
+
+@waits_for_go.step("wait")
+def wait_for_go(task):
+    record_run(task, "wait")
+    return task.wait_for("go")
+
+
+# A parent whose children wait for "go" (the body's "count" of them), and a
+# grandparent of them.
+waiting_children = Workflow("waiting-children")
+
+
+@waiting_children.step("start")
+def start_waiting_children(task):
+    record_run(task, "start")
+    for _ in range(task.body.get("count", 2)):
+        task.start_child("waits-for-go")
+    return task.wait_for_children(timeout=task.body.get("timeout"))
+
+
+nested_children = Workflow("nested-children")
+
+
+@nested_children.step("start")
+def start_nested(task):
+    record_run(task, "start")
+    return task.map("waiting-children", [{"count": 2}])
+
+
+# A parent that starts a detached and an attached child, and completes without them.
+leaves_children = Workflow("leaves-children")
+
+
+@leaves_children.step("start")
+def start_and_leave(task):
+    task.start_child("waits-for-go", key="attached")
+    task.start_child("waits-for-go", key="detached", detached=True)
+
+
+# Bad input to start_child, as the body's "mode" says.
+bad_child = Workflow("bad-child")
+
+
+@bad_child.step("start")
+def start_badly(task):
+    mode = task.body["mode"]
+    if mode == "unknown workflow":
+        task.start_child("no-such-workflow")
+    elif mode == "body not json":
+        task.start_child("square", {"n": object()})
+    elif mode == "positional key":
+        task.start_child("square", {"n": 1}, key="#1")
+    elif mode == "key twice":
+        task.start_child("square", {"n": 1}, key="k")
+        task.start_child("square", {"n": 2}, key="k")
+    elif mode == "not a child":
+        task.wait_for_children([task])

@@ -1,0 +1,140 @@
+"""Moves that end or reopen a task, seen from its parent and its children.
+
+A parent waiting for children (``children_left`` set) is told by the very commit that
+finishes an awaited child: its count goes down by one, and the commit that takes it
+to zero makes the parent due (``WAKE``). A requeued child counts again. When a task
+ends, its unfinished children that are not detached are cancelled (through
+:data:`parents_ended`, whose receiver knows the workflows' compensations).
+
+Locks are always taken parent first, then children: a child's ending locks its
+parent's row before its own, as a parent's wait and a cascading cancellation do. So
+two such transactions wait for each other, never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Now
+from django.dispatch import Signal
+
+from salvador_django.status import FINISHED, UNFINISHED
+
+if TYPE_CHECKING:
+    from salvador_django.transitions.move import Changes, Move
+
+#: Sent inside the transaction in which the tasks ``ids`` (on ``database``) ended and
+#: may have unfinished children: the receiver cancels those that are not detached.
+parents_ended = Signal()
+
+
+@dataclass
+class Family:
+    """The relatives of the rows a move is about to end or reopen, locked."""
+
+    #: (child id, parent id) of each awaited child whose end or reopening counts.
+    awaited: list[tuple[Any, Any]] = field(default_factory=list)
+    #: The rows that have children of their own.
+    parents: list[Any] = field(default_factory=list)
+
+
+def flips(move: Move) -> int:
+    """-1 if ``move`` ends unfinished tasks, +1 if it reopens finished ones, else 0."""
+    if move.targets <= set(FINISHED) and move.sources - set(FINISHED):
+        return -1
+    if move.sources & set(FINISHED) and not move.targets & set(FINISHED):
+        return 1
+    return 0
+
+
+def apply(move: Move, selected: QuerySet[Any], changes: Changes) -> int:
+    """Update ``selected`` with ``changes`` for ``move``, telling parents and children."""
+    with transaction.atomic(using=selected.db):
+        family = lock_family(move, selected)
+        moved = selected.update(updated_at=Now(), **changes)
+        settle(move, selected, family)
+    return moved
+
+
+def lock_family(move: Move, selected: QuerySet[Any]) -> Family:
+    """Lock the parents of the children among ``selected``, then those rows.
+
+    Only the rows whose status ``move`` takes across the finished line count; for rows
+    with no relatives this is one read. Whether a child is awaited is read once its
+    parent is locked: a parent's wait marks its children while it holds its own row.
+    Call it inside the move's transaction, before the move.
+    """
+    relatives = Q(parent__isnull=False)
+    if flips(move) < 0:
+        relatives |= Q(has_children=True)
+    related = _crossing(move, selected).filter(relatives)
+    found = list(related.values_list("parent_id", flat=True))
+    if not found:
+        return Family()
+    parent_ids = sorted({parent for parent in found if parent is not None}, key=str)
+    if parent_ids:
+        tasks = selected.model._default_manager.using(selected.db)
+        _locked(tasks.filter(id__in=parent_ids))
+    rows = _locked(related, "id", "parent_id", "awaited", "has_children")
+    return Family(
+        awaited=[(row[0], row[1]) for row in rows if row[1] is not None and row[2]],
+        parents=[row[0] for row in rows if row[3] and flips(move) < 0],
+    )
+
+
+def settle(move: Move, selected: QuerySet[Any], family: Family) -> None:
+    """After the move: count the awaited children for their parents; end the children."""
+    delta = flips(move)
+    tasks = selected.model._default_manager.using(selected.db)
+    for parent_id, count in Counter(parent for _, parent in family.awaited).items():
+        count_children(tasks, parent_id, delta * count)
+    if family.parents:
+        parents_ended.send(sender=selected.model, database=selected.db, ids=family.parents)
+
+
+def count_children(tasks: QuerySet[Any], parent_id: Any, delta: int) -> bool:
+    """Add ``delta`` to what a parent waiting for children waits for; True if it woke.
+
+    Reaching zero makes it due (``WAKE``): the queues announce it when this commits.
+    """
+    from salvador_django.transitions import WAKE, tasks_due
+
+    waiting = tasks.filter(id=parent_id, children_left__isnull=False)
+    if not waiting.update(children_left=F("children_left") + delta) or delta > 0:
+        return False
+    if not WAKE.apply(tasks, where={"id": parent_id, "children_left": 0}):
+        return False
+    row = tasks.filter(id=parent_id).values_list("workflow", "priority").first()
+    if row is not None:
+        woken = tasks.model(id=parent_id, workflow=row[0], priority=row[1])
+        woken._state.db = tasks.db
+        tasks_due.send(sender=tasks.model, tasks=[woken])
+    return True
+
+
+def lock_row(rows: QuerySet[Any], task_id: Any) -> None:
+    """Lock one task's row, and its parent's before it (parent first, always)."""
+    if not connections[rows.db].features.has_select_for_update:
+        return
+    row = rows.filter(id=task_id)
+    parent_id = row.values_list("parent_id", flat=True).first()
+    if parent_id is not None:
+        _locked(rows.model._default_manager.using(rows.db).filter(id=parent_id))
+    _locked(row)
+
+
+def _crossing(move: Move, selected: QuerySet[Any]) -> QuerySet[Any]:
+    """Those of ``selected`` whose status the move takes across the finished line."""
+    other_side = set(UNFINISHED) if flips(move) < 0 else set(FINISHED)
+    return selected.filter(status__in=sorted(move.sources & other_side))
+
+
+def _locked(rows: QuerySet[Any], *fields: str) -> list[Any]:
+    """``fields`` of ``rows``, locked in a stable order where the database locks rows."""
+    if connections[rows.db].features.has_select_for_update:
+        rows = rows.select_for_update().order_by("id")
+    return list(rows.values_list(*(fields or ("id",))))
