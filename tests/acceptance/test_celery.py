@@ -169,3 +169,15 @@ def test_waiting_tasks_sleep_and_wake_on_signals_under_celery(backend, celery):
     first, again = naps.values_list("started", flat=True)  # its timer's message ran it again
     assert again - first >= 1.5 - 0.05
     assert Task.objects.using(backend).get(id=waiter.id).state["answer"] == "yes"
+
+
+def test_a_parent_fans_out_and_resumes_under_celery(backend, celery):
+    celery.worker()
+    parent = submit("fan-out", {"count": 30})
+    wait_until(lambda: statuses(backend, [parent]) == {TaskStatus.COMPLETED}, timeout=90)
+    stored = Task.objects.using(backend).get(id=parent.id)
+    assert stored.result == sum(n * n for n in range(30))
+    children = Task.objects.using(backend).filter(parent_id=parent.id)
+    assert set(children.values_list("status", flat=True)) == {TaskStatus.COMPLETED}
+    squares = Event.objects.using(backend).filter(task_id__in=children.values("id"), step="square")
+    assert squares.count() == 30  # each child ran once: its message was sent on commit

@@ -287,6 +287,7 @@ square = Workflow("square")
 @square.step("square")
 def compute_square(task):
     record_run(task, "square")
+    time.sleep(task.body.get("sleep", 0))
     if task.body.get("fail"):
         raise ValueError(f"no square for {task.body['n']}")
     return task.body["n"] ** 2
@@ -299,7 +300,8 @@ fan_out = Workflow("fan-out")
 @fan_out.step("spread")
 def spread(task):
     record_run(task, "spread")
-    bodies = [{"n": n, "fail": n in task.body.get("fail", [])} for n in range(task.body["count"])]
+    sleep, failing = task.body.get("sleep", 0), task.body.get("fail", [])
+    bodies = [{"n": n, "fail": n in failing, "sleep": sleep} for n in range(task.body["count"])]
     task.state["squares"] = task.map("square", bodies)
 
 
