@@ -15,7 +15,7 @@ from django.db.models.functions import Now
 
 from salvador_django import sql, transitions
 from salvador_django.status import StepRunStatus, TaskStatus
-from salvador_django.transitions import tree
+from salvador_django.transitions.tree import lock_family, settle
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -143,10 +143,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
         with transaction.atomic(using=self.db):  # the task ends: its relatives are told
             move, held = transitions.COMPLETE, {"id": task_id}
             selected = move.rows(self, token=token, where=held)
-            relatives = tree.lock_family(move, selected)
+            relatives = lock_family(move, selected)
             written = self._checkpoint(task_id, token, step, step_name, state_json, run, False)
             if written != Checkpoint.LOST:
-                tree.settle(move, selected, relatives)
+                settle(move, selected, relatives)
             return written
 
     def _checkpoint(

@@ -9,7 +9,7 @@ from django.db.models import F
 
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine
-from salvador_django.engine.waits import MAX_WAIT_SECONDS
+from salvador_django.engine.blocked import MAX_WAIT_SECONDS
 from salvador_django.leases import Lease, new_token
 from salvador_django.models import Task, Wait
 from salvador_django.payloads import seconds_of

@@ -19,6 +19,7 @@ from django.db import connections
 
 from salvador_django import transitions
 from salvador_django.definitions import Workflow
+from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.exceptions import (
     ChildFailed,
     InvalidChild,
@@ -28,13 +29,12 @@ from salvador_django.exceptions import (
     WorkflowNotFound,
 )
 from salvador_django.models import CHILD_KEY_MAX_LENGTH, Task, check_name
-from salvador_django.queues import announce_on_commit
 from salvador_django.registry import registry
 from salvador_django.status import FINISHED, UNFINISHED, TaskStatus, WaitKind, WaitOutcome
 from salvador_django.submission import new_task
 
 if TYPE_CHECKING:
-    from salvador_django.engine.waits import Blocked, StepWaits
+    from salvador_django.engine.waits import StepWaits
 
 #: How many ids go in one ``IN (...)`` list (SQLite's limit on parameters is 999 on
 #: old builds).
@@ -108,8 +108,6 @@ class StepChildren:
         timeout: float | timedelta | None = None,
         return_exceptions: bool = False,
     ) -> list[Any]:
-        from salvador_django.engine.waits import Suspend, wait_seconds
-
         awaited = self._awaited(children)
         if not awaited:
             return []
@@ -164,8 +162,8 @@ class StepChildren:
             tasks.filter(id=parent.id).update(has_children=True)
         due = [child for child in self.new if not isinstance(child.run_after, datetime)]
         later = [child for child in self.new if isinstance(child.run_after, datetime)]
-        announce_on_commit(*due)
-        announce_on_commit(*later, scheduled=True)
+        transitions.tasks_due.send(sender=Task, tasks=due)
+        transitions.tasks_due.send(sender=Task, tasks=later, scheduled=True)
 
     def committed(self) -> None:
         """The children written are committed: a replay finds them; the parent has them."""

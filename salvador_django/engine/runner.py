@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from salvador_django import transitions
 from salvador_django.definitions import Step, Workflow
+from salvador_django.engine.blocked import Suspend
 from salvador_django.engine.compensation import compensate
 from salvador_django.engine.failures import after_failure, cancel, fail, time_out
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
 from salvador_django.engine.suspension import wait
-from salvador_django.engine.waits import StepWaits, Suspend
+from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import Writes
 from salvador_django.exceptions import LeaseLost, StepNotFound, StepTimeout, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, renew_leases

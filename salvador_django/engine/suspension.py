@@ -14,10 +14,11 @@ from django.db import DatabaseError, transaction
 
 from salvador_django import transitions
 from salvador_django.clock import now_plus
+from salvador_django.engine.blocked import Blocked
 from salvador_django.engine.children import lock_parent, wakes_at_once
 from salvador_django.engine.failures import cancel
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
-from salvador_django.engine.waits import Blocked, write_effects
+from salvador_django.engine.waits import write_effects
 from salvador_django.exceptions import LeaseLost
 from salvador_django.models import Task, Wait
 from salvador_django.status import TaskStatus, WaitKind

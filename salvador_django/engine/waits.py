@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from salvador_django import events
 from salvador_django.conf import get_settings
+from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.engine.children import StepChildren
 from salvador_django.exceptions import InvalidWait, PayloadError, WaitsChanged, WaitTimeout
 from salvador_django.models import (
@@ -34,11 +35,8 @@ from salvador_django.models import (
     Wait,
     check_name,
 )
-from salvador_django.payloads import check_json, seconds_of
+from salvador_django.payloads import check_json
 from salvador_django.status import WaitKind, WaitOutcome
-
-#: The longest wait or sleep: a century (beyond it, a typo).
-MAX_WAIT_SECONDS = 100 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -67,29 +65,6 @@ class Ended:
     signal_id: int | None = None
     #: Whether its row exists already (the task waited there): it is then closed.
     recorded: bool = False
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """The wait the step stopped at: what the task now waits for."""
-
-    position: int
-    kind: str
-    name: str
-    #: When it ends by itself: a recorded time, or seconds from now, or neither.
-    until: datetime | None = None
-    seconds: float | None = None
-    recorded: bool = False
-    #: For a wait for children: their ids.
-    children: tuple[Any, ...] = ()
-
-
-class Suspend(BaseException):
-    """The step must wait: the engine makes the task wait, and runs the step again later."""
-
-    def __init__(self, blocked: Blocked) -> None:
-        super().__init__(f"wait #{blocked.position} of the step")
-        self.blocked = blocked
 
 
 @dataclass
@@ -312,14 +287,6 @@ def write_effects(waits: StepWaits, *, children: bool = True) -> None:
             update_fields=["value", "updated_at"],
         )
         events.announce(database, task_id, list(waits.events))
-
-
-def wait_seconds(value: Any, what: str) -> float:
-    """A wait's ``value`` (seconds or a ``timedelta``) as seconds; ``InvalidWait`` if bad."""
-    try:
-        return seconds_of(value, what, most=MAX_WAIT_SECONDS)
-    except PayloadError as exc:
-        raise InvalidWait(str(exc)) from exc
 
 
 def _checked(check: Any, *args: Any) -> None:

@@ -10,7 +10,8 @@ from salvador_django import transitions
 from salvador_django.models.waits import forget_waits
 from salvador_django.registry import registry
 from salvador_django.status import UNFINISHED, CompensationStatus, StepRunStatus, TaskStatus
-from salvador_django.transitions import tree
+from salvador_django.transitions.signals import parents_ended
+from salvador_django.transitions.tree import lock_row
 
 #: How many ids go in one ``IN (...)`` list.
 _CHUNK = 500
@@ -126,7 +127,7 @@ class Operations:
 
     def _compensates_before(self, tasks: models.QuerySet[Any]) -> bool:
         """Whether a step the task completed has a compensation (read from its row)."""
-        tree.lock_row(tasks, self.id)  # no step may complete between this and the move
+        lock_row(tasks, self.id)  # no step may complete between this and the move
         step = tasks.filter(id=self.id).values_list("step", flat=True).first()
         return compensates_before(self.workflow, step or 0)
 
@@ -163,7 +164,7 @@ def cancel_children(sender: Any, *, database: str, ids: list[Any], **kwargs: Any
             transitions.tasks_due.send(sender=sender, tasks=due)
 
 
-tree.parents_ended.connect(cancel_children, dispatch_uid="salvador_cancel_children")
+parents_ended.connect(cancel_children, dispatch_uid="salvador_cancel_children")
 
 
 def _step_runs(task: Any) -> Any:

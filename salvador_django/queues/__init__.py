@@ -101,9 +101,9 @@ def announce(entries: Sequence[Entry], queue: Queue | None = None) -> None:
 
 
 @receiver(tasks_due)
-def _announce_due(*, tasks: Sequence[Task], **kwargs: Any) -> None:
-    """Announce the tasks an operator's move made due, once its transaction commits."""
-    announce_on_commit(*tasks)
+def _announce_due(*, tasks: Sequence[Task], scheduled: bool = False, **kwargs: Any) -> None:
+    """Announce the tasks a move made due (or, ``scheduled``, made), once it commits."""
+    announce_on_commit(*tasks, scheduled=scheduled)
 
 
 @receiver(setting_changed)

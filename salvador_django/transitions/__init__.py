@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from salvador_django.transitions import changes
+from salvador_django.transitions import changes, tree
 from salvador_django.transitions.move import (
     CANCELLED,
     COMPLETED,
@@ -30,8 +30,8 @@ from salvador_django.transitions.move import (
     Changes,
     Move,
     perform,
-    tasks_due,
 )
+from salvador_django.transitions.signals import tasks_due
 
 __all__ = [
     "CANCELLED", "COMPLETED", "FAILED", "MOVES", "PAUSED", "PENDING", "RUNNING", "WAITING",
@@ -120,6 +120,8 @@ RESUME = _move("resume", "paused -> pending", f"status run_after pause_requested
 WITHDRAW_PAUSE = _move("resume", "running|pending -> running|pending", "pause_requested_at", changes.withdraw_pause, requires={"pause_requested_at__isnull": False})
 
 # fmt: on
+
+tree.wake = WAKE
 
 MOVES: tuple[Move, ...] = (
     CLAIM, RENEW, CHECKPOINT, COMPLETE, RETRY, RELEASE, FAIL, END_CANCELLED, TAKE_OVER,

@@ -11,11 +11,10 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.db.models.functions import Now
-from django.dispatch import Signal
 
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.status import CompensationStatus, TaskStatus
-from salvador_django.transitions import tree
+from salvador_django.transitions.tree import apply_in_family, flips, lock_row
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
@@ -95,8 +94,8 @@ class Move:
         """
         changes = self.changes(**params)
         selected = self.rows(rows, token=token, where=where)
-        if family and tree.flips(self):
-            return tree.apply(self, selected, changes)
+        if family and flips(self):
+            return apply_in_family(self, selected, changes)
         return selected.update(updated_at=Now(), **changes)
 
     def refusal(self, task_id: Any, status: str, compensation: str = "") -> InvalidTransition:
@@ -123,7 +122,7 @@ def perform(moves: Sequence[Move], rows: QuerySet[Any], task_id: Any, **params: 
     if len(moves) > 1:
         # The row is locked first, so that it cannot move between two tries (SQLite's
         # first UPDATE takes its database's write lock anyway).
-        tree.lock_row(rows, task_id)
+        lock_row(rows, task_id)
     for move in moves:
         if move.apply(task, **params):
             return move
@@ -146,8 +145,3 @@ def _refusal(
         refused_while_compensating=any(m.refused_while_compensating for m in moves),
     )
     return merged.refusal(task_id, status, compensation)
-
-
-#: Sent inside the transaction of an operator's move that made ``tasks`` due; the
-#: queues announce them when it commits (a hook, so the models need not know queues).
-tasks_due = Signal()

@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Now
-from django.dispatch import Signal
 
 from salvador_django.status import FINISHED, UNFINISHED
+from salvador_django.transitions.signals import parents_ended, tasks_due
 
 if TYPE_CHECKING:
     from salvador_django.transitions.move import Changes, Move
 
-#: Sent inside the transaction in which the tasks ``ids`` (on ``database``) ended and
-#: may have unfinished children: the receiver cancels those that are not detached.
-parents_ended = Signal()
+
+#: The move that makes a parent due when its last awaited child ended (``WAKE``, set by
+#: the table in :mod:`salvador_django.transitions`, which this module is below).
+wake: Move | None = None
 
 
 @dataclass
@@ -51,7 +52,7 @@ def flips(move: Move) -> int:
     return 0
 
 
-def apply(move: Move, selected: QuerySet[Any], changes: Changes) -> int:
+def apply_in_family(move: Move, selected: QuerySet[Any], changes: Changes) -> int:
     """Update ``selected`` with ``changes`` for ``move``, telling parents and children."""
     with transaction.atomic(using=selected.db):
         family = lock_family(move, selected)
@@ -101,12 +102,10 @@ def count_children(tasks: QuerySet[Any], parent_id: Any, delta: int) -> bool:
 
     Reaching zero makes it due (``WAKE``): the queues announce it when this commits.
     """
-    from salvador_django.transitions import WAKE, tasks_due
-
     waiting = tasks.filter(id=parent_id, children_left__isnull=False)
     if not waiting.update(children_left=F("children_left") + delta) or delta > 0:
         return False
-    if not WAKE.apply(tasks, where={"id": parent_id, "children_left": 0}):
+    if wake is None or not wake.apply(tasks, where={"id": parent_id, "children_left": 0}):
         return False
     row = tasks.filter(id=parent_id).values_list("workflow", "priority").first()
     if row is not None:

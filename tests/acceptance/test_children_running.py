@@ -30,9 +30,11 @@ def square_runs(backend: str, parent: Task) -> dict[str, int]:
         Task.objects.using(backend).filter(parent_id=parent.id).values_list("id", "child_key")
     )
     runs: dict[str, int] = dict.fromkeys(children.values(), 0)
-    for task_id in Event.objects.using(backend).filter(
-        task_id__in=list(children), step="square"
-    ).values_list("task_id", flat=True):
+    for task_id in (
+        Event.objects.using(backend)
+        .filter(task_id__in=list(children), step="square")
+        .values_list("task_id", flat=True)
+    ):
         runs[children[task_id]] += 1
     return runs
 
@@ -69,9 +71,7 @@ def test_a_worker_killed_while_children_run_loses_none_and_starts_none_twice(
 ):
     first = start_worker("--concurrency", "4", "--poll-interval", "1")
     parent = submit("fan-out", {"count": 30, "sleep": 0.1})
-    wait_until(
-        lambda: Event.objects.using(backend).filter(step="square").count() >= 5, timeout=60
-    )
+    wait_until(lambda: Event.objects.using(backend).filter(step="square").count() >= 5, timeout=60)
     first.signal(signal.SIGKILL)
     first.wait()
     time.sleep(0.2)

@@ -24,13 +24,13 @@ def reloaded(task: Task) -> Task:
 def test_a_task_s_result_is_its_last_step_s_return_value(backend):
     task = submit("square", {"n": 7})
     with pytest.raises(NoResult, match="pending"):
-        get_task(task.id).result
+        _ = get_task(task.id).result
     run_until_idle()
     assert get_task(task.id).result == 49
     failed = submit("square", {"n": 2, "fail": True})
     run_until_idle()
-    with pytest.raises(NoResult, match="failed at step 'square'.*no square for 2"):
-        get_task(failed.id).result
+    with pytest.raises(NoResult, match=r"failed at step 'square'.*no square for 2"):
+        _ = get_task(failed.id).result
 
 
 def test_a_parent_maps_over_children_and_resumes_with_their_results_in_order(backend):
@@ -74,7 +74,8 @@ def test_a_failed_child_raises_child_failed_in_the_parent(backend):
     run_until_idle()
     parent = reloaded(parent)
     assert parent.status == TaskStatus.FAILED
-    assert "ChildFailed" in parent.error and "no square for 1" in parent.error
+    assert "ChildFailed" in parent.error
+    assert "no square for 1" in parent.error
     assert parent.attempt == 1  # permanent: not retried
 
 
