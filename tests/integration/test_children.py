@@ -8,7 +8,7 @@ from salvador_django import TaskStatus, get_task, send_signal, submit
 from salvador_django.exceptions import ChildFailed, NoResult, NotInStep
 from salvador_django.models import Task, Wait
 from salvador_django.status import WaitKind, WaitOutcome
-from salvador_django.testing import run_until_idle
+from salvador_django.testing import advance_timers, run_until_idle
 from tests.testapp.models import Event as StepStarted
 
 
@@ -178,3 +178,40 @@ def test_child_failed_names_the_child(backend):
     child = reloaded(parent).children.get(child_key="#1")
     assert str(child.id) in reloaded(parent).error
     assert ChildFailed.__name__ in reloaded(parent).error
+
+
+def test_a_wait_for_children_times_out_and_the_children_are_cancelled(backend):
+    parent = submit("waiting-children", {"count": 2, "timeout": 60})
+    run_until_idle()
+    parent = reloaded(parent)
+    assert parent.status == TaskStatus.WAITING
+    assert parent.wake_at is not None
+    advance_timers(61)
+    run_until_idle()
+    parent = reloaded(parent)
+    assert parent.status == TaskStatus.FAILED
+    assert "WaitTimeout" in parent.error
+    assert "did not all finish" in parent.error
+    statuses = set(parent.children.values_list("status", flat=True))
+    assert statuses == {TaskStatus.CANCELLED}  # a parent that fails leaves none running
+
+
+def test_a_paused_parent_resumes_after_its_children_finished(backend):
+    parent = submit("waiting-children", {"count": 1})
+    run_until_idle()
+    reloaded(parent).pause()
+    (child,) = reloaded(parent).children.all()
+    send_signal(child.id, "go", "x")
+    run_until_idle()
+    parent = reloaded(parent)
+    assert (parent.status, parent.children_left) == (TaskStatus.PAUSED, 0)
+    parent.resume()
+    run_until_idle()
+    parent = reloaded(parent)
+    assert (parent.status, parent.result) == (TaskStatus.COMPLETED, ["x"])
+
+
+def test_a_child_s_priority_defaults_to_its_parent_s(backend):
+    parent = submit("fan-out", {"count": 2}, priority=7)
+    run_until_idle()
+    assert set(reloaded(parent).children.values_list("priority", flat=True)) == {7}
