@@ -53,6 +53,7 @@ class StepChildren:
     started: list[Task] = field(default_factory=list)
     #: Those not written yet: with the step's next commit.
     new: list[Task] = field(default_factory=list)
+    _new_keys: set[str] = field(default_factory=set)
     _existing: dict[str, Task] | None = None
 
     # -- the calls a step makes ---------------------------------------------------------
@@ -81,7 +82,7 @@ class StepChildren:
                 )
             self.started.append(found)
             return found
-        if any(child.child_key == child_key for child in self.new):
+        if child_key in self._new_keys:
             raise InvalidChild(f"start_child(): the key {child_key!r} is used twice in this step.")
         parent = self.waits.task
         try:
@@ -98,6 +99,7 @@ class StepChildren:
         child.child_key = child_key
         child.detached, child.awaited, child.has_children = bool(detached), False, False
         self.new.append(child)
+        self._new_keys.add(child_key)
         self.started.append(child)
         return child
 
@@ -171,7 +173,7 @@ class StepChildren:
             self.waits.task.has_children = True
             existing = self._existing_children()
             existing.update({str(child.child_key): child for child in self.new})
-        self.new = []
+        self.new, self._new_keys = [], set()
 
     def await_children(self, blocked: Blocked) -> int:
         """In the parent's wait (its row locked): mark ``blocked``'s children awaited.
