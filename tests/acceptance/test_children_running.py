@@ -26,9 +26,8 @@ def status_of(backend: str, task: Task) -> str:
 
 def square_runs(backend: str, parent: Task) -> dict[str, int]:
     """How many times each child (by key) ran its step."""
-    children = dict(
-        Task.objects.using(backend).filter(parent_id=parent.id).values_list("id", "child_key")
-    )
+    rows = Task.objects.using(backend).filter(parent_id=parent.id).values_list("id", "child_key")
+    children = {task_id: str(key) for task_id, key in rows}
     runs: dict[str, int] = dict.fromkeys(children.values(), 0)
     for task_id in (
         Event.objects.using(backend)
