@@ -22,6 +22,7 @@ from salvador_django.definitions import Workflow
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.exceptions import (
     ChildFailed,
+    ConfigurationError,
     InvalidChild,
     PayloadError,
     WaitsChanged,
@@ -93,7 +94,7 @@ class StepChildren:
                 priority=parent.priority if priority is None else priority,
                 run_after=run_after,
             )
-        except PayloadError as exc:
+        except (PayloadError, ConfigurationError) as exc:
             raise InvalidChild(f"start_child(): {exc}") from exc
         child.parent_id, child.parent_step = parent.id, self.waits.step_name
         child.child_key = child_key
