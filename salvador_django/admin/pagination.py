@@ -41,3 +41,15 @@ class CappedCountPaginator(AnyPaginator):
     def capped(self) -> bool:
         """True when there are more rows than :attr:`count` says."""
         return self.counted > self.cap
+
+
+class CountedPaginator(AnyPaginator):
+    """Told its count (counted already, e.g. by a ``GROUP BY`` of statuses): counts nothing."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self.known_count

@@ -2,7 +2,8 @@
 
 The actions and buttons are :mod:`salvador_django.admin.task_actions`; the table of
 step attempts is :mod:`salvador_django.admin.steps`; what a task waits for, its waits,
-signals and events are :mod:`salvador_django.admin.task_waits`.
+signals and events are :mod:`salvador_django.admin.task_waits`; its parent, children
+and result are :mod:`salvador_django.admin.task_tree`.
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ from salvador_django.admin.display import (
     status_badge,
 )
 from salvador_django.admin.durations import format_moment
-from salvador_django.admin.filters import FailedStepFilter, WorkflowFilter, step_names
+from salvador_django.admin.filters import (
+    FailedStepFilter,
+    HasParentFilter,
+    ParentFilter,
+    WorkflowFilter,
+    step_names,
+)
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
+from salvador_django.admin.task_tree import TaskTreeAdmin
 from salvador_django.admin.task_waits import TaskWaitsAdmin
 from salvador_django.admin.timeline import build_timeline
 from salvador_django.admin.waits import read_waits
@@ -100,7 +108,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     return show
 
 
-class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
+class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
@@ -113,7 +121,9 @@ class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
         "error_",
     )
     list_display_links = ("short_id",)
-    list_filter = ("status", WorkflowFilter, FailedStepFilter, "created_at")
+    list_filter = (
+        "status", WorkflowFilter, FailedStepFilter, HasParentFilter, ParentFilter, "created_at",
+    )  # fmt: skip
     search_fields = ("idempotency_key",)  # the search itself is get_search_results
     search_help_text = _(
         "A task id (or its first 8 digits), an idempotency key, key=value of meta, or error text."
@@ -140,9 +150,13 @@ class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
                 )
             },
         ),
+        (
+            _("Parent and children"),
+            {"fields": ("parent_", "parent_step", "child_key", "detached", "children_")},
+        ),
         (_("Error"), {"fields": ("error_text",)}),
         (_("Timeline"), {"fields": ("timeline",)}),
-        (_("Data"), {"fields": ("body_", "state_", "meta_")}),
+        (_("Data"), {"fields": ("result_", "body_", "state_", "meta_")}),
         (
             _("Times"),
             {
@@ -165,8 +179,9 @@ class TaskAdmin(TaskWaitsAdmin, TaskActionsAdmin):
     )
     readonly_fields = (
         "id", "workflow", "status_", "waiting_for_", "progress", "failed_step", "attempt",
-        "priority", "error_text", "timeline", "waits_", "signals_", "events_", "body_", "state_",
-        "meta_", "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
+        "priority", "parent_", "parent_step", "child_key", "detached", "children_", "error_text",
+        "timeline", "waits_", "signals_", "events_", "result_", "body_", "state_", "meta_",
+        "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
         "cancel_requested_at_", "pause_requested_at_", "idempotency_key", "claimed_by",
         "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip

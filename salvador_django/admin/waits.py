@@ -16,7 +16,7 @@ from django.db.models.functions import Cast, Substr
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from salvador_django.admin.durations import format_moment
 from salvador_django.admin.pagination import COUNT_CAP
@@ -122,11 +122,17 @@ def read_waits(task: Task) -> TaskWaits:
 
 def waiting_for(task: Task) -> SafeString | None:
     """What a waiting or paused task waits for and until when, e.g. "signal 'approval' ·
-    until 2026-11-30 12:00:05 UTC" or "a timer · until …"; None for any other task."""
+    until 2026-11-30 12:00:05 UTC", "3 children · no timeout" or "a timer · until …";
+    None for any other task."""
     if task.status not in (TaskStatus.WAITING, TaskStatus.PAUSED):
         return None
     if task.waiting_for:
         what = gettext("signal '%(name)s'") % {"name": task.waiting_for}
+    elif task.children_left is not None:
+        left = task.children_left
+        what = ngettext("%(count)s unfinished child", "%(count)s unfinished children", left) % {
+            "count": number_format(left, force_grouping=True)
+        }
     elif task.wake_at is not None:
         what = gettext("a timer")
     else:  # paused before it began to wait
