@@ -37,13 +37,13 @@ def reloaded(task: Task) -> Task:
 def page(client, task: Task, **query: object) -> str:
     response = client.get(change_url(task), query)
     assert response.status_code == 200
-    return response.content.decode()
+    return str(response.content.decode())
 
 
 def listed(client, **query: object) -> str:
     response = client.get(LIST_URL, query)
     assert response.status_code == 200
-    return response.content.decode()
+    return str(response.content.decode())
 
 
 def parent_of(count: int) -> Task:
