@@ -21,16 +21,12 @@ import os
 import time
 from typing import Any
 
-from benchmarks.faults.fan_out_checks import CHILD, WORKFLOW, child_key
+from benchmarks.faults.fan_out_checks import CHILD, WORKFLOW, child_body, child_key
 from benchmarks.faults.journal import append
 from salvador_django import Workflow
 from salvador_django.models import Task
 
 LOG = "CHAOS_CHILDREN_LOG"
-
-
-def child_body(number: int, n: int, work: float) -> dict[str, Any]:
-    return {"parent": number, "n": n, "work": [work]}
 
 
 def log_start(task: Task) -> None:

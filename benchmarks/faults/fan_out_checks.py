@@ -36,6 +36,11 @@ def parent_body(number: int, work: list[float], *, use_map: bool) -> dict[str, A
     return {"number": number, "work": work, "map": use_map}
 
 
+def child_body(number: int, n: int, work: float) -> dict[str, Any]:
+    """The body of the ``n``th child of the parent submitted ``number``th."""
+    return {"parent": number, "n": n, "work": [work]}
+
+
 def expected_results(number: int) -> list[list[int]]:
     """The result of the parent submitted ``number``th: its children's, in order."""
     return [[number, n] for n in range(CHILDREN)]
