@@ -13,11 +13,13 @@ shared services are never touched.
 Alongside, it submits tasks of a waiting workflow (quick: 100; full: 1,000), whose
 steps wait for signals (one with a timeout) and sleep, sends their signals at random
 moments (some twice, with the same idempotency key), and pauses and resumes some of
-them (see ``benchmarks/faults/waiting_load``).
+them (see ``benchmarks/faults/waiting_load``); and parents of a fan-out workflow
+(quick: 25; full: 250), each of which starts 20 children and waits for them (see
+``benchmarks/faults/fan_out``).
 
-When every task has finished, it checks the records (see ``benchmarks/faults/checks``
-and ``benchmarks/faults/waiting_checks``), prints a summary and exits 1 if any check
-failed.
+When every task has finished, it checks the records (see ``benchmarks/faults/checks``,
+``benchmarks/faults/waiting_checks`` and ``benchmarks/faults/fan_out_checks``), prints
+a summary and exits 1 if any check failed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -40,19 +41,21 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.faults.checks import (
-    Effect,
-    Execution,
-    Fault,
-    Records,
-    Verdict,
-    check,
-)
+from benchmarks.faults import fan_out_records
+from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.fan_out_checks import ParentStart, check_fan_out
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
-from benchmarks.faults.waiting_checks import WaitRecords, WaitVerdict, check_waits, first_claims
+from benchmarks.faults.summary import (
+    fan_out_summary,
+    print_summary,
+    summary,
+    timeline,
+    waits_summary,
+)
+from benchmarks.faults.waiting_checks import check_waits, first_claims
 from benchmarks.faults.waiting_load import TAIL, WaitingLoad
-from benchmarks.faults.waiting_records import StuckWatch, wait_records
+from benchmarks.faults.waiting_records import StuckWatch, first_steps, wait_records
 
 REPO = Path(__file__).resolve().parent.parent
 WORKERS, THREADS = 3, 4
@@ -65,11 +68,14 @@ QUIESCENCE_TIMEOUT = 180.0
 #: or its recovery times would measure the backlog instead.
 STEP_SECONDS = {"postgres": (0.01, 0.05), "sqlite": (0.002, 0.01)}
 PACE = {"postgres": 50.0, "sqlite": 25.0}
-#: One task of the waiting workflow for this many of the three-step one.
-WAITING_SHARE = 10
+#: One task of the waiting workflow for this many of the three-step one; one parent
+#: of the fan-out workflow (20 children) for this many.
+WAITING_SHARE, FAN_OUT_SHARE = 10, 40
 #: How late a timer may restart its step: a lease (its first claim lost to a fault),
 #: a sweep, and a second for polls and the claim.
 LATE_LIMIT = LEASE_SECONDS + SWEEP_INTERVAL + 1.0
+SETUP = {"workers": WORKERS, "threads": THREADS, "lease_seconds": LEASE_SECONDS,
+         "sweep_interval": SWEEP_INTERVAL}  # fmt: skip
 
 logger = logging.getLogger("chaos")
 
@@ -86,6 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"tasks of the waiting workflow (default: --tasks / {WAITING_SHARE})",
     )
     parser.add_argument(
+        "--fan-out-tasks",
+        type=int,
+        help=f"parents of the fan-out workflow (default: --tasks / {FAN_OUT_SHARE})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         help="seconds over which they are submitted (default: 50 tasks/s, 25 on SQLite)",
@@ -98,9 +109,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.tasks = args.tasks or (1_000 if args.quick else 10_000)
     if args.waiting_tasks is None:
         args.waiting_tasks = args.tasks // WAITING_SHARE
+    if args.fan_out_tasks is None:
+        args.fan_out_tasks = args.tasks // FAN_OUT_SHARE
     args.duration = args.duration or args.tasks / PACE[args.db]
-    if args.tasks < 1 or args.duration <= 0 or args.waiting_tasks < 0:
-        parser.error("--tasks and --duration must be positive, --waiting-tasks not negative")
+    if args.tasks < 1 or args.duration <= 0 or min(args.waiting_tasks, args.fan_out_tasks) < 0:
+        parser.error(
+            "--tasks and --duration must be positive, --waiting-tasks and --fan-out-tasks "
+            "not negative"
+        )
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     return args
@@ -118,6 +134,8 @@ class Run:
         self.log_path.touch()
         self.waits_log_path = directory / "waits.log"
         self.waits_log_path.touch()
+        self.children_log_path = directory / "children.log"
+        self.children_log_path.touch()
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
@@ -129,6 +147,7 @@ class Run:
             "CHAOS_QUEUE": self.args.queue,
             "CHAOS_LOG": str(self.log_path),
             "CHAOS_WAITS_LOG": str(self.waits_log_path),
+            "CHAOS_CHILDREN_LOG": str(self.children_log_path),
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
@@ -236,11 +255,12 @@ class Run:
             for line in self.log_path.read_text().splitlines()
             if line.strip()
         ]
-        effects = [
+        effects = [  # the children's are the fan-out checks'
             Effect(str(task), step, token, pid, at)
             for task, step, token, pid, at in EffectRow.objects.values_list(
                 "task_id", "step", "token", "pid", "at"
             )
+            if str(task) in statuses
         ]
         failed = {
             (str(task), index, attempt)
@@ -294,172 +314,72 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             args.waiting_tasks,
             max(args.duration - TAIL, args.duration / 2),
         )
-        watch = StuckWatch()
+        watch: StuckWatch[Any] = StuckWatch()
+        fan_out = fan_out_records.FanOutLoad(
+            random.Random(f"{args.seed}:fan-out"),
+            args.fan_out_tasks,
+            args.duration,
+            STEP_SECONDS[args.db],
+        )
+        fan_out_watch = fan_out_records.watch()
         with fleet.watched():
             injector.start()
             load.start()
+            fan_out.start()
             watch.start()
+            fan_out_watch.start()
             run.submit_all()
             injector.join()
             load.join()
+            fan_out.join()
             quiet = run.wait_until_quiet()
             watch.stop()
+            fan_out_watch.stop()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
         records = run.records(injector.faults, fleet)
         verdict = check(records)
+        fan_out_data = fan_out_records.fan_out_records(
+            fan_out, fan_out_watch, run.children_log_path, injector.faults
+        )
+        fan_out_verdict = check_fan_out(fan_out_data)
+        # The other workflows' claims (the queue's backlog) and steps (workers up).
+        runs: list[Execution | ParentStart] = [
+            *records.executions,
+            *fan_out_data.executions.executions,
+            *fan_out_data.starts,
+        ]
+        claims = [(e.task, e.due, e.claimed) for e in runs]
         wait_data = wait_records(
             load,
             watch,
             run.waits_log_path,
             injector.faults,
-            claims(records),
-            first_steps(records),
+            first_claims(claims),
+            first_steps(runs),
             late_limit=LATE_LIMIT,
             stop_stalls_all=args.db == "sqlite",
         )
         waits = check_waits(wait_data)
         verdict.problems += waits.problems
+        verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]
         for error in load.errors:
             verdict.problem(f"the waiting load failed: {error}")
+        for error in fan_out.errors:
+            verdict.problem(f"the fan-out load failed: {error}")
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
         for problem in stop_problems:
             verdict.problem(problem)
         statuses = Counter(records.statuses.values())
-        result = summary(args, injector.faults, verdict, statuses, fleet, elapsed)
+        result = summary(args, SETUP, injector.faults, verdict, statuses, fleet, elapsed)
         result["began"] = began
-        result["waits"] = waits_summary(load, watch, wait_data, waits)
-        result["timeline"] = [
-            {
-                "kind": fault.kind,
-                "at": round(fault.start - began, 2),
-                "lasted": round(fault.end - fault.start, 2),
-                "pid": fault.pid,
-                "recovery": round(seconds, 2),
-            }
-            for fault, seconds in verdict.recoveries
-        ]
+        result["waits"] = waits_summary(load, watch, wait_data, waits, LATE_LIMIT)
+        result["fan_out"] = fan_out_summary(fan_out, fan_out_watch, fan_out_data, fan_out_verdict)
+        result["timeline"] = timeline(verdict, began)
         return result
     finally:
         run.stop_servers()
-
-
-def claims(records: Records) -> list[tuple[float, float]]:
-    """When each task of the three-step workflow was due, and first claimed then."""
-    return first_claims((e.task, e.due, e.claimed) for e in records.executions)
-
-
-def first_steps(records: Records) -> dict[int, float]:
-    """When each worker started its first step of the three-step workflow."""
-    first: dict[int, float] = {}
-    for execution in records.executions:
-        first[execution.pid] = min(first.get(execution.pid, math.inf), execution.t)
-    return first
-
-
-def summary(
-    args: argparse.Namespace,
-    faults: list[Fault],
-    verdict: Verdict,
-    statuses: Counter[str],
-    fleet: Fleet,
-    elapsed: float,
-) -> dict[str, Any]:
-    return {
-        "command": "python benchmarks/chaos.py " + " ".join(sys.argv[1:]),
-        "queue": args.queue,
-        "db": args.db,
-        "seed": args.seed,
-        "tasks": args.tasks,
-        "workers": WORKERS,
-        "threads": THREADS,
-        "lease_seconds": LEASE_SECONDS,
-        "sweep_interval": SWEEP_INTERVAL,
-        "faults": dict(Counter(f.kind for f in faults)),
-        "duplicates": dict(verdict.duplicates),
-        "after_lease_loss": dict(verdict.after_lease_loss),
-        "recovery_seconds": {k: round(v, 2) for k, v in verdict.recovery.items()},
-        "workers_started": fleet.started,
-        "elapsed_seconds": round(elapsed, 1),
-        "statuses": dict(statuses),
-        "problems": verdict.problems,
-        "passed": verdict.passed,
-    }
-
-
-def waits_summary(
-    load: WaitingLoad, watch: StuckWatch, records: WaitRecords, verdict: WaitVerdict
-) -> dict[str, Any]:
-    """The waiting workflow's figures."""
-    outcomes = {("sent", False): "first", ("sent", True): "again, ignored",
-                ("refused", True): "again, refused (task finished)"}  # fmt: skip
-    sent = Counter(outcomes.get((s.outcome, s.again), s.outcome) for s in load.sent)
-    return {
-        "tasks": len(load.ids),
-        "sends": dict(sent),
-        "signals": dict(verdict.moments),
-        "cues_and_pauses": dict(load.outcomes),
-        "timers": verdict.timers(),
-        "late_limit": LATE_LIMIT,
-        "timers_over_the_limit": dict(verdict.late),
-        "samples": watch.samples,
-        "load_behind_seconds": round(load.behind, 2),
-        "stuck": len(watch.seen),
-        "failed_attempts": dict(Counter(failure.error for failure in records.failures)),
-    }
-
-
-def print_summary(result: dict[str, Any]) -> None:
-    faults = result["faults"]
-    duplicates = result["duplicates"]
-    late = result["after_lease_loss"]
-    recovery = result["recovery_seconds"]
-    print(
-        f"chaos: {result['tasks']:,} tasks, queue {result['queue']}, db {result['db']}, "
-        f"{result['workers']} workers x {result['threads']} threads, "
-        f"lease {result['lease_seconds']:g}s, sweep {result['sweep_interval']:g}s, "
-        f"seed {result['seed']}"
-    )
-    print(f"  faults injected: {sum(faults.values())} ({_counts(faults)})")
-    print(f"  duplicate step executions: {sum(duplicates.values())} ({_counts(duplicates)})")
-    print(
-        f"  steps started after their lease was lost (writes refused): "
-        f"{sum(late.values())} ({_counts(late)})"
-    )
-    longest = max(recovery.values(), default=0.0)
-    print(f"  max time from fault to recovery: {longest:.1f}s ({_counts(recovery, 's')})")
-    waits = result["waits"]
-    timers = waits["timers"]
-    print(
-        f"  waiting workflow: {waits['tasks']} tasks; signals consumed: "
-        f"{sum(waits['signals'].values())} ({_counts(waits['signals'])})"
-    )
-    print(f"  signal sends: {_counts(waits['sends'])}")
-    print(
-        f"  timers: {timers['count']}; fired after due: {_spread(timers['fired'])}; "
-        f"step restarted after due: {_spread(timers['restarted'])}"
-    )
-    print(
-        f"  timers over the {waits['late_limit']:g}s limit: "
-        f"{_counts(waits['timers_over_the_limit'])}; "
-        f"left waiting with their signal there: {waits['stuck']} in {waits['samples']} samples"
-    )
-    print(f"  cues and pauses: {_counts(waits['cues_and_pauses'])}")
-    print(f"  failed step attempts: {_counts(waits['failed_attempts'])}")
-    print(f"  the waiting load ran up to {waits['load_behind_seconds']:g}s behind its plan")
-    print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
-    for problem in result["problems"]:
-        print(f"  FAIL: {problem}")
-    print("PASS" if result["passed"] else "FAIL")
-
-
-def _spread(seconds: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:g}s" for name, value in seconds.items()) or "none"
-
-
-def _counts(counts: dict[str, Any], unit: str = "") -> str:
-    return ", ".join(f"{kind} {value}{unit}" for kind, value in sorted(counts.items())) or "none"
 
 
 def main(argv: list[str] | None = None) -> int:

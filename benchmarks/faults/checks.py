@@ -69,6 +69,7 @@ class Records:
     faults: list[Fault]
     dead_workers: list[str] = field(default_factory=list)  # workers that died on their own
     dead_threads: list[str] = field(default_factory=list)  # threads an exception ended
+    steps: int = NUMBER_OF_STEPS  # of each task's workflow
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _check_observed(
     missing = [
         f"{task}: steps seen {sorted({e.step for e in by_task.get(task, [])})}"
         for task in records.statuses
-        if {e.step for e in by_task.get(task, [])} != set(range(NUMBER_OF_STEPS))
+        if {e.step for e in by_task.get(task, [])} != set(range(records.steps))
     ]
     if missing:
         verdict.problem(f"{len(missing)} task(s) without every step observed", missing)
@@ -187,7 +188,7 @@ def _check_effects(records: Records, by_task: dict[str, list[Execution]], verdic
         f"{task} step {step}: {counts.get((task, step), 0)} effect(s)"
         for task, status in records.statuses.items()
         if status == "completed"
-        for step in range(NUMBER_OF_STEPS)
+        for step in range(records.steps)
         if counts.get((task, step), 0) != 1
     ]
     if wrong:
@@ -229,7 +230,7 @@ def _explain_duplicates(
     unexplained = []
     for task, executions in by_task.items():
         lost = lost_at(executions)
-        for step in range(NUMBER_OF_STEPS):
+        for step in range(records.steps):
             runs = [e for e in executions if e.step == step]
             for earlier, later in pairwise(runs):
                 cause = (

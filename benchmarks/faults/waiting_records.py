@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from benchmarks.faults.checks import Fault
 from benchmarks.faults.waiting_checks import (
@@ -40,13 +41,15 @@ def canonical(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True)
 
 
-class StuckWatch(threading.Thread):
-    """Samples the tasks left waiting for a signal that is there, until stopped."""
+class StuckWatch(threading.Thread, Generic[T]):
+    """Samples what must never be seen, until stopped: by default, the tasks left
+    waiting for a signal that is there (``look``: one look, what it saw)."""
 
-    def __init__(self, every: float = 0.5) -> None:
+    def __init__(self, every: float = 0.5, look: Callable[[], list[T]] | None = None) -> None:
         super().__init__(name="chaos-stuck-watch", daemon=True)
         self.every = every
-        self.seen: list[Stuck] = []
+        self.look: Callable[[], list[Any]] = look or stuck_now
+        self.seen: list[T] = []
         self.samples = 0
         self._done = threading.Event()
 
@@ -55,7 +58,7 @@ class StuckWatch(threading.Thread):
 
         while not self._done.wait(self.every):
             try:
-                self.seen += stuck_now()
+                self.seen += self.look()
                 self.samples += 1
             except DatabaseError:
                 connection.close()
@@ -84,7 +87,7 @@ def stuck_now() -> list[Stuck]:
 
 def wait_records(
     load: WaitingLoad,
-    watch: StuckWatch,
+    watch: StuckWatch[Stuck],
     log: Path,
     faults: list[Fault],
     queue: list[tuple[float, float]],
@@ -186,6 +189,14 @@ def _received() -> list[Received]:
         Received(str(task), step, position, name, canonical(payload))
         for task, step, position, name, payload in rows
     ]
+
+
+def first_steps(runs: Iterable[Any]) -> dict[int, float]:
+    """When each worker (``pid``) started its first of ``runs`` (each with ``pid``, ``t``)."""
+    first: dict[int, float] = {}
+    for run in runs:
+        first[run.pid] = min(first.get(run.pid, run.t), run.t)
+    return first
 
 
 def read_log(log: Path) -> tuple[list[Woke], list[StepStart]]:

@@ -1,11 +1,15 @@
 """The run's workflows: ``chaos``, three steps, each logging its execution and writing
-its effect; and the waiting workflow (``chaos-waits``, in :mod:`.waiting`).
+its effect; ``chaos-child``, one such step, which returns ``[body["parent"],
+body["n"]]``; the waiting workflow (``chaos-waits``, in :mod:`.waiting`); and the
+fan-out workflow, whose parents start children of ``chaos-child`` (``chaos-fan-out``,
+in :mod:`.fan_out`).
 
 Each step of ``chaos`` first appends one line to the execution log (a file outside
 every database, see :mod:`.journal`): every execution is there, even one whose
 process dies a moment later. Then it does its "work" (a short sleep taken from the
 body) and writes an ``Effect`` row. The steps are atomic, so that row commits with
-the step's checkpoint or not at all.
+the step's checkpoint or not at all. ``chaos-child`` logs to the children's log
+(``CHAOS_CHILDREN_LOG``), so that the checks of ``chaos`` see only its own tasks.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import os
 import time
 
-from benchmarks.faults import waiting  # noqa: F401 - registers the waiting workflow
+from benchmarks.faults import fan_out, waiting  # noqa: F401 - registers their workflows
+from benchmarks.faults.fan_out import LOG as CHILDREN_LOG
+from benchmarks.faults.fan_out_checks import CHILD
 from benchmarks.faults.journal import append
 from benchmarks.faults.models import Effect
 from salvador_django import Workflow
@@ -22,9 +28,9 @@ from salvador_django.models import Task
 STEPS = ("one", "two", "three")
 
 
-def record(task: Task) -> None:
+def record(task: Task, log: str = "CHAOS_LOG") -> None:
     append(
-        "CHAOS_LOG",
+        log,
         {
             "t": time.time(),
             "task": str(task.id),
@@ -47,3 +53,12 @@ def record(task: Task) -> None:
 chaos = Workflow("chaos")
 for name in STEPS:
     chaos.step(name, record, atomic=True)  # the default retry policy
+
+
+child = Workflow(CHILD)
+
+
+@child.step("run", atomic=True)
+def run_child(task: Task) -> list[int]:
+    record(task, CHILDREN_LOG)
+    return [task.body["parent"], task.body["n"]]

@@ -1,5 +1,6 @@
 """``benchmarks/chaos.py --quick``: the fault-injection run passes every check, those
-of its waiting workflow (signals, timers, pauses) included.
+of its waiting workflow (signals, timers, pauses) and of its fan-out workflow (children
+started once per key, parents completed with all their results) included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -52,4 +53,10 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert set(waits["signals"]) == {"before its wait", "while waited for", "after a timeout"}
     assert waits["timers"]["count"] >= 100
     assert waits["stuck"] == 0
+    fan_out = result["fan_out"]  # parents of 20 children each, run alongside
+    assert fan_out["parents"] == 25
+    assert fan_out["parents_by_status"] == {"completed": 25}
+    assert fan_out["children_by_status"] == {"completed": 500}
+    assert fan_out["wrong_counts_seen"] == 0
+    assert fan_out["problems"] == 0
     assert "PASS" in run.stdout

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.fan_out_checks import (
+    CHILDREN,
+    STEP,
+    Child,
+    FanOutRecords,
+    Parent,
+    ParentStart,
+    Seen,
+    check_fan_out,
+    child_key,
+    expected_results,
+)
+from benchmarks.faults.fan_out_records import read_log
 from benchmarks.faults.injection import junk, plan_faults, uncaught
 from benchmarks.faults.waiting_checks import (
     SIGNALS,
@@ -442,3 +458,218 @@ def test_the_first_worker_up_is_neither_killed_nor_paused_nor_starting():
 def test_a_claim_after_a_lost_lease_is_not_in_the_queues_backlog():
     claims = [("a", 1.0, 2.0), ("a", 1.0, 9.0), ("b", 1.5, 3.0), ("a", 10.0, 10.5)]
     assert sorted(first_claims(claims)) == [(1.0, 2.0), (1.5, 3.0), (10.0, 10.5)]
+
+
+# -- the fan-out workflow ------------------------------------------------------------------
+
+
+def child_run(child: str, t: float, token: str = "a", pid: int = 1) -> Execution:
+    return Execution(t, child, 0, 1, pid, f"{child}-{token}", {"a": 1.0, "b": 10.0}[token])
+
+
+def fan_out_records(**changes: Any) -> FanOutRecords:
+    """Two parents that went well, one through map: each child ran once, at 1 s + n ms, and
+    finished at 2 s + n ms; each parent resumed at 3 s."""
+    parents = [
+        Parent("p0", 0, True, "completed", None, expected_results(0)),
+        Parent("p1", 1, False, "completed", None, expected_results(1)),
+    ]
+    children = [
+        Child(
+            f"c{p.number}-{n}",
+            p.id,
+            STEP,
+            child_key(n, use_map=p.uses_map),
+            "completed",
+            p.number,
+            n,
+            2.0 + n / 1000,
+        )
+        for p in parents
+        for n in range(CHILDREN)
+    ]
+    runs = [child_run(c.id, 1.0 + c.n / 1000) for c in children]
+    effects = [Effect(c.id, 0, f"{c.id}-a", 1, 1.5) for c in children]
+    executions = Records(
+        statuses={c.id: "completed" for c in children},
+        errors={},
+        events={c.id: [0.5, 2.0] for c in children},
+        executions=runs,
+        effects=effects,
+        failed_attempts=set(),
+        faults=[],
+        steps=1,
+    )
+    starts = [
+        ParentStart(t, p.id, step, 1, token, claimed, due)
+        for p in parents
+        for t, step, token, claimed, due in [
+            (0.1, 0, "s", 0.1, 0.0),
+            (3.0, 0, "r", 3.0, 2.019),
+            (3.1, 1, "r", 3.0, 2.019),
+        ]
+    ]
+    fields = {
+        "submitted": {0: "p0", 1: "p1"},
+        "parents": parents,
+        "children": children,
+        "executions": executions,
+        "starts": starts,
+        "seen": [],
+    }
+    return FanOutRecords(**{**fields, **changes})
+
+
+def fan_out_problems(data: FanOutRecords) -> list[str]:
+    return check_fan_out(data).problems
+
+
+def changed_child(data: FanOutRecords, child: str, **changes: Any) -> list[Child]:
+    return [replace(c, **changes) if c.id == child else c for c in data.children]
+
+
+def test_parents_that_got_each_child_once_and_all_results_pass():
+    verdict = check_fan_out(fan_out_records())
+    assert verdict.passed, verdict.problems
+    assert verdict.delays()["woken"] == {"median": 0.0, "p99": 0.0, "max": 0.0}
+    assert verdict.delays()["resumed"]["max"] == pytest.approx(0.981)
+
+
+def test_a_second_child_for_a_key_fails():
+    data = fan_out_records()
+    again = replace(data.children[3], id="c0-3-again")
+    problems = fan_out_problems(replace(data, children=[*data.children, again]))
+    assert problems == ["1 key(s) with more than one child\n    p0 key 'item-3': 2 children"]
+
+
+def test_a_key_without_a_child_or_a_child_under_another_key_fails():
+    data = fan_out_records()
+    moved = changed_child(data, "c1-4", key="#40")
+    problems = fan_out_problems(replace(data, children=moved))
+    assert "1 key(s) of a parent without a child\n    p1 key '#5'" in problems
+    assert "1 child(ren) under a key their parent never gave\n    p1 step 'spread' key '#40'" in (
+        problems
+    )
+    other_step = changed_child(data, "c0-0", parent_step="assemble")
+    assert len(fan_out_problems(replace(data, children=other_step))) == 2
+
+
+def test_a_child_whose_body_is_not_its_keys_fails():
+    data = fan_out_records()
+    swapped = changed_child(data, "c0-1", n=2)
+    swapped = [replace(c, n=1) if c.id == "c0-2" else c for c in swapped]
+    problems = fan_out_problems(replace(data, children=swapped))
+    assert problems[0].startswith("2 child(ren) whose body is not the one of their key")
+
+
+def test_a_child_of_no_parent_of_the_run_or_one_that_ran_without_a_row_fails():
+    data = fan_out_records()
+    orphan = replace(data.children[0], id="c9", parent=None)
+    problems = fan_out_problems(replace(data, children=[*data.children, orphan]))
+    assert any(p.startswith("1 child(ren) without a parent of the run") for p in problems)
+    ghost = replace(data.executions, executions=[*data.executions.executions, child_run("cx", 1)])
+    problems = fan_out_problems(replace(data, executions=ghost))
+    assert "1 child(ren) ran without a row\n    cx" in problems
+
+
+def test_a_parent_left_waiting_fails_with_its_count_and_its_childrens_statuses():
+    data = fan_out_records()
+    waiting = replace(data.parents[1], status="waiting", children_left=1, result=None)
+    children = changed_child(data, "c1-19", status="pending", finished=None)
+    executions = replace(data.executions, statuses={**data.executions.statuses, "c1-19": "pending"})
+    problems = fan_out_problems(
+        replace(data, parents=[data.parents[0], waiting], children=children, executions=executions)
+    )
+    assert (
+        "1 parent(s) left unfinished\n    p1 waiting, children_left 1, "
+        "children {'completed': 19, 'pending': 1}"
+    ) in problems
+    assert "1 child(ren) left unfinished\n    c1-19 pending (parent p1)" in problems
+
+
+def test_a_parent_left_waiting_after_its_last_child_finished_fails():
+    data = fan_out_records()
+    stuck = replace(data.parents[0], status="waiting", children_left=0, result=None)
+    problems = fan_out_problems(replace(data, parents=[stuck, data.parents[1]]))
+    assert problems == [
+        "1 parent(s) left unfinished\n    p0 waiting, children_left 0, children {'completed': 20}"
+    ]
+
+
+def test_a_parent_without_all_its_childrens_results_in_order_fails():
+    data = fan_out_records()
+    results = expected_results(0)
+    found = []
+    for wrong in ([results[1], results[0], *results[2:]], results[:-1], None):
+        parent = replace(data.parents[0], result=wrong)
+        found += fan_out_problems(replace(data, parents=[parent, data.parents[1]]))
+    assert [p.split("\n")[1].split(": [")[0] for p in found] == [
+        "    p0 (#0): first difference at 0",
+        "    p0 (#0): 19 result(s)",
+        "    p0 (#0): 0 result(s): None",
+    ]
+    assert all(p.startswith("1 parent(s) completed without their children's") for p in found)
+
+
+def test_a_parent_failed_missing_or_not_submitted_fails():
+    data = fan_out_records()
+    failed = replace(data.parents[0], status="failed", result=None, error="ChildFailed: c0-3")
+    problems = fan_out_problems(replace(data, parents=[failed, data.parents[1]]))
+    assert problems[0].startswith("1 parent(s) failed or cancelled\n    p0 failed: 'ChildFailed")
+    problems = fan_out_problems(replace(data, submitted={0: "p0", 1: "p1", 2: "p2"}))
+    assert problems == ["1 parent(s) submitted without a row\n    #2: p2"]
+    problems = fan_out_problems(replace(data, submitted={0: "p0"}))
+    assert problems == ["1 parent(s) the run did not submit\n    p1"]
+
+
+def test_a_waiting_parent_seen_with_a_wrong_count_of_children_left_fails():
+    assert not Seen(1.0, "p0", 3, 3).wrong
+    seen = [Seen(1.0, "p0", 0, 0), Seen(2.0, "p0", 2, 3), Seen(3.0, "p1", None, 1)]
+    assert all(sample.wrong for sample in seen)
+    problems = fan_out_problems(replace(fan_out_records(), seen=seen))
+    assert problems[0].startswith("3 time(s) a waiting parent's count of children left was wrong")
+    assert "at 1.000: p0 waiting, children_left 0, 0 awaited child(ren) unfinished" in problems[0]
+
+
+def test_a_childs_step_run_twice_is_explained_by_the_kill_of_its_worker_or_fails():
+    data = fan_out_records()
+    again = child_run("c0-5", 11.0, "b", pid=2)
+    executions = replace(data.executions, executions=[*data.executions.executions, again])
+    effects = [e for e in executions.effects if e.task != "c0-5"]
+    executions = replace(executions, effects=[*effects, Effect("c0-5", 0, "c0-5-b", 2, 11.5)])
+    verdict = check_fan_out(replace(data, executions=executions))
+    assert verdict.problems == [
+        "children: 1 duplicate execution(s) unexplained\n"
+        "    c0-5 step 0: pid 1 at 1.005, again by pid 2 at 11.000"
+    ]
+    killed = replace(executions, faults=[Fault("kill", 2, 2, pid=1)])
+    verdict = check_fan_out(replace(data, executions=killed))
+    assert verdict.passed, verdict.problems
+    assert verdict.duplicates == {"worker killed": 1}
+
+
+def test_a_childs_step_started_after_its_lease_was_lost_is_counted_and_its_effect_refused():
+    data = fan_out_records()
+    runs = [*data.executions.executions, child_run("c1-0", 11.0, "b", pid=2)]
+    runs.append(child_run("c1-0", 12.0, "a"))  # a woke up after b took the child
+    paused = [Fault("stop", 1.1, 11.5, pid=1)]
+    effects = [e for e in data.executions.effects if e.task != "c1-0"]
+    late = Effect("c1-0", 0, "c1-0-a", 1, 12.5)
+    for written, passes in ([Effect("c1-0", 0, "c1-0-b", 2, 11.5)], True), ([late], False):
+        executions = replace(
+            data.executions, executions=runs, effects=effects + written, faults=paused
+        )
+        verdict = check_fan_out(replace(data, executions=executions))
+        assert verdict.after_lease_loss == {"worker stopped past its lease": 1}
+        assert verdict.passed is passes, verdict.problems
+    assert "children: 1 effect(s) written after their lease was lost" in verdict.problems[0]
+
+
+def test_the_childrens_log_holds_their_executions_and_the_parents_step_starts(tmp_path):
+    log = tmp_path / "children.log"
+    run = child_run("c0-0", 1.0)
+    start = ParentStart(0.5, "p0", 0, 1, "s", 0.4, 0.3)
+    log.write_text(
+        json.dumps(run.__dict__) + "\n" + json.dumps({"event": "parent", **start.__dict__}) + "\n"
+    )
+    assert read_log(log) == ([run], [start])
