@@ -172,7 +172,7 @@ def _execution_records(
     ids = {child.id for child in children}
     effects = [
         Effect(str(task), step, token, pid, at)
-        for task, step, token, pid, at in EffectRow.objects.values_list(
+        for task, step, token, pid, at in EffectRow._default_manager.values_list(
             "task_id", "step", "token", "pid", "at"
         )
         if str(task) in ids

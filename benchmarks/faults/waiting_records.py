@@ -184,7 +184,9 @@ def _failures() -> list[Failure]:
 def _received() -> list[Received]:
     from benchmarks.faults.models import Received as ReceivedRow
 
-    rows = ReceivedRow.objects.values_list("task_id", "step", "position", "name", "payload")
+    rows = ReceivedRow._default_manager.values_list(
+        "task_id", "step", "position", "name", "payload"
+    )
     return [
         Received(str(task), step, position, name, canonical(payload))
         for task, step, position, name, payload in rows
