@@ -181,14 +181,19 @@ class StepChildren:
 
         Returns how many have not finished. Marking them locks their rows: a child
         ending now has either committed (and is counted finished) or will count
-        itself down once this commits.
+        itself down once this commits. Children an earlier wait awaited, and this one
+        does not, are unmarked: they no longer count for the parent.
         """
         tasks = Task.objects.using(self.waits.database)
-        if self._all_of_step(blocked.children):
+        awaited = set(blocked.children)
+        marked = tasks.filter(parent_id=self.waits.task.id, awaited=True)
+        stale = [id_ for id_ in marked.values_list("id", flat=True) if id_ not in awaited]
+        for chunk in _chunks(stale):
+            tasks.filter(id__in=chunk).update(awaited=False)
+        if self._exactly_the_step(awaited):
             groups: list[Any] = [self._step_rows(tasks)]
         else:
-            ids = list(blocked.children)
-            groups = [tasks.filter(id__in=ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]
+            groups = [tasks.filter(id__in=chunk) for chunk in _chunks(list(awaited))]
         left = 0
         for rows in groups:
             rows.update(awaited=True)
@@ -254,7 +259,14 @@ class StepChildren:
         return list({child.id: child for child in awaited}.values())
 
     def _all_of_step(self, ids: Iterable[Any]) -> bool:
+        """Whether every one of ``ids`` is a child this step started."""
         return {child.id for child in self.started}.issuperset(ids)
+
+    def _exactly_the_step(self, ids: set[Any]) -> bool:
+        """Whether ``ids`` are all the children of this step, and no others."""
+        mine = {child.id for child in self.started}
+        earlier = {child.id for child in (self._existing or {}).values()}
+        return ids == mine and earlier <= mine
 
     def _rows(self, children: list[Task]) -> dict[Any, tuple[str, Any, str, str]]:
         """Each child's status, result, error and workflow, by id: one query (or a few)."""
@@ -265,12 +277,16 @@ class StepChildren:
             found = list(self._step_rows(tasks).values_list(*fields))
         else:
             found = []
-            for i in range(0, len(ids), _CHUNK):
-                found += tasks.filter(id__in=ids[i : i + _CHUNK]).values_list(*fields)
+            for chunk in _chunks(ids):
+                found += tasks.filter(id__in=chunk).values_list(*fields)
         return {row[0]: row[1:] for row in found}
 
 
 _GONE = ("", None, "", "")
+
+
+def _chunks(ids: list[Any]) -> list[list[Any]]:
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
 
 
 def _results(

@@ -215,3 +215,39 @@ def test_a_child_s_priority_defaults_to_its_parent_s(backend):
     parent = submit("fan-out", {"count": 2}, priority=7)
     run_until_idle()
     assert set(reloaded(parent).children.values_list("priority", flat=True)) == {7}
+
+
+def test_a_parent_waits_only_for_the_children_it_names(backend):
+    parent = submit("waits-for-first", {})
+    run_until_idle()
+    first, *others = reloaded(parent).children.order_by("child_key")
+    assert reloaded(parent).children_left == 1
+    assert [c.awaited for c in (first, *others)] == [True, False, False]
+    send_signal(first.id, "go", "a")
+    run_until_idle()
+    parent = reloaded(parent)
+    assert (parent.status, parent.result) == (TaskStatus.COMPLETED, ["a"])
+    assert {reloaded(c).status for c in others} == {TaskStatus.CANCELLED}  # it ended
+
+
+def test_a_child_an_earlier_wait_awaited_no_longer_counts(backend):
+    parent = submit("two-rounds", {})
+    run_until_idle()
+    a = reloaded(parent).children.get(child_key="a")
+    send_signal(a.id, "go", 1)
+    run_until_idle()
+    parent = reloaded(parent)
+    assert (parent.step_name, parent.status, parent.children_left) == (
+        "second", TaskStatus.WAITING, 1,
+    )  # fmt: skip
+    a.requeue(from_start=True)  # runs again, waiting for "go": not what "second" awaits
+    parent = reloaded(parent)
+    assert (parent.children_left, reloaded(a).awaited) == (1, False)
+    b = parent.children.get(child_key="b")
+    send_signal(b.id, "go", 2)
+    run_until_idle(["waits-for-go"])
+    assert reloaded(parent).status == TaskStatus.PENDING
+    run_until_idle()
+    parent = reloaded(parent)
+    assert (parent.status, parent.result) == (TaskStatus.COMPLETED, [2])
+    assert reloaded(a).status == TaskStatus.CANCELLED

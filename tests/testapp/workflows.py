@@ -384,3 +384,29 @@ def start_badly(task):
         task.start_child("square", {"n": 2}, key="k")
     elif mode == "not a child":
         task.wait_for_children([task])
+
+
+# A parent that starts three children and waits for the first one only.
+waits_for_first = Workflow("waits-for-first")
+
+
+@waits_for_first.step("start")
+def start_three_wait_for_one(task):
+    first, *_ = [task.start_child("waits-for-go") for _ in range(3)]
+    return task.wait_for_children([first])
+
+
+# A parent that waits for one child in each of two steps.
+two_rounds = Workflow("two-rounds")
+
+
+@two_rounds.step("first")
+def first_round(task):
+    task.start_child("waits-for-go", key="a")
+    return task.wait_for_children()
+
+
+@two_rounds.step("second")
+def second_round(task):
+    task.start_child("waits-for-go", key="b")
+    return task.wait_for_children()
