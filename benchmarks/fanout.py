@@ -12,7 +12,8 @@ as the latency and waits sections run it):
   run), written by the transaction that completes it and counts the parent down.
   Beside it: the same from the last child's step returning (the latest of the
   children's results; the child's completing transaction follows), and the start of
-  the woken run of the waiting step (before it reads the children's results).
+  the woken run of the waiting step (before it reads the children's results: the
+  replay, from there to the next step's start, is recorded for each size too).
 - Fan-out against independent tasks: for each ``--fan-out`` size N, ``--repeat``
   times, one parent of N children, and N independent ``bench-child`` tasks inserted as
   a parent's step inserts its children (``bulk_create`` in batches of 500 in one
@@ -102,6 +103,7 @@ def run_parent(m: Measurement, n: int, offset: float) -> dict[str, float]:
         "resume": state["resumed_at"] - finished,
         "resume_after_step": state["resumed_at"] - state["last_child_at"],
         "woken": state["woken_at"] - finished,
+        "replay": state["resumed_at"] - state["woken_at"],
     }
 
 
@@ -160,6 +162,7 @@ def against_independent(m: Measurement, n: int, offset: float) -> dict[str, Any]
         "fan_out_ms_per_child": 1000 * parent / n,
         "independent_ms_per_task": 1000 * independent / n,
         "resume_ms_runs": [1000 * p["resume"] for p in parents],
+        "replay_ms_runs": [1000 * p["replay"] for p in parents],
     }
     log(
         m.backend,

@@ -183,6 +183,7 @@ def _fan_out_rows(columns: dict[str, Result]) -> list[Row]:
             (f"{n:>6,}: fan-out, ms per child", at("fan_out_ms_per_child")),
             (f"{n:>6,}: independent, ms per task", at("independent_ms_per_task")),
             (f"{n:>6,}: resume after the last child, ms, each run", runs("resume_ms_runs")),
+            (f"{n:>6,}: replay of the waiting step, ms, each run", runs("replay_ms_runs")),
         ]
     if len(sizes) >= 2:
         low, high = str(sizes[0]), str(sizes[-1])

@@ -32,6 +32,7 @@ import argparse
 import functools
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -124,7 +125,10 @@ def _last_done(ids: list[str]) -> float:
     return max(datetime.fromisoformat(meta["date_done"]).timestamp() for meta in _metas(ids))
 
 
-def _forget(ids: list[str]) -> None:
+def _forget(results: list[Any], ids: list[str]) -> None:
+    """Stop listening for ``results`` (untimed) and delete the results of ``ids``."""
+    for result in results:
+        app.backend.remove_pending_result(result)  # and unsubscribe from its channel
     keys = [app.backend.get_key_for_task(task_id) for task_id in ids]
     for i in range(0, len(keys), KEYS_PER_CALL):
         client().delete(*keys[i : i + KEYS_PER_CALL])
@@ -135,10 +139,12 @@ def run_chord(n: int, timeout: float) -> dict[str, float]:
     began = time.time()
     result = chord(noop.s(i) for i in range(n))(join.s())
     published = time.time()
-    started, last_end = result.get(timeout=timeout)
-    ids = [child.id for child in result.parent.results]
+    # Following the parents would read every header task's result at each interval.
+    started, last_end = result.get(timeout=timeout, follow_parents=False)
+    headers = result.parent.results
+    ids = [child.id for child in headers]
     last_done = _last_done(ids)
-    _forget([*ids, result.id])
+    _forget(headers, [*ids, result.id])
     return {
         "seconds": started - began,
         "publish_seconds": published - began,
@@ -150,8 +156,9 @@ def run_chord(n: int, timeout: float) -> dict[str, float]:
 def run_independent(n: int, timeout: float, worker: common.Worker) -> dict[str, float]:
     """``n`` independent no-op tasks: seconds to the last result's ``date_done``."""
     began = time.time()
-    ids = [noop.delay(i).id for i in range(n)]
+    results = [noop.delay(i) for i in range(n)]
     published = time.time()
+    ids = [result.id for result in results]
     keys = [app.backend.get_key_for_task(task_id) for task_id in ids]
 
     def done() -> bool:
@@ -162,7 +169,7 @@ def run_independent(n: int, timeout: float, worker: common.Worker) -> dict[str, 
 
     common.wait_for(done, f"{n} independent tasks", timeout, worker=worker)
     last = _last_done(ids)
-    _forget(ids)
+    _forget(results, ids)
     return {"seconds": last - began, "publish_seconds": published - began}
 
 
@@ -230,8 +237,13 @@ def measure(args: argparse.Namespace, result: common.Result) -> None:
         common.stop_worker(worker, result, "chord")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
-    """Measure, write the result; the exit code."""
+    """Measure, write the result; the exit code. SIGTERM stops the worker, as Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args()
     result: common.Result = {
         "peer": f"celery-chord-{args.pool}",
@@ -250,6 +262,8 @@ def main() -> int:
     try:
         with common.recording_errors(result, "chord"):
             measure(args, result)
+    except KeyboardInterrupt:
+        result["errors"].append("interrupted")
     finally:
         with common.recording_errors(result, "cleanup"):
             client().flushdb()
