@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, history, waits
+from benchmarks import cpu, fanout, history, waits
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -51,7 +51,7 @@ WARMUP_TASKS = 5
 IDLE_SECONDS = 2.0
 CLAIM_SAMPLES = 200
 #: The sections of a run, in the order they run (``--sections`` picks some).
-SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "scale")
+SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "fan-out", "scale")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -73,6 +73,9 @@ class Measurement:
         self.sections: list[str] = getattr(args, "sections", None) or list(SECTIONS)
         self.wait_samples: int = getattr(args, "wait_samples", 0)
         self.waiting_levels: list[int] = getattr(args, "waiting", [])
+        self.fan_out_sizes: list[int] = getattr(args, "fan_out", [])
+        self.fan_out_samples: int = getattr(args, "fan_out_samples", 0)
+        self.fan_out_children: int = getattr(args, "fan_out_children", 100)
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
@@ -613,6 +616,8 @@ class Measurement:
             self.measure_memory()
         if (self.wait_samples or self.waiting_levels) and "waits" in sections:
             self.result["waits"] = waits.measure(self)
+        if (self.fan_out_sizes or self.fan_out_samples) and "fan-out" in sections:
+            self.result["fan_out"] = fanout.measure(self)
         # Redis claims by id: history is no cost to it.
         if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()

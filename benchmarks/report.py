@@ -146,6 +146,74 @@ def _print_backends(measured: dict[str, Result], concurrency: int) -> None:
         print_table(waits, _measured_rows(waits, _waits_rows(waits)))
 
 
+def _print_fan_out(measured: dict[str, Result], peers: dict[str, Result]) -> None:
+    """Our fan-out on each backend, and Celery's chord beside it."""
+    columns = {n: r["fan_out"] for n, r in measured.items() if r.get("fan_out")}
+    columns |= {n: p["fan_out"] for n, p in peers.items() if p.get("fan_out")}
+    if not columns:
+        return
+    print(
+        "\nfan-out: a parent mapping N no-op children (Celery: a chord of N) against N "
+        "independent\nno-op tasks on the same long-running worker (median of the runs):"
+    )
+    print_table(columns, _measured_rows(columns, _fan_out_rows(columns)))
+
+
+def _fan_out_rows(columns: dict[str, Result]) -> list[Row]:
+    sizes = sorted({int(n) for c in columns.values() for n in c.get("sizes", {})})
+    rows: list[Row] = []
+    for n in sizes:
+
+        def at(key: str, digits: int = 2, n: int = n) -> Callable[[Result], str]:
+            return lambda c: fmt(c.get("sizes", {}).get(str(n), {}).get(key), digits)
+
+        def runs(key: str, n: int = n) -> Callable[[Result], str]:
+            def get(c: Result) -> str:
+                values = c.get("sizes", {}).get(str(n), {}).get(key) or []
+                return ", ".join(f"{v:.{1 if key.endswith('ms_runs') else 2}f}" for v in values)
+
+            return lambda c: get(c) or "-"
+
+        rows += [
+            (f"{n:>6,}: fan-out, s", at("fan_out_seconds")),
+            (f"{n:>6,}: fan-out, s, each run", runs("fan_out_seconds_runs")),
+            (f"{n:>6,}: independent tasks, s", at("independent_seconds")),
+            (f"{n:>6,}: independent tasks, s, each run", runs("independent_seconds_runs")),
+            (f"{n:>6,}: fan-out / independent", at("ratio")),
+            (f"{n:>6,}: fan-out, ms per child", at("fan_out_ms_per_child")),
+            (f"{n:>6,}: independent, ms per task", at("independent_ms_per_task")),
+            (f"{n:>6,}: resume after the last child, ms, each run", runs("resume_ms_runs")),
+            (f"{n:>6,}: replay of the waiting step, ms, each run", runs("replay_ms_runs")),
+        ]
+    if len(sizes) >= 2:
+        low, high = str(sizes[0]), str(sizes[-1])
+
+        def flat(c: Result) -> str:
+            s = c.get("sizes", {})
+            if low not in s or high not in s:
+                return "-"
+            ratio = s[high]["fan_out_ms_per_child"] / s[low]["fan_out_ms_per_child"]
+            return f"{ratio:.2f}x"
+
+        rows.append((f"ms per child at {sizes[-1]:,} / at {sizes[0]:,}", flat))
+
+    def resume(key: str) -> Callable[[Result], str]:
+        return lambda c: _three(c.get("resume", {}).get(key))
+
+    rows += [
+        ("resume after the last child finished, p50/p95/p99 ms", resume("resume_ms")),
+        ("resume after its step returned, p50/p95/p99 ms", resume("resume_after_step_ms")),
+        ("woken step's start after the last finish, p50/p95/p99", resume("woken_ms")),
+        ("  one fan-out of those, p50/p95/p99 ms", resume("fan_out_ms")),
+        ("  children each, parents measured", lambda c: (
+            f"{c['latency_children']}, {c['resume']['resume_ms']['n']}" if c.get("resume")
+            else "-")),
+        ("machine busy during the section, share", lambda c: fmt(
+            c.get("machine_busy_share"), 2)),
+    ]  # fmt: skip
+    return rows
+
+
 def _three(s: Result | None) -> str:
     return f"{s['p50']:.1f} / {s['p95']:.1f} / {s['p99']:.1f}" if s else "-"
 
@@ -341,6 +409,46 @@ def targets(
                 )
             )
     out += waits_targets(measured)
+    out += fan_out_targets(measured)
+    return out
+
+
+def fan_out_targets(measured: dict[str, Result]) -> list[tuple[str, bool | None, str]]:
+    """The targets of the fan-out section (issue 15): wall time, resume latency, flatness."""
+    out: list[tuple[str, bool | None, str]] = []
+    for backend, r in measured.items():
+        sizes = r.get("fan_out", {}).get("sizes", {})
+        if not sizes:
+            continue
+        low, high = min(sizes, key=int), max(sizes, key=int)
+        ratio = sizes[low]["ratio"]
+        out.append(
+            (
+                f"fan-out of {int(low):,} <= 1.5 x {int(low):,} independent tasks ({backend})",
+                ratio <= 1.5,
+                f"{sizes[low]['fan_out_seconds']:.2f}s vs "
+                f"{sizes[low]['independent_seconds']:.2f}s: {ratio:.2f}x",
+            )
+        )
+        if high != low:
+            a, b = sizes[high]["fan_out_ms_per_child"], sizes[low]["fan_out_ms_per_child"]
+            out.append(
+                (
+                    f"time per child flat from {int(low):,} to {int(high):,} children, <= 1.25x "
+                    f"({backend})",
+                    a <= 1.25 * b,
+                    f"{a:.2f} vs {b:.2f} ms: {a / b:.2f}x",
+                )
+            )
+    for backend in ("postgres", "postgres+redis"):
+        got = measured.get(backend, {}).get("fan_out", {}).get("resume", {}).get("resume_ms")
+        out.append(
+            (
+                f"p50 parent resumes <= 50 ms after its last child finished ({backend})",
+                None if got is None else got["p50"] <= 50.0,
+                "-" if got is None else f"p50 {got['p50']:.1f} ms, p95 {got['p95']:.1f} ms",
+            )
+        )
     return out
 
 
@@ -442,6 +550,11 @@ def print_report(results: Result) -> None:
         print("No backend was measured.")
     if results["peers"]:
         _print_peers(measured, results["peers"])
+    _print_fan_out(measured, results.get("fan_out_peers", {}))
+    for name, p in results.get("fan_out_peers", {}).items():
+        print(f"- {name}: {p.get('settings', '')}")
+    if results.get("fan_out_peers_skipped"):
+        print(f"- Celery's chord was not measured: {results['fan_out_peers_skipped']}")
     print("\ntargets:")
     for label, met, figure in targets(measured, results["peers"], args["concurrency"]):
         verdict = {True: "MET", False: "NOT MET", None: "not measured"}[met]
@@ -462,11 +575,15 @@ def print_report(results: Result) -> None:
         "  minus the time taken just before send_signal(); timer lateness is that start\n"
         "  minus the Wait's until (DB clock; the measured clock offset corrected). Idle\n"
         "  statements: an in-process worker (sweeping every second), counted by a Django\n"
-        "  execute wrapper; rows read and commits: pg_stat_database meanwhile."
+        "  execute wrapper; rows read and commits: pg_stat_database meanwhile.\n"
+        "- fan-out: from just before submit() (independent tasks: their bulk insert; Celery:\n"
+        "  chord() or the first delay()) to the last finished_at (Celery: date_done, the\n"
+        "  callback's start); resume: the parent's next step's start (the callback's) minus\n"
+        "  the last child's finished_at (date_done), or minus its step's return."
     )
     for name, r in results["backends"].items():
         for error in r.get("errors", []) + ([r["error"]] if "error" in r else []):
             print(f"ERROR [{name}]: {error}")
-    for name, p in results["peers"].items():
+    for name, p in {**results["peers"], **results.get("fan_out_peers", {})}.items():
         for error in p.get("errors", []):
             print(f"ERROR [peer {name}]: {error}")

@@ -6,7 +6,9 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--peers celery,dbos,procrastinate] [--tasks 2000] [--concurrency 4]
         [--latency-samples 200] [--sweep 1,2,4,8] [--history 0,100000,1000000]
         [--memory 1000,20000] [--wait-samples 200] [--waiting 0,100000]
-        [--sections throughput,latency,sweep,memory,waits,scale] [--json PATH] [--charts DIR]
+        [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,scale] [--json PATH]
+        [--charts DIR]
 
 This is a benchmark, not a test: it prints figures, ratios measured in the same run
 and whether each target is met, and exits non-zero only when a run went wrong (a
@@ -39,6 +41,14 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    each ``--waiting`` number of waiting tasks bulk-inserted, the claim's latency, an
    idle worker's statements/s (and, on PostgreSQL, its commits and rows read) and a
    worker's RSS.
+8. Fan-out (``benchmarks/fanout.py``; between waits and scale): a parent mapping N no-op
+   children and waiting for them, against N independent no-op tasks on the same
+   long-running worker, for each ``--fan-out`` size N (``--repeat`` times, medians);
+   and the parent's resume latency (its next step's start - the last child's finish)
+   over ``--fan-out-samples`` parents of ``--fan-out-children``, p50/p95/p99. Then,
+   in this process, Celery's ``chord`` of the same no-op tasks on Redis
+   (``benchmarks/peers/celery_chord.py``, ``-P prefork -c 2`` and, unless ``--quick``,
+   ``-P threads -c C``), when Redis is reachable.
 
 ``--sections`` runs only some of these (default: all); the raw ceiling and the
 worker's start-up belong to ``throughput``. For the waits figures alone::
@@ -56,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -79,11 +90,13 @@ from benchmarks.servers import (
     Result,
     log,
     redis_delete_prefix,
+    redis_unreachable,
     unreachable,
 )
 
 PEERS = ("celery", "dbos", "procrastinate")
 PEER_TIMEOUT_SECONDS = 900
+CHORD_TIMEOUT_SECONDS = 3600
 CELERY_PREFORK_CONCURRENCY = 2  # the issue's like-for-like Celery setup
 
 
@@ -153,6 +166,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "and RSS runs of the waits section (0,100000; quick 0,10000)"
     )  # fmt: skip
     parser.add_argument(
+        "--fan-out", type=_counts, help="children of one parent, against as many independent "
+        "tasks (1000,10000; quick 50,150)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--fan-out-samples", type=int, help="parents, one at a time, for the resume latency "
+        "(20; quick 3; 0: none)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--fan-out-children", type=int, help="children of each of those parents (100; quick 20)"
+    )
+    parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         type=lambda text: _names(text, SECTIONS, "section"),
@@ -179,14 +203,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "repeat": 1 if quick else 3,
         "wait_samples": 20 if quick else 200,
         "waiting": [0, 10_000] if quick else [0, 100_000],
+        "fan_out": [50, 150] if quick else [1_000, 10_000],
+        "fan_out_samples": 3 if quick else 20,
+        "fan_out_children": 20 if quick else 100,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.wait_samples < 0:
-        parser.error("--wait-samples must be 0 or more")
+    if args.wait_samples < 0 or args.fan_out_samples < 0:
+        parser.error("--wait-samples and --fan-out-samples must be 0 or more")
+    if any(n < 1 for n in args.fan_out):
+        parser.error("--fan-out sizes must be at least 1")
     if min(args.tasks, args.concurrency, args.latency_samples, args.repeat) < 1:
         parser.error("--tasks, --concurrency, --latency-samples and --repeat must be at least 1")
+    if args.fan_out_children < 1:
+        parser.error("--fan-out-children must be at least 1")
     if any(c < 1 for c in args.sweep):
         parser.error("--sweep concurrencies must be at least 1")
     if not args.backends and not args.peers:
@@ -229,6 +260,9 @@ def measure_backend(backend: str, args: argparse.Namespace) -> Result:
             *("--repeat", str(args.repeat)),
             *("--wait-samples", str(args.wait_samples)),
             *("--waiting", ",".join(map(str, args.waiting))),
+            *("--fan-out", ",".join(map(str, args.fan_out))),
+            *("--fan-out-samples", str(args.fan_out_samples)),
+            *("--fan-out-children", str(args.fan_out_children)),
             *("--sections", ",".join(args.sections)),
         ]
         try:
@@ -262,7 +296,9 @@ def _peer_runs(peer: str, concurrency: int) -> list[tuple[str, str, list[str], i
     return [(peer, script, [], concurrency)]
 
 
-def _run_peer_script(script: str, arguments: list[str]) -> Result:
+def _run_peer_script(
+    script: str, arguments: list[str], timeout: float = PEER_TIMEOUT_SECONDS
+) -> Result:
     """Run one peer script; returns its JSON result, or an error."""
     pythonpath = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + pythonpath if pythonpath else "")}
@@ -271,10 +307,10 @@ def _run_peer_script(script: str, arguments: list[str]) -> Result:
         command = [sys.executable, str(REPO / "benchmarks" / "peers" / script), *arguments]
         try:
             code = subprocess.run(
-                [*command, "--json", str(out)], cwd=REPO, env=env, timeout=PEER_TIMEOUT_SECONDS
+                [*command, "--json", str(out)], cwd=REPO, env=env, timeout=timeout
             ).returncode
         except subprocess.TimeoutExpired:
-            return {"errors": [f"{script} ran past {PEER_TIMEOUT_SECONDS}s"]}
+            return {"errors": [f"{script} ran past {timeout:.0f}s"]}
         result: Result = json.loads(out.read_text()) if out.exists() else {"errors": []}
     if code != 0:
         result.setdefault("errors", []).append(f"{script} exited {code}")
@@ -328,6 +364,35 @@ def measure_peers(args: argparse.Namespace) -> dict[str, Result]:
     return results
 
 
+def measure_chords(args: argparse.Namespace) -> tuple[dict[str, Result], str | None]:
+    """Celery's chord of the fan-out section's sizes on Redis: (results, why skipped).
+
+    Prefork with 2 processes (the chain peer's like-for-like setup) and, unless
+    ``--quick``, threads at ``--concurrency``.
+    """
+    why = redis_unreachable()
+    if why is None and importlib.util.find_spec("celery") is None:
+        why = "Celery is not installed"
+    if why is not None:
+        log("celery-chord", f"skipped: {why}")
+        return {}, why
+    pools = [("prefork", CELERY_PREFORK_CONCURRENCY)]
+    if not args.quick:
+        pools.append(("threads", args.concurrency))
+    results: dict[str, Result] = {}
+    for pool, concurrency in pools:
+        log(f"celery-chord-{pool}", f"measuring at concurrency {concurrency}")
+        arguments = [
+            *("--sizes", ",".join(map(str, args.fan_out)), "--samples", str(args.fan_out_samples)),
+            *("--children", str(args.fan_out_children)),
+            *("--pool", pool, "--concurrency", str(concurrency), "--repeat", str(args.repeat)),
+        ]
+        results[f"celery-chord-{pool}"] = _run_peer_script(
+            "celery_chord.py", arguments, timeout=CHORD_TIMEOUT_SECONDS
+        )
+    return results, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure each backend in its own process, then the peers; print the report."""
     args = parse_args(argv)
@@ -349,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repeat": args.repeat,
             "wait_samples": args.wait_samples,
             "waiting": args.waiting,
+            "fan_out": args.fan_out,
+            "fan_out_samples": args.fan_out_samples,
+            "fan_out_children": args.fan_out_children,
             "sections": args.sections,
             "steps_per_task": 3,
         },
@@ -362,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         results["backends"][backend] = measure_backend(backend, args)
     results["peers"] = measure_peers(args)
+    if "fan-out" in args.sections and (args.fan_out or args.fan_out_samples):
+        results["fan_out_peers"], skipped = measure_chords(args)
+        if skipped:
+            results["fan_out_peers_skipped"] = skipped
     print_report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -372,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in render(results, Path(args.charts)):
             print(f"chart written to {path}")
     failed = any(r.get("errors") or "error" in r for r in results["backends"].values())
-    failed = failed or any(p.get("errors") for p in results["peers"].values())
+    peers = [*results["peers"].values(), *results.get("fan_out_peers", {}).values()]
+    failed = failed or any(p.get("errors") for p in peers)
     return 1 if failed else 0
 
 

@@ -3,7 +3,9 @@
 ``bench``: three no-op steps; the first records when it started. ``bench-signal`` and
 ``bench-sleep`` (the waits section): one step that waits for the signal ``go``, or
 sleeps ``body["sleep"]`` seconds, and records when the run that got past the wait
-began: the moment the woken step was running again.
+began: the moment the woken step was running again. ``bench-child`` and
+``bench-fan-out`` (the fan-out section): a no-op step that returns when it ended, and a
+parent that maps N of them and then records when its next step began.
 """
 
 from __future__ import annotations
@@ -52,3 +54,34 @@ def nap(task: Task) -> None:
     began = time.time()
     task.sleep(task.body["sleep"])
     task.state["resumed_at"] = began
+
+
+bench_child = Workflow("bench-child")
+
+
+@bench_child.step("noop")
+def noop(task: Task) -> float:
+    """Do nothing; the result is when the step ended (the fan-out section reads it)."""
+    return time.time()
+
+
+bench_fan_out = Workflow("bench-fan-out")
+
+
+@bench_fan_out.step("fan")
+def fan(task: Task) -> None:
+    """Start ``body["children"]`` children of ``bench-child`` and wait for them all.
+
+    The run that gets past the wait records when it began and when the last child
+    ended (the latest of their results).
+    """
+    began = time.time()
+    ended = task.map(bench_child, [{"i": i} for i in range(task.body["children"])])
+    task.state["woken_at"] = began
+    task.state["last_child_at"] = max(ended)
+
+
+@bench_fan_out.step("after")
+def after(task: Task) -> None:
+    """Record when the step after the wait began: the parent had resumed."""
+    task.state["resumed_at"] = time.time()

@@ -36,7 +36,8 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "targets:" in run.stdout
-    sqlite = json.loads(results.read_text())["backends"]["sqlite"]
+    report = json.loads(results.read_text())
+    sqlite = report["backends"]["sqlite"]
     assert sqlite["errors"] == []
     assert sqlite["throughput"]["by_status"] == {"completed": 500}
     assert sqlite["throughput_processes"]["by_status"] == {"completed": 500}
@@ -54,5 +55,21 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
         assert level["idle"]["statements_per_second"] > 0
         assert level["rss_mib"] > 0
     assert "waits: signals and timers" in run.stdout
+    fan_out = sqlite["fan_out"]
+    assert set(fan_out["sizes"]) == {"50", "150"}
+    for n, size in fan_out["sizes"].items():
+        assert size["children"] == int(n)
+        assert size["fan_out_seconds"] > 0
+        assert size["independent_seconds"] > 0
+        assert len(size["resume_ms_runs"]) == 1
+    assert len(fan_out["resume"]["resume_samples_ms"]) == 3
+    assert fan_out["latency_children"] == 20
+    assert "fan-out: a parent mapping N no-op children" in run.stdout
+    chords = report.get("fan_out_peers", {})  # Celery's chord: only where Redis runs
+    assert set(chords) <= {"celery-chord-prefork"}
+    for chord in chords.values():
+        assert chord["errors"] == []
+        assert set(chord["fan_out"]["sizes"]) == {"50", "150"}
+        assert len(chord["fan_out"]["resume"]["resume_samples_ms"]) == 3
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]
