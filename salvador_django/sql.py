@@ -8,11 +8,12 @@ statements here (MySQL, an old SQLite) takes the portable ORM path of the querys
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 
 RowLoader = Callable[[str, Sequence[Any]], models.Model]
 _row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], RowLoader]] = (
@@ -156,3 +157,40 @@ CHECKPOINT_POSTGRESQL = """
 FINISH_POSTGRESQL = """,
             status = 'completed', finished_at = STATEMENT_TIMESTAMP(), return_value = %s::jsonb,
             claimed_by = NULL, lease_expires_at = NULL"""
+
+
+# A waiting parent's count of unfinished awaited children, moved by ``delta`` (and by
+# a child's end only if that child is awaited); returns the count, so that only the
+# child that takes it to zero makes a second statement (the parent's ``WAKE``).
+# Parameters: delta, parent id[, child id].
+_COUNT_CHILDREN = """
+    UPDATE {table} SET children_left = children_left + %s
+    WHERE id = %s AND children_left IS NOT NULL {awaited}
+    RETURNING children_left
+"""
+_CHILD_AWAITED = "AND EXISTS (SELECT 1 FROM {table} AS child WHERE child.id = %s AND child.awaited)"
+#: What :func:`count_children` returns where it has no statement (MySQL, old SQLite).
+UNKNOWN = object()
+
+
+def count_children(tasks: Any, parent_id: Any, delta: int, child_id: Any = None) -> Any:
+    """Run the count-down on ``tasks``' database: the new count, None if nothing counted.
+
+    ``UNKNOWN`` where the database has no ``RETURNING`` here: the caller uses the ORM.
+    """
+    connection = connections[tasks.db]
+    if connection.vendor != "postgresql" and not (
+        connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+    ):
+        return UNKNOWN
+    table = connection.ops.quote_name(tasks.model._meta.db_table)
+    pk = tasks.model._meta.pk
+    params = [delta, pk.get_db_prep_value(parent_id, connection)]
+    awaited = ""
+    if child_id is not None:
+        awaited = _CHILD_AWAITED.format(table=table)
+        params.append(pk.get_db_prep_value(child_id, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_CHILDREN.format(table=table, awaited=awaited), params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]

@@ -21,6 +21,7 @@ from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Now
 
+from salvador_django import sql
 from salvador_django.status import FINISHED, UNFINISHED
 from salvador_django.transitions.signals import parents_ended, tasks_due
 
@@ -33,12 +34,18 @@ if TYPE_CHECKING:
 wake: Move | None = None
 
 
+_UNKNOWN = sql.UNKNOWN
+
+
 @dataclass
 class Family:
     """The relatives of the rows a move is about to end or reopen, locked."""
 
     #: (child id, parent id) of each awaited child whose end or reopening counts.
     awaited: list[tuple[Any, Any]] = field(default_factory=list)
+    #: (child id, parent id) of a child that counts if it is awaited: the count-down
+    #: itself reads that, under its parent's lock (one row moved; no second read).
+    unchecked: list[tuple[Any, Any]] = field(default_factory=list)
     #: The rows that have children of their own.
     parents: list[Any] = field(default_factory=list)
 
@@ -57,7 +64,7 @@ def apply_in_family(move: Move, selected: QuerySet[Any], changes: Changes) -> in
     with transaction.atomic(using=selected.db):
         family = lock_family(move, selected)
         moved = selected.update(updated_at=Now(), **changes)
-        settle(move, selected, family)
+        settle(move, selected, family, moved=bool(moved))
     return moved
 
 
@@ -73,13 +80,22 @@ def lock_family(move: Move, selected: QuerySet[Any]) -> Family:
     if flips(move) < 0:
         relatives |= Q(has_children=True)
     related = _crossing(move, selected).filter(relatives)
-    found = list(related.values_list("parent_id", flat=True))
+    found = list(related.values_list("id", "parent_id", "has_children"))
     if not found:
         return Family()
-    parent_ids = sorted({parent for parent in found if parent is not None}, key=str)
+    parent_ids = sorted({row[1] for row in found if row[1] is not None}, key=str)
     if parent_ids:
         tasks = selected.model._default_manager.using(selected.db)
         _locked(tasks.filter(id__in=parent_ids))
+    if len(found) == 1:
+        # One row (a worker's or an operator's move): the move re-checks its own
+        # conditions, and the count-down whether it is awaited. Its children can only
+        # appear through its own step's commit, which this move is, or follows.
+        row_id, parent_id, has_children = found[0]
+        return Family(
+            unchecked=[] if parent_id is None else [(row_id, parent_id)],
+            parents=[row_id] if has_children and flips(move) < 0 else [],
+        )
     rows = _locked(related, "id", "parent_id", "awaited", "has_children")
     return Family(
         awaited=[(row[0], row[1]) for row in rows if row[1] is not None and row[2]],
@@ -87,23 +103,38 @@ def lock_family(move: Move, selected: QuerySet[Any]) -> Family:
     )
 
 
-def settle(move: Move, selected: QuerySet[Any], family: Family) -> None:
-    """After the move: count the awaited children for their parents; end the children."""
+def settle(move: Move, selected: QuerySet[Any], family: Family, *, moved: bool = True) -> None:
+    """After the move: count the awaited children for their parents; end the children.
+
+    ``moved``: whether the move found its row (one row, ``Family.unchecked``).
+    """
     delta = flips(move)
     tasks = selected.model._default_manager.using(selected.db)
     for parent_id, count in Counter(parent for _, parent in family.awaited).items():
         count_children(tasks, parent_id, delta * count)
+    if not moved:
+        return
+    for child_id, parent_id in family.unchecked:
+        count_children(tasks, parent_id, delta, child_id=child_id)
     if family.parents:
         parents_ended.send(sender=selected.model, database=selected.db, ids=family.parents)
 
 
-def count_children(tasks: QuerySet[Any], parent_id: Any, delta: int) -> bool:
+def count_children(
+    tasks: QuerySet[Any], parent_id: Any, delta: int, *, child_id: Any = None
+) -> bool:
     """Add ``delta`` to what a parent waiting for children waits for; True if it woke.
 
-    Reaching zero makes it due (``WAKE``): the queues announce it when this commits.
+    With ``child_id``, only if that child is awaited. Reaching zero makes the parent
+    due (``WAKE``): the queues announce it when this commits.
     """
-    waiting = tasks.filter(id=parent_id, children_left__isnull=False)
-    if not waiting.update(children_left=F("children_left") + delta) or delta > 0:
+    left = sql.count_children(tasks, parent_id, delta, child_id)
+    if left is _UNKNOWN:  # a database without its statement in ``sql``: the ORM
+        if child_id is not None and not tasks.filter(id=child_id, awaited=True).exists():
+            return False
+        waiting = tasks.filter(id=parent_id, children_left__isnull=False)
+        left = 0 if waiting.update(children_left=F("children_left") + delta) else None
+    if left != 0 or delta > 0:
         return False
     if wake is None or not wake.apply(tasks, where={"id": parent_id, "children_left": 0}):
         return False
