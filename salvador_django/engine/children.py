@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections
-
 from salvador_django import transitions
 from salvador_django.definitions import Workflow
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
@@ -177,7 +175,7 @@ class StepChildren:
         self.new, self._new_keys = [], set()
 
     def await_children(self, blocked: Blocked) -> int:
-        """In the parent's wait (its row locked): mark ``blocked``'s children awaited.
+        """In the parent's wait, before its row moves: mark ``blocked``'s children awaited.
 
         Returns how many have not finished. Marking them locks their rows: a child
         ending now has either committed (and is counted finished) or will count
@@ -329,9 +327,3 @@ def wakes_at_once(database: str, task: Task, left: int) -> bool:
         return False
     tasks = Task.objects.using(database)
     return bool(transitions.WAKE.apply(tasks, where={"id": task.id, "children_left": 0}))
-
-
-def lock_parent(database: str, task: Task) -> None:
-    """Lock the waiting parent's row first: children lock their parent before themselves."""
-    if connections[database].features.has_select_for_update:
-        list(Task.objects.using(database).filter(id=task.id).select_for_update().values_list("id"))

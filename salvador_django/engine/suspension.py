@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 from salvador_django import transitions
 from salvador_django.clock import now_plus
 from salvador_django.engine.blocked import Blocked
-from salvador_django.engine.children import lock_parent, wakes_at_once
+from salvador_django.engine.children import wakes_at_once
 from salvador_django.engine.failures import cancel
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
 from salvador_django.engine.waits import write_effects
@@ -86,8 +86,7 @@ def suspend(attempt: Attempt, blocked: Blocked, token: str) -> str:
         wake_at = None
     with transaction.atomic(using=database):
         left = None
-        if blocked.kind == WaitKind.CHILDREN:  # the parent's row first, then its children
-            lock_parent(database, task)
+        if blocked.kind == WaitKind.CHILDREN:  # its children marked before its row moves
             write_effects(waits)
             left = waits.children.await_children(blocked)
         moved = transitions.WAIT.apply(

@@ -39,7 +39,6 @@ from salvador_django.models import StepRun, Task
 from salvador_django.queries import Checkpoint
 from salvador_django.status import StepRunStatus, TaskStatus
 from salvador_django.transitions import Move
-from salvador_django.transitions.tree import lock_row
 
 logger = logging.getLogger("salvador_django")
 
@@ -113,9 +112,6 @@ class Writes:
             # ends with them ends them.
             assert waits is not None
             with transaction.atomic(using=self.database):
-                if new_children and task.parent_id is not None:
-                    # Its parent's row before its own (which the children mark).
-                    lock_row(Task.objects.using(self.database), task.id)
                 waits.children.write()
                 written = statement()
                 if written == Checkpoint.LOST:

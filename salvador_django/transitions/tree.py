@@ -6,9 +6,12 @@ to zero makes the parent due (``WAKE``). A requeued child counts again. When a t
 ends, its unfinished children that are not detached are cancelled (through
 :data:`parents_ended`, whose receiver knows the workflows' compensations).
 
-Locks are always taken parent first, then children: a child's ending locks its
-parent's row before its own, as a parent's wait and a cascading cancellation do. So
-two such transactions wait for each other, never deadlock.
+Locks are always taken children first, then their parent: a child's end locks its
+own row, then (counting down) its parent's; a parent's wait marks its children
+before it moves its own row; a task that ends (or an operator's move on it) locks its
+unfinished descendants, deepest first, before its own row. So two such transactions
+wait for each other, never deadlock; and the parent's row is held only for the
+count-down and the commit, not for the child's whole end.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ wake: Move | None = None
 
 
 _UNKNOWN = sql.UNKNOWN
+#: How many ids go in one ``IN (...)`` list; how deep a tree of tasks is followed.
+_CHUNK = 500
+_MAX_DEPTH = 100
 
 
 @dataclass
@@ -69,12 +75,12 @@ def apply_in_family(move: Move, selected: QuerySet[Any], changes: Changes) -> in
 
 
 def lock_family(move: Move, selected: QuerySet[Any]) -> Family:
-    """Lock the parents of the children among ``selected``, then those rows.
+    """Before ``move`` on ``selected``: what it must tell their parents and children.
 
     Only the rows whose status ``move`` takes across the finished line count; for rows
-    with no relatives this is one read. Whether a child is awaited is read once its
-    parent is locked: a parent's wait marks its children while it holds its own row.
-    Call it inside the move's transaction, before the move.
+    with no relatives this is one read. The unfinished descendants of a row that ends
+    are locked now, deepest first (children before parents); the parents are locked
+    by the count-down, after the move. Call it inside the move's transaction.
     """
     relatives = Q(parent__isnull=False)
     if flips(move) < 0:
@@ -83,24 +89,39 @@ def lock_family(move: Move, selected: QuerySet[Any]) -> Family:
     found = list(related.values_list("id", "parent_id", "has_children"))
     if not found:
         return Family()
-    parent_ids = sorted({row[1] for row in found if row[1] is not None}, key=str)
-    if parent_ids:
-        tasks = selected.model._default_manager.using(selected.db)
-        _locked(tasks.filter(id__in=parent_ids))
+    ending = [row[0] for row in found if row[2] and flips(move) < 0]
+    if ending:
+        lock_descendants(selected.model._default_manager.using(selected.db), ending)
     if len(found) == 1:
         # One row (a worker's or an operator's move): the move re-checks its own
-        # conditions, and the count-down whether it is awaited. Its children can only
-        # appear through its own step's commit, which this move is, or follows.
-        row_id, parent_id, has_children = found[0]
-        return Family(
-            unchecked=[] if parent_id is None else [(row_id, parent_id)],
-            parents=[row_id] if has_children and flips(move) < 0 else [],
-        )
+        # conditions, and the count-down whether it is awaited, once the move holds it.
+        row_id, parent_id, _ = found[0]
+        return Family(unchecked=[] if parent_id is None else [(row_id, parent_id)], parents=ending)
+    # Several rows: locked and read again, so that what is counted is what moves.
     rows = _locked(related, "id", "parent_id", "awaited", "has_children")
     return Family(
         awaited=[(row[0], row[1]) for row in rows if row[1] is not None and row[2]],
         parents=[row[0] for row in rows if row[3] and flips(move) < 0],
     )
+
+
+def lock_descendants(tasks: QuerySet[Any], ids: list[Any]) -> None:
+    """Lock the unfinished, attached descendants of ``ids``, deepest first."""
+    if not connections[tasks.db].features.has_select_for_update:
+        return
+    levels: list[list[Any]] = []
+    level = list(ids)
+    while level and len(levels) < _MAX_DEPTH:
+        below: list[Any] = []
+        for chunk in _chunks(level):
+            children = tasks.filter(parent_id__in=chunk, detached=False, status__in=UNFINISHED)
+            below += children.values_list("id", flat=True)
+        if below:
+            levels.append(below)
+        level = below
+    for found in reversed(levels):
+        for chunk in _chunks(found):
+            _locked(tasks.filter(id__in=chunk))
 
 
 def settle(move: Move, selected: QuerySet[Any], family: Family, *, moved: bool = True) -> None:
@@ -147,13 +168,12 @@ def count_children(
 
 
 def lock_row(rows: QuerySet[Any], task_id: Any) -> None:
-    """Lock one task's row, and its parent's before it (parent first, always)."""
+    """Lock one task's row, after its unfinished descendants (children first, always)."""
     if not connections[rows.db].features.has_select_for_update:
         return
     row = rows.filter(id=task_id)
-    parent_id = row.values_list("parent_id", flat=True).first()
-    if parent_id is not None:
-        _locked(rows.model._default_manager.using(rows.db).filter(id=parent_id))
+    if row.filter(has_children=True).exists():
+        lock_descendants(rows.model._default_manager.using(rows.db), [task_id])
     _locked(row)
 
 
@@ -165,6 +185,13 @@ def _crossing(move: Move, selected: QuerySet[Any]) -> QuerySet[Any]:
 
 def _locked(rows: QuerySet[Any], *fields: str) -> list[Any]:
     """``fields`` of ``rows``, locked in a stable order where the database locks rows."""
-    if connections[rows.db].features.has_select_for_update:
-        rows = rows.select_for_update().order_by("id")
+    features = connections[rows.db].features
+    if features.has_select_for_update:
+        # NO KEY: a child's insert (its foreign key's KEY SHARE lock) is not held up.
+        rows = rows.select_for_update(no_key=features.has_select_for_no_key_update)
+        rows = rows.order_by("id")
     return list(rows.values_list(*(fields or ("id",))))
+
+
+def _chunks(ids: list[Any]) -> list[list[Any]]:
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
