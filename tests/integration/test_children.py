@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connections
 
 from salvador_django import TaskStatus, get_task, send_signal, submit
 from salvador_django.exceptions import ChildFailed, NoResult, NotInStep
@@ -251,3 +254,34 @@ def test_a_child_an_earlier_wait_awaited_no_longer_counts(backend):
     parent = reloaded(parent)
     assert (parent.status, parent.result) == (TaskStatus.COMPLETED, [2])
     assert reloaded(a).status == TaskStatus.CANCELLED
+
+
+@pytest.mark.only_backend("postgres")
+def test_cancelling_a_parent_while_its_children_end_deadlocks_nothing(backend):
+    parent = submit("waiting-children", {"count": 20})
+    run_until_idle()
+    children = list(reloaded(parent).children.all())
+    for child in children:
+        send_signal(child.id, "go", 1)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_until_idle(["waits-for-go"])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    reloaded(parent).cancel()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert reloaded(parent).status == TaskStatus.CANCELLED
+    statuses = set(
+        Task.objects.using(backend).filter(parent_id=parent.id).values_list("status", flat=True)
+    )
+    assert statuses <= {TaskStatus.COMPLETED, TaskStatus.CANCELLED}
