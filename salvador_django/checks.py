@@ -72,3 +72,18 @@ def check_queue(name: str, database: str) -> list[CheckMessage]:
         hint = "Use 'database', 'redis' or a dotted path."
         return [*messages, Error(str(exc), hint=hint, id="salvador.E004")]
     return [*messages, *cls.check(database)]
+
+
+@register(Tags.compatibility)
+def check_workflows(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every registered workflow's steps form a graph: no unknown name, no cycle."""
+    from salvador_django.registry import registry
+
+    messages: list[CheckMessage] = []
+    for name in registry.names():
+        try:
+            registry.get(name).graph  # noqa: B018 - checks it
+        except ConfigurationError as exc:
+            hint = "Fix the after= of its steps (see 'Graphs' in the docs)."
+            messages.append(Error(str(exc), hint=hint, id="salvador.E040"))
+    return messages

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError
+from salvador_django.graph import Graph, Node, build
 from salvador_django.registry import autodiscover, registry
 from salvador_django.retry import NO_RETRY, Retry
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["Step", "StepFunction", "Workflow", "autodiscover", "registry"]
 
 StepFunction = Callable[["Task"], Any]
+Condition = Callable[["Task"], Any]
+#: ``after`` left out: the step waits for the previously added one.
+PREVIOUS: Any = object()
 
 _NAME_MAX_LENGTH = 200
 
@@ -32,6 +36,12 @@ class Step:
     timeout: float | None = None
     atomic: bool = False
     compensate: StepFunction | None = None  # undoes the step if the task fails later
+    #: The steps it waits for, all of them (the previous step's name when left out).
+    after: tuple[str, ...] = ()
+    #: Steps it waits for to finish, of which at least one must have run (not skipped).
+    after_any: tuple[str, ...] = ()
+    #: Evaluated when the step becomes ready; false records it as skipped.
+    when: Condition | None = None
 
 
 class Workflow:
@@ -50,6 +60,7 @@ class Workflow:
         self.retry = retry
         self._steps: list[Step] = []
         self._index: dict[str, int] = {}
+        self._graph: Graph | None = None
         registry.register(self)
 
     def __repr__(self) -> str:
@@ -78,6 +89,9 @@ class Workflow:
         timeout: float | None = ...,
         compensate: StepFunction | None = ...,
         atomic: bool = ...,
+        after: str | Sequence[str] = ...,
+        after_any: Sequence[str] = ...,
+        when: Condition | None = ...,
     ) -> Workflow: ...
 
     @overload
@@ -90,6 +104,9 @@ class Workflow:
         timeout: float | None = ...,
         compensate: StepFunction | None = ...,
         atomic: bool = ...,
+        after: str | Sequence[str] = ...,
+        after_any: Sequence[str] = ...,
+        when: Condition | None = ...,
     ) -> Callable[[StepFunction], StepFunction]: ...
 
     def step(
@@ -101,6 +118,9 @@ class Workflow:
         timeout: float | None = None,
         compensate: StepFunction | None = None,
         atomic: bool = False,
+        after: str | Sequence[str] = PREVIOUS,
+        after_any: Sequence[str] = (),
+        when: Condition | None = None,
     ) -> Workflow | Callable[[StepFunction], StepFunction]:
         """Append a step; returns the workflow, or a decorator when ``fn`` is left out.
 
@@ -114,7 +134,15 @@ class Workflow:
 
             def decorator(func: StepFunction) -> StepFunction:
                 self.step(
-                    name, func, retry=retry, timeout=timeout, compensate=compensate, atomic=atomic
+                    name,
+                    func,
+                    retry=retry,
+                    timeout=timeout,
+                    compensate=compensate,
+                    atomic=atomic,
+                    after=after,
+                    after_any=after_any,
+                    when=when,
                 )
                 return func
 
@@ -131,6 +159,16 @@ class Workflow:
             raise ValueError(f"Step {name!r}: timeout must be a positive number of seconds.")
         if compensate is not None and not callable(compensate):
             raise TypeError(f"Step {name!r} of {self.name!r}: compensate must be callable.")
+        if when is not None and not callable(when):
+            raise ConfigurationError(f"Step {name!r} of {self.name!r}: when must be callable.")
+        previous = (self._steps[-1].name,) if self._steps else ()
+        waits_for = previous if after is PREVIOUS else _names(after, name, "after")
+        waits_for_any = _names(after_any, name, "after_any")
+        if name in waits_for or name in waits_for_any:
+            raise ConfigurationError(
+                f"Workflow {self.name!r} has a cycle: {name} waits for {name}. "
+                "A step cannot wait, directly or not, for itself."
+            )
         self._index[name] = len(self._steps)
         self._steps.append(
             Step(
@@ -140,9 +178,35 @@ class Workflow:
                 timeout=timeout,
                 atomic=atomic,
                 compensate=compensate,
+                after=waits_for,
+                after_any=waits_for_any,
+                when=when,
             )
         )
+        self._graph = None
         return self
+
+    @property
+    def graph(self) -> Graph:
+        """The checked graph of the steps; raises :class:`ConfigurationError` if it is not one.
+
+        ``after`` may name a step added later, so the graph is checked as a whole when
+        first used: by the system checks (``manage.py check``, ``runworkflows``), by
+        ``submit`` and by the worker.
+        """
+        graph = self._graph
+        if graph is None:
+            nodes = [
+                Node(s.name, s.after, s.after_any, conditional=s.when is not None)
+                for s in self._steps
+            ]
+            graph = self._graph = build(self.name, nodes)
+        return graph
+
+    def step_named(self, name: str) -> Step | None:
+        """The step named ``name``, or ``None``."""
+        index = self._index.get(name)
+        return None if index is None else self._steps[index]
 
     def submit(
         self,
@@ -166,6 +230,18 @@ class Workflow:
             run_after=run_after,
             priority=priority,
         )
+
+
+def _names(value: str | Sequence[str], step: str, what: str) -> tuple[str, ...]:
+    """``after``/``after_any`` as a tuple of step names, checked for type and repeats."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise ConfigurationError(
+            f"Step {step!r}: {what} must be a step name or a list of step names, not {value!r}."
+        )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"Step {step!r}: {what} names a step twice: {list(names)!r}.")
+    return tuple(names)
 
 
 def _check_name(name: object, kind: str) -> None:

@@ -38,6 +38,7 @@ class StepRunStatus(models.TextChoices):
 
     COMPLETED = "completed", _("Completed")
     FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")  # its condition (``when``) was false
 
 
 class WaitKind(models.TextChoices):

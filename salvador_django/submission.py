@@ -100,6 +100,7 @@ def new_task(
     """A pending task of ``definition``, checked and not saved; see :func:`submit`."""
     if not definition.steps:
         raise ConfigurationError(f"Workflow {definition.name!r} has no steps to run.")
+    definition.graph  # noqa: B018 - raises ConfigurationError for an unknown name or a cycle
     check_json(body, get_settings().MAX_BODY_BYTES)
     meta_dict = _check_meta(meta)
     if idempotency_key is not None:

@@ -157,7 +157,20 @@ class Task(Operations, Waiting, models.Model):
         help_text=_("While waiting for children: how many of them have not finished."),
     )
 
+    progress: Any = models.JSONField(
+        _("progress"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "A graph workflow's steps done (completed or skipped, in the order they ended), "
+            "skipped, and failed attempts by step. Empty for a straight line."
+        ),
+    )
+
     objects: ClassVar[TaskQuerySet] = TaskQuerySet.as_manager()  # type: ignore[assignment]
+
+    #: The completed steps' return values, by name, once read (see :attr:`outputs`).
+    _outputs: dict[str, Any] | None = None
 
     #: While a step runs: the ``time.monotonic()`` by which a step with a timeout
     #: should return. Long-running step code can check it to stop early.
@@ -237,6 +250,18 @@ class Task(Operations, Waiting, models.Model):
         return self._state.db or get_settings().DATABASE
 
     @property
+    def outputs(self) -> dict[str, Any]:
+        """The return values of the task's completed steps, by step name.
+
+        Read from the step runs once per run of a step (a running graph task's are
+        kept current by the engine). A skipped step has none; a step's value is the
+        one of its last completed attempt.
+        """
+        if self._outputs is None:
+            self._outputs = _completed_outputs(self)
+        return self._outputs
+
+    @property
     def result(self) -> Any:
         """The return value of the task's last step: raises :class:`NoResult` until it completed."""
         if self.status == TaskStatus.COMPLETED:
@@ -265,6 +290,21 @@ class Task(Operations, Waiting, models.Model):
             TaskStatus.RUNNING,
             TaskStatus.PENDING,
         )
+
+
+def _completed_outputs(task: Task) -> dict[str, Any]:
+    """What :attr:`Task.outputs` reads: the outputs of the steps the task completed."""
+    runs = StepRun.objects.using(task._alias()).filter(
+        task_id=task.id, compensation=False, status=StepRunStatus.COMPLETED
+    )
+    done = task.progress.get("done") if task.progress else None
+    if done is None:
+        runs = runs.filter(index__lt=task.step)  # a straight line: the steps before this one
+    found = dict(runs.order_by("id").values_list("name", "output"))
+    if done is not None:
+        skipped = set(task.progress.get("skipped", ()))
+        found = {name: found.get(name) for name in done if name not in skipped}
+    return found
 
 
 class Overview(Task):
