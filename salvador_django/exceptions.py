@@ -64,6 +64,10 @@ class StepNotFound(SalvadorError):
     """The task's next step no longer exists in its workflow."""
 
 
+class StepsFailed(SalvadorError):
+    """A graph task's steps failed for good: its error names each of them."""
+
+
 class StepTimeout(SalvadorError):
     """The step ran longer than its timeout."""
 

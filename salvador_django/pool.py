@@ -242,7 +242,13 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, super
     It stops when ``supervisor`` (the pid of the process that started it) is gone.
     """
     worker = Worker(
-        replace(options, concurrency=1, abandon_hung_steps=False, warn_of_unregistered=False),
+        replace(
+            options,
+            concurrency=1,
+            parallel_steps=options.parallel_steps or options.concurrency,
+            abandon_hung_steps=False,
+            warn_of_unregistered=False,
+        ),
         queue=get_queue(queue_name),
     )
 

@@ -127,6 +127,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         state_json: str,
         run: dict[str, Any],
         family: bool = True,
+        graph: tuple[dict[str, Any], Any, str] | None = None,
     ) -> Checkpoint:
         """Record a completed step: the task's progress and its ``StepRun``, in one commit.
 
@@ -137,14 +138,18 @@ class TaskQuerySet(models.QuerySet["Task"]):
         lost it, and ``CANCEL_REQUESTED`` when the task was cancelled while it ran.
         The last step's ``output`` becomes the task's result. ``family=False`` says the
         task has no parent and no children (see :mod:`salvador_django.transitions.tree`).
+        ``graph`` is a graph task's ``(progress, result, error)``; ``run`` may then give its
+        own ``status`` (a skipped step's).
         """
         if step_name or not family:
-            return self._checkpoint(task_id, token, step, step_name, state_json, run, family)
+            return self._checkpoint(task_id, token, step, step_name, state_json, run, family, graph)
         with transaction.atomic(using=self.db):  # the task ends: its relatives are told
             move, held = transitions.COMPLETE, {"id": task_id}
             selected = move.rows(self, token=token, where=held)
             relatives = lock_family(move, selected)
-            written = self._checkpoint(task_id, token, step, step_name, state_json, run, False)
+            written = self._checkpoint(
+                task_id, token, step, step_name, state_json, run, False, graph
+            )
             if written != Checkpoint.LOST:
                 settle(move, selected, relatives)
             return written
@@ -158,10 +163,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
         state_json: str,
         run: dict[str, Any],
         family: bool,
+        graph: tuple[dict[str, Any], Any, str] | None = None,
     ) -> Checkpoint:
         connection = connections[self.db]
         step_runs = self.model._meta.get_field("step_runs").related_model
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and graph is None:
             table = connection.ops.quote_name(self.model._meta.db_table)
             runs = connection.ops.quote_name(step_runs._meta.db_table)
             query = sql.CHECKPOINT_POSTGRESQL.format(
@@ -184,9 +190,15 @@ class TaskQuerySet(models.QuerySet["Task"]):
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
-        progress = {"step": step, "step_name": step_name, "state": state}
+        progress: dict[str, Any] = {"step": step, "step_name": step_name, "state": state}
         if not step_name:
             progress["return_value"] = None if output is None else json.loads(output)
+        if graph is not None:
+            progress["progress"] = graph[0]
+            if step_name:
+                progress["error"] = graph[2]
+            else:
+                progress["return_value"] = graph[1]
         nothing_requested = {
             "id": task_id,
             "cancel_requested_at__isnull": True,
@@ -202,9 +214,12 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 result = Checkpoint.CANCEL_REQUESTED if cancelled else Checkpoint.PAUSE_REQUESTED
             step_runs._default_manager.using(self.db).create(
                 task_id=task_id,
-                status=StepRunStatus.COMPLETED,
                 state=state,
-                **{**run, "output": None if output is None else json.loads(output)},
+                **{
+                    "status": StepRunStatus.COMPLETED,
+                    **run,
+                    "output": None if output is None else json.loads(output),
+                },
             )
         return result
 

@@ -31,15 +31,18 @@ def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 1
     engine = Engine(database=settings.DATABASE, worker_name="run_until_idle")
     tasks = Task.objects.using(settings.DATABASE)
     ran = 0
-    while ran < max_tasks:
-        token = new_token("run_until_idle")
-        claimed = tasks.claim(names, token, settings.LEASE_SECONDS, limit=1)
-        if not claimed:
-            if fire_due_timers(settings.DATABASE):
-                continue
-            break
-        engine.run(claimed[0], Lease(claimed[0].id, token))
-        ran += 1
+    try:
+        while ran < max_tasks:
+            token = new_token("run_until_idle")
+            claimed = tasks.claim(names, token, settings.LEASE_SECONDS, limit=1)
+            if not claimed:
+                if fire_due_timers(settings.DATABASE):
+                    continue
+                break
+            engine.run(claimed[0], Lease(claimed[0].id, token))
+            ran += 1
+    finally:
+        engine.close()
     return ran
 
 

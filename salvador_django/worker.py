@@ -61,6 +61,9 @@ class WorkerOptions:
     #: In burst mode: how long the database or the queue may stay unreachable before
     #: the worker gives up (and ``runworkflows --burst`` exits non-zero).
     give_up_after: float = 60.0
+    #: How many steps of one graph task may run at the same time (0: ``concurrency``).
+    #: A process pool's children run one task each, with the pool's concurrency here.
+    parallel_steps: int = 0
 
     @classmethod
     def from_settings(
@@ -96,7 +99,11 @@ class Worker:
         self.database = settings.DATABASE
         self.queue = queue or get_queue()
         self.name = worker_name()
-        self.engine = Engine(database=self.database, worker_name=self.name)
+        self.engine = Engine(
+            database=self.database,
+            worker_name=self.name,
+            parallelism=options.parallel_steps or options.concurrency,
+        )
         self.leases = Leases()
         self._stopping = threading.Event()
         self._runners: list[threading.Thread] = []  # the live slots (abandoned ones leave)
@@ -169,6 +176,8 @@ class Worker:
         self._maintenance.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
         if self._timers is not None:
             self._timers.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+        if finished:
+            self.engine.close()
         logger.info("salvador: worker %s stopped", self.name)
         return finished
 

@@ -147,8 +147,11 @@ def _run_claimed(task: Task, token: str) -> str:
     settings = get_settings()
     lease = Lease(task.id, token, seconds=settings.LEASE_SECONDS)
     engine = Engine(database=settings.DATABASE, worker_name=worker_name("celery"))
-    with _heartbeat(lease, settings.DATABASE):
-        outcome = engine.run(task, lease)
+    try:
+        with _heartbeat(lease, settings.DATABASE):
+            outcome = engine.run(task, lease)
+    finally:
+        engine.close()
     if outcome in (Outcome.RETRY, Outcome.RELEASED):
         announce([Entry.of(task, scheduled=outcome == Outcome.RETRY)])
     elif outcome == Outcome.WAITING and task.wake_at is not None:

@@ -31,9 +31,36 @@ if TYPE_CHECKING:
 logger = logging.getLogger("salvador_django")
 
 
-def to_compensate(workflow: Workflow, completed: int) -> bool:
-    """Whether any of the first ``completed`` steps of ``workflow`` has a compensation."""
-    return any(step.compensate is not None for step in workflow.steps[:completed])
+def to_compensate(workflow: Workflow, task: Task) -> bool:
+    """Whether any step the task completed has a compensation."""
+    return any(
+        step is not None and step.compensate is not None
+        for step in map(lambda position: done_step(workflow, task, position), range(task.step))
+    )
+
+
+def done_step(workflow: Workflow, task: Task, position: int) -> Step | None:
+    """The step the task completed ``position``-th; None if skipped or gone.
+
+    For a straight line that is its step at ``position``; a graph task's steps are
+    undone in reverse order of completion, which its ``progress`` records.
+    """
+    done = (task.progress or {}).get("done")
+    if done is None:
+        return workflow.steps[position] if position < len(workflow.steps) else None
+    if position >= len(done) or done[position] in task.progress.get("skipped", ()):
+        return None
+    return workflow.step_named(done[position])
+
+
+def _undone(task: Task, position: int) -> dict[str, Any] | None:
+    """A graph task's progress once its ``position``-th done step is undone: None for a line."""
+    progress = task.progress or {}
+    if "done" not in progress:
+        return None
+    done = progress["done"][:position]
+    skipped = [name for name in progress.get("skipped", ()) if name in done]
+    return {**progress, "done": done, "skipped": skipped}
 
 
 def compensate(
@@ -50,7 +77,7 @@ def compensate(
         if should_stop():
             return engine.release(task, lease)
         index = task.step - 1
-        step = workflow.steps[index] if index < len(workflow.steps) else None
+        step = done_step(workflow, task, index)
         if step is None or step.compensate is None:
             task.step = index  # nothing to undo: the next checkpoint records it
             continue
@@ -73,10 +100,11 @@ def _compensate_step(
     except Exception as exc:
         return _failed(engine, attempt, exc)
     try:
-        engine.writes.record_compensation(attempt, state_text)
+        engine.writes.record_compensation(attempt, state_text, progress=_undone(task, index))
     except LeaseLost:
         return lost(task)
     task.step, task.attempt = index, 0
+    task.progress = _undone(task, index) or task.progress
     return None
 
 
@@ -138,6 +166,8 @@ def why_stopped(engine: Engine, task: Task) -> str:
     """Why the compensation started: a cancellation, or the failed forward attempt."""
     if task.cancel_requested_at is not None:
         return "a cancellation"
+    if (task.progress or {}).get("done") is not None and task.error:
+        return task.error  # a graph's names each step that failed
     return engine.writes.last_failure(task) or task.error
 
 

@@ -120,6 +120,7 @@ def fail(
     *,
     cancelled: bool = False,
     compensate_here: bool = True,
+    workflow: Workflow | None = None,
 ) -> Outcome:
     """End the task ``failed`` (or ``cancelled``), recording the failed attempt.
 
@@ -129,8 +130,8 @@ def fail(
     """
     error = describe(exc)
     position: dict[str, Any] = {"step": task.step, "step_name": task.step_name}
-    workflow = attempt.workflow if attempt is not None else None
-    if workflow is not None and to_compensate(workflow, task.step):
+    workflow = attempt.workflow if attempt is not None else workflow
+    if workflow is not None and to_compensate(workflow, task):
         recorded = engine.writes.record_failure(
             task,
             lease,
@@ -177,7 +178,7 @@ def cancel(engine: Engine, task: Task, lease: Lease, workflow: Workflow) -> Outc
     If completed steps have compensations, they run first.
     """
     position: dict[str, Any] = {"step": task.step, "step_name": task.step_name}
-    if to_compensate(workflow, task.step):
+    if to_compensate(workflow, task):
         started = engine.writes.move(
             transitions.START_COMPENSATION,
             task,

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from typing import TYPE_CHECKING, Any
 
-from salvador_django.exceptions import SalvadorError
+from salvador_django.exceptions import SalvadorError, StepTimeout
 from salvador_django.models import Task
+
+if TYPE_CHECKING:
+    from salvador_django.leases import Attempt
 
 logger = logging.getLogger("salvador_django")
 
@@ -40,3 +45,12 @@ def lost(task: Task) -> Outcome:
         task.step_name,
     )
     return Outcome.LOST
+
+
+def call_step(attempt: Attempt) -> Any:
+    """Run the attempt's step; a step that returned after its timeout failed all the same."""
+    step = attempt.step
+    output = step.fn(attempt.task)
+    if step.timeout is not None and time.monotonic() - attempt.began > step.timeout:
+        raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
+    return output

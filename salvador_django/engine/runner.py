@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from salvador_django import transitions
+from salvador_django.conf import get_settings
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.blocked import Suspend
+from salvador_django.engine.branches import BranchPool
 from salvador_django.engine.compensation import compensate
 from salvador_django.engine.failures import after_failure, cancel, fail, time_out
-from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
+from salvador_django.engine.graph import GraphRun
+from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step, lost
 from salvador_django.engine.suspension import wait
 from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import Writes
-from salvador_django.exceptions import LeaseLost, StepNotFound, StepTimeout, WorkflowNotFound
+from salvador_django.exceptions import (
+    ConfigurationError,
+    LeaseLost,
+    StepNotFound,
+    WorkflowNotFound,
+)
 from salvador_django.leases import Attempt, Lease, renew_leases
 from salvador_django.models import Task
 from salvador_django.queries import Checkpoint
@@ -36,10 +43,14 @@ class Engine:
     Every write is fenced on the claim: a worker that lost its lease writes nothing.
     """
 
-    def __init__(self, *, database: str, worker_name: str) -> None:
+    def __init__(self, *, database: str, worker_name: str, parallelism: int | None = None) -> None:
         self.database = database
         self.worker_name = worker_name
         self.writes = Writes(database, worker_name)
+        #: How many steps of one graph task may run at the same time (threads).
+        self.parallelism = parallelism or get_settings().CONCURRENCY
+        self._branches: BranchPool | None = None
+        self._branches_lock = threading.Lock()
         #: Told of each attempt of a step with a timeout as it starts, then None as it
         #: ends: how a process pool's supervisor learns what its children run.
         self.on_attempt: Callable[[Lease, Attempt | None], None] | None = None
@@ -52,8 +63,10 @@ class Engine:
             workflow = registry.get(task.workflow)
             if task.compensation == CompensationStatus.RUNNING:
                 return compensate(self, task, lease, workflow, should_stop)
+            if not workflow.graph.linear:
+                return self._run_graph(task, lease, workflow, should_stop)
             index = _resume_index(workflow, task)
-        except (WorkflowNotFound, StepNotFound) as exc:
+        except (WorkflowNotFound, StepNotFound, ConfigurationError) as exc:
             return fail(self, task, lease, exc, None)
         task.step = index
         if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
@@ -74,6 +87,31 @@ class Engine:
                 return outcome
             index += 1
         return Outcome.COMPLETED
+
+    def _run_graph(
+        self, task: Task, lease: Lease, workflow: Workflow, should_stop: Callable[[], bool]
+    ) -> Outcome:
+        if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
+            return cancel(self, task, lease, workflow)
+        if task.pause_requested_at is not None:  # paused while it waited for a retry
+            paused = self.pause(task, lease, workflow)
+            if paused is not None:
+                return paused
+        return GraphRun(self, task, lease, workflow, should_stop).run()
+
+    def branches(self) -> BranchPool:
+        """The threads that run graph tasks' parallel steps (started when first needed)."""
+        with self._branches_lock:
+            if self._branches is None:
+                self._branches = BranchPool(self.parallelism)
+            return self._branches
+
+    def close(self) -> None:
+        """Stop the branch threads (each closes its database connections)."""
+        with self._branches_lock:
+            branches, self._branches = self._branches, None
+        if branches is not None:
+            branches.close()
 
     def time_out(
         self, lease: Lease, attempt: Attempt, stack: str = "", *, fate: str = "was abandoned"
@@ -156,9 +194,9 @@ class Engine:
                     # by a worker that is paused, say) for longer than the lease.
                     if not self.still_held(attempt.lease):
                         raise LeaseLost
-                    written = self.writes.checkpoint(attempt, _call(attempt), next_name)
+                    written = self.writes.checkpoint(attempt, call_step(attempt), next_name)
             else:
-                written = self.writes.checkpoint(attempt, _call(attempt), next_name)
+                written = self.writes.checkpoint(attempt, call_step(attempt), next_name)
         except Suspend as suspended:
             return wait(self, attempt, suspended.blocked)
         except LeaseLost:
@@ -174,15 +212,6 @@ class Engine:
         elif written == Checkpoint.PAUSE_REQUESTED:
             return self.pause(task, attempt.lease, workflow)
         return None
-
-
-def _call(attempt: Attempt) -> Any:
-    """Run the attempt's step; a step that returned after its timeout failed all the same."""
-    step = attempt.step
-    output = step.fn(attempt.task)
-    if step.timeout is not None and time.monotonic() - attempt.began > step.timeout:
-        raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
-    return output
 
 
 def _resume_index(workflow: Workflow, task: Task) -> int:

@@ -11,6 +11,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import (
@@ -33,7 +34,7 @@ from salvador_django.engine.text import (
     unstorable,
 )
 from salvador_django.engine.waits import write_effects
-from salvador_django.exceptions import LeaseLost, NotSerialisable
+from salvador_django.exceptions import LeaseLost, NotSerialisable, StepsFailed
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import StepRun, Task
 from salvador_django.queries import Checkpoint
@@ -71,8 +72,20 @@ class Writes:
         """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
         return bool(self.with_lock_retry(lambda: self.apply(move, task, lease.token, **params)))
 
-    def checkpoint(self, attempt: Attempt, output: Any, next_name: str) -> Checkpoint:
+    def checkpoint(
+        self,
+        attempt: Attempt,
+        output: Any,
+        next_name: str,
+        *,
+        graph: GraphProgress | None = None,
+        skipped: bool = False,
+    ) -> Checkpoint:
         """Record the completed ``attempt`` and the task's progress, in one commit.
+
+        ``graph`` is a graph task's progress after the step (its count of done steps,
+        its ``progress`` and, when it completes, its result); ``skipped`` records the
+        step as skipped (its condition was false) instead of completed.
 
         Raises :class:`LeaseLost` if the claim is gone, :class:`CheckpointFailed` if
         the database failed, :class:`NotSerialisable` if output or state is not JSON.
@@ -91,6 +104,8 @@ class Writes:
             "output": output_text,
             "worker": self.worker_name,
         }
+        if skipped:
+            run["status"] = StepRunStatus.SKIPPED
 
         waits = attempt.waits
         new_children = bool(waits and waits._children and waits._children.has_effects)
@@ -99,11 +114,12 @@ class Writes:
             return Task.objects.using(self.database).checkpoint(
                 task.id,
                 attempt.lease.token,
-                step=attempt.index + 1,
+                step=attempt.index + 1 if graph is None else graph.step,
                 step_name=next_name,
                 state_json=state_text,
                 run=run,
                 family=new_children or family(task),
+                graph=None if graph is None else (graph.progress, graph.result, graph.error),
             )
 
         def with_effects() -> Checkpoint:
@@ -134,6 +150,8 @@ class Writes:
             attempt.waits.clear()
         task.step, task.step_name, task.attempt, task.error = attempt.index + 1, next_name, 0, ""
         task.state = json.loads(state_text)  # the next step sees what a resumed run would see
+        if task._outputs is not None and graph is None:
+            task._outputs[step.name] = None if output_text is None else json.loads(output_text)
         if not next_name:
             task.status = TaskStatus.COMPLETED
         return Checkpoint(written)
@@ -245,8 +263,13 @@ class Writes:
             return False
         return True
 
-    def record_compensation(self, attempt: Attempt, state_text: str) -> None:
-        """Record a completed compensation: one step fewer to undo. Fenced."""
+    def record_compensation(
+        self, attempt: Attempt, state_text: str, progress: dict[str, Any] | None = None
+    ) -> None:
+        """Record a completed compensation: one step fewer to undo. Fenced.
+
+        ``progress`` is a graph task's, without the undone step.
+        """
         task, step = attempt.task, attempt.step
 
         def write() -> None:
@@ -258,6 +281,7 @@ class Writes:
                     step=attempt.index,
                     step_name=step.name,
                     state=json.loads(state_text),
+                    progress=progress,
                 )
                 if not moved:
                     raise LeaseLost
@@ -316,6 +340,16 @@ class Writes:
         raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class GraphProgress:
+    """A graph task's progress as a checkpoint writes it."""
+
+    step: int  # how many steps are done
+    progress: dict[str, Any]
+    result: Any = None  # the task's result, when this checkpoint completes it
+    error: str = ""  # the steps that failed for good meanwhile
+
+
 def family(task: Task) -> bool:
     """Whether the task may have a parent or children (else its moves skip them)."""
     return task.parent_id is not None or task.has_children is True
@@ -351,5 +385,7 @@ def describe(exc: BaseException) -> str:
     surrogates replaced by escapes (saying so).
     """
     message = str(exc)
+    if isinstance(exc, StepsFailed):  # names its steps and their errors already
+        return storable(message, ERROR_CHARS)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return storable(text, ERROR_CHARS)

@@ -43,7 +43,9 @@ class Operations:
         alias = self._alias()
         tasks = type(self).objects.using(alias)
         with transaction.atomic(using=alias):
-            if from_step is not None:
+            if from_step is not None and not registry.get(self.workflow).graph.linear:
+                move, params = transitions.REQUEUE_FROM_STEP, self._graph_restart(from_step, alias)
+            elif from_step is not None:
                 step, state = self._restart_point(from_step, alias)
                 move = transitions.REQUEUE_FROM_STEP
                 params = {"step": step, "step_name": from_step, "state": state}
@@ -60,6 +62,34 @@ class Operations:
             forget_waits(alias, self, from_start=from_start, from_step=from_step)
             self.refresh_from_db(using=alias)
             transitions.tasks_due.send(sender=type(self), tasks=[self])
+
+    def _graph_restart(self, step_name: str, alias: str) -> dict[str, Any]:
+        """A graph task run again from ``step_name``: it and every step after it, not done.
+
+        The other steps stay done; the state is the task's current one.
+        """
+        graph = registry.get(self.workflow).graph
+        if step_name not in graph.names:
+            raise ValueError(
+                f"Workflow {self.workflow!r} has no step {step_name!r} "
+                f"(steps: {', '.join(graph.names)})."
+            )
+        row = type(self).objects.using(alias).filter(id=self.id)
+        current = row.values_list("status", "compensation", "progress", "state").first()
+        if current is None:
+            raise type(self).DoesNotExist(f"Task {self.id} does not exist.")
+        status, compensation, progress, state = current
+        if not transitions.REQUEUE_FROM_STEP.allows(status, compensation):
+            raise transitions.REQUEUE_FROM_STEP.refusal(self.id, status, compensation)
+        again = graph.downstream([step_name])
+        done = [name for name in (progress or {}).get("done", []) if name not in again]
+        skipped = [name for name in (progress or {}).get("skipped", []) if name in done]
+        return {
+            "step": len(done),
+            "step_name": step_name,
+            "state": state,
+            "progress": {"done": done, "skipped": skipped},
+        }
 
     def _restart_point(self, step_name: str, alias: str) -> tuple[int, dict[str, Any]]:
         """The index of ``step_name`` and the state checkpointed after the step before it.

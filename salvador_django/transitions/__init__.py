@@ -38,7 +38,7 @@ __all__ = [
     "Move", "perform", "tasks_due",
 ]  # fmt: skip
 
-_CHECKPOINT = "step step_name state attempt recoveries error"
+_CHECKPOINT = "step step_name state attempt recoveries error progress"
 _UNCLAIM = "claimed_by lease_expires_at"
 _STOP = f"status step step_name attempt error finished_at {_UNCLAIM}"
 _UNWAIT = "waiting_for wake_at children_left"
@@ -78,9 +78,9 @@ TAKE_OVER = _move("take over", "running -> running", "claimed_by", changes.take_
 #: The task failed or was cancelled and completed steps have compensations: undo them.
 START_COMPENSATION = _move("start compensation", "running -> running|pending", f"step step_name attempt compensation error cancel_requested_at failed_step status run_after {_UNCLAIM}", changes.start_compensation, fenced=True)
 #: One compensation completed: one step fewer to undo.
-COMPENSATE_STEP = _move("compensate step", "running -> running", "step step_name state attempt recoveries", changes.compensate_step, fenced=True)
+COMPENSATE_STEP = _move("compensate step", "running -> running", "step step_name state attempt recoveries progress", changes.compensate_step, fenced=True)
 #: Every compensation completed: the task ends failed (or cancelled), compensated.
-END_COMPENSATION = _move("end compensation", "running -> failed|cancelled", f"status compensation error step step_name attempt finished_at {_UNCLAIM}", changes.end_compensation, fenced=True)
+END_COMPENSATION = _move("end compensation", "running -> failed|cancelled", f"status compensation error step step_name progress attempt finished_at {_UNCLAIM}", changes.end_compensation, fenced=True)
 #: A compensation failed for good: the task fails, its compensation marked failed.
 FAIL_COMPENSATION = _move("fail compensation", "running -> failed", f"{_STOP} compensation failed_step", changes.compensation_failed, fenced=True)
 #: The reaper returns a task whose lease expired to pending at the same step.
@@ -90,9 +90,9 @@ POISON = _move("poison", "running -> failed", f"status compensation error failed
 #: An operator runs a failed or cancelled task again from the step that stopped it.
 REQUEUE = _move("requeue", "failed|cancelled -> pending", _REQUEUE, changes.requeue)
 #: An operator runs a finished task again from its first step, with an empty state.
-RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state", changes.requeue_at)
+RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at)
 #: An operator runs a finished task again from a chosen step, with the state before it.
-REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state", changes.requeue_at)
+REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at)
 #: An operator cancels a task that is not running: at once.
 CANCEL = _move("cancel", "pending|waiting|paused|failed -> cancelled", f"status finished_at pause_requested_at {_UNWAIT}", changes.cancel, refused_while_compensating=True)
 #: An operator cancels a task that is not running but completed steps to undo: a worker

@@ -40,20 +40,27 @@ def claim(*, claimant: str, lease_seconds: float) -> Changes:
     }
 
 
-def checkpoint(*, step: int, step_name: str, state: Any) -> Changes:
-    return {
+def checkpoint(
+    *, step: int, step_name: str, state: Any, progress: Any = None, error: str = ""
+) -> Changes:
+    changes: Changes = {
         "step": step,
         "step_name": step_name,
         "state": state,
         "attempt": 0,
         "recoveries": 0,
-        "error": "",
+        "error": error,
     }
+    if progress is not None:  # a graph's: which steps are done
+        changes["progress"] = progress
+    return changes
 
 
-def complete(*, step: int, step_name: str, state: Any, return_value: Any = None) -> Changes:
+def complete(
+    *, step: int, step_name: str, state: Any, return_value: Any = None, progress: Any = None
+) -> Changes:
     return {
-        **checkpoint(step=step, step_name=step_name, state=state),
+        **checkpoint(step=step, step_name=step_name, state=state, progress=progress),
         "return_value": return_value,
         "status": COMPLETED,
         "finished_at": Now(),
@@ -117,8 +124,17 @@ def start_compensation(
     return changes
 
 
-def compensate_step(*, step: int, step_name: str, state: Any) -> Changes:
-    return {"step": step, "step_name": step_name, "state": state, "attempt": 0, "recoveries": 0}
+def compensate_step(*, step: int, step_name: str, state: Any, progress: Any = None) -> Changes:
+    changes: Changes = {
+        "step": step,
+        "step_name": step_name,
+        "state": state,
+        "attempt": 0,
+        "recoveries": 0,
+    }
+    if progress is not None:  # a graph's: the undone step is no longer done
+        changes["progress"] = progress
+    return changes
 
 
 def end_compensation(*, cancelled: bool, error: str) -> Changes:
@@ -128,6 +144,7 @@ def end_compensation(*, cancelled: bool, error: str) -> Changes:
         "error": error,
         "step": 0,
         "step_name": "",
+        "progress": {},
         "attempt": 0,
         "finished_at": Now(),
         **_UNCLAIMED,
@@ -194,12 +211,13 @@ def requeue() -> Changes:
     }
 
 
-def requeue_at(*, step: int, step_name: str, state: Any) -> Changes:
+def requeue_at(*, step: int, step_name: str, state: Any, progress: Any = None) -> Changes:
     return {
         **requeue(),
         "step": step,
         "step_name": step_name,
         "state": state,
+        "progress": {} if progress is None else progress,
         "compensation": CompensationStatus.NONE,
         "failed_step": "",
     }

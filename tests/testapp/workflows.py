@@ -410,3 +410,6 @@ def first_round(task):
 def second_round(task):
     task.start_child("waits-for-go", key="b")
     return task.wait_for_children()
+
+
+from tests.testapp import graph_workflows  # noqa: E402, F401 - registers the graph workflows

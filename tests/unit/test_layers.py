@@ -21,7 +21,7 @@ ROOT = Path(salvador_django.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
-        "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql",
+        "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
         "schema", "payloads", "links",
     },
     # 1: the tables and their queries

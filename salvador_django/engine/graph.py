@@ -1,0 +1,480 @@
+"""The run of a graph task: its ready steps at the same time, a checkpoint after each.
+
+The worker that claimed the task runs the steps whose dependencies are done in up
+to ``engine.parallelism`` threads (:mod:`.branches`). Each step has its own
+attempts, retry policy and checkpoint: one commit writing its ``StepRun`` and the
+task's merged state and ``progress`` (which steps are done). The checkpoints of one
+task are written one at a time, under the run's lock, by the step's own thread.
+A crash replays only the steps that were running: the done ones are in
+``progress``.
+
+When a step fails for good, or the task is cancelled, paused, released or its lease
+is lost, no new step starts; the running ones finish and checkpoint, then the task
+moves. A step that waits stops its branch; the task waits when no branch runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from salvador_django import transitions
+from salvador_django.definitions import Step, Workflow
+from salvador_django.engine.blocked import Blocked, Suspend
+from salvador_django.engine.failures import cancel, fail
+from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step, lost
+from salvador_django.engine.suspension import wait
+from salvador_django.engine.waits import StepWaits
+from salvador_django.engine.writes import GraphProgress, describe
+from salvador_django.exceptions import LeaseLost, StepNotFound, StepsFailed
+from salvador_django.leases import Attempt, Lease
+from salvador_django.models import StepRun, Task
+from salvador_django.queries import Checkpoint
+from salvador_django.status import StepRunStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from salvador_django.engine.runner import Engine
+
+logger = logging.getLogger("salvador_django")
+
+_MISSING = object()
+
+
+@dataclass
+class _Ended:
+    """How one branch ended, handed from its thread to the run."""
+
+    name: str
+    how: str  # "done", "blocked", "error", "lost", "crash"
+    attempt: Attempt | None = None
+    written: Checkpoint | None = None
+    blocked: Blocked | None = None
+    error: BaseException | None = None
+
+
+class GraphRun:
+    """One claimed run of a graph task, from its ready steps until it stops."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        task: Task,
+        lease: Lease,
+        workflow: Workflow,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self.engine, self.task, self.lease, self.workflow = engine, task, lease, workflow
+        self.should_stop = should_stop
+        self.graph = workflow.graph
+        progress = task.progress or {}
+        self.done: list[str] = list(progress.get("done", []))
+        self.skipped: list[str] = list(progress.get("skipped", []))
+        self.failed: list[str] = list(progress.get("failed", []))
+        self.attempts: dict[str, int] = dict(progress.get("attempts", {}))
+        if self.failed and not task.error:  # requeued since: the failed steps run again
+            self.failed, self.attempts = [], {}
+        if not progress and task.step > 0:  # a straight-line task whose workflow became a graph
+            self.done = [step.name for step in workflow.steps[: task.step]]
+        self.errors: dict[str, str] = {}
+        self.retry_at: dict[str, float] = {}  # monotonic time of a step's next attempt
+        self.running: set[str] = set()
+        self.blocked: dict[str, tuple[Attempt, Blocked]] = {}
+        self.ended: queue.SimpleQueue[_Ended] = queue.SimpleQueue()
+        self.lock = threading.RLock()
+        self.stop: str | None = None  # why no new step starts: "lost", "cancel", "pause"...
+        self.crash: BaseException | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Run ready steps until none runs; then complete, fail, wait, retry or stop."""
+        missing = [name for name in self._expected() if self.workflow.step_named(name) is None]
+        if missing:
+            raise StepNotFound(
+                f"Task {self.task.id} is at step {missing[0]!r}, which workflow "
+                f"{self.workflow.name!r} no longer has (steps: "
+                f"{', '.join(s.name for s in self.workflow.steps)})."
+            )
+        while True:
+            if self.stop is None:
+                self._start_ready()
+            if not self.running:
+                break
+            self._take(self.ended.get())
+        return self._end()
+
+    def _expected(self) -> list[str]:
+        """The step names the task's row says it will run next (its ``step_name``)."""
+        name = self.task.step_name
+        return [name] if name and name not in self.done else []
+
+    def _start_ready(self) -> None:
+        """Start ready steps, as many as there are threads; skip those whose ``when`` is false."""
+        while self.stop is None:
+            if self.should_stop():
+                self.stop = "release"
+                return
+            if not self.engine.still_held(self.lease):
+                self.stop = "lost"
+                return
+            now = time.monotonic()
+            with self.lock:
+                ready = [
+                    node
+                    for node in self.graph.ready(self.done, (), self.running)
+                    if node.name not in self.blocked
+                    and node.name not in self.failed
+                    and self.retry_at.get(node.name, 0) <= now
+                ]
+                completed = self._completed()
+            if not ready or len(self.running) >= self.engine.parallelism:
+                return
+            node = ready[0]
+            step = self.workflow.step_named(node.name)
+            assert step is not None
+            number = self.attempts.get(node.name, 0) + 1
+            if self.graph.none_ran(node, completed):
+                self._skip(step)
+                continue
+            if step.when is not None and not self._evaluate(step, number):
+                continue
+            self.running.add(step.name)
+            self.retry_at.pop(step.name, None)
+            if len(self.running) == 1 and len(ready) == 1:
+                self._branch(step, number)  # alone: in this thread, no hand-over
+            else:
+                self.engine.branches().run(lambda s=step, n=number: self._branch(s, n))  # type: ignore[misc]
+
+    def _evaluate(self, step: Step, number: int) -> bool:
+        """``step.when(task)``; a condition that raises fails the attempt. False: skipped."""
+        try:
+            assert step.when is not None
+            if step.when(self._view(step, number)):
+                return True
+        except Exception as exc:
+            self._failed(self._attempt(step, number), exc)
+            return False
+        self._skip(step)
+        return False
+
+    def _take(self, ended: _Ended) -> None:
+        """Learn how a branch ended."""
+        self.running.discard(ended.name)
+        if ended.how == "done":
+            if ended.written == Checkpoint.CANCEL_REQUESTED:
+                self.stop = "cancel"
+            elif ended.written == Checkpoint.PAUSE_REQUESTED and self.stop is None:
+                self.stop = "pause"
+        elif ended.how == "blocked":
+            assert ended.attempt is not None
+            assert ended.blocked is not None
+            self.blocked[ended.name] = (ended.attempt, ended.blocked)
+        elif ended.how == "error":
+            assert ended.attempt is not None
+            assert isinstance(ended.error, Exception)
+            self._failed(ended.attempt, ended.error)
+        elif ended.how == "lost":
+            self.stop = "lost"
+        else:
+            self.stop, self.crash = "crash", ended.error
+
+    # -- one branch -------------------------------------------------------------------------
+
+    def _view(self, step: Step, number: int) -> Task:
+        """The task as ``step`` sees it: its own copy of the state, the shared outputs."""
+        view = copy.copy(self.task)
+        view.state = copy.deepcopy(self.task.state)
+        view.step_name, view.attempt = step.name, number
+        view._outputs = self.task.outputs
+        return view
+
+    def _attempt(self, step: Step, number: int) -> Attempt:
+        view = self._view(step, number)
+        index = self.workflow.index_of(step.name)
+        assert index is not None
+        attempt = Attempt(view, self.lease, self.workflow, index, step, number, timezone.now())
+        attempt.waits = view._step_waits = StepWaits(self.engine.database, view, step.name)
+        if step.timeout:
+            attempt.deadline = view.deadline = attempt.began + step.timeout
+        return attempt
+
+    def _branch(self, step: Step, number: int) -> None:
+        """Run one attempt of ``step`` and checkpoint it (in a branch thread or this one)."""
+        attempt = self._attempt(step, number)
+        before = copy.deepcopy(attempt.task.state)
+        try:
+            if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
+                with self.lock, transaction.atomic(using=self.engine.database):
+                    if not self.engine.still_held(self.lease):
+                        raise LeaseLost
+                    written = self._checkpoint(attempt, call_step(attempt), before)
+            else:
+                output = call_step(attempt)
+                with self.lock:
+                    written = self._checkpoint(attempt, output, before)
+            ended = _Ended(step.name, "done", attempt, written=written)
+        except Suspend as suspended:
+            ended = _Ended(step.name, "blocked", attempt, blocked=suspended.blocked)
+        except LeaseLost:
+            ended = _Ended(step.name, "lost")
+        except CheckpointFailed as exc:
+            ended = _Ended(step.name, "crash", error=exc)
+        except Exception as exc:
+            ended = _Ended(step.name, "error", attempt, error=exc)
+        finally:
+            attempt.task._step_waits = None
+        self.ended.put(ended)
+
+    def _checkpoint(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
+        """Merge the step's state into the task's and write its checkpoint (under the lock)."""
+        view, name = attempt.task, attempt.step.name
+        merged = dict(self.task.state)
+        for key in before.keys() - view.state.keys():
+            merged.pop(key, None)
+        for key, value in view.state.items():
+            if before.get(key, _MISSING) != value:
+                merged[key] = value
+        view.state = merged
+        view.has_children = view.has_children or self.task.has_children
+        written = self.engine.writes.checkpoint(
+            attempt, output, *self._after(name), graph=self._progress_with(name, output)
+        )
+        self._record_done(name, view.state, output=output, skipped=False)
+        self.task.has_children = view.has_children
+        return written
+
+    def _after(self, name: str, skipped: bool = False) -> tuple[str]:
+        """The task's next step name once ``name`` is done: ``""`` when it completes."""
+        done = {*self.done, name}
+        left = [n for n in self.graph.names if n not in done]
+        return (left[0] if left else "",)
+
+    def _progress_with(self, name: str, output: Any, skipped: bool = False) -> GraphProgress:
+        done = [*self.done, name]
+        progress = self._progress(done, [*self.skipped, name] if skipped else self.skipped)
+        last = self.graph.names[-1]
+        complete = len(set(done)) == len(self.graph.names)
+        result = None
+        if complete and last not in progress["skipped"]:
+            result = output if name == last else self.task.outputs.get(last)
+        error = self._error() if self.failed else ""
+        return GraphProgress(step=len(done), progress=progress, result=result, error=error)
+
+    def _progress(self, done: list[str], skipped: list[str]) -> dict[str, Any]:
+        progress: dict[str, Any] = {"done": done, "skipped": skipped}
+        if self.attempts:
+            progress["attempts"] = self.attempts
+        if self.failed:
+            progress["failed"] = self.failed
+        return progress
+
+    def _record_done(self, name: str, state: Any, *, output: Any, skipped: bool) -> None:
+        """After a checkpoint: the step is done in this run's memory too."""
+        self.done.append(name)
+        if skipped:
+            self.skipped.append(name)
+        else:  # as a resumed run reads it: the JSON the checkpoint stored
+            self.task.outputs[name] = json.loads(json.dumps(output))
+        self.task.state = state
+        self.task.step, self.task.step_name = len(self.done), self._after(name)[0]
+
+    def _skip(self, step: Step) -> None:
+        """Record ``step`` as skipped: its condition was false, or none of its ``after_any`` ran."""
+        attempt = self._attempt(step, 0)
+        with self.lock:
+            try:
+                written = self.engine.writes.checkpoint(
+                    attempt,
+                    None,
+                    *self._after(step.name),
+                    graph=self._progress_with(step.name, None, skipped=True),
+                    skipped=True,
+                )
+            except LeaseLost:
+                self.stop = "lost"
+                return
+            self._record_done(step.name, self.task.state, output=None, skipped=True)
+        logger.info("salvador: task %s step %r skipped", self.task.id, step.name)
+        if written == Checkpoint.CANCEL_REQUESTED:
+            self.stop = "cancel"
+        elif written == Checkpoint.PAUSE_REQUESTED:
+            self.stop = self.stop or "pause"
+
+    def _completed(self) -> list[str]:
+        skipped = set(self.skipped)
+        return [name for name in self.done if name not in skipped]
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def _failed(self, attempt: Attempt, exc: Exception) -> None:
+        """An attempt failed: its step is retried later, or has failed for good."""
+        step, number = attempt.step, attempt.number
+        retry = self.workflow.retry_for(step)
+        again = retry.should_retry(exc, number) and not self.engine.writes.cancel_requested(
+            self.task
+        )
+        delay = retry.delay(number) if again else 0.0
+        error = describe(exc)
+        with self.lock:
+            self.attempts = {**self.attempts, step.name: number}
+            if not again:
+                self.failed = [*self.failed, step.name]
+                self.errors[step.name] = error
+            if not self._record_failure(attempt, exc, delay if again else None):
+                self.stop = "lost"
+                return
+        if again:
+            self.retry_at[step.name] = time.monotonic() + delay
+            logger.info(
+                "salvador: task %s (%s) step %r attempt %d failed (%s); retry in %.1fs",
+                self.task.id, self.task.workflow, step.name, number, error, delay,
+            )  # fmt: skip
+        else:
+            self.stop = self.stop or "fail"
+
+    def _record_failure(self, attempt: Attempt, exc: Exception, delay: float | None) -> bool:
+        """Write the failed attempt's ``StepRun`` and the task's progress: one fenced commit."""
+        writes, task, step = self.engine.writes, self.task, attempt.step
+        error = self._error() if self.failed else ""
+
+        def write() -> None:
+            with transaction.atomic(using=self.engine.database):
+                moved = writes.apply(
+                    transitions.CHECKPOINT,
+                    task,
+                    self.lease.token,
+                    step=len(self.done),
+                    step_name=self.failed[0] if self.failed else task.step_name,
+                    state=task.state,
+                    progress=self._progress(self.done, self.skipped),
+                    error=error,
+                )
+                if not moved:
+                    raise LeaseLost
+                StepRun.objects.using(self.engine.database).create(
+                    task_id=task.id,
+                    index=attempt.index,
+                    name=step.name,
+                    attempt=attempt.number,
+                    status=StepRunStatus.FAILED,
+                    started_at=attempt.started,
+                    finished_at=timezone.now(),
+                    error=describe(exc),
+                    traceback=traceback_of(exc),
+                    worker=writes.worker_name,
+                    next_attempt_at=None if delay is None else timezone.now() + _seconds(delay),
+                )
+
+        try:
+            writes.with_lock_retry(write)
+        except LeaseLost:
+            return False
+        return True
+
+    def _error(self) -> str:
+        """The task's error: every step that failed for good, with its error."""
+        if not self.errors:
+            return self.task.error or f"Step {self.failed[0]!r} failed."
+        return "; ".join(f"Step {name!r} failed: {error}" for name, error in self.errors.items())
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _end(self) -> Outcome:
+        """No branch runs any more: the task moves as what happened says."""
+        task, lease, engine = self.task, self.lease, self.engine
+        task.step, task.attempt = len(self.done), 0
+        task.progress = self._progress(self.done, self.skipped)
+        if self.stop == "lost":
+            return lost(task)
+        if self.stop == "crash":
+            assert self.crash is not None
+            raise self.crash
+        if self.failed:
+            task.step_name = self.failed[0]
+            exc = StepsFailed(self._error())
+            cancelled = engine.writes.cancel_requested(task)
+            return fail(engine, task, lease, exc, None, workflow=self.workflow, cancelled=cancelled)
+        if self.stop == "cancel":
+            return cancel(engine, task, lease, self.workflow)
+        if self.stop == "pause":
+            paused = engine.pause(task, lease, self.workflow)
+            if paused is not None:
+                return paused
+            self.stop = None
+            return self.run()  # the pause was withdrawn meanwhile: go on
+        if self.stop == "release":
+            return engine.release(task, lease)
+        if self.blocked:
+            return self._wait()
+        if self.retry_at:
+            return self._retry_later()
+        if len(set(self.done)) == len(self.graph.names):
+            task.status = TaskStatus.COMPLETED
+            logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
+            return Outcome.COMPLETED
+        raise AssertionError(f"graph task {task.id}: no step ran and none is left to run")
+
+    def _wait(self) -> Outcome:
+        """Every running step stopped and some wait: the task waits for the soonest of them.
+
+        The others run again when it wakes (what they took is not written: it is taken
+        again), and wait again if they must.
+        """
+
+        def soonest(item: tuple[str, tuple[Attempt, Blocked]]) -> tuple[int, float, int]:
+            attempt, blocked = item[1]
+            if blocked.until is not None:
+                return (0, blocked.until.timestamp() - time.time(), attempt.index)
+            if blocked.seconds is not None:
+                return (0, blocked.seconds, attempt.index)
+            return (1, 0.0, attempt.index)
+
+        name, (attempt, blocked) = min(self.blocked.items(), key=soonest)
+        self.task.step_name = name
+        outcome = wait(self.engine, attempt, blocked)
+        view = attempt.task
+        self.task.status, self.task.waiting_for = view.status, view.waiting_for
+        self.task.wake_at = view.wake_at
+        return outcome
+
+    def _retry_later(self) -> Outcome:
+        """Steps wait for their next attempt and nothing else can run: pending until the first."""
+        name = min(self.retry_at, key=self.retry_at.__getitem__)
+        delay = max(0.0, self.retry_at[name] - time.monotonic())
+        moved = self.engine.writes.move(
+            transitions.RETRY,
+            self.task,
+            self.lease,
+            step=len(self.done),
+            step_name=name,
+            delay=delay,
+            attempt=0,
+        )
+        if not moved:
+            return lost(self.task)
+        self.task.status, self.task.step_name = TaskStatus.PENDING, name
+        return Outcome.RETRY
+
+
+def _seconds(delay: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=delay)
+
+
+def traceback_of(exc: BaseException) -> str:
+    import traceback
+
+    from salvador_django.engine.text import TRACEBACK_CHARS, storable
+
+    return storable("".join(traceback.format_exception(exc)), TRACEBACK_CHARS, keep_end=True)

@@ -1,0 +1,170 @@
+"""Graph workflows: parallel, conditional and joining steps (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from salvador_django import TaskStatus, get_task, send_signal, submit
+from salvador_django.models import StepRun, Task
+from salvador_django.status import StepRunStatus
+from salvador_django.testing import run_until_idle
+from tests.testapp.models import Event
+
+
+def runs(task: Task, step: str) -> int:
+    return Event.objects.using(task._state.db).filter(task_id=task.id, step=step).count()
+
+
+def order(task: Task) -> list[str]:
+    events = Event.objects.using(task._state.db).filter(task_id=task.id).order_by("started")
+    return list(events.values_list("step", flat=True))
+
+
+@pytest.fixture
+def parallel(settings):
+    """Graph tasks run up to four steps at the same time."""
+    settings.SALVADOR = {**settings.SALVADOR, "CONCURRENCY": 4}
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_diamond_runs_every_step_once_and_the_join_sees_every_branch(backend, parallel):
+    task = submit("diamond", {"sleep": {"b1": 0.2, "b2": 0.2, "b3": 0.2, "b4": 0.2}})
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert task.result == {name: {"step": name} for name in ("b1", "b2", "b3", "b4")}
+    assert all(runs(task, name) == 1 for name in ("a", "b1", "b2", "b3", "b4", "join"))
+    events = {e.step: e for e in Event.objects.using(backend).filter(task_id=task.id)}
+    branches = [events[name] for name in ("b1", "b2", "b3", "b4")]
+    assert max(e.started for e in branches) < min(e.finished for e in branches)  # overlapped
+    assert events["a"].finished <= min(e.started for e in branches)
+    assert events["join"].started >= max(e.finished for e in branches)
+    assert task.progress["done"][0] == "a" and task.progress["done"][-1] == "join"
+    assert task.step == 6
+    completed = StepRun.objects.using(backend).filter(task=task, status=StepRunStatus.COMPLETED)
+    assert completed.count() == 6  # one checkpoint per step
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_parallel_state_writes_merge_key_by_key_and_the_later_checkpoint_wins(backend, parallel):
+    task = submit("merges")
+    Task.objects.using(backend).filter(id=task.id).update(state={"drop": True, "kept": 0})
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    recorded = {"w-1": 1, "w-2": 1, "w-one": 1, "w-two": 1}  # each step's record() writes one
+    assert task.state == {"kept": 0, "first": 1, "second": 2, "same": "two", **recorded}
+    assert task.result == task.state
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_false_condition_skips_a_step_and_after_any_runs_if_any_ran(backend):
+    plain = submit("conditional", {})
+    insured = submit("conditional", {"insure": True})
+    run_until_idle()
+    plain, insured = get_task(plain.id), get_task(insured.id)
+    assert plain.status == insured.status == TaskStatus.COMPLETED
+    assert plain.progress["skipped"] == ["insurance", "upgrade", "notify"]
+    assert plain.result == ["quote"]
+    assert insured.progress["skipped"] == ["upgrade"]
+    assert insured.result == ["insurance", "notify", "quote"]
+    assert order(insured) == ["quote", "insurance", "notify"]
+    skipped = StepRun.objects.using(backend).filter(task=plain, status=StepRunStatus.SKIPPED)
+    assert sorted(skipped.values_list("name", flat=True)) == ["insurance", "notify", "upgrade"]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_condition_that_raises_fails_the_step_through_its_retry_policy(backend):
+    task = submit("bad-condition")
+    for _ in range(5):
+        run_until_idle()
+        Task.objects.using(backend).filter(id=task.id, status="pending").update(run_after="2000-01-01T00:00:00Z")
+    task = get_task(task.id)
+    assert task.status == TaskStatus.FAILED
+    assert task.failed_step == "guarded"
+    assert "condition broke" in task.error
+    failed = StepRun.objects.using(backend).filter(task=task, status=StepRunStatus.FAILED)
+    assert list(failed.values_list("name", "attempt")) == [("guarded", 1), ("guarded", 2)]
+    assert runs(task, "guarded") == 0
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_failed_branch_lets_running_ones_finish_then_compensates_in_reverse(backend, parallel):
+    task = submit("branches-fail", {"fail": ["car"], "sleep": {"flight": 0.3, "hotel": 0.1}})
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.FAILED
+    assert task.failed_step == "car"
+    assert "Step 'car' failed: ValueError: car failed on purpose" in task.error
+    assert runs(task, "charge") == 0
+    assert runs(task, "flight") == runs(task, "hotel") == 1  # finished, checkpointed
+    undo = [step for step in order(task) if step.startswith("undo-")]
+    assert undo == ["undo-flight", "undo-hotel", "undo-start"]  # reverse order of completion
+    assert task.compensation == "completed"
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_requeue_runs_only_the_failed_and_never_started_steps(backend, parallel):
+    task = submit("diamond", {"fail": ["b3"]})
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.FAILED
+    assert set(task.progress["done"]) == {"a", "b1", "b2", "b4"}
+    Task.objects.using(backend).filter(id=task.id).update(body={})
+    task.requeue()
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert [runs(task, name) for name in ("a", "b1", "b2", "b3", "b4", "join")] == [1, 1, 1, 2, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_requeue_from_a_step_runs_it_and_what_follows_again(backend, parallel):
+    task = submit("diamond")
+    run_until_idle()
+    get_task(task.id).requeue(from_step="b2")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED
+    assert [runs(task, name) for name in ("a", "b1", "b2", "b3", "b4", "join")] == [1, 1, 2, 1, 1, 2]
+    get_task(task.id).requeue(from_start=True)
+    run_until_idle()
+    assert runs(task, "a") == 2 and runs(task, "join") == 3
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_failed_attempt_of_a_branch_is_retried_on_its_own(backend, parallel):
+    task = submit("retried-branch")
+    for _ in range(5):
+        run_until_idle()
+        Task.objects.using(backend).filter(id=task.id, status="pending").update(run_after="2000-01-01T00:00:00Z")
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert [runs(task, name) for name in ("root", "flaky", "steady", "end")] == [1, 2, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_task_waits_only_when_every_running_branch_waits(backend, parallel):
+    task = submit("branch-waits")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.WAITING
+    assert runs(task, "quick") == 1  # it ran while the others waited
+    send_signal(task.id, "right", "R")
+    run_until_idle()
+    assert get_task(task.id).status == TaskStatus.WAITING
+    send_signal(task.id, "left", "L")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert task.result == ["L", "R"]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_parallel_step_maps_over_children(backend, parallel):
+    task = submit("branch-children")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert task.result == 0 + 1 + 4
+    assert runs(task, "other") == 1

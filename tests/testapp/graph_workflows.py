@@ -1,0 +1,144 @@
+"""Graph workflows the tests run: parallel, conditional and joining steps."""
+
+from salvador_django import Retry, Workflow
+from tests.testapp.workflows import record
+
+# a -> (b1, b2, b3, b4) -> join: the diamond. Each step records its run (``Event``).
+diamond = Workflow("diamond")
+diamond.step("a", record("a"), after=[])
+for _name in ("b1", "b2", "b3", "b4"):
+    diamond.step(_name, record(_name), after="a")
+
+
+@diamond.step("join", after=["b1", "b2", "b3", "b4"])
+def _join(task):
+    record("join")(task)
+    return {name: task.outputs[name] for name in ("b1", "b2", "b3", "b4")}
+
+
+def _writes(key, value):
+    def step(task):
+        record(f"w-{value}")(task)
+        task.state[key] = value
+        task.state.pop("drop", None)
+        return value
+
+    return step
+
+
+# Two parallel steps write the state: distinct keys merge, the same key: later wins.
+merges = Workflow("merges")
+merges.step("first", _writes("first", 1), after=[])
+merges.step("second", _writes("second", 2), after=[])
+merges.step("same-1", _writes("same", "one"), after="first")
+merges.step("same-2", _writes("same", "two"), after="same-1")
+merges.step("end", lambda task: dict(task.state), after=["second", "same-2"])
+
+# Conditional steps: insurance runs only when asked; notify runs if any of them ran.
+conditional = Workflow("conditional")
+conditional.step("quote", record("quote"), after=[])
+conditional.step(
+    "insurance", record("insurance"), after="quote", when=lambda task: task.body.get("insure")
+)
+conditional.step(
+    "upgrade", record("upgrade"), after="quote", when=lambda task: task.body.get("upgrade")
+)
+conditional.step("notify", record("notify"), after_any=["insurance", "upgrade"])
+conditional.step("done", lambda task: sorted(task.outputs), after=["notify"])
+
+
+def _bad_condition(task):
+    raise RuntimeError("condition broke")
+
+
+bad_condition = Workflow("bad-condition")
+bad_condition.step("start", record("start"), after=[])
+bad_condition.step(
+    "guarded",
+    record("guarded"),
+    after="start",
+    when=_bad_condition,
+    retry=Retry(max_attempts=2, initial_delay=0.01, jitter=False),
+)
+
+booked: list[str] = []
+
+
+def _book(name):
+    def step(task):
+        record(name)(task)
+        return f"{name}-ref"
+
+    return step
+
+
+def _cancel(name):
+    def undo(task):
+        record(f"undo-{name}")(task)
+
+    return undo
+
+
+# Parallel branches, one of which fails for good; compensations run in reverse order.
+branches_fail = Workflow("branches-fail")
+branches_fail.step("start", record("start"), after=[], compensate=_cancel("start"))
+branches_fail.step("flight", _book("flight"), after="start", compensate=_cancel("flight"))
+branches_fail.step("hotel", _book("hotel"), after="start", compensate=_cancel("hotel"))
+branches_fail.step("car", record("car"), after="start")
+branches_fail.step("charge", record("charge"), after=["flight", "hotel", "car"])
+
+# A branch that fails once and is retried while its sibling completes.
+retried_branch = Workflow("retried-branch")
+retried_branch.step("root", record("root"), after=[])
+retried_branch.step(
+    "flaky",
+    record("flaky"),
+    after="root",
+    retry=Retry(max_attempts=3, initial_delay=0.01, jitter=False),
+)
+retried_branch.step("steady", record("steady"), after="root")
+retried_branch.step("end", record("end"), after=["flaky", "steady"])
+
+
+def _flaky_once(task):
+    record("flaky")(task)
+    if task.attempt < 2:
+        raise ValueError("flaky failed on purpose")
+
+
+retried_branch._steps[1] = retried_branch._steps[1].__class__(
+    **{**retried_branch._steps[1].__dict__, "fn": _flaky_once}
+)
+
+
+def _wait_for(signal_name):
+    def step(task):
+        record(signal_name)(task)
+        return task.wait_for(signal_name)
+
+    return step
+
+
+# Two parallel branches each wait for a signal of their own.
+branch_waits = Workflow("branch-waits")
+branch_waits.step("root", record("root"), after=[])
+branch_waits.step("left", _wait_for("left"), after="root")
+branch_waits.step("right", _wait_for("right"), after="root")
+branch_waits.step("quick", record("quick"), after="root")
+branch_waits.step(
+    "end",
+    lambda task: [task.outputs["left"], task.outputs["right"]],
+    after=["left", "right", "quick"],
+)
+
+
+def _spawn(task):
+    return task.map("square", [{"n": n} for n in range(3)])
+
+
+# A parallel branch that maps over children while its sibling runs.
+branch_children = Workflow("branch-children")
+branch_children.step("root", record("root"), after=[])
+branch_children.step("spread", _spawn, after="root")
+branch_children.step("other", record("other"), after="root")
+branch_children.step("end", lambda task: sum(task.outputs["spread"]), after=["spread", "other"])
