@@ -61,8 +61,7 @@ class WorkerOptions:
     #: In burst mode: how long the database or the queue may stay unreachable before
     #: the worker gives up (and ``runworkflows --burst`` exits non-zero).
     give_up_after: float = 60.0
-    #: How many steps of one graph task may run at the same time (0: ``concurrency``).
-    #: A process pool's children run one task each, with the pool's concurrency here.
+    #: Steps of one graph task run at the same time (0: ``concurrency``; a pool child's).
     parallel_steps: int = 0
 
     @classmethod
@@ -99,11 +98,8 @@ class Worker:
         self.database = settings.DATABASE
         self.queue = queue or get_queue()
         self.name = worker_name()
-        self.engine = Engine(
-            database=self.database,
-            worker_name=self.name,
-            parallelism=options.parallel_steps or options.concurrency,
-        )
+        parallelism = options.parallel_steps or options.concurrency
+        self.engine = Engine(database=self.database, worker_name=self.name, parallelism=parallelism)
         self.leases = Leases()
         self._stopping = threading.Event()
         self._runners: list[threading.Thread] = []  # the live slots (abandoned ones leave)

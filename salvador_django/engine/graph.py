@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -31,16 +32,14 @@ from django.utils import timezone
 from salvador_django import transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.blocked import Blocked, Suspend
-from salvador_django.engine.failures import cancel, fail
-from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step, lost
-from salvador_django.engine.suspension import wait
+from salvador_django.engine.graph_end import end
+from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step
 from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import GraphProgress, describe
-from salvador_django.exceptions import LeaseLost, StepNotFound, StepsFailed
+from salvador_django.exceptions import LeaseLost, StepNotFound
 from salvador_django.leases import Attempt, Lease
-from salvador_django.models import StepRun, Task
+from salvador_django.models import Task
 from salvador_django.queries import Checkpoint
-from salvador_django.status import StepRunStatus, TaskStatus
 
 if TYPE_CHECKING:
     from salvador_django.engine.runner import Engine
@@ -111,7 +110,7 @@ class GraphRun:
             if not self.running:
                 break
             self._take(self.ended.get())
-        return self._end()
+        return end(self)
 
     def _expected(self) -> list[str]:
         """The step names the task's row says it will run next (its ``step_name``)."""
@@ -344,137 +343,23 @@ class GraphRun:
 
     def _record_failure(self, attempt: Attempt, exc: Exception, delay: float | None) -> bool:
         """Write the failed attempt's ``StepRun`` and the task's progress: one fenced commit."""
-        writes, task, step = self.engine.writes, self.task, attempt.step
-        error = self._error() if self.failed else ""
-
-        def write() -> None:
-            with transaction.atomic(using=self.engine.database):
-                moved = writes.apply(
-                    transitions.CHECKPOINT,
-                    task,
-                    self.lease.token,
-                    step=len(self.done),
-                    step_name=self.failed[0] if self.failed else task.step_name,
-                    state=task.state,
-                    progress=self._progress(self.done, self.skipped),
-                    error=error,
-                )
-                if not moved:
-                    raise LeaseLost
-                StepRun.objects.using(self.engine.database).create(
-                    task_id=task.id,
-                    index=attempt.index,
-                    name=step.name,
-                    attempt=attempt.number,
-                    status=StepRunStatus.FAILED,
-                    started_at=attempt.started,
-                    finished_at=timezone.now(),
-                    error=describe(exc),
-                    traceback=traceback_of(exc),
-                    worker=writes.worker_name,
-                    next_attempt_at=None if delay is None else timezone.now() + _seconds(delay),
-                )
-
-        try:
-            writes.with_lock_retry(write)
-        except LeaseLost:
-            return False
-        return True
+        return self.engine.writes.record_failure(
+            self.task,
+            self.lease,
+            transitions.CHECKPOINT,
+            exc,
+            attempt,
+            index=attempt.index,
+            next_attempt_at=None if delay is None else timezone.now() + timedelta(seconds=delay),
+            step=len(self.done),
+            step_name=self.failed[0] if self.failed else self.task.step_name,
+            state=self.task.state,
+            progress=self._progress(self.done, self.skipped),
+            error=self._error() if self.failed else "",
+        )
 
     def _error(self) -> str:
         """The task's error: every step that failed for good, with its error."""
         if not self.errors:
             return self.task.error or f"Step {self.failed[0]!r} failed."
         return "; ".join(f"Step {name!r} failed: {error}" for name, error in self.errors.items())
-
-    # -- the end ----------------------------------------------------------------------------
-
-    def _end(self) -> Outcome:
-        """No branch runs any more: the task moves as what happened says."""
-        task, lease, engine = self.task, self.lease, self.engine
-        task.step, task.attempt = len(self.done), 0
-        task.progress = self._progress(self.done, self.skipped)
-        if self.stop == "lost":
-            return lost(task)
-        if self.stop == "crash":
-            assert self.crash is not None
-            raise self.crash
-        if self.failed:
-            task.step_name = self.failed[0]
-            exc = StepsFailed(self._error())
-            cancelled = engine.writes.cancel_requested(task)
-            return fail(engine, task, lease, exc, None, workflow=self.workflow, cancelled=cancelled)
-        if self.stop == "cancel":
-            return cancel(engine, task, lease, self.workflow)
-        if self.stop == "pause":
-            paused = engine.pause(task, lease, self.workflow)
-            if paused is not None:
-                return paused
-            self.stop = None
-            return self.run()  # the pause was withdrawn meanwhile: go on
-        if self.stop == "release":
-            return engine.release(task, lease)
-        if self.blocked:
-            return self._wait()
-        if self.retry_at:
-            return self._retry_later()
-        if len(set(self.done)) == len(self.graph.names):
-            task.status = TaskStatus.COMPLETED
-            logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
-            return Outcome.COMPLETED
-        raise AssertionError(f"graph task {task.id}: no step ran and none is left to run")
-
-    def _wait(self) -> Outcome:
-        """Every running step stopped and some wait: the task waits for the soonest of them.
-
-        The others run again when it wakes (what they took is not written: it is taken
-        again), and wait again if they must.
-        """
-
-        def soonest(item: tuple[str, tuple[Attempt, Blocked]]) -> tuple[int, float, int]:
-            attempt, blocked = item[1]
-            if blocked.until is not None:
-                return (0, blocked.until.timestamp() - time.time(), attempt.index)
-            if blocked.seconds is not None:
-                return (0, blocked.seconds, attempt.index)
-            return (1, 0.0, attempt.index)
-
-        name, (attempt, blocked) = min(self.blocked.items(), key=soonest)
-        self.task.step_name = name
-        outcome = wait(self.engine, attempt, blocked)
-        view = attempt.task
-        self.task.status, self.task.waiting_for = view.status, view.waiting_for
-        self.task.wake_at = view.wake_at
-        return outcome
-
-    def _retry_later(self) -> Outcome:
-        """Steps wait for their next attempt and nothing else can run: pending until the first."""
-        name = min(self.retry_at, key=self.retry_at.__getitem__)
-        delay = max(0.0, self.retry_at[name] - time.monotonic())
-        moved = self.engine.writes.move(
-            transitions.RETRY,
-            self.task,
-            self.lease,
-            step=len(self.done),
-            step_name=name,
-            delay=delay,
-            attempt=0,
-        )
-        if not moved:
-            return lost(self.task)
-        self.task.status, self.task.step_name = TaskStatus.PENDING, name
-        return Outcome.RETRY
-
-
-def _seconds(delay: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=delay)
-
-
-def traceback_of(exc: BaseException) -> str:
-    import traceback
-
-    from salvador_django.engine.text import TRACEBACK_CHARS, storable
-
-    return storable("".join(traceback.format_exception(exc)), TRACEBACK_CHARS, keep_end=True)

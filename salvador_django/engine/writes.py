@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import (
@@ -215,12 +216,16 @@ class Writes:
         run: Attempt | None,
         *,
         compensation: bool = False,
+        next_attempt_at: datetime | None = None,
+        index: int | None = None,
         **params: Any,
     ) -> bool:
         """Make ``move`` and record the failed attempt ``run``, in one fenced transaction.
 
         A ``RETRY`` records, as the attempt's next attempt time, the ``run_after`` it
-        wrote. Returns False, writing nothing, when the lease was lost.
+        wrote (else ``next_attempt_at``: a graph step's own retry). The step run's
+        index is ``index``, else the move's ``step``. Returns False, writing nothing,
+        when the lease was lost.
         """
         retried = move is transitions.RETRY
 
@@ -238,7 +243,7 @@ class Writes:
                 if run is not None:
                     StepRun.objects.using(self.database).create(
                         task_id=task.id,
-                        index=params["step"],
+                        index=params["step"] if index is None else index,
                         name=run.step.name,
                         attempt=run.number,
                         status=StepRunStatus.FAILED,
@@ -253,7 +258,7 @@ class Writes:
                         worker=self.worker_name,
                         # The very value the queue waits for: recomputing it in
                         # this later statement would be a moment later.
-                        next_attempt_at=task.run_after if retried else None,
+                        next_attempt_at=task.run_after if retried else next_attempt_at,
                         compensation=compensation,
                     )
 

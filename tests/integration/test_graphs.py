@@ -10,9 +10,20 @@ from salvador_django.status import StepRunStatus
 from salvador_django.testing import run_until_idle
 from tests.testapp.models import Event
 
+DIAMOND = ("a", "b1", "b2", "b3", "b4", "join")
+
 
 def runs(task: Task, step: str) -> int:
     return Event.objects.using(task._state.db).filter(task_id=task.id, step=step).count()
+
+
+def run_retries(task: Task, rounds: int = 5) -> Task:
+    """Run the task, making its retries due at once, ``rounds`` times."""
+    for _ in range(rounds):
+        run_until_idle()
+        pending = Task.objects.using(task._state.db).filter(id=task.id, status="pending")
+        pending.update(run_after="2000-01-01T00:00:00Z")
+    return get_task(task.id)
 
 
 def order(task: Task) -> list[str]:
@@ -33,13 +44,14 @@ def test_a_diamond_runs_every_step_once_and_the_join_sees_every_branch(backend, 
     task = get_task(task.id)
     assert task.status == TaskStatus.COMPLETED, task.error
     assert task.result == {name: {"step": name} for name in ("b1", "b2", "b3", "b4")}
-    assert all(runs(task, name) == 1 for name in ("a", "b1", "b2", "b3", "b4", "join"))
+    assert all(runs(task, name) == 1 for name in DIAMOND)
     events = {e.step: e for e in Event.objects.using(backend).filter(task_id=task.id)}
     branches = [events[name] for name in ("b1", "b2", "b3", "b4")]
     assert max(e.started for e in branches) < min(e.finished for e in branches)  # overlapped
     assert events["a"].finished <= min(e.started for e in branches)
     assert events["join"].started >= max(e.finished for e in branches)
-    assert task.progress["done"][0] == "a" and task.progress["done"][-1] == "join"
+    assert task.progress["done"][0] == "a"
+    assert task.progress["done"][-1] == "join"
     assert task.step == 6
     completed = StepRun.objects.using(backend).filter(task=task, status=StepRunStatus.COMPLETED)
     assert completed.count() == 6  # one checkpoint per step
@@ -75,11 +87,7 @@ def test_a_false_condition_skips_a_step_and_after_any_runs_if_any_ran(backend):
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_condition_that_raises_fails_the_step_through_its_retry_policy(backend):
-    task = submit("bad-condition")
-    for _ in range(5):
-        run_until_idle()
-        Task.objects.using(backend).filter(id=task.id, status="pending").update(run_after="2000-01-01T00:00:00Z")
-    task = get_task(task.id)
+    task = run_retries(submit("bad-condition"))
     assert task.status == TaskStatus.FAILED
     assert task.failed_step == "guarded"
     assert "condition broke" in task.error
@@ -115,7 +123,7 @@ def test_requeue_runs_only_the_failed_and_never_started_steps(backend, parallel)
     run_until_idle()
     task = get_task(task.id)
     assert task.status == TaskStatus.COMPLETED, task.error
-    assert [runs(task, name) for name in ("a", "b1", "b2", "b3", "b4", "join")] == [1, 1, 1, 2, 1, 1]
+    assert [runs(task, name) for name in DIAMOND] == [1, 1, 1, 2, 1, 1]
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -126,19 +134,16 @@ def test_requeue_from_a_step_runs_it_and_what_follows_again(backend, parallel):
     run_until_idle()
     task = get_task(task.id)
     assert task.status == TaskStatus.COMPLETED
-    assert [runs(task, name) for name in ("a", "b1", "b2", "b3", "b4", "join")] == [1, 1, 2, 1, 1, 2]
+    assert [runs(task, name) for name in DIAMOND] == [1, 1, 2, 1, 1, 2]
     get_task(task.id).requeue(from_start=True)
     run_until_idle()
-    assert runs(task, "a") == 2 and runs(task, "join") == 3
+    assert runs(task, "a") == 2
+    assert runs(task, "join") == 3
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_failed_attempt_of_a_branch_is_retried_on_its_own(backend, parallel):
-    task = submit("retried-branch")
-    for _ in range(5):
-        run_until_idle()
-        Task.objects.using(backend).filter(id=task.id, status="pending").update(run_after="2000-01-01T00:00:00Z")
-    task = get_task(task.id)
+    task = run_retries(submit("retried-branch"))
     assert task.status == TaskStatus.COMPLETED, task.error
     assert [runs(task, name) for name in ("root", "flaky", "steady", "end")] == [1, 2, 1, 1]
 

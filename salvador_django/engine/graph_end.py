@@ -1,0 +1,105 @@
+"""How a graph task's run ends, once no step of it runs any more.
+
+It completes, fails (naming every step that failed for good, compensating first),
+is cancelled, pauses, is released, waits (for the soonest of its steps' waits), or
+is pending again until a step's next attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from salvador_django import transitions
+from salvador_django.engine.blocked import Blocked
+from salvador_django.engine.failures import cancel, fail
+from salvador_django.engine.outcome import Outcome, lost
+from salvador_django.engine.suspension import wait
+from salvador_django.exceptions import StepsFailed
+from salvador_django.leases import Attempt
+from salvador_django.status import TaskStatus
+
+if TYPE_CHECKING:
+    from salvador_django.engine.graph import GraphRun
+
+logger = logging.getLogger("salvador_django")
+
+
+def end(self: GraphRun) -> Outcome:
+    """No branch runs any more: the task moves as what happened says."""
+    task, lease, engine = self.task, self.lease, self.engine
+    task.step, task.attempt = len(self.done), 0
+    task.progress = self._progress(self.done, self.skipped)
+    if self.stop == "lost":
+        return lost(task)
+    if self.stop == "crash":
+        assert self.crash is not None
+        raise self.crash
+    if self.failed:
+        task.step_name = self.failed[0]
+        exc = StepsFailed(self._error())
+        cancelled = engine.writes.cancel_requested(task)
+        return fail(engine, task, lease, exc, None, workflow=self.workflow, cancelled=cancelled)
+    if self.stop == "cancel":
+        return cancel(engine, task, lease, self.workflow)
+    if self.stop == "pause":
+        paused = engine.pause(task, lease, self.workflow)
+        if paused is not None:
+            return paused
+        self.stop = None
+        return self.run()  # the pause was withdrawn meanwhile: go on
+    if self.stop == "release":
+        return engine.release(task, lease)
+    if self.blocked:
+        return _wait(self)
+    if self.retry_at:
+        return _retry_later(self)
+    if len(set(self.done)) == len(self.graph.names):
+        task.status = TaskStatus.COMPLETED
+        logger.info("salvador: task %s (%s) completed", task.id, task.workflow)
+        return Outcome.COMPLETED
+    raise AssertionError(f"graph task {task.id}: no step ran and none is left to run")
+
+
+def _wait(self: GraphRun) -> Outcome:
+    """Every running step stopped and some wait: the task waits for the soonest of them.
+
+    The others run again when it wakes (what they took is not written: it is taken
+    again), and wait again if they must.
+    """
+
+    def soonest(item: tuple[str, tuple[Attempt, Blocked]]) -> tuple[int, float, int]:
+        attempt, blocked = item[1]
+        if blocked.until is not None:
+            return (0, blocked.until.timestamp() - time.time(), attempt.index)
+        if blocked.seconds is not None:
+            return (0, blocked.seconds, attempt.index)
+        return (1, 0.0, attempt.index)
+
+    name, (attempt, blocked) = min(self.blocked.items(), key=soonest)
+    self.task.step_name = name
+    outcome = wait(self.engine, attempt, blocked)
+    view = attempt.task
+    self.task.status, self.task.waiting_for = view.status, view.waiting_for
+    self.task.wake_at = view.wake_at
+    return outcome
+
+
+def _retry_later(self: GraphRun) -> Outcome:
+    """Steps wait for their next attempt and nothing else can run: pending until the first."""
+    name = min(self.retry_at, key=self.retry_at.__getitem__)
+    delay = max(0.0, self.retry_at[name] - time.monotonic())
+    moved = self.engine.writes.move(
+        transitions.RETRY,
+        self.task,
+        self.lease,
+        step=len(self.done),
+        step_name=name,
+        delay=delay,
+        attempt=0,
+    )
+    if not moved:
+        return lost(self.task)
+    self.task.status, self.task.step_name = TaskStatus.PENDING, name
+    return Outcome.RETRY
