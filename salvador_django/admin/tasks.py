@@ -113,7 +113,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
         "short_id",
         "workflow",
         "status_",
-        "progress",
+        "progress_",
         "failed_step_",
         "attempt",
         "age",
@@ -143,7 +143,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
                     "workflow",
                     "status_",
                     "waiting_for_",
-                    "progress",
+                    "progress_",
                     "failed_step",
                     "attempt",
                     "priority",
@@ -178,7 +178,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
-        "id", "workflow", "status_", "waiting_for_", "progress", "failed_step", "attempt",
+        "id", "workflow", "status_", "waiting_for_", "progress_", "failed_step", "attempt",
         "priority", "parent_", "parent_step", "child_key", "detached", "children_", "error_text",
         "timeline", "waits_", "signals_", "events_", "result_", "body_", "state_", "meta_",
         "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
@@ -286,7 +286,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
         return format_html('{} <span class="salvador-note">{}</span>', badge, note)
 
     @admin.display(description=_("progress"))
-    def progress(self, task: Task) -> str:
+    def progress_(self, task: Task) -> str:
         total = len(registry.get(task.workflow).steps) if task.workflow in registry else "?"
         done = f"{task.step}/{total}"
         return f"{done} · {task.step_name}" if task.step_name else done
