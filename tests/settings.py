@@ -66,6 +66,8 @@ SALVADOR = {
     "SWEEP_INTERVAL": float(os.environ.get("SALVADOR_TEST_SWEEP_INTERVAL", "30")),
     "MAX_RECOVERIES": int(os.environ.get("SALVADOR_TEST_MAX_RECOVERIES", "5")),
     "DISPATCH": os.environ.get("SALVADOR_TEST_DISPATCH") or None,
+    # Under Celery: how many steps of one graph task run at the same time.
+    "CONCURRENCY": int(os.environ.get("SALVADOR_TEST_CONCURRENCY", "1")),
 }
 
 INSTALLED_APPS = [

@@ -53,6 +53,7 @@ def celery(backend, broker, settings, tmp_path):
             "SALVADOR_TEST_CELERY_BROKER": broker,
             "SALVADOR_TEST_CELERY_QUEUE": queue,
             "SALVADOR_TEST_LEASE_SECONDS": str(lease_seconds),
+            "SALVADOR_TEST_CONCURRENCY": "4",
         }
         logs.append(tmp_path / f"celery-{len(processes)}.log")
         with logs[-1].open("wb") as log:
@@ -181,3 +182,17 @@ def test_a_parent_fans_out_and_resumes_under_celery(backend, celery):
     assert set(children.values_list("status", flat=True)) == {TaskStatus.COMPLETED}
     squares = Event.objects.using(backend).filter(task_id__in=children.values("id"), step="square")
     assert squares.count() == 30  # each child ran once: its message was sent on commit
+
+
+def test_a_graph_task_runs_its_parallel_steps_at_the_same_time_under_celery(backend, celery):
+    celery.worker()
+    task = submit("diamond", {"sleep": {"b1": 0.5, "b2": 0.5, "b3": 0.5, "b4": 0.5}})
+    wait_until(lambda: statuses(backend, [task]) == {TaskStatus.COMPLETED}, timeout=60)
+    stored = Task.objects.using(backend).get(id=task.id)
+    assert stored.result == {name: {"step": name} for name in ("b1", "b2", "b3", "b4")}
+    ran = Event.objects.using(backend).filter(task_id=task.id)
+    assert sorted(ran.values_list("step", flat=True)) == sorted(
+        ["a", "b1", "b2", "b3", "b4", "join"]
+    )
+    branches = list(ran.filter(step__startswith="b"))
+    assert max(e.started for e in branches) < min(e.finished for e in branches)

@@ -173,3 +173,76 @@ def test_a_parallel_step_maps_over_children(backend, parallel):
     assert task.status == TaskStatus.COMPLETED, task.error
     assert task.result == 0 + 1 + 4
     assert runs(task, "other") == 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_cancel_while_branches_run_takes_effect_once_they_checkpoint(backend, parallel):
+    task = submit("cancels-itself")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.CANCELLED
+    assert [runs(task, name) for name in ("root", "slow", "canceller", "end")] == [1, 1, 1, 0]
+    assert set(task.progress["done"]) == {"root", "slow", "canceller"}
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_pause_while_branches_run_takes_effect_once_they_checkpoint(backend, parallel):
+    task = submit("pauses-itself")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.PAUSED
+    assert [runs(task, name) for name in ("root", "slow", "pauser", "end")] == [1, 1, 1, 0]
+    task.resume()
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED
+    assert [runs(task, name) for name in ("root", "slow", "pauser", "end")] == [1, 1, 1, 1]
+
+
+def _evolving(
+    name: str, steps: dict[str, list[str]], workflow_names: list[str], *, gate: bool = True
+) -> None:
+    """(Re)define workflow ``name``: a gate that waits for "go", then ``steps`` by ``after``."""
+    from salvador_django import Workflow
+    from salvador_django.definitions import registry
+    from tests.testapp.workflows import record
+
+    registry.unregister(name)
+    if name not in workflow_names:
+        workflow_names.append(name)
+    workflow = Workflow(name)
+    if gate:
+        workflow.step("gate", lambda task: task.wait_for("go"), after=[])
+    for step, after in steps.items():
+        workflow.step(step, record(step), after=after)
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_deploy_that_adds_a_step_after_a_completed_one_runs_it(backend, workflow_names):
+    _evolving("g-evolving", {"left": [], "right": ["gate"]}, workflow_names)
+    task = submit("g-evolving")
+    run_until_idle()
+    assert get_task(task.id).status == TaskStatus.WAITING
+    assert runs(task, "left") == 1
+    _evolving("g-evolving", {"left": [], "right": ["gate"], "audit": ["left"]}, workflow_names)
+    send_signal(task.id, "go")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert [runs(task, name) for name in ("left", "right", "audit")] == [1, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_deploy_that_removes_the_pending_step_fails_the_task_clearly(backend, workflow_names):
+    _evolving("g-shrinking", {"left": [], "right": ["gate"]}, workflow_names)
+    task = submit("g-shrinking")
+    run_until_idle()
+    task = get_task(task.id)
+    assert (task.status, task.step_name) == (TaskStatus.WAITING, "gate")
+    _evolving("g-shrinking", {"left": [], "right": []}, workflow_names, gate=False)
+    send_signal(task.id, "go")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.FAILED
+    assert "StepNotFound" in task.error
+    assert "'gate', which workflow 'g-shrinking' no longer has" in task.error

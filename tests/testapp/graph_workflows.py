@@ -142,3 +142,31 @@ branch_children.step("root", record("root"), after=[])
 branch_children.step("spread", _spawn, after="root")
 branch_children.step("other", record("other"), after="root")
 branch_children.step("end", lambda task: sum(task.outputs["spread"]), after=["spread", "other"])
+
+
+def _cancels_itself(task):
+    from salvador_django import get_task
+
+    record("canceller")(task)
+    get_task(task.id).cancel()
+
+
+def _pauses_itself(task):
+    from salvador_django import get_task
+
+    record("pauser")(task)
+    get_task(task.id).pause()
+
+
+# A parallel step cancels (or pauses) its own task while its sibling still runs.
+cancels_itself = Workflow("cancels-itself")
+cancels_itself.step("root", record("root"), after=[])
+cancels_itself.step("slow", record("slow", sleep=0.3), after="root")
+cancels_itself.step("canceller", _cancels_itself, after="root")
+cancels_itself.step("end", record("end"), after=["slow", "canceller"])
+
+pauses_itself = Workflow("pauses-itself")
+pauses_itself.step("root", record("root"), after=[])
+pauses_itself.step("slow", record("slow", sleep=0.3), after="root")
+pauses_itself.step("pauser", _pauses_itself, after="root")
+pauses_itself.step("end", record("end"), after=["slow", "pauser"])
