@@ -43,6 +43,12 @@ class BranchPool:
                 self._threads.add(thread)
                 thread.start()
 
+    def replace_one(self) -> None:
+        """A thread was let go (its step hung): the pool may start one more."""
+        with self._lock:
+            self.size += 1
+            self._unfinished -= 1
+
     def close(self) -> None:
         """Stop every thread once the jobs handed over are done; each closes its connections."""
         with self._lock:
@@ -50,7 +56,7 @@ class BranchPool:
         for _ in threads:
             self._jobs.put(_STOP)
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=5)  # one a hung step holds is let go
 
     def _serve(self) -> None:
         me = threading.current_thread()

@@ -33,6 +33,7 @@ from salvador_django import transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.blocked import Blocked, Suspend
 from salvador_django.engine.graph_end import end
+from salvador_django.engine.graph_timeouts import abandon_overdue, until_overdue
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step
 from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import GraphProgress, describe
@@ -87,6 +88,8 @@ class GraphRun:
         self.errors: dict[str, str] = {}
         self.retry_at: dict[str, float] = {}  # monotonic time of a step's next attempt
         self.running: set[str] = set()
+        self.attempts_running: dict[str, Attempt] = {}
+        self.abandoned: set[int] = set()  # ids of attempts failed by their timeout
         self.blocked: dict[str, tuple[Attempt, Blocked]] = {}
         self.ended: queue.SimpleQueue[_Ended] = queue.SimpleQueue()
         self.lock = threading.RLock()
@@ -109,7 +112,10 @@ class GraphRun:
                 self._start_ready()
             if not self.running:
                 break
-            self._take(self.ended.get())
+            try:
+                self._take(self.ended.get(timeout=until_overdue(self)))
+            except queue.Empty:
+                abandon_overdue(self)
         return end(self)
 
     def _expected(self) -> list[str]:
@@ -149,10 +155,11 @@ class GraphRun:
                 continue
             self.running.add(step.name)
             self.retry_at.pop(step.name, None)
-            if len(self.running) == 1 and len(ready) == 1:
-                self._branch(step, number)  # alone: in this thread, no hand-over
-            else:
-                self.engine.branches().run(lambda s=step, n=number: self._branch(s, n))  # type: ignore[misc]
+            attempt = self.attempts_running[step.name] = self._attempt(step, number)
+            if len(self.running) == 1 and len(ready) == 1 and not step.timeout:
+                self._branch(attempt)  # alone: in this thread, no hand-over
+            else:  # (a step with a timeout always in a thread: this one watches it)
+                self.engine.branches().run(lambda a=attempt: self._branch(a))  # type: ignore[misc]
 
     def _evaluate(self, step: Step, number: int) -> bool:
         """``step.when(task)``; a condition that raises fails the attempt. False: skipped."""
@@ -169,6 +176,7 @@ class GraphRun:
     def _take(self, ended: _Ended) -> None:
         """Learn how a branch ended."""
         self.running.discard(ended.name)
+        self.attempts_running.pop(ended.name, None)
         if ended.how == "done":
             if ended.written == Checkpoint.CANCEL_REQUESTED:
                 self.stop = "cancel"
@@ -207,9 +215,9 @@ class GraphRun:
             attempt.deadline = view.deadline = attempt.began + step.timeout
         return attempt
 
-    def _branch(self, step: Step, number: int) -> None:
-        """Run one attempt of ``step`` and checkpoint it (in a branch thread or this one)."""
-        attempt = self._attempt(step, number)
+    def _branch(self, attempt: Attempt) -> None:
+        """Run ``attempt`` and checkpoint it (in a branch thread or the run's own)."""
+        step = attempt.step
         before = copy.deepcopy(attempt.task.state)
         try:
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
@@ -232,10 +240,15 @@ class GraphRun:
             ended = _Ended(step.name, "error", attempt, error=exc)
         finally:
             attempt.task._step_waits = None
+        with self.lock:
+            if id(attempt) in self.abandoned:
+                return  # timed out: already failed, whatever it did since
         self.ended.put(ended)
 
     def _checkpoint(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
         """Merge the step's state into the task's and write its checkpoint (under the lock)."""
+        if id(attempt) in self.abandoned:
+            raise LeaseLost  # timed out meanwhile: its attempt was failed, nothing is written
         view, name = attempt.task, attempt.step.name
         merged = dict(self.task.state)
         for key in before.keys() - view.state.keys():

@@ -374,5 +374,9 @@ def forget_waits(
     if from_start:
         waits.delete()
     elif from_step is not None:
-        names = [step.name for step in registry.get(task.workflow).steps]
-        waits.filter(step_name__in=names[names.index(from_step) :]).delete()
+        graph = registry.get(task.workflow).graph
+        names = list(graph.names)
+        again = (
+            graph.downstream([from_step]) if not graph.linear else names[names.index(from_step) :]
+        )
+        waits.filter(step_name__in=list(again)).delete()

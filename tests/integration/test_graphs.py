@@ -246,3 +246,17 @@ def test_a_deploy_that_removes_the_pending_step_fails_the_task_clearly(backend, 
     assert task.status == TaskStatus.FAILED
     assert "StepNotFound" in task.error
     assert "'gate', which workflow 'g-shrinking' no longer has" in task.error
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_parallel_step_that_outlives_its_timeout_fails_while_its_sibling_completes(
+    backend, parallel
+):
+    task = submit("hangs-in-branch")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.FAILED
+    assert task.failed_step == "hangs"
+    assert "ran longer than its timeout of 0.3s and was abandoned" in task.error
+    assert set(task.progress["done"]) == {"root", "quick"}  # not "hangs": its end is not written
+    assert runs(task, "end") == 0

@@ -170,3 +170,10 @@ pauses_itself.step("root", record("root"), after=[])
 pauses_itself.step("slow", record("slow", sleep=0.3), after="root")
 pauses_itself.step("pauser", _pauses_itself, after="root")
 pauses_itself.step("end", record("end"), after=["slow", "pauser"])
+
+# A parallel step that outlives its timeout while its sibling completes.
+hangs_in_branch = Workflow("hangs-in-branch")
+hangs_in_branch.step("root", record("root"), after=[])
+hangs_in_branch.step("hangs", record("hangs", sleep=3.0), after="root", timeout=0.3)
+hangs_in_branch.step("quick", record("quick"), after="root")
+hangs_in_branch.step("end", record("end"), after=["hangs", "quick"])
