@@ -18,8 +18,15 @@ from salvador_django.status import TaskStatus, WaitOutcome
 from salvador_django.timers import fire_due_timers
 
 
-def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 10_000) -> int:
+def run_until_idle(
+    workflows: Sequence[str] | None = None, *, max_tasks: int = 10_000, parallel_steps: int = 1
+) -> int:
     """Run every due task in this thread, synchronously, until none is due.
+
+    A graph task's independent steps run one at a time, in this thread; with
+    ``parallel_steps`` above 1 they run at the same time in that many threads, which
+    see only committed data (use ``TransactionTestCase``, or pytest-django's
+    ``transaction=True``).
 
     Tasks waiting for a retry's backoff are not due and stay pending; waiting tasks
     stay waiting until their signal arrives (``send_signal``) or their timer is due
@@ -28,7 +35,10 @@ def run_until_idle(workflows: Sequence[str] | None = None, *, max_tasks: int = 1
     """
     settings = get_settings()
     names = list(workflows) if workflows is not None else registry.names()
-    engine = Engine(database=settings.DATABASE, worker_name="run_until_idle")
+    engine = Engine(
+        database=settings.DATABASE, worker_name="run_until_idle", parallelism=parallel_steps
+    )
+    engine.watch_timeouts = parallel_steps > 1
     tasks = Task.objects.using(settings.DATABASE)
     ran = 0
     try:

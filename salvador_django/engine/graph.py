@@ -156,9 +156,10 @@ class GraphRun:
             self.running.add(step.name)
             self.retry_at.pop(step.name, None)
             attempt = self.attempts_running[step.name] = self._attempt(step, number)
-            if len(self.running) == 1 and len(ready) == 1 and not step.timeout:
+            alone = len(self.running) == 1 and (len(ready) == 1 or self.engine.parallelism == 1)
+            if alone and not (step.timeout and self.engine.watch_timeouts):
                 self._branch(attempt)  # alone: in this thread, no hand-over
-            else:  # (a step with a timeout always in a thread: this one watches it)
+            else:  # (a step with a timeout in a thread of its own: this one watches it)
                 self.engine.branches().run(lambda a=attempt: self._branch(a))  # type: ignore[misc]
 
     def _evaluate(self, step: Step, number: int) -> bool:

@@ -49,6 +49,9 @@ class Engine:
         self.writes = Writes(database, worker_name)
         #: How many steps of one graph task may run at the same time (threads).
         self.parallelism = parallelism or get_settings().CONCURRENCY
+        #: Whether a graph step with a timeout runs in a thread of its own, watched (a
+        #: worker's), or in the run's thread with the others, checked when it returns.
+        self.watch_timeouts = True
         self._branches: BranchPool | None = None
         self._branches_lock = threading.Lock()
         #: Told of each attempt of a step with a timeout as it starts, then None as it

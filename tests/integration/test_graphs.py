@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from salvador_django import TaskStatus, get_task, send_signal, submit
@@ -32,9 +34,12 @@ def order(task: Task) -> list[str]:
 
 
 @pytest.fixture
-def parallel(settings):
-    """Graph tasks run up to four steps at the same time."""
-    settings.SALVADOR = {**settings.SALVADOR, "CONCURRENCY": 4}
+def parallel(monkeypatch):
+    """``run_until_idle`` runs up to four steps of a graph task at the same time."""
+    monkeypatch.setattr(
+        "tests.integration.test_graphs.run_until_idle",
+        functools.partial(run_until_idle, parallel_steps=4),
+    )
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -260,3 +265,12 @@ def test_a_parallel_step_that_outlives_its_timeout_fails_while_its_sibling_compl
     assert "ran longer than its timeout of 0.3s and was abandoned" in task.error
     assert set(task.progress["done"]) == {"root", "quick"}  # not "hangs": its end is not written
     assert runs(task, "end") == 0
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_run_until_idle_runs_a_graph_inside_the_test_s_transaction(backend):
+    task = submit("diamond")
+    assert run_until_idle() == 1
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert order(task) == list(DIAMOND)  # one at a time, in definition order
