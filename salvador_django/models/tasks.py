@@ -160,6 +160,7 @@ class Task(Operations, Waiting, models.Model):
     progress: Any = models.JSONField(
         _("progress"),
         default=dict,
+        db_default={},  # rows written without it (a raw insert, a deploy's old code): empty
         blank=True,
         help_text=_(
             "A graph workflow's steps done (completed or skipped, in the order they ended), "

@@ -54,8 +54,14 @@ EXPECTED = {
 PARAMS: dict[str, list[dict[str, Any]]] = {
     "CLAIM": [{"claimant": "w:1:abc", "lease_seconds": 60}],
     "RENEW": [{"lease_seconds": 60}],
-    "CHECKPOINT": [{"step": 1, "step_name": "b", "state": {"k": 1}}],
-    "COMPLETE": [{"step": 3, "step_name": "", "state": {}}],
+    "CHECKPOINT": [
+        {"step": 1, "step_name": "b", "state": {"k": 1}},
+        {"step": 2, "step_name": "c", "state": {}, "progress": {"done": ["a", "b"]}, "error": ""},
+    ],
+    "COMPLETE": [
+        {"step": 3, "step_name": "", "state": {}},
+        {"step": 3, "step_name": "", "state": {}, "progress": {"done": ["a", "b", "c"]}},
+    ],
     "RETRY": [
         {"step": 0, "step_name": "a", "delay": 1.5, "attempt": 1, "error": "E"},
         {"step": 2, "step_name": "b", "delay": 1.5, "attempt": 2},
@@ -71,7 +77,10 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
         {"step": 2, "step_name": "c", "error": "E", "cancelled": c, "hand_off": h}
         for c, h in itertools.product([False, True], repeat=2)
     ],
-    "COMPENSATE_STEP": [{"step": 1, "step_name": "b", "state": {}}],
+    "COMPENSATE_STEP": [
+        {"step": 1, "step_name": "b", "state": {}},
+        {"step": 1, "step_name": "b", "state": {}, "progress": {"done": ["a"]}},
+    ],
     "END_COMPENSATION": [{"cancelled": False, "error": "E"}, {"cancelled": True, "error": ""}],
     "FAIL_COMPENSATION": [{"step": 2, "step_name": "b", "attempt": 1, "error": "E"}],
     "REAP": [{}],
@@ -191,7 +200,8 @@ def test_the_claim_statements_write_what_the_claim_move_declares():
 
 def test_the_checkpoint_statement_writes_what_the_checkpoint_moves_declare():
     update = sql.CHECKPOINT_POSTGRESQL.split("RETURNING")[0]
-    assert _set_columns(update) == transitions.CHECKPOINT.fields | {"updated_at"}
+    # A straight line's: a graph's checkpoint (which writes ``progress``) is the ORM's.
+    assert _set_columns(update) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
     assert "claimed_by = %s AND status = 'running'" in update  # fenced
     finish = _set_columns("SET x = 1" + sql.FINISH_POSTGRESQL) - {"x"}
     assert finish == transitions.COMPLETE.fields - transitions.CHECKPOINT.fields
