@@ -2,48 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from salvador_django.definitions import registry
 from salvador_django.exceptions import ConfigurationError
+from salvador_django.outline import undo, waits_for
 
 if TYPE_CHECKING:
-    from salvador_django.definitions import Step, Workflow
-
-
-def callable_name(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function, or its repr (a ``functools.partial``)."""
-    qualname = getattr(fn, "__qualname__", None)
-    if qualname is None:
-        return repr(fn)
-    module = getattr(fn, "__module__", None)
-    return f"{module}.{qualname}" if module else str(qualname)
-
-
-def waits_for(step: Step) -> str:
-    """E.g. "after: a, b; after any: x, y; when: app.workflows.wanted", or "root"."""
-    parts = []
-    if step.after:
-        parts.append(f"after: {', '.join(step.after)}")
-    if step.after_any:
-        parts.append(f"after any: {', '.join(step.after_any)}")
-    if step.when is not None:
-        parts.append(f"when: {callable_name(step.when)}")
-    return "; ".join(parts) if step.after or step.after_any else "; ".join(["root", *parts])
+    from salvador_django.definitions import Workflow
+    from salvador_django.graph import Graph
 
 
 def describe(workflow: Workflow) -> tuple[list[str], str | None]:
     """The lines that describe ``workflow``, and its graph's error if it is not one."""
     steps = workflow.steps
+    graph: Graph | None = None
+    error: str | None = None
     try:
         graph = workflow.graph
     except ConfigurationError as exc:
-        graph, error = None, str(exc)
-    else:
-        error = None
+        error = str(exc)
     if not steps:
         return [f"{workflow.name}: no steps"], error
     straight = graph is not None and graph.linear
@@ -54,7 +34,7 @@ def describe(workflow: Workflow) -> tuple[list[str], str | None]:
     for number, step in enumerate(steps, 1):
         notes = [] if straight else [waits_for(step)]
         if step.compensate is not None:
-            notes.append(f"undo: {callable_name(step.compensate)}")
+            notes.append(undo(step))
         lines.append(f"  {number}. {step.name.ljust(width)}  {'; '.join(notes)}".rstrip())
     if error is not None:
         lines.append(f"  error: {error}")
