@@ -11,8 +11,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from salvador_django import Workflow
+from salvador_django import Workflow, submit
+from salvador_django.conf import get_settings
+from salvador_django.models import Task
 from salvador_django.status import StepRunStatus, TaskStatus
+from salvador_django.testing import run_until_idle
 from tests.factories import StepRunFactory, TaskFactory
 from tests.integration.test_admin import OVERVIEW_URL, change_url, staff_client
 
@@ -241,3 +244,32 @@ def test_steps_that_ran_at_the_same_time_are_shaded_on_the_timeline(admin_client
     html = admin_client.get(change_url(line)).content.decode()
     assert "salvador-overlap" not in html
     assert "at once" not in html
+
+
+# -- a graph task the engine ran -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_page_of_a_conditional_task_the_engine_ran(admin_client):
+    task = submit("conditional", {"insure": True})
+    run_until_idle(["conditional"])
+    task = Task.objects.using(get_settings().DATABASE).get(pk=task.pk)
+    assert task.status == TaskStatus.COMPLETED
+    html = admin_client.get(change_url(task)).content.decode()
+    items = re.findall(
+        r"<li>(.*?) <span class=\"salvador-badge salvador-([a-z-]+)\">", field(html, "steps_")
+    )
+    assert items == [
+        ("quote", "completed"),
+        ("insurance", "completed"),
+        ("upgrade", "skipped"),
+        ("notify", "completed"),
+        ("done", "completed"),
+    ]
+    assert 'class="salvador-bar salvador-skipped"' in html  # upgrade, on the timeline
+    assert f'href="{workflow_page_url("conditional")}"' in html
+    page = admin_client.get(workflow_page_url("conditional")).content.decode()
+    # notify waits for any of insurance and upgrade, and (after left out) for upgrade:
+    # one dashed arrow, from insurance
+    assert page.count('class="salvador-arrow salvador-arrow-any"') == 1
+    assert page.count('class="salvador-step salvador-conditional"') == 2
