@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
@@ -18,17 +17,13 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.pagination import COUNT_CAP
+from salvador_django.admin.workflow_page import WorkflowPageAdmin, workflow_url
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import QueueUnavailable
-from salvador_django.models import Overview, Task
+from salvador_django.models import Task
 from salvador_django.queues import get_queue
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
-
-if TYPE_CHECKING:
-    OverviewModelAdmin = admin.ModelAdmin[Overview]
-else:
-    OverviewModelAdmin = admin.ModelAdmin
 
 RECENT = timedelta(hours=24)
 QUEUE_UNAVAILABLE = _(
@@ -56,6 +51,7 @@ class WorkflowSummary:
     failed_steps: list[Cell] = field(default_factory=list)  # recent failures by failed step
     oldest_due: datetime | None = None
     depth: dict[str, int] | None = None
+    graph_url: str = ""  # the page of its definition, when it is registered
 
     @property
     def waiting(self) -> str:
@@ -131,7 +127,7 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
     return sorted(summaries.values(), key=lambda s: s.name), problem
 
 
-class OverviewAdmin(OverviewModelAdmin):
+class OverviewAdmin(WorkflowPageAdmin):
     """An admin page, not a model's list: the overview of every workflow's tasks."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -148,13 +144,16 @@ class OverviewAdmin(OverviewModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.overview_view)
-        return [path("", view, name="salvador_overview_changelist")]
+        return [path("", view, name="salvador_overview_changelist"), *self.workflow_urls()]
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         list_url = reverse(f"{self.admin_site.name}:salvador_task_changelist")
         summaries, problem = summarize(get_settings().DATABASE, list_url)
+        for item in summaries:
+            if item.registered:
+                item.graph_url = workflow_url(self.admin_site.name, item.name)
         if problem and not request.user.is_superuser:
             problem = str(QUEUE_UNAVAILABLE)  # the queue's error names hosts and ports
         statuses = list(TaskStatus)

@@ -47,6 +47,7 @@ from salvador_django.admin.filters import (
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.task_actions import TaskActionsAdmin
+from salvador_django.admin.task_graph import TaskGraphAdmin
 from salvador_django.admin.task_tree import TaskTreeAdmin
 from salvador_django.admin.task_waits import TaskWaitsAdmin
 from salvador_django.admin.timeline import build_timeline
@@ -108,7 +109,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     return show
 
 
-class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
+class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
@@ -144,6 +145,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
                     "status_",
                     "waiting_for_",
                     "progress_",
+                    "steps_",
                     "failed_step",
                     "attempt",
                     "priority",
@@ -178,10 +180,10 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskActionsAdmin):
         (_("History"), {"fields": ("history",)}),
     )
     readonly_fields = (
-        "id", "workflow", "status_", "waiting_for_", "progress_", "failed_step", "attempt",
-        "priority", "parent_", "parent_step", "child_key", "detached", "children_", "error_text",
-        "timeline", "waits_", "signals_", "events_", "result_", "body_", "state_", "meta_",
-        "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
+        "id", "workflow", "status_", "waiting_for_", "progress_", "steps_", "failed_step",
+        "attempt", "priority", "parent_", "parent_step", "child_key", "detached", "children_",
+        "error_text", "timeline", "waits_", "signals_", "events_", "result_", "body_", "state_",
+        "meta_", "created_at_", "run_after_", "started_at_", "finished_at_", "updated_at_",
         "cancel_requested_at_", "pause_requested_at_", "idempotency_key", "claimed_by",
         "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip

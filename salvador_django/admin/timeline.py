@@ -1,5 +1,9 @@
 """The geometry of a task's timeline: one row per step, one bar per attempt and per wait.
 
+Steps of a graph run at the same time: their bars overlap on their rows, and the
+stretches where two or more ran at once are shaded behind them. Bars of one row that
+overlap in time (a wait and an attempt) go on lanes of their own within the row.
+
 The admin draws it as an inline SVG (``admin/salvador/task/timeline.html``), so
 retries, waits and the step that broke show as a picture without any JavaScript.
 """
@@ -7,7 +11,7 @@ retries, waits and the step that broke show as a picture without any JavaScript.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.utils import timezone
@@ -25,6 +29,8 @@ ROW_HEIGHT = 26
 BAR_HEIGHT = 16
 AXIS_HEIGHT = 22
 MIN_BAR_WIDTH = 3.0
+SKIPPED_WIDTH = 6.0  # a skipped step's bar (it took no time)
+LANE_HEIGHT = BAR_HEIGHT + 4  # each lane of a row past its first
 UNKNOWN_INDEX = 10**9  # a step that waited, of a workflow no longer registered
 
 
@@ -36,6 +42,7 @@ class Bar:
     width: float
     status: str
     title: str
+    y: float = 0.0  # set once its row and lane are known
 
 
 @dataclass(frozen=True)
@@ -46,20 +53,36 @@ class Row:
     label: str
     bars: list[Bar]
     failed: bool  # its latest attempt (in time) failed
+    lanes: int = 1
+    skipped: bool = False  # its latest run was skipped (its condition was false)
+
+    @property
+    def height(self) -> float:
+        return ROW_HEIGHT + (self.lanes - 1) * LANE_HEIGHT
 
     @property
     def bar_y(self) -> float:
+        """The top of the bars of its first lane."""
         return self.y + (ROW_HEIGHT - BAR_HEIGHT) / 2
 
     @property
     def text_y(self) -> float:
-        return self.y + ROW_HEIGHT / 2
+        return self.y + self.height / 2
 
 
 @dataclass(frozen=True)
 class Tick:
     x: float
     label: str
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A stretch of time when ``count`` steps ran at once, shaded behind the rows."""
+
+    x: float
+    width: float
+    count: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,46 @@ class Timeline:
     label_width: int
     bar_height: int
     axis_y: float
+    overlaps: list[Overlap]
+
+    @property
+    def parallel(self) -> int:
+        """The most steps that ran at the same time (1 for a straight line)."""
+        return max((overlap.count for overlap in self.overlaps), default=1)
+
+
+def assign_lanes(spans: Sequence[tuple[datetime, datetime]]) -> list[int]:
+    """The lane of each ``(start, end)`` span, from 0: spans that overlap in time get
+    different lanes, each as low as it can be (greedy, by start time, which takes the
+    fewest lanes). A span that starts when another ends may share its lane."""
+    lanes = [0] * len(spans)
+    busy_until: list[datetime] = []  # by lane: the end of its latest span
+    for i in sorted(range(len(spans)), key=lambda i: spans[i][0]):
+        start, end = spans[i]
+        free = [lane for lane, until in enumerate(busy_until) if until <= start]
+        lane = free[0] if free else len(busy_until)
+        if lane == len(busy_until):
+            busy_until.append(end)
+        busy_until[lane] = max(end, start)
+        lanes[i] = lane
+    return lanes
+
+
+def overlaps_of(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime, int]]:
+    """The stretches of time when two or more ``spans`` overlap, and how many do."""
+    # At one moment, spans that end go before those that begin: touching is not overlapping.
+    events = sorted([(start, 1) for start, _end in spans] + [(end, -1) for _start, end in spans])
+    found: list[tuple[datetime, datetime, int]] = []
+    active, previous = 0, None
+    for moment, change in events:
+        if previous is not None and moment > previous and active > 1:
+            if found and found[-1][1] == previous and found[-1][2] == active:
+                found[-1] = (found[-1][0], moment, active)
+            else:
+                found.append((previous, moment, active))
+        active += change
+        previous = moment
+    return found
 
 
 def build_timeline(
@@ -98,7 +161,8 @@ def build_timeline(
         return LABEL_WIDTH + (moment - start).total_seconds() / span * CHART_WIDTH
 
     def bar(began: datetime, ended: datetime, status: str, title: str) -> Bar:
-        width = max(x_of(ended) - x_of(began), MIN_BAR_WIDTH)
+        shortest = SKIPPED_WIDTH if status == StepRunStatus.SKIPPED else MIN_BAR_WIDTH
+        width = max(x_of(ended) - x_of(began), shortest)
         return Bar(x=x_of(began), width=width, status=status, title=title)
 
     index_of = {run.name: run.index for run in runs if not run.compensation}
@@ -113,7 +177,8 @@ def build_timeline(
     )
     numbered = number_runs(runs)  # in the order they happened
     rows = []
-    for position, (compensation, key, name) in enumerate(steps):
+    top = 0.0
+    for compensation, key, name in steps:
         index = -key if compensation else key
         attempts = [
             (number, run)
@@ -121,6 +186,9 @@ def build_timeline(
             if (run.compensation, run.index, run.name) == (compensation, index, name)
         ]
         waited = [] if compensation else [wait for wait in waits if wait.step_name == name]
+        spans = [(wait.started_at, ends[id(wait)]) for wait in waited] + [
+            (run.started_at, run.finished_at) for _number, run in attempts
+        ]
         bars = [
             bar(
                 wait.started_at,
@@ -138,21 +206,34 @@ def build_timeline(
             )
             for number, run in attempts
         ]
+        lanes = assign_lanes(spans)
+        first_y = top + (ROW_HEIGHT - BAR_HEIGHT) / 2
+        bars = [
+            replace(item, y=first_y + lane * LANE_HEIGHT)
+            for item, lane in zip(bars, lanes, strict=True)
+        ]
         # Its colour: how the step last ended, not its top attempt.
         latest = attempts[-1][1] if attempts else None
         if compensation:
             label = f"↩ {index + 1} · {name}"
         else:
             label = f"{index + 1} · {name}" if index != UNKNOWN_INDEX else f"? · {name}"
-        rows.append(
-            Row(
-                y=position * ROW_HEIGHT,
-                label=label,
-                bars=bars,
-                failed=latest is not None and latest.status == StepRunStatus.FAILED,
-            )
+        row = Row(
+            y=top,
+            label=label,
+            bars=bars,
+            failed=latest is not None and latest.status == StepRunStatus.FAILED,
+            lanes=max(lanes, default=0) + 1,
+            skipped=latest is not None and latest.status == StepRunStatus.SKIPPED,
         )
-    axis_y = len(rows) * ROW_HEIGHT
+        rows.append(row)
+        top += row.height
+    axis_y = top
+    ran = [(r.started_at, r.finished_at) for r in runs if r.status != StepRunStatus.SKIPPED]
+    overlaps = [
+        Overlap(x=x_of(begin), width=x_of(end) - x_of(begin), count=count)
+        for begin, end, count in overlaps_of(ran)
+    ]
     ticks = [
         Tick(x=LABEL_WIDTH + CHART_WIDTH * fraction, label=format_duration(span * fraction))
         for fraction in (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -165,6 +246,7 @@ def build_timeline(
         label_width=LABEL_WIDTH,
         bar_height=BAR_HEIGHT,
         axis_y=axis_y,
+        overlaps=overlaps,
     )
 
 
@@ -188,6 +270,8 @@ def _wait_title(wait: Wait, ended: datetime) -> str:
 
 def _bar_title(name: str, number: int, run: StepRun) -> str:
     """E.g. "charge · run 2 · attempt 1 · Completed · 850 ms" (run 1 goes unsaid)."""
+    if run.status == StepRunStatus.SKIPPED:
+        return _("%(name)s · Skipped: its condition was false") % {"name": name}
     values = {
         "name": name,
         "run": number,

@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     # 2: where workers find work
     {"queues", "events"},
     # 3: the workflow API: definitions and submitting
-    {"definitions", "submission"},
+    {"definitions", "submission", "outline"},
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
     {"leases", "engine", "maintenance", "preflight", "timers", "backoff"},
     # 5: processes that run tasks
