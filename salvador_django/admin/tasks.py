@@ -377,6 +377,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin)
             context["triage_operations"] = self.triage_operations(request, obj)
             context["requeue_steps"] = self.requeue_steps(request, obj)
             context["requeue_step_chosen"] = obj.failed_step or obj.step_name
+            context["requeue_graph"] = bool(obj.progress)
             context["may_signal"] = self.may_signal(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 

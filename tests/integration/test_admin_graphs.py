@@ -273,3 +273,17 @@ def test_the_page_of_a_conditional_task_the_engine_ran(admin_client):
     # one dashed arrow, from insurance
     assert page.count('class="salvador-arrow salvador-arrow-any"') == 1
     assert page.count('class="salvador-step salvador-conditional"') == 2
+
+
+@pytest.mark.django_db
+def test_requeue_from_a_step_says_what_it_runs_again_in_a_graph(admin_client, booking):
+    graph_task = TaskFactory(
+        workflow=BOOKING, status=TaskStatus.FAILED, step=1, step_name="car",
+        failed_step="car", progress={"done": ["flight"], "skipped": [], "failed": ["car"]},
+    )  # fmt: skip
+    line_task = TaskFactory(failed=True)
+    graph_page = admin_client.get(change_url(graph_task)).content.decode()
+    line_page = admin_client.get(change_url(line_task)).content.decode()
+    assert "with every step that waits for it" in graph_page
+    assert "The steps before it are not run again" not in graph_page
+    assert "The steps before it are not run again" in line_page
