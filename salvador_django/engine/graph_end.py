@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from django.db import DatabaseError
+from django.utils import timezone
 
 from salvador_django import transitions
 from salvador_django.engine.blocked import Blocked
 from salvador_django.engine.failures import cancel, fail
-from salvador_django.engine.outcome import Outcome, lost
+from salvador_django.engine.outcome import CheckpointFailed, Outcome, lost
 from salvador_django.engine.suspension import wait
 from salvador_django.exceptions import StepsFailed
 from salvador_django.leases import Attempt
-from salvador_django.status import TaskStatus
+from salvador_django.models import Signal, Task, Wait
+from salvador_django.status import TaskStatus, WaitKind
 
 if TYPE_CHECKING:
     from salvador_django.engine.graph import GraphRun
@@ -78,12 +83,63 @@ def _wait(self: GraphRun) -> Outcome:
         return (1, 0.0, attempt.index)
 
     name, (attempt, blocked) = min(self.blocked.items(), key=soonest)
+    others = [
+        (a, b) for n, (a, b) in self.blocked.items() if n != name and b.kind == WaitKind.SIGNAL
+    ]
+    try:
+        _record_signal_waits(self, others)
+    except DatabaseError as exc:
+        raise CheckpointFailed from exc
     self.task.step_name = name
     outcome = wait(self.engine, attempt, blocked)
     view = attempt.task
     self.task.status, self.task.waiting_for = view.status, view.waiting_for
     self.task.wake_at = view.wake_at
+    if outcome == Outcome.WAITING and others and _woken_by_a_signal_sent(self, others):
+        self.task.status = TaskStatus.PENDING
+        return Outcome.RELEASED
     return outcome
+
+
+def _record_signal_waits(self: GraphRun, blocked: list[tuple[Attempt, Blocked]]) -> None:
+    """Record the signal waits of the other waiting steps: their signals wake the task too.
+
+    The steps run again when it wakes and find these waits by position, as a step
+    finds the wait it stopped at (:mod:`salvador_django.engine.waits`).
+    """
+    waits = Wait.objects.using(self.engine.database)
+    for attempt, wait_ in blocked:
+        if wait_.recorded:
+            continue
+        until = wait_.until if wait_.until is not None else None
+        if until is None and wait_.seconds is not None:
+            until = timezone.now() + timedelta(seconds=wait_.seconds)
+        waits.create(
+            task_id=self.task.id,
+            step_name=attempt.step.name,
+            position=wait_.position,
+            kind=wait_.kind,
+            name=wait_.name,
+            until=until,
+        )
+
+
+def _woken_by_a_signal_sent(self: GraphRun, blocked: list[tuple[Attempt, Blocked]]) -> bool:
+    """After the task began to wait: a signal another step waits for came meanwhile, so the
+    task is due again (woken here, as a signal sent now would wake it)."""
+    names = {wait_.name for _, wait_ in blocked}
+    database = self.engine.database
+    came = Signal.objects.using(database).filter(
+        task_id=self.task.id, name__in=names, consumed_at__isnull=True
+    )
+    if not came.exists():
+        return False
+    tasks = Task.objects.using(database)
+    return bool(
+        self.engine.writes.with_lock_retry(
+            lambda: transitions.WAKE.apply(tasks, where={"id": self.task.id})
+        )
+    )
 
 
 def _retry_later(self: GraphRun) -> Outcome:

@@ -356,14 +356,20 @@ def deliver_signal(
             task_id=task_id, name=name, payload=payload, idempotency_key=idempotency_key
         )
         signal.created = True
-        waits_for_it = status == TaskStatus.WAITING and waiting_for == name
-        if waits_for_it and transitions.WAKE.apply(
-            tasks, where={"id": task_id, "waiting_for": name}
-        ):
+        waits_for_it = status == TaskStatus.WAITING and (
+            waiting_for == name or _open_signal_wait(alias, task_id, name)
+        )
+        if waits_for_it and transitions.WAKE.apply(tasks, where={"id": task_id}):
             woken = task_model(id=task_id, workflow=workflow, priority=priority)
             woken._state.db = alias
             transitions.tasks_due.send(sender=task_model, tasks=[woken])
     return signal
+
+
+def _open_signal_wait(alias: str, task_id: Any, name: str) -> bool:
+    """Whether a step of the task waits for signal ``name`` (one of a graph's branches)."""
+    waits = Wait.objects.using(alias).filter(task_id=task_id, kind=WaitKind.SIGNAL, name=name)
+    return waits.filter(outcome=WaitOutcome.OPEN).exists()
 
 
 def forget_waits(

@@ -7,8 +7,8 @@ import functools
 import pytest
 
 from salvador_django import TaskStatus, get_task, send_signal, submit
-from salvador_django.models import StepRun, Task
-from salvador_django.status import StepRunStatus
+from salvador_django.models import StepRun, Task, Wait
+from salvador_django.status import StepRunStatus, WaitOutcome
 from salvador_django.testing import run_until_idle
 from tests.testapp.models import Event
 
@@ -160,9 +160,13 @@ def test_a_task_waits_only_when_every_running_branch_waits(backend, parallel):
     task = get_task(task.id)
     assert task.status == TaskStatus.WAITING
     assert runs(task, "quick") == 1  # it ran while the others waited
-    send_signal(task.id, "right", "R")
+    assert task.waiting_for == "left"  # the first in definition order; "right" waits too
+    send_signal(task.id, "right", "R")  # wakes it: a waiting branch's signal
     run_until_idle()
-    assert get_task(task.id).status == TaskStatus.WAITING
+    task = get_task(task.id)
+    assert task.status == TaskStatus.WAITING
+    assert "right" in task.progress["done"]
+    assert runs(task, "right") == 2  # ran, waited, ran again on its signal
     send_signal(task.id, "left", "L")
     run_until_idle()
     task = get_task(task.id)
@@ -274,3 +278,16 @@ def test_run_until_idle_runs_a_graph_inside_the_test_s_transaction(backend):
     task = get_task(task.id)
     assert task.status == TaskStatus.COMPLETED, task.error
     assert order(task) == list(DIAMOND)  # one at a time, in definition order
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_signal_a_waiting_branch_got_while_the_task_began_to_wait_wakes_it(backend):
+    task = submit("signals-sibling")
+    run_until_idle()
+    task = get_task(task.id)
+    assert (task.status, task.waiting_for) == (TaskStatus.WAITING, "left")
+    assert "right" in task.progress["done"]  # woken at once by the signal it got, ran on
+    assert task.outputs["right"] == "from-left"
+    assert runs(task, "right") == 2
+    waits = Wait.objects.using(backend).filter(task_id=task.id, step_name="right")
+    assert list(waits.values_list("outcome", flat=True)) == [WaitOutcome.RECEIVED]

@@ -177,3 +177,20 @@ hangs_in_branch.step("root", record("root"), after=[])
 hangs_in_branch.step("hangs", record("hangs", sleep=3.0), after="root", timeout=0.3)
 hangs_in_branch.step("quick", record("quick"), after="root")
 hangs_in_branch.step("end", record("end"), after=["hangs", "quick"])
+
+
+def _signals_sibling(task):
+    from salvador_django import send_signal
+
+    record("left")(task)
+    send_signal(task.id, "right", "from-left", idempotency_key="left-sent-it")
+    return task.wait_for("left", timeout=3600)
+
+
+# "right" waits first; "left" then sends right's signal and waits with a timer, so the
+# task waits for "left" (the soonest timer): the signal right got meanwhile wakes it.
+signals_sibling = Workflow("signals-sibling")
+signals_sibling.step("root", record("root"), after=[])
+signals_sibling.step("right", _wait_for("right"), after="root")
+signals_sibling.step("left", _signals_sibling, after="root")
+signals_sibling.step("end", lambda task: task.outputs["right"], after=["left", "right"])
