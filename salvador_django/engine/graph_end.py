@@ -68,19 +68,23 @@ def end(self: GraphRun) -> Outcome:
 
 
 def _wait(self: GraphRun) -> Outcome:
-    """Every running step stopped and some wait: the task waits for the soonest of them.
+    """Every running step stopped and some wait: the task waits for one of them.
 
-    The others run again when it wakes (what they took is not written: it is taken
-    again), and wait again if they must.
+    A wait for children first (its children are written, and start), else the
+    soonest timer, else the first step's in definition order. A signal another step
+    waits for wakes the task too. The others run again when it wakes (what they did
+    is not written: they do it again), and wait again if they must.
     """
 
     def soonest(item: tuple[str, tuple[Attempt, Blocked]]) -> tuple[int, float, int]:
         attempt, blocked = item[1]
+        if blocked.kind == WaitKind.CHILDREN:  # first: its children start now
+            return (0, 0.0, attempt.index)
         if blocked.until is not None:
-            return (0, blocked.until.timestamp() - time.time(), attempt.index)
+            return (1, blocked.until.timestamp() - time.time(), attempt.index)
         if blocked.seconds is not None:
-            return (0, blocked.seconds, attempt.index)
-        return (1, 0.0, attempt.index)
+            return (1, blocked.seconds, attempt.index)
+        return (2, 0.0, attempt.index)
 
     name, (attempt, blocked) = min(self.blocked.items(), key=soonest)
     others = [

@@ -291,3 +291,17 @@ def test_a_signal_a_waiting_branch_got_while_the_task_began_to_wait_wakes_it(bac
     assert runs(task, "right") == 2
     waits = Wait.objects.using(backend).filter(task_id=task.id, step_name="right")
     assert list(waits.values_list("outcome", flat=True)) == [WaitOutcome.RECEIVED]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_children_of_a_waiting_branch_run_while_another_branch_waits_for_a_signal(backend):
+    task = submit("children-beside-signal")
+    run_until_idle()
+    task = get_task(task.id)
+    assert (task.status, task.waiting_for) == (TaskStatus.WAITING, "ok")
+    assert "spread" in task.progress["done"]  # its children ran and it went on
+    assert task.outputs["spread"] == [0, 1, 4]
+    send_signal(task.id, "ok", "yes")
+    run_until_idle()
+    task = get_task(task.id)
+    assert (task.status, task.result) == (TaskStatus.COMPLETED, ["yes", [0, 1, 4]])

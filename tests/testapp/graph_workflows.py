@@ -194,3 +194,14 @@ signals_sibling.step("root", record("root"), after=[])
 signals_sibling.step("right", _wait_for("right"), after="root")
 signals_sibling.step("left", _signals_sibling, after="root")
 signals_sibling.step("end", lambda task: task.outputs["right"], after=["left", "right"])
+
+# A step waits for a signal (defined first) beside one that maps over children.
+children_beside_signal = Workflow("children-beside-signal")
+children_beside_signal.step("root", record("root"), after=[])
+children_beside_signal.step("approval", _wait_for("ok"), after="root")
+children_beside_signal.step("spread", _spawn, after="root")
+children_beside_signal.step(
+    "end",
+    lambda task: [task.outputs["approval"], task.outputs["spread"]],
+    after=["approval", "spread"],
+)
