@@ -72,12 +72,9 @@ class Engine:
         except (WorkflowNotFound, StepNotFound, ConfigurationError) as exc:
             return fail(self, task, lease, exc, None)
         task.step = index
-        if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
-            return cancel(self, task, lease, workflow)
-        if task.pause_requested_at is not None:  # paused while it waited for a retry
-            paused = self.pause(task, lease, workflow)
-            if paused is not None:
-                return paused
+        requested = self._requested(task, lease, workflow)
+        if requested is not None:
+            return requested
         while index < len(workflow.steps):
             if not self.still_held(lease):
                 return lost(task)
@@ -94,13 +91,19 @@ class Engine:
     def _run_graph(
         self, task: Task, lease: Lease, workflow: Workflow, should_stop: Callable[[], bool]
     ) -> Outcome:
-        if task.cancel_requested_at is not None:  # cancelled while it waited for a retry
-            return cancel(self, task, lease, workflow)
-        if task.pause_requested_at is not None:  # paused while it waited for a retry
-            paused = self.pause(task, lease, workflow)
-            if paused is not None:
-                return paused
+        requested = self._requested(task, lease, workflow)
+        if requested is not None:
+            return requested
         return GraphRun(self, task, lease, workflow, should_stop).run()
+
+    def _requested(self, task: Task, lease: Lease, workflow: Workflow) -> Outcome | None:
+        """Before a claimed task runs: a cancel or a pause requested while it waited for a
+        retry takes effect; None when neither did (or the pause was withdrawn)."""
+        if task.cancel_requested_at is not None:
+            return cancel(self, task, lease, workflow)
+        if task.pause_requested_at is not None:
+            return self.pause(task, lease, workflow)
+        return None
 
     def branches(self) -> BranchPool:
         """The threads that run graph tasks' parallel steps (started when first needed)."""
