@@ -305,3 +305,15 @@ def test_children_of_a_waiting_branch_run_while_another_branch_waits_for_a_signa
     run_until_idle()
     task = get_task(task.id)
     assert (task.status, task.result) == (TaskStatus.COMPLETED, ["yes", [0, 1, 4]])
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_straight_line_s_steps_read_earlier_return_values_as_outputs(backend):
+    task = submit("reads-outputs")
+    run_until_idle()
+    task = get_task(task.id)
+    assert (task.status, task.result) == (TaskStatus.COMPLETED, {"one": 1, "two": 2})
+    assert task.outputs == {"one": 1, "two": 2, "both": {"one": 1, "two": 2}}
+    assert task.progress == {}  # a straight line keeps no graph progress
+    task.requeue(from_step="two")
+    assert get_task(task.id).outputs == {"one": 1}  # those after it are to run again

@@ -205,3 +205,9 @@ children_beside_signal.step(
     lambda task: [task.outputs["approval"], task.outputs["spread"]],
     after=["approval", "spread"],
 )
+
+# A straight line whose steps read the values the steps before them returned.
+reads_outputs = Workflow("reads-outputs")
+reads_outputs.step("one", lambda task: 1)
+reads_outputs.step("two", lambda task: task.outputs["one"] + 1)
+reads_outputs.step("both", lambda task: dict(task.outputs))
