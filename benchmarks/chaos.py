@@ -403,6 +403,8 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             verdict.problem(f"the fan-out load failed: {error}")
         for error in diamonds.errors:
             verdict.problem(f"the diamond load failed: {error}")
+        for error in striker.errors:
+            verdict.problem(f"the faults aimed at parallel branches failed: {error}")
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
         for problem in stop_problems:

@@ -134,13 +134,21 @@ class Striker(threading.Thread):
         self.duration, self.pause_seconds, self.rng = duration, pause_seconds, rng
         self.strikes: list[Fault] = []
         self.missed = 0  # moments when no worker ran two branches of one task
+        self.errors: list[str] = []
 
     def run(self) -> None:
+        try:
+            self._strike()
+        except Exception as exc:  # recorded: the run fails
+            logger.exception("chaos: the striker failed")
+            self.errors.append(repr(exc))
+
+    def _strike(self) -> None:
         began = time.monotonic()
         number = 0
         while time.monotonic() - began + STRIKE_EVERY < self.duration:
             time.sleep(STRIKE_EVERY * self.rng.uniform(0.75, 1.25))
-            pid = self._target()
+            pid = self._victim()
             if pid is None:
                 self.missed += 1
                 continue
@@ -160,7 +168,7 @@ class Striker(threading.Thread):
             self.strikes.append(fault)
             self.injector.record(fault)
 
-    def _target(self) -> int | None:
+    def _victim(self) -> int | None:
         deadline = time.monotonic() + STRIKE_PATIENCE
         while time.monotonic() < deadline:
             running = branches_running(self.log, time.time())
