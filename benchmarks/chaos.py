@@ -13,12 +13,16 @@ shared services are never touched.
 Alongside, it submits tasks of a waiting workflow (quick: 100; full: 1,000), whose
 steps wait for signals (one with a timeout) and sleep, sends their signals at random
 moments (some twice, with the same idempotency key), and pauses and resumes some of
-them (see ``benchmarks/faults/waiting_load``); and parents of a fan-out workflow
+them (see ``benchmarks/faults/waiting_load``); parents of a fan-out workflow
 (quick: 25; full: 250), each of which starts 20 children and waits for them (see
-``benchmarks/faults/fan_out``).
+``benchmarks/faults/fan_out``); and tasks of a diamond workflow (quick: 100; full:
+1,000), one step, then four at the same time, then one that joins them (see
+``benchmarks/faults/diamond``), with a kill or a pause every ~4 s aimed at a worker
+that runs two of one task's branches or more.
 
 When every task has finished, it checks the records (see ``benchmarks/faults/checks``,
-``benchmarks/faults/waiting_checks`` and ``benchmarks/faults/fan_out_checks``), prints
+``benchmarks/faults/waiting_checks``, ``benchmarks/faults/fan_out_checks`` and
+``benchmarks/faults/diamond_checks``), prints
 a summary and exits 1 if any check failed.
 """
 
@@ -43,10 +47,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.faults import fan_out_records
 from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.diamond_checks import check_diamonds
+from benchmarks.faults.diamond_records import DiamondLoad, Striker, diamond_records
 from benchmarks.faults.fan_out_checks import ParentStart, check_fan_out
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
 from benchmarks.faults.servers import PostgresServer, RedisServer
 from benchmarks.faults.summary import (
+    diamond_summary,
     fan_out_summary,
     print_summary,
     summary,
@@ -69,8 +76,8 @@ QUIESCENCE_TIMEOUT = 180.0
 STEP_SECONDS = {"postgres": (0.01, 0.05), "sqlite": (0.002, 0.01)}
 PACE = {"postgres": 50.0, "sqlite": 25.0}
 #: One task of the waiting workflow for this many of the three-step one; one parent
-#: of the fan-out workflow (20 children) for this many.
-WAITING_SHARE, FAN_OUT_SHARE = 10, 40
+#: of the fan-out workflow (20 children) for this many; one diamond for this many.
+WAITING_SHARE, FAN_OUT_SHARE, DIAMOND_SHARE = 10, 40, 10
 #: How late a timer may restart its step: a lease (its first claim lost to a fault),
 #: a sweep, and a second for polls and the claim.
 LATE_LIMIT = LEASE_SECONDS + SWEEP_INTERVAL + 1.0
@@ -97,6 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"parents of the fan-out workflow (default: --tasks / {FAN_OUT_SHARE})",
     )
     parser.add_argument(
+        "--diamond-tasks",
+        type=int,
+        help=f"tasks of the diamond workflow (default: --tasks / {DIAMOND_SHARE})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         help="seconds over which they are submitted (default: 50 tasks/s, 25 on SQLite)",
@@ -111,12 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.waiting_tasks = args.tasks // WAITING_SHARE
     if args.fan_out_tasks is None:
         args.fan_out_tasks = args.tasks // FAN_OUT_SHARE
+    if args.diamond_tasks is None:
+        args.diamond_tasks = args.tasks // DIAMOND_SHARE
     args.duration = args.duration or args.tasks / PACE[args.db]
-    if args.tasks < 1 or args.duration <= 0 or min(args.waiting_tasks, args.fan_out_tasks) < 0:
-        parser.error(
-            "--tasks and --duration must be positive, --waiting-tasks and --fan-out-tasks "
-            "not negative"
-        )
+    if args.tasks < 1 or args.duration <= 0:
+        parser.error("--tasks and --duration must be positive")
+    if min(args.waiting_tasks, args.fan_out_tasks, args.diamond_tasks) < 0:
+        parser.error("--waiting-tasks, --fan-out-tasks and --diamond-tasks must not be negative")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     return args
@@ -136,6 +149,8 @@ class Run:
         self.waits_log_path.touch()
         self.children_log_path = directory / "children.log"
         self.children_log_path.touch()
+        self.diamond_log_path = directory / "diamond.log"
+        self.diamond_log_path.touch()
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
@@ -148,6 +163,7 @@ class Run:
             "CHAOS_LOG": str(self.log_path),
             "CHAOS_WAITS_LOG": str(self.waits_log_path),
             "CHAOS_CHILDREN_LOG": str(self.children_log_path),
+            "CHAOS_DIAMOND_LOG": str(self.diamond_log_path),
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
@@ -322,16 +338,30 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             STEP_SECONDS[args.db],
         )
         fan_out_watch = fan_out_records.watch()
+        diamonds = DiamondLoad(
+            random.Random(f"{args.seed}:diamond"),
+            args.diamond_tasks,
+            args.duration,
+            STEP_SECONDS[args.db],
+        )
+        striker = Striker(fleet, injector, run.diamond_log_path, args.duration,
+                          LEASE_SECONDS + 1.5, random.Random(f"{args.seed}:strikes"))  # fmt: skip
         with fleet.watched():
             injector.start()
             load.start()
             fan_out.start()
+            diamonds.start()
+            if args.diamond_tasks:
+                striker.start()
             watch.start()
             fan_out_watch.start()
             run.submit_all()
             injector.join()
             load.join()
             fan_out.join()
+            diamonds.join()
+            if args.diamond_tasks:
+                striker.join()
             quiet = run.wait_until_quiet()
             watch.stop()
             fan_out_watch.stop()
@@ -343,11 +373,14 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             fan_out, fan_out_watch, run.children_log_path, injector.faults
         )
         fan_out_verdict = check_fan_out(fan_out_data)
+        diamond_data = diamond_records(diamonds, striker, run.diamond_log_path, injector.faults)
+        diamond_verdict = check_diamonds(diamond_data)
         # The other workflows' claims (the queue's backlog) and steps (workers up).
         runs: list[Execution | ParentStart] = [
             *records.executions,
             *fan_out_data.executions.executions,
             *fan_out_data.starts,
+            *diamond_data.executions.executions,
         ]
         claims = [(e.task, e.due, e.claimed) for e in runs]
         wait_data = wait_records(
@@ -363,10 +396,15 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         waits = check_waits(wait_data)
         verdict.problems += waits.problems
         verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]
+        verdict.problems += [f"diamond: {problem}" for problem in diamond_verdict.problems]
         for error in load.errors:
             verdict.problem(f"the waiting load failed: {error}")
         for error in fan_out.errors:
             verdict.problem(f"the fan-out load failed: {error}")
+        for error in diamonds.errors:
+            verdict.problem(f"the diamond load failed: {error}")
+        for error in striker.errors:
+            verdict.problem(f"the faults aimed at parallel branches failed: {error}")
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
         for problem in stop_problems:
@@ -376,6 +414,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         result["began"] = began
         result["waits"] = waits_summary(load, watch, wait_data, waits, LATE_LIMIT)
         result["fan_out"] = fan_out_summary(fan_out, fan_out_watch, fan_out_data, fan_out_verdict)
+        result["diamond"] = diamond_summary(diamonds, striker, diamond_data, diamond_verdict)
         result["timeline"] = timeline(verdict, began)
         return result
     finally:

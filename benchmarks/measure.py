@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, fanout, history, waits
+from benchmarks import cpu, fanout, graphs, history, waits
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -51,7 +51,7 @@ WARMUP_TASKS = 5
 IDLE_SECONDS = 2.0
 CLAIM_SAMPLES = 200
 #: The sections of a run, in the order they run (``--sections`` picks some).
-SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "fan-out", "scale")
+SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "scale")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -76,6 +76,8 @@ class Measurement:
         self.fan_out_sizes: list[int] = getattr(args, "fan_out", [])
         self.fan_out_samples: int = getattr(args, "fan_out_samples", 0)
         self.fan_out_children: int = getattr(args, "fan_out_children", 100)
+        self.graph_tasks: int = getattr(args, "graph_tasks", 0)
+        self.graph_samples: int = getattr(args, "graph_samples", 0)
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
@@ -214,15 +216,23 @@ class Measurement:
         return [sys.executable, "-m", "django", "runworkflows", *extra]
 
     @contextlib.contextmanager
-    def running_worker(self, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    def running_worker(
+        self, name: str, concurrency: int | None = None, pool: str = "threads"
+    ) -> Iterator[subprocess.Popen[bytes]]:
         """A long-running worker for the block; stopped with SIGTERM, which must exit 0.
 
-        Its exit code goes to ``result["exit_codes"][name]``; any other than 0 is an error.
+        ``--concurrency`` is the run's unless given. Its exit code goes to
+        ``result["exit_codes"][name]``; any other than 0 is an error.
         """
         path = self._log_file(name)
+        concurrency = concurrency or self.concurrency
         with path.open("w") as output:
             proc = subprocess.Popen(
-                self._worker_command("--concurrency", str(self.concurrency)),
+                self._worker_command(
+                    "--concurrency",
+                    str(concurrency),
+                    *(("--pool", pool) if pool != "threads" else ()),
+                ),
                 env=self.env,
                 cwd=REPO,
                 stdout=output,
@@ -322,8 +332,9 @@ class Measurement:
             f"empty --burst run: {statistics.median(seconds):.3f}s (median of {STARTUP_RUNS})",
         )
 
-    def submit_tasks(self, count: int | None = None) -> None:
-        """Submit ``count`` (default ``tasks``) tasks in batches of one transaction each."""
+    def submit_tasks(self, count: int | None = None, workflow: str = WORKFLOW) -> None:
+        """Submit ``count`` (default ``tasks``) tasks of ``workflow`` in batches of one
+        transaction each."""
         from django.db import transaction
 
         from salvador_django import submit
@@ -333,30 +344,43 @@ class Measurement:
         for start in range(0, count, SUBMIT_BATCH):
             with transaction.atomic():
                 for i in range(start, min(start + SUBMIT_BATCH, count)):
-                    submit(WORKFLOW, {"i": i})
+                    submit(workflow, {"i": i})
         self.result.setdefault("submit_per_second", count / (time.perf_counter() - began))
 
-    def burst(self, name: str, concurrency: int, pool: str = "threads") -> dict[str, Any]:
-        """Submit ``tasks`` fresh tasks, time one burst worker through them, and verify it.
+    def burst(
+        self,
+        name: str,
+        concurrency: int,
+        pool: str = "threads",
+        *,
+        workflow: str = WORKFLOW,
+        steps_per_task: int = STEPS,
+        count: int | None = None,
+    ) -> dict[str, Any]:
+        """Submit ``count`` (default ``tasks``) fresh tasks of ``workflow``, time one burst
+        worker through them, and verify it.
 
         Returns the figures; a burst that left tasks unfinished adds to ``errors``.
         """
         from salvador_django.models import Task
 
-        history.delete_workflow_tasks(WORKFLOW)
-        self.submit_tasks()
+        count = self.tasks if count is None else count
+        history.delete_workflow_tasks(workflow)
+        self.submit_tasks(count, workflow)
         history.analyze()  # planner statistics, as the peers' scripts refresh theirs
         before = self.commits()
         elapsed, worker_cpu = self.run_burst(
-            name, timeout=max(300.0, self.tasks / 5), concurrency=concurrency, pool=pool
+            name, timeout=max(300.0, count / 5), concurrency=concurrency, pool=pool
         )
         after = self.commits()
-        steps = self.tasks * STEPS
+        steps = count * steps_per_task
         out: dict[str, Any] = {
+            "workflow": workflow,
+            "tasks": count,
             "concurrency": concurrency,
             "pool": pool,
             "seconds": elapsed,
-            "tasks_per_second": self.tasks / elapsed,
+            "tasks_per_second": count / elapsed,
             "steps_per_second": steps / elapsed,
             "worker_cpu_seconds": worker_cpu,
             "worker_cpu_ms_per_step": 1000 * worker_cpu / steps,
@@ -364,19 +388,19 @@ class Measurement:
         }
         if self.last_cpu.get("postgres_cpu_seconds") is not None:
             out["postgres_cpu_ms_per_step"] = 1000 * self.last_cpu["postgres_cpu_seconds"] / steps
-        self.check_burst(name, out, Task.objects.filter(workflow=WORKFLOW))
+        self.check_burst(name, out, Task.objects.filter(workflow=workflow), count, steps)
         if before is not None and after is not None:
             total = after - before
             out["commits"] = total
             out["commits_per_step"] = total / steps
-            out["commits_minus_claims_per_step"] = (total - self.tasks) / steps
+            out["commits_minus_claims_per_step"] = (total - count) / steps
             empty = self.result.get("empty_burst_commits")
             if empty is not None:  # the happy path: less what a worker commits idle
-                out["happy_path_commits_per_step"] = (total - self.tasks - empty) / steps
+                out["happy_path_commits_per_step"] = (total - count - empty) / steps
             out["commits_per_second"] = total / elapsed
         log(
             self.backend,
-            f"{name} ({pool}, concurrency {concurrency}): {self.tasks} tasks in "
+            f"{name} ({pool}, concurrency {concurrency}): {count} tasks in "
             f"{elapsed:.2f}s, {out['steps_per_second']:.0f} steps/s ({out['by_status']})",
         )
         return out
@@ -393,8 +417,17 @@ class Measurement:
         median["tasks_per_second_runs"] = [run["tasks_per_second"] for run in runs]
         return median
 
-    def check_burst(self, name: str, out: dict[str, Any], tasks: Any) -> None:
-        """Add the outcome of the burst's ``tasks`` (a queryset) to ``out``; flag shortfalls.
+    def check_burst(
+        self,
+        name: str,
+        out: dict[str, Any],
+        tasks: Any,
+        count: int | None = None,
+        steps: int | None = None,
+    ) -> None:
+        """Add the outcome of the burst's ``tasks`` (a queryset of ``count`` tasks, default
+        ``tasks``, of ``steps`` steps in all, default ``STEPS`` each) to ``out``; flag
+        shortfalls.
 
         Every task must be completed with one step run per step; the span from the first
         claim to the last finish (database clock) gives steps/s without the start-up.
@@ -403,7 +436,8 @@ class Measurement:
 
         from salvador_django.models import StepRun
 
-        steps = self.tasks * STEPS
+        count = self.tasks if count is None else count
+        steps = count * STEPS if steps is None else steps
         by_status = {
             row["status"]: row["n"] for row in tasks.values("status").annotate(n=Count("id"))
         }
@@ -415,9 +449,9 @@ class Measurement:
             in_db = (span["last"] - span["first"]).total_seconds()
             out["in_db_span_seconds"] = in_db
             out["steps_per_second_in_db_span"] = steps / in_db if in_db > 0 else None
-        if by_status.get("completed", 0) != self.tasks or step_runs != steps:
+        if by_status.get("completed", 0) != count or step_runs != steps:
             self.result["errors"].append(
-                f"{name}: expected {self.tasks} completed tasks and {steps} step runs, "
+                f"{name}: expected {count} completed tasks and {steps} step runs, "
                 f"found {by_status} and {step_runs} step runs"
             )
 
@@ -618,6 +652,8 @@ class Measurement:
             self.result["waits"] = waits.measure(self)
         if (self.fan_out_sizes or self.fan_out_samples) and "fan-out" in sections:
             self.result["fan_out"] = fanout.measure(self)
+        if (self.graph_tasks or self.graph_samples) and "graph" in sections:
+            self.result["graph"] = graphs.measure(self)
         # Redis claims by id: history is no cost to it.
         if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import graphs
 from benchmarks.measure import RAW_SECONDS, STEPS
 from benchmarks.servers import Result, percentile
 
@@ -157,6 +158,19 @@ def _print_fan_out(measured: dict[str, Result], peers: dict[str, Result]) -> Non
         "independent\nno-op tasks on the same long-running worker (median of the runs):"
     )
     print_table(columns, _measured_rows(columns, _fan_out_rows(columns)))
+
+
+def _print_graph(measured: dict[str, Result], concurrency: int) -> None:
+    """The graph section: a diamond beside a straight line; 8 parallel steps' wall time."""
+    columns = {n: r["graph"] for n, r in measured.items() if r.get("graph")}
+    if not columns:
+        return
+    print(
+        "\ngraph: a diamond (1 -> 4 at the same time -> 1) of no-op steps beside a straight "
+        "line of\n6 no-op steps, burst workers (median runs); 8 independent 100 ms steps, "
+        "one task at a time:"
+    )
+    print_table(columns, _measured_rows(columns, graphs.rows(concurrency)))
 
 
 def _fan_out_rows(columns: dict[str, Result]) -> list[Row]:
@@ -410,6 +424,7 @@ def targets(
             )
     out += waits_targets(measured)
     out += fan_out_targets(measured)
+    out += graphs.targets(measured)
     return out
 
 
@@ -551,6 +566,7 @@ def print_report(results: Result) -> None:
     if results["peers"]:
         _print_peers(measured, results["peers"])
     _print_fan_out(measured, results.get("fan_out_peers", {}))
+    _print_graph(measured, args["concurrency"])
     for name, p in results.get("fan_out_peers", {}).items():
         print(f"- {name}: {p.get('settings', '')}")
     if results.get("fan_out_peers_skipped"):
@@ -579,7 +595,9 @@ def print_report(results: Result) -> None:
         "- fan-out: from just before submit() (independent tasks: their bulk insert; Celery:\n"
         "  chord() or the first delay()) to the last finished_at (Celery: date_done, the\n"
         "  callback's start); resume: the parent's next step's start (the callback's) minus\n"
-        "  the last child's finished_at (date_done), or minus its step's return."
+        "  the last child's finished_at (date_done), or minus its step's return.\n"
+        "- graph: bursts as above, 6 steps per task; the 8 parallel steps' time is the task's\n"
+        "  started_at (its claim) to its finished_at, both the database's clock."
     )
     for name, r in results["backends"].items():
         for error in r.get("errors", []) + ([r["error"]] if "error" in r else []):

@@ -7,7 +7,8 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--latency-samples 200] [--sweep 1,2,4,8] [--history 0,100000,1000000]
         [--memory 1000,20000] [--wait-samples 200] [--waiting 0,100000]
         [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
-        [--sections throughput,latency,sweep,memory,waits,fan-out,scale] [--json PATH]
+        [--graph-tasks 500] [--graph-samples 10]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,scale] [--json PATH]
         [--charts DIR]
 
 This is a benchmark, not a test: it prints figures, ratios measured in the same run
@@ -49,6 +50,13 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    in this process, Celery's ``chord`` of the same no-op tasks on Redis
    (``benchmarks/peers/celery_chord.py``, ``-P prefork -c 2`` and, unless ``--quick``,
    ``-P threads -c C``), when Redis is reachable.
+9. Graph (``benchmarks/graphs.py``; between fan-out and scale): ``--graph-tasks`` tasks
+   of a diamond of no-op steps (one, four at the same time, one) and as many of a
+   straight line of 6 no-op steps, each through one burst worker as in 2 (threads and
+   processes, ``--repeat`` times, medians): steps/s and commits per step side by side.
+   Then ``--graph-samples`` tasks of 8 independent 100 ms steps, one at a time, on a
+   long-running ``runworkflows --concurrency 8`` (threads, then ``--pool processes``):
+   the task's started_at -> finished_at against the longest step's 100 ms.
 
 ``--sections`` runs only some of these (default: all); the raw ceiling and the
 worker's start-up belong to ``throughput``. For the waits figures alone::
@@ -177,6 +185,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fan-out-children", type=int, help="children of each of those parents (100; quick 20)"
     )
     parser.add_argument(
+        "--graph-tasks", type=int, help="tasks of the diamond, and of the straight line, per "
+        "burst of the graph section (500; quick 200; 0: none)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--graph-samples", type=int, help="tasks of 8 parallel 100 ms steps, one at a time, "
+        "per pool (10; quick 3; 0: none)"
+    )  # fmt: skip
+    parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         type=lambda text: _names(text, SECTIONS, "section"),
@@ -206,12 +222,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "fan_out": [50, 150] if quick else [1_000, 10_000],
         "fan_out_samples": 3 if quick else 20,
         "fan_out_children": 20 if quick else 100,
+        "graph_tasks": 200 if quick else 500,
+        "graph_samples": 3 if quick else 10,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.wait_samples < 0 or args.fan_out_samples < 0:
-        parser.error("--wait-samples and --fan-out-samples must be 0 or more")
+    if min(args.wait_samples, args.fan_out_samples, args.graph_tasks, args.graph_samples) < 0:
+        parser.error(
+            "--wait-samples, --fan-out-samples, --graph-tasks and --graph-samples must be 0 or more"
+        )
     if any(n < 1 for n in args.fan_out):
         parser.error("--fan-out sizes must be at least 1")
     if min(args.tasks, args.concurrency, args.latency_samples, args.repeat) < 1:
@@ -263,6 +283,8 @@ def measure_backend(backend: str, args: argparse.Namespace) -> Result:
             *("--fan-out", ",".join(map(str, args.fan_out))),
             *("--fan-out-samples", str(args.fan_out_samples)),
             *("--fan-out-children", str(args.fan_out_children)),
+            *("--graph-tasks", str(args.graph_tasks)),
+            *("--graph-samples", str(args.graph_samples)),
             *("--sections", ",".join(args.sections)),
         ]
         try:
@@ -417,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fan_out": args.fan_out,
             "fan_out_samples": args.fan_out_samples,
             "fan_out_children": args.fan_out_children,
+            "graph_tasks": args.graph_tasks,
+            "graph_samples": args.graph_samples,
             "sections": args.sections,
             "steps_per_task": 3,
         },

@@ -1,8 +1,8 @@
 """What every benchmark script shares: the servers it measures, and how it summarises.
 
 Connection settings come from the same environment variables as
-``benchmarks.settings``: ``SALVADOR_BENCH_PG_HOST`` / ``_PORT`` / ``_USER`` (default
-127.0.0.1, 5432, postgres) and ``SALVADOR_BENCH_REDIS_URL`` (default
+``benchmarks.settings``: ``SALVADOR_BENCH_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``
+(default 127.0.0.1, 5432, postgres, salvador_bench) and ``SALVADOR_BENCH_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/0``).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PG_DB = "salvador_bench"
+PG_DB = os.environ.get("SALVADOR_BENCH_PG_NAME", "salvador_bench")
 BACKENDS = ("sqlite", "postgres", "postgres+redis")
 PG_BACKENDS = ("postgres", "postgres+redis")
 REDIS_BACKENDS = ("postgres+redis",)

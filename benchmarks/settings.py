@@ -2,8 +2,9 @@
 
 ``SALVADOR_BENCH_DB=sqlite`` (default) uses the file named by
 ``SALVADOR_BENCH_SQLITE``; ``SALVADOR_BENCH_DB=postgres`` uses the database
-``salvador_bench`` on ``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER``
-(default 127.0.0.1:5432, postgres). Both use the database queue.
+``SALVADOR_BENCH_PG_NAME`` (default ``salvador_bench``) on
+``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER`` (default 127.0.0.1:5432, postgres).
+Both use the database queue.
 
 ``SALVADOR_BENCH_DB=postgres+redis`` stores tasks in that same PostgreSQL database
 but queues them in Redis (``SALVADOR["QUEUE"] = "redis"``) through a django-redis
@@ -26,7 +27,7 @@ BACKEND = os.environ.get("SALVADOR_BENCH_DB", "sqlite")
 SQLITE_PATH = os.environ.get("SALVADOR_BENCH_SQLITE") or str(
     Path(tempfile.gettempdir()) / "salvador-bench.sqlite3"
 )
-PG_NAME = "salvador_bench"
+PG_NAME = os.environ.get("SALVADOR_BENCH_PG_NAME", "salvador_bench")
 PG_HOST = os.environ.get("SALVADOR_BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("SALVADOR_BENCH_PG_PORT", "5432")
 PG_USER = os.environ.get("SALVADOR_BENCH_PG_USER", "postgres")

@@ -6,6 +6,10 @@ sleeps ``body["sleep"]`` seconds, and records when the run that got past the wai
 began: the moment the woken step was running again. ``bench-child`` and
 ``bench-fan-out`` (the fan-out section): a no-op step that returns when it ended, and a
 parent that maps N of them and then records when its next step began.
+``bench-line``, ``bench-diamond`` and ``bench-wide`` (the graph section): six no-op
+steps in a straight line; six no-op steps as a diamond (one, then four at the same
+time, then one that joins them); eight independent steps (roots) that sleep
+``body["sleep"]`` seconds each.
 """
 
 from __future__ import annotations
@@ -85,3 +89,33 @@ def fan(task: Task) -> None:
 def after(task: Task) -> None:
     """Record when the step after the wait began: the parent had resumed."""
     task.state["resumed_at"] = time.time()
+
+
+LINE_STEPS = ("one", "two", "three", "four", "five", "six")
+BRANCHES = ("b1", "b2", "b3", "b4")
+WIDE_STEPS = 8
+
+
+def _noop(task: Task) -> None:
+    """Do nothing."""
+
+
+bench_line = Workflow("bench-line")
+for _name in LINE_STEPS:
+    bench_line.step(_name, _noop)
+
+bench_diamond = Workflow("bench-diamond")
+bench_diamond.step("start", _noop, after=[])
+for _name in BRANCHES:
+    bench_diamond.step(_name, _noop, after="start")
+bench_diamond.step("join", _noop, after=list(BRANCHES))
+
+
+def _nap(task: Task) -> None:
+    """Sleep ``body["sleep"]`` seconds: a step that waits on something else (I/O)."""
+    time.sleep(task.body["sleep"])
+
+
+bench_wide = Workflow("bench-wide")
+for _number in range(WIDE_STEPS):
+    bench_wide.step(f"w{_number + 1}", _nap, after=[])

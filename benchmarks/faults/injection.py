@@ -67,13 +67,24 @@ class Fleet:
             running = [n for n, p in enumerate(self.slots) if p.pid not in self.stopped]
             if not running:
                 return None
-            slot = rng.choice(running)
-            victim = self.slots[slot]
-            self.killed.add(victim.pid)
-            victim.kill()
-            victim.wait()
-            self.slots[slot] = self._spawn()
-            return victim.pid
+            return self._kill(rng.choice(running))
+
+    def kill_pid(self, pid: int) -> bool:
+        """SIGKILL the worker ``pid`` unless it is paused or gone; start another in its place."""
+        with self._lock:
+            slots = [n for n, p in enumerate(self.slots) if p.pid == pid]
+            if not slots or pid in self.stopped:
+                return False
+            self._kill(slots[0])
+            return True
+
+    def _kill(self, slot: int) -> int:
+        victim = self.slots[slot]
+        self.killed.add(victim.pid)
+        victim.kill()
+        victim.wait()
+        self.slots[slot] = self._spawn()
+        return victim.pid
 
     def pause(self, rng: random.Random, prefer: int | None = None) -> int | None:
         """SIGSTOP a worker, ``prefer`` if it runs (one at a time); ``resume`` SIGCONTs it."""
@@ -248,7 +259,7 @@ class Injector(threading.Thread):
             except Exception:
                 logger.exception("chaos: could not inject %s", planned.kind)
                 continue
-            self._record(Fault(planned.kind, start, time.time(), pid))
+            self.record(Fault(planned.kind, start, time.time(), pid))
         for pause in self._pauses:
             pause.join()
 
@@ -261,9 +272,10 @@ class Injector(threading.Thread):
         start = time.time()
         time.sleep(self.pause_seconds)
         self.fleet.resume(pid)
-        self._record(Fault("stop", start, time.time(), pid))
+        self.record(Fault("stop", start, time.time(), pid))
 
-    def _record(self, fault: Fault) -> None:
+    def record(self, fault: Fault) -> None:
+        """Add ``fault`` to the run's faults (the injector's, or one aimed elsewhere)."""
         with self._lock:
             self.faults.append(fault)
         logger.info("chaos: %s (pid %s) at %.3f", fault.kind, fault.pid, fault.start)

@@ -8,6 +8,8 @@ from collections import Counter
 from typing import Any
 
 from benchmarks.faults.checks import Fault, Verdict
+from benchmarks.faults.diamond_checks import DiamondRecords, DiamondVerdict
+from benchmarks.faults.diamond_records import DiamondLoad, Striker
 from benchmarks.faults.fan_out_checks import CHILDREN, FanOutRecords, FanOutVerdict, Seen
 from benchmarks.faults.fan_out_records import FanOutLoad
 from benchmarks.faults.injection import Fleet
@@ -124,6 +126,8 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"  failed step attempts: {_counts(waits['failed_attempts'])}")
     print(f"  the waiting load ran up to {waits['load_behind_seconds']:g}s behind its plan")
     print_fan_out(result["fan_out"])
+    if "diamond" in result:
+        print_diamond(result["diamond"])
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:
         print(f"  FAIL: {problem}")
@@ -179,4 +183,45 @@ def print_fan_out(fan_out: dict[str, Any]) -> None:
     print(
         f"  waiting parents with a wrong count of children left: "
         f"{fan_out['wrong_counts_seen']} in {fan_out['samples']} samples"
+    )
+
+
+def diamond_summary(
+    load: DiamondLoad, striker: Striker, records: DiamondRecords, verdict: DiamondVerdict
+) -> dict[str, Any]:
+    """The diamond workflow's figures."""
+    return {
+        "tasks": len(load.submitted),
+        "by_status": dict(Counter(d.status for d in records.diamonds)),
+        "step_runs": len(records.runs),
+        "effects": len(records.executions.effects),
+        "executions": len(records.executions.executions),
+        "overlapping_branches": verdict.overlapping,
+        "strikes": dict(Counter(f.kind for f in striker.strikes)),
+        "strikes_missed": striker.missed,
+        "faults_during_branches": dict(verdict.during_branches),
+        "duplicates": dict(verdict.duplicates),
+        "after_lease_loss": dict(verdict.after_lease_loss),
+        "problems": len(verdict.problems),
+    }
+
+
+def print_diamond(diamond: dict[str, Any]) -> None:
+    print(
+        f"  diamond workflow: {diamond['tasks']} tasks ({_counts(diamond['by_status'])}); "
+        f"{diamond['step_runs']} completed step runs, {diamond['effects']} effects, "
+        f"{diamond['executions']} step executions"
+    )
+    print(
+        f"  branch executions that overlapped another of their claim: "
+        f"{diamond['overlapping_branches']}; faults aimed at parallel branches: "
+        f"{_counts(diamond['strikes'])} ({diamond['strikes_missed']} moments without any); "
+        f"faults that hit 2+ running branches of a task: "
+        f"{_counts(diamond['faults_during_branches'])}"
+    )
+    duplicates, late = diamond["duplicates"], diamond["after_lease_loss"]
+    print(
+        f"  diamond step executions duplicated: {sum(duplicates.values())} "
+        f"({_counts(duplicates)}); started after their lease was lost: "
+        f"{sum(late.values())} ({_counts(late)})"
     )

@@ -2,7 +2,7 @@
 its effect; ``chaos-child``, one such step, which returns ``[body["parent"],
 body["n"]]``; the waiting workflow (``chaos-waits``, in :mod:`.waiting`); and the
 fan-out workflow, whose parents start children of ``chaos-child`` (``chaos-fan-out``,
-in :mod:`.fan_out`).
+in :mod:`.fan_out`); and the diamond workflow (``chaos-diamond``, in :mod:`.diamond`).
 
 Each step of ``chaos`` first appends one line to the execution log (a file outside
 every database, see :mod:`.journal`): every execution is there, even one whose
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 
-from benchmarks.faults import fan_out, waiting  # noqa: F401 - registers their workflows
+from benchmarks.faults import diamond, fan_out, waiting  # noqa: F401 - registers their workflows
 from benchmarks.faults.fan_out import LOG as CHILDREN_LOG
 from benchmarks.faults.fan_out_checks import CHILD
 from benchmarks.faults.journal import append

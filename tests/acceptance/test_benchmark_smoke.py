@@ -32,7 +32,7 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
         ],
         cwd=ROOT,
         env=env,
-        timeout=300,
+        timeout=420,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "targets:" in run.stdout
@@ -71,5 +71,18 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
         assert chord["errors"] == []
         assert set(chord["fan_out"]["sizes"]) == {"50", "150"}
         assert len(chord["fan_out"]["resume"]["resume_samples_ms"]) == 3
+    graph = sqlite["graph"]
+    assert graph["steps_per_task"] == 6
+    for pool in ("threads", "processes"):
+        bursts = graph["bursts"][pool]
+        for workflow in ("line", "diamond"):
+            assert bursts[workflow]["by_status"] == {"completed": 200}
+            assert bursts[workflow]["step_runs"] == 1200
+            assert bursts[workflow]["steps_per_second"] > 0
+        assert bursts["ratio"] > 0
+        wide = graph["wide"][pool]
+        assert len(wide["span_ms_runs"]) == 3
+        assert wide["span_ms"]["median"] >= 100  # 8 steps of 100 ms at best side by side
+    assert "graph: a diamond" in run.stdout
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]

@@ -1,6 +1,8 @@
 """``benchmarks/chaos.py --quick``: the fault-injection run passes every check, those
-of its waiting workflow (signals, timers, pauses) and of its fan-out workflow (children
-started once per key, parents completed with all their results) included.
+of its waiting workflow (signals, timers, pauses), of its fan-out workflow (children
+started once per key, parents completed with all their results) and of its diamond
+workflow (parallel branches killed and paused: every step once, each effect once, the
+join saw every branch) included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -59,4 +61,12 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert fan_out["children_by_status"] == {"completed": 500}
     assert fan_out["wrong_counts_seen"] == 0
     assert fan_out["problems"] == 0
+    diamond = result["diamond"]  # start, four branches at the same time, a join
+    assert diamond["tasks"] == 100
+    assert diamond["by_status"] == {"completed": 100}
+    assert diamond["step_runs"] == 600
+    assert diamond["effects"] == 400  # of its four atomic steps
+    assert diamond["overlapping_branches"] > 0
+    assert sum(diamond["strikes"].values()) >= 1  # a worker hit amid parallel branches
+    assert diamond["problems"] == 0
     assert "PASS" in run.stdout
