@@ -167,16 +167,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
     ) -> Checkpoint:
         connection = connections[self.db]
         step_runs = self.model._meta.get_field("step_runs").related_model
-        if connection.vendor == "postgresql" and graph is None:
+        if connection.vendor == "postgresql":
             table = connection.ops.quote_name(self.model._meta.db_table)
             runs = connection.ops.quote_name(step_runs._meta.db_table)
             query = sql.CHECKPOINT_POSTGRESQL.format(
-                table=table, runs=runs, finish=sql.FINISH_POSTGRESQL if not step_name else ""
+                table=table,
+                runs=runs,
+                graph=sql.GRAPH_POSTGRESQL if graph is not None else "",
+                finish=sql.FINISH_POSTGRESQL if not step_name else "",
             )
-            finish = [] if step_name else [run["output"]]
+            error, progress_params, result = "", [], run["output"]
+            if graph is not None:
+                error = graph[2] if step_name else ""
+                progress_params = [json.dumps(graph[0])]
+                result = None if graph[1] is None else json.dumps(graph[1])
+            finish = [] if step_name else [result]
+            status = run.get("status", StepRunStatus.COMPLETED)
             params = [
-                step, step_name, state_json, *finish, task_id, token,
-                run["index"], run["name"], run["attempt"], StepRunStatus.COMPLETED,
+                step, step_name, state_json, error, *progress_params, *finish, task_id, token,
+                run["index"], run["name"], run["attempt"], status,
                 run["started_at"], run["finished_at"], run["output"], run["worker"], state_json,
             ]  # fmt: skip
             with connection.cursor() as cursor:

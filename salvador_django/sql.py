@@ -141,7 +141,7 @@ CHECKPOINT_POSTGRESQL = """
     WITH task AS (
         UPDATE {table}
         SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
-            error = '', updated_at = STATEMENT_TIMESTAMP(){finish}
+            error = %s, updated_at = STATEMENT_TIMESTAMP(){graph}{finish}
         WHERE id = %s AND claimed_by = %s AND status = 'running'
         RETURNING id, cancel_requested_at, pause_requested_at
     ), run AS (
@@ -154,6 +154,8 @@ CHECKPOINT_POSTGRESQL = """
     SELECT task.cancel_requested_at IS NOT NULL, task.pause_requested_at IS NOT NULL
     FROM task, run
 """
+#: A graph task's checkpoint writes its progress too.
+GRAPH_POSTGRESQL = ", progress = %s::jsonb"
 FINISH_POSTGRESQL = """,
             status = 'completed', finished_at = STATEMENT_TIMESTAMP(), return_value = %s::jsonb,
             claimed_by = NULL, lease_expires_at = NULL"""

@@ -85,6 +85,8 @@ class GraphRun:
             self.failed, self.attempts = [], {}
         if not progress and task.step > 0:  # a straight-line task whose workflow became a graph
             self.done = [step.name for step in workflow.steps[: task.step]]
+        if not self.done and task._outputs is None:
+            task._outputs = {}  # nothing done yet: no step run to read them from
         self.errors: dict[str, str] = {}
         self.retry_at: dict[str, float] = {}  # monotonic time of a step's next attempt
         self.running: set[str] = set()

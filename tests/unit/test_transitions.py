@@ -200,8 +200,9 @@ def test_the_claim_statements_write_what_the_claim_move_declares():
 
 def test_the_checkpoint_statement_writes_what_the_checkpoint_moves_declare():
     update = sql.CHECKPOINT_POSTGRESQL.split("RETURNING")[0]
-    # A straight line's: a graph's checkpoint (which writes ``progress``) is the ORM's.
+    # A graph's checkpoint writes ``progress`` too.
     assert _set_columns(update) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
+    assert _set_columns("SET x = 1" + sql.GRAPH_POSTGRESQL) - {"x"} == {"progress"}
     assert "claimed_by = %s AND status = 'running'" in update  # fenced
     finish = _set_columns("SET x = 1" + sql.FINISH_POSTGRESQL) - {"x"}
     assert finish == transitions.COMPLETE.fields - transitions.CHECKPOINT.fields
