@@ -32,6 +32,7 @@ from django.utils import timezone
 from salvador_django import transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.blocked import Blocked, Suspend
+from salvador_django.engine.graph_commits import Checkpoints
 from salvador_django.engine.graph_end import end
 from salvador_django.engine.graph_timeouts import abandon_overdue, until_overdue
 from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step
@@ -94,7 +95,12 @@ class GraphRun:
         self.abandoned: set[int] = set()  # ids of attempts failed by their timeout
         self.blocked: dict[str, tuple[Attempt, Blocked]] = {}
         self.ended: queue.SimpleQueue[_Ended] = queue.SimpleQueue()
+        #: Held while a checkpoint (or an atomic step with its own) is written: one at a time.
         self.lock = threading.RLock()
+        #: Held while this run's own lists (done, abandoned...) are read or changed, briefly:
+        #: the run starts steps while a checkpoint or an atomic step holds ``lock``.
+        self.books = threading.Lock()
+        self.checkpoints = Checkpoints(self)
         self.stop: str | None = None  # why no new step starts: "lost", "cancel", "pause"...
         self.crash: BaseException | None = None
 
@@ -135,7 +141,7 @@ class GraphRun:
                 self.stop = "lost"
                 return
             now = time.monotonic()
-            with self.lock:
+            with self.books:
                 ready = [
                     node
                     for node in self.graph.ready(self.done, (), self.running)
@@ -227,11 +233,9 @@ class GraphRun:
                 with self.lock, transaction.atomic(using=self.engine.database):
                     if not self.engine.still_held(self.lease):
                         raise LeaseLost
-                    written = self._checkpoint(attempt, call_step(attempt), before)
+                    written = self.checkpoint(attempt, call_step(attempt), before)
             else:
-                output = call_step(attempt)
-                with self.lock:
-                    written = self._checkpoint(attempt, output, before)
+                written = self.checkpoints.write(attempt, call_step(attempt), before)
             ended = _Ended(step.name, "done", attempt, written=written)
         except Suspend as suspended:
             ended = _Ended(step.name, "blocked", attempt, blocked=suspended.blocked)
@@ -243,12 +247,24 @@ class GraphRun:
             ended = _Ended(step.name, "error", attempt, error=exc)
         finally:
             attempt.task._step_waits = None
-        with self.lock:
+        with self.books:
             if id(attempt) in self.abandoned:
                 return  # timed out: already failed, whatever it did since
         self.ended.put(ended)
 
-    def _checkpoint(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
+    def progress_now(self) -> tuple[Any, ...]:
+        """What a checkpoint changes in this run's memory, to put back if its commit fails."""
+        task = self.task
+        outputs = None if task._outputs is None else dict(task._outputs)
+        return (list(self.done), list(self.skipped), task.state, outputs, task.step,
+                task.step_name, task.has_children)  # fmt: skip
+
+    def progress_back(self, saved: tuple[Any, ...]) -> None:
+        task = self.task
+        self.done, self.skipped, task.state, task._outputs, task.step = saved[:5]
+        task.step_name, task.has_children = saved[5:]
+
+    def checkpoint(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
         """Merge the step's state into the task's and write its checkpoint (under the lock)."""
         if id(attempt) in self.abandoned:
             raise LeaseLost  # timed out meanwhile: its attempt was failed, nothing is written
@@ -295,10 +311,11 @@ class GraphRun:
 
     def _record_done(self, name: str, state: Any, *, output: Any, skipped: bool) -> None:
         """After a checkpoint: the step is done in this run's memory too."""
-        self.done.append(name)
-        if skipped:
-            self.skipped.append(name)
-        else:  # as a resumed run reads it: the JSON the checkpoint stored
+        with self.books:
+            self.done.append(name)
+            if skipped:
+                self.skipped.append(name)
+        if not skipped:  # as a resumed run reads it: the JSON the checkpoint stored
             self.task.outputs[name] = json.loads(json.dumps(output))
         self.task.state = state
         self.task.step, self.task.step_name = len(self.done), self._after(name)[0]

@@ -43,7 +43,7 @@ def abandon_overdue(run: GraphRun) -> None:
             continue
         if now < attempt.deadline + TIMEOUT_GRACE_SECONDS:
             continue
-        with run.lock:
+        with run.lock, run.books:  # not while its checkpoint is being written
             if name in run.done:  # it checkpointed just now: let it end
                 continue
             run.abandoned.add(id(attempt))

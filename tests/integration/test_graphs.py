@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
+from django.db import connections
 
 from salvador_django import TaskStatus, get_task, send_signal, submit
 from salvador_django.models import StepRun, Task, Wait
@@ -317,3 +318,25 @@ def test_a_straight_line_s_steps_read_earlier_return_values_as_outputs(backend):
     assert task.progress == {}  # a straight line keeps no graph progress
     task.requeue(from_step="two")
     assert get_task(task.id).outputs == {"one": 1}  # those after it are to run again
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_checkpoints_of_steps_that_end_together_share_a_commit(backend, parallel):
+    if backend != "postgres":
+        pytest.skip("which rows one transaction wrote is read from PostgreSQL's xmin")
+    task = submit("batched")
+    run_until_idle()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    with connections[backend].cursor() as cursor:
+        cursor.execute(
+            "SELECT name, xmin::text FROM salvador_steprun WHERE task_id = %s", [task.id]
+        )
+        commit_of = dict(cursor.fetchall())
+    assert len({commit_of[name] for name in ("q1", "q2", "q3")}) == 1  # one commit
+    assert commit_of["holds"] != commit_of["q1"]
+    done = task.progress["done"]
+    assert done[0] == "root"
+    assert done[1] == "holds"  # ended first: its checkpoint held the others back
+    assert done[-1] == "join"
+    assert all(runs(task, name) == 1 for name in ("root", "holds", "q1", "q2", "q3", "join"))

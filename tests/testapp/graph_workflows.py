@@ -211,3 +211,12 @@ reads_outputs = Workflow("reads-outputs")
 reads_outputs.step("one", lambda task: 1)
 reads_outputs.step("two", lambda task: task.outputs["one"] + 1)
 reads_outputs.step("both", lambda task: dict(task.outputs))
+
+# An atomic step holds the run's lock while it runs: the three steps that end meanwhile
+# have their checkpoints written together, once it is done.
+batched = Workflow("batched")
+batched.step("root", record("root"), after=[])
+batched.step("holds", record("holds", sleep=0.4), after="root", atomic=True)
+for _name in ("q1", "q2", "q3"):
+    batched.step(_name, record(_name, sleep=0.05), after="root")
+batched.step("join", record("join"), after=["holds", "q1", "q2", "q3"])
