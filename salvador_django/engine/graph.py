@@ -2,11 +2,11 @@
 
 The worker that claimed the task runs the steps whose dependencies are done in up
 to ``engine.parallelism`` threads (:mod:`.branches`). Each step has its own
-attempts, retry policy and checkpoint: one commit writing its ``StepRun`` and the
-task's merged state and ``progress`` (which steps are done). The checkpoints of one
-task are written one at a time, under the run's lock, by the step's own thread.
-A crash replays only the steps that were running: the done ones are in
-``progress``.
+attempts, retry policy and checkpoint, writing its ``StepRun`` and the task's merged
+state and ``progress`` (which steps are done). The checkpoints of one task are
+written one at a time, under the run's lock, by the steps' own threads; those that
+wait for it share a commit (:mod:`.graph_commits`). A crash replays only the steps
+that were running: the done ones are in ``progress``.
 
 When a step fails for good, or the task is cancelled, paused, released or its lease
 is lost, no new step starts; the running ones finish and checkpoint, then the task
@@ -278,17 +278,16 @@ class GraphRun:
         view.state = merged
         view.has_children = view.has_children or self.task.has_children
         written = self.engine.writes.checkpoint(
-            attempt, output, *self._after(name), graph=self._progress_with(name, output)
+            attempt, output, self._next_name(name), graph=self._progress_with(name, output)
         )
         self._record_done(name, view.state, output=output, skipped=False)
         self.task.has_children = view.has_children
         return written
 
-    def _after(self, name: str, skipped: bool = False) -> tuple[str]:
-        """The task's next step name once ``name`` is done: ``""`` when it completes."""
+    def _next_name(self, name: str) -> str:
+        """The task's ``step_name`` once ``name`` is done: its first step not done, or ``""``."""
         done = {*self.done, name}
-        left = [n for n in self.graph.names if n not in done]
-        return (left[0] if left else "",)
+        return next((n for n in self.graph.names if n not in done), "")
 
     def _progress_with(self, name: str, output: Any, skipped: bool = False) -> GraphProgress:
         done = [*self.done, name]
@@ -318,7 +317,7 @@ class GraphRun:
         if not skipped:  # as a resumed run reads it: the JSON the checkpoint stored
             self.task.outputs[name] = json.loads(json.dumps(output))
         self.task.state = state
-        self.task.step, self.task.step_name = len(self.done), self._after(name)[0]
+        self.task.step, self.task.step_name = len(self.done), self._next_name(name)
 
     def _skip(self, step: Step) -> None:
         """Record ``step`` as skipped: its condition was false, or none of its ``after_any`` ran."""
@@ -328,7 +327,7 @@ class GraphRun:
                 written = self.engine.writes.checkpoint(
                     attempt,
                     None,
-                    *self._after(step.name),
+                    self._next_name(step.name),
                     graph=self._progress_with(step.name, None, skipped=True),
                     skipped=True,
                 )
