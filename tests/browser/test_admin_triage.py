@@ -168,6 +168,6 @@ def test_an_operator_requeues_a_completed_task_from_a_chosen_step(page: Page, sc
     form.locator("button").click()
     expect(page.locator("ul.messagelist")).to_have_text("Requeued from step second")
     expect(page.locator("div.field-status_ .salvador-badge")).to_have_text("Pending")
-    expect(page.locator("div.field-progress")).to_contain_text("1/3 · second")
+    expect(page.locator("div.field-progress_")).to_contain_text("1/3 · second")
     expect(page.locator(".salvador-history")).to_contain_text("ops · Requeue from step second")
     expect(page.locator("form.salvador-requeue-from-step")).to_have_count(0)  # pending now
