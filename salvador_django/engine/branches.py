@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
-from django.db import connections
+from django.db import close_old_connections, connections
 
 logger = logging.getLogger("salvador_django")
 
 IDLE_SECONDS = 5.0
+#: A connection left unused this long is checked before a job uses it: its server may
+#: have restarted meanwhile (a runner thread learns it from its next claim instead).
+CHECK_AFTER_IDLE_SECONDS = 1.0
 _STOP = None
 
 
@@ -60,6 +64,7 @@ class BranchPool:
 
     def _serve(self) -> None:
         me = threading.current_thread()
+        idle_since = time.monotonic()
         try:
             while True:
                 try:
@@ -74,11 +79,27 @@ class BranchPool:
                     with self._lock:
                         self._threads.discard(me)
                     return
+                _fresh_connections(idle_since)
                 try:
                     job()
                 except Exception:  # a job catches its own; this keeps the thread alive
                     logger.exception("salvador: a parallel step's thread failed")
                 with self._lock:
                     self._unfinished -= 1
+                idle_since = time.monotonic()
         finally:
             connections.close_all()
+
+
+def _fresh_connections(idle_since: float) -> None:
+    """Before a job: close the thread's connections that are broken or too old.
+
+    Those that errored or outlived ``CONN_MAX_AGE`` (as Django does between
+    requests), and, after an idle spell, those whose server no longer answers.
+    """
+    close_old_connections()
+    if time.monotonic() - idle_since < CHECK_AFTER_IDLE_SECONDS:
+        return
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()

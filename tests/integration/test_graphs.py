@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import pytest
 from django.db import connections
@@ -340,3 +341,33 @@ def test_checkpoints_of_steps_that_end_together_share_a_commit(backend, parallel
     assert done[1] == "holds"  # ended first: its checkpoint held the others back
     assert done[-1] == "join"
     assert all(runs(task, name) == 1 for name in ("root", "holds", "q1", "q2", "q3", "join"))
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_branch_threads_reconnect_after_the_database_dropped_their_connections(backend):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL drops the connections (pg_terminate_backend)")
+    from salvador_django.engine.runner import Engine
+    from salvador_django.leases import Lease
+    from salvador_django.models import Task as Tasks
+
+    engine = Engine(database=backend, worker_name="test", parallelism=4)
+
+    def run_one() -> Task:
+        task = submit("diamond")
+        claimed = Tasks.objects.using(backend).claim(["diamond"], "test:1", 60)
+        engine.run(claimed[0], Lease(claimed[0].id, "test:1"))
+        return get_task(task.id)
+
+    try:
+        assert run_one().status == TaskStatus.COMPLETED  # the branch threads connected
+        with connections[backend].cursor() as cursor:  # as a server restart would
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        time.sleep(1.2)
+        task = run_one()
+        assert task.status == TaskStatus.COMPLETED, task.error
+    finally:
+        engine.close()
