@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from salvador_django import transitions
@@ -230,10 +230,12 @@ class GraphRun:
         before = copy.deepcopy(attempt.task.state)
         try:
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
-                with self.lock, transaction.atomic(using=self.engine.database):
-                    if not self.engine.still_held(self.lease):
-                        raise LeaseLost
-                    written = self.checkpoint(attempt, call_step(attempt), before)
+                with self.lock:
+                    self._connect()
+                    with transaction.atomic(using=self.engine.database):
+                        if not self.engine.still_held(self.lease):
+                            raise LeaseLost
+                        written = self.checkpoint(attempt, call_step(attempt), before)
             else:
                 written = self.checkpoints.write(attempt, call_step(attempt), before)
             ended = _Ended(step.name, "done", attempt, written=written)
@@ -251,6 +253,14 @@ class GraphRun:
             if id(attempt) in self.abandoned:
                 return  # timed out: already failed, whatever it did since
         self.ended.put(ended)
+
+    def _connect(self) -> None:
+        """Before an atomic step's transaction: a database that cannot be reached now is not
+        the step's fault (``CheckpointFailed``: the lease expires, the step runs again)."""
+        try:
+            connections[self.engine.database].ensure_connection()
+        except (OperationalError, InterfaceError) as exc:
+            raise CheckpointFailed(f"the database cannot be reached: {exc}") from exc
 
     def progress_now(self) -> tuple[Any, ...]:
         """What a checkpoint changes in this run's memory, to put back if its commit fails."""
