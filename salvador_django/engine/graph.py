@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from salvador_django import transitions
@@ -35,7 +35,13 @@ from salvador_django.engine.blocked import Blocked, Suspend
 from salvador_django.engine.graph_commits import Checkpoints
 from salvador_django.engine.graph_end import end
 from salvador_django.engine.graph_timeouts import abandon_overdue, until_overdue
-from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step
+from salvador_django.engine.outcome import (
+    CheckpointFailed,
+    Outcome,
+    call_step,
+    database_lost,
+    reach,
+)
 from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import GraphProgress, describe
 from salvador_django.exceptions import LeaseLost, StepNotFound
@@ -202,7 +208,11 @@ class GraphRun:
         elif ended.how == "lost":
             self.stop = "lost"
         else:
-            self.stop, self.crash = "crash", ended.error
+            self.stop = "crash"
+            error = ended.error
+            if not isinstance(error, CheckpointFailed):  # the database went away under it
+                error = CheckpointFailed(f"the database went away under the step: {error}")
+            self.crash = error
 
     # -- one branch -------------------------------------------------------------------------
 
@@ -231,7 +241,7 @@ class GraphRun:
         try:
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
                 with self.lock:
-                    self._connect()
+                    reach(self.engine.database)
                     with transaction.atomic(using=self.engine.database):
                         if not self.engine.still_held(self.lease):
                             raise LeaseLost
@@ -246,21 +256,14 @@ class GraphRun:
         except CheckpointFailed as exc:
             ended = _Ended(step.name, "crash", error=exc)
         except Exception as exc:
-            ended = _Ended(step.name, "error", attempt, error=exc)
+            crash = database_lost(exc, self.engine.database)  # then not the step's fault
+            ended = _Ended(step.name, "crash" if crash else "error", attempt, error=exc)
         finally:
             attempt.task._step_waits = None
         with self.books:
             if id(attempt) in self.abandoned:
                 return  # timed out: already failed, whatever it did since
         self.ended.put(ended)
-
-    def _connect(self) -> None:
-        """Before an atomic step's transaction: a database that cannot be reached now is not
-        the step's fault (``CheckpointFailed``: the lease expires, the step runs again)."""
-        try:
-            connections[self.engine.database].ensure_connection()
-        except (OperationalError, InterfaceError) as exc:
-            raise CheckpointFailed(f"the database cannot be reached: {exc}") from exc
 
     def progress_now(self) -> tuple[Any, ...]:
         """What a checkpoint changes in this run's memory, to put back if its commit fails."""

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.db import InterfaceError, OperationalError, connections
+
 from salvador_django.exceptions import SalvadorError, StepTimeout
 from salvador_django.models import Task
 
@@ -54,3 +56,31 @@ def call_step(attempt: Attempt) -> Any:
     if step.timeout is not None and time.monotonic() - attempt.began > step.timeout:
         raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
     return output
+
+
+def database_lost(exc: BaseException, database: str) -> bool:
+    """Whether ``exc`` is the task database's connection breaking under a step.
+
+    Then the step did not fail: the database went away (a restart, a network cut).
+    As with a checkpoint that cannot be written, the lease expires and the step runs
+    again; its attempt is not spent. A step's own error (bad SQL, a constraint) leaves
+    the connection usable and fails the attempt as usual.
+    """
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    connection = connections[database]
+    try:
+        return connection.connection is None or not connection.is_usable()
+    except Exception:
+        return True
+
+
+def reach(database: str) -> None:
+    """Connect to ``database`` if need be; ``CheckpointFailed`` if it cannot be reached.
+
+    Before an atomic step's transaction: a database down now is not the step's fault.
+    """
+    try:
+        connections[database].ensure_connection()
+    except (OperationalError, InterfaceError) as exc:
+        raise CheckpointFailed(f"the database cannot be reached: {exc}") from exc

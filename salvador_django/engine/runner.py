@@ -17,7 +17,13 @@ from salvador_django.engine.branches import BranchPool
 from salvador_django.engine.compensation import compensate
 from salvador_django.engine.failures import after_failure, cancel, fail, time_out
 from salvador_django.engine.graph import GraphRun
-from salvador_django.engine.outcome import CheckpointFailed, Outcome, call_step, lost
+from salvador_django.engine.outcome import (
+    CheckpointFailed,
+    Outcome,
+    call_step,
+    database_lost,
+    lost,
+)
 from salvador_django.engine.suspension import wait
 from salvador_django.engine.waits import StepWaits
 from salvador_django.engine.writes import Writes
@@ -210,6 +216,8 @@ class Engine:
         except CheckpointFailed:
             raise  # not the step's fault: the lease expires and the step is replayed
         except Exception as exc:
+            if database_lost(exc, self.database):
+                raise CheckpointFailed(f"the database went away under the step: {exc}") from exc
             return after_failure(self, attempt, exc)
         if is_last:
             logger.info("salvador: task %s (%s) completed", task.id, task.workflow)

@@ -371,3 +371,28 @@ def test_branch_threads_reconnect_after_the_database_dropped_their_connections(b
         assert task.status == TaskStatus.COMPLETED, task.error
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("workflow", ["line-loses-db", "graph-loses-db"])
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_step_whose_database_connection_breaks_is_not_failed(backend, workflow):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL drops the connection (pg_terminate_backend)")
+    from django.db import connections as all_connections
+
+    from salvador_django.engine.outcome import CheckpointFailed
+    from salvador_django.engine.runner import Engine
+    from salvador_django.leases import Lease
+
+    task = submit(workflow)
+    claimed = Task.objects.using(backend).claim([workflow], "test:1", 60)[0]
+    engine = Engine(database=backend, worker_name="test", parallelism=1)
+    try:
+        with pytest.raises(CheckpointFailed, match="the database went away under the step"):
+            engine.run(claimed, Lease(claimed.id, "test:1"))
+    finally:
+        engine.close()
+        all_connections[backend].close()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.RUNNING  # left to its lease: it runs again
+    assert not StepRun.objects.using(backend).filter(task=task, status="failed").exists()

@@ -220,3 +220,26 @@ batched.step("holds", record("holds", sleep=0.4), after="root", atomic=True)
 for _name in ("q1", "q2", "q3"):
     batched.step(_name, record(_name, sleep=0.05), after="root")
 batched.step("join", record("join"), after=["holds", "q1", "q2", "q3"])
+
+
+def _loses_its_connection(task):
+    """PostgreSQL drops this step's connection under it (as a restart would)."""
+    from django.db import connections
+
+    from salvador_django.conf import get_settings
+
+    record("cut")(task)
+    database = get_settings().DATABASE
+    with connections[database].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    with connections[database].cursor() as cursor:
+        cursor.execute("SELECT 1")  # the step's next query finds its connection gone
+    return "reached"
+
+
+# A straight line and a graph whose step loses the task database's connection.
+line_loses_db = Workflow("line-loses-db")
+line_loses_db.step("cut", _loses_its_connection)
+graph_loses_db = Workflow("graph-loses-db")
+graph_loses_db.step("cut", _loses_its_connection, after=[])
+graph_loses_db.step("other", record("other"), after=[])
