@@ -59,20 +59,23 @@ def call_step(attempt: Attempt) -> Any:
 
 
 def database_lost(exc: BaseException, database: str) -> bool:
-    """Whether ``exc`` is the task database's connection breaking under a step.
+    """Whether ``exc`` is the connection to the database breaking under a step.
 
     Then the step did not fail: the database went away (a restart, a network cut).
     As with a checkpoint that cannot be written, the lease expires and the step runs
-    again; its attempt is not spent. A step's own error (bad SQL, a constraint) leaves
-    the connection usable and fails the attempt as usual.
+    again; its attempt is not spent. A step's own error (bad SQL, a constraint, a
+    lock it waited for) fails the attempt as usual. Told by the error itself: by the
+    time it is caught, Django may have connected again.
     """
-    if not isinstance(exc, (OperationalError, InterfaceError)):
-        return False
-    connection = connections[database]
-    try:
-        return connection.connection is None or not connection.is_usable()
-    except Exception:
+    if isinstance(exc, InterfaceError):  # a connection already closed
         return True
+    if not isinstance(exc, OperationalError) or connections[database].vendor != "postgresql":
+        return False
+    cause = exc.__cause__
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    # No SQLSTATE: the connection itself failed; 08: connection exception; 57P01-03:
+    # the server is shutting down, crashed, or not accepting connections yet.
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def reach(database: str) -> None:

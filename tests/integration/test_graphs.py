@@ -373,7 +373,7 @@ def test_branch_threads_reconnect_after_the_database_dropped_their_connections(b
         engine.close()
 
 
-@pytest.mark.parametrize("workflow", ["line-loses-db", "graph-loses-db"])
+@pytest.mark.parametrize("workflow", ["line-loses-db", "graph-loses-db", "atomic-loses-db"])
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_step_whose_database_connection_breaks_is_not_failed(backend, workflow):
     if backend != "postgres":
