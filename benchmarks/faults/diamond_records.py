@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from benchmarks.faults.checks import Effect, Execution, Fault, Records
 from benchmarks.faults.diamond_checks import (
@@ -31,6 +32,7 @@ from benchmarks.faults.diamond_checks import (
     diamond_body,
 )
 from benchmarks.faults.injection import Fleet, Injector
+from benchmarks.faults.paced_load import PacedLoad
 
 logger = logging.getLogger("chaos")
 
@@ -40,27 +42,10 @@ BRANCH_SECONDS = (0.05, 0.2)
 STRIKE_EVERY, STRIKE_PATIENCE = 4.0, 2.0
 
 
-class DiamondLoad(threading.Thread):
-    """Submits ``count`` tasks over ``duration`` seconds."""
+class DiamondLoad(PacedLoad):
+    """Submits ``count`` diamonds over ``duration`` seconds."""
 
-    def __init__(
-        self, rng: random.Random, count: int, duration: float, work: tuple[float, float]
-    ) -> None:
-        super().__init__(name="chaos-diamond-load", daemon=True)
-        self.rng, self.count, self.duration, self.work = rng, count, duration, work
-        self.submitted: dict[int, str] = {}
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        from django.db import connection
-
-        try:
-            self._submit_all()
-        except Exception as exc:  # recorded: the run fails
-            logger.exception("chaos: the diamond load failed")
-            self.errors.append(repr(exc))
-        finally:
-            connection.close()
+    workflow, key, label, offset = WORKFLOW, "chaos-diamond", "diamond", 0.25
 
     def work_of(self) -> dict[str, float]:
         return {
@@ -69,24 +54,8 @@ class DiamondLoad(threading.Thread):
             for name in STEPS
         }  # fmt: skip
 
-    def _submit_all(self) -> None:
-        from django.db import DatabaseError, connection
-
-        from salvador_django import submit
-
-        began = time.monotonic()
-        pace = self.duration / max(self.count, 1)
-        for number in range(self.count):
-            time.sleep(max(0.0, began + (number + 0.25) * pace - time.monotonic()))
-            body = diamond_body(number, self.work_of())
-            while True:
-                try:
-                    task = submit(WORKFLOW, body, idempotency_key=f"chaos-diamond-{number}")
-                    break
-                except DatabaseError:
-                    connection.close()
-                    time.sleep(0.2)
-            self.submitted[number] = str(task.id)
+    def body(self, number: int) -> Any:
+        return diamond_body(number, self.work_of())
 
 
 def branches_running(log: Path, now: float, window: float = 1.0) -> dict[int, int]:

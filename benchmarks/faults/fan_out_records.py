@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from benchmarks.faults.checks import Effect, Execution, Fault, Records
 from benchmarks.faults.fan_out_checks import (
@@ -30,53 +29,21 @@ from benchmarks.faults.fan_out_checks import (
     Seen,
     parent_body,
 )
+from benchmarks.faults.paced_load import PacedLoad
 from benchmarks.faults.waiting_records import StuckWatch
 
 logger = logging.getLogger("chaos")
 
 
-class FanOutLoad(threading.Thread):
+class FanOutLoad(PacedLoad):
     """Submits ``count`` parents over ``duration`` seconds; each child sleeps ``work``
     (a range of seconds) in its step."""
 
-    def __init__(
-        self, rng: random.Random, count: int, duration: float, work: tuple[float, float]
-    ) -> None:
-        super().__init__(name="chaos-fan-out-load", daemon=True)
-        self.rng, self.count, self.duration, self.work = rng, count, duration, work
-        self.submitted: dict[int, str] = {}
-        self.errors: list[str] = []
+    workflow, key, label = WORKFLOW, "chaos-fan-out", "fan-out"
 
-    def run(self) -> None:
-        from django.db import connection
-
-        try:
-            self._submit_all()
-        except Exception as exc:  # recorded: the run fails
-            logger.exception("chaos: the fan-out load failed")
-            self.errors.append(repr(exc))
-        finally:
-            connection.close()
-
-    def _submit_all(self) -> None:
-        from django.db import DatabaseError, connection
-
-        from salvador_django import submit
-
-        began = time.monotonic()
-        pace = self.duration / max(self.count, 1)
-        for number in range(self.count):
-            time.sleep(max(0.0, began + (number + 0.5) * pace - time.monotonic()))
-            work = [round(self.rng.uniform(*self.work), 4) for _ in range(CHILDREN)]
-            body = parent_body(number, work, use_map=number % 2 == 0)
-            while True:
-                try:
-                    task = submit(WORKFLOW, body, idempotency_key=f"chaos-fan-out-{number}")
-                    break
-                except DatabaseError:
-                    connection.close()
-                    time.sleep(0.2)
-            self.submitted[number] = str(task.id)
+    def body(self, number: int) -> Any:
+        work = [round(self.rng.uniform(*self.work), 4) for _ in range(CHILDREN)]
+        return parent_body(number, work, use_map=number % 2 == 0)
 
 
 def wrong_counts() -> list[Seen]:
