@@ -107,6 +107,7 @@ class GraphRun:
         #: the run starts steps while a checkpoint or an atomic step holds ``lock``.
         self.books = threading.Lock()
         self.checkpoints = Checkpoints(self)
+        self.inline_since = time.monotonic()  # when this thread last used its connection
         self.stop: str | None = None  # why no new step starts: "lost", "cancel", "pause"...
         self.crash: BaseException | None = None
 
@@ -172,7 +173,9 @@ class GraphRun:
             attempt = self.attempts_running[step.name] = self._attempt(step, number)
             alone = len(self.running) == 1 and (len(ready) == 1 or self.engine.parallelism == 1)
             if alone and not (step.timeout and self.engine.watch_timeouts):
-                self._branch(attempt)  # alone: in this thread, no hand-over
+                idle = time.monotonic() - self.inline_since > 1.0  # its connection sat idle
+                self._branch(attempt, check=idle)  # alone: in this thread, no hand-over
+                self.inline_since = time.monotonic()
             else:  # (a step with a timeout in a thread of its own: this one watches it)
                 self.engine.branches().run(lambda a=attempt: self._branch(a))  # type: ignore[misc]
 
@@ -234,11 +237,14 @@ class GraphRun:
             attempt.deadline = view.deadline = attempt.began + step.timeout
         return attempt
 
-    def _branch(self, attempt: Attempt) -> None:
-        """Run ``attempt`` and checkpoint it (in a branch thread or the run's own)."""
+    def _branch(self, attempt: Attempt, check: bool = False) -> None:
+        """Run ``attempt`` and checkpoint it (in a branch thread or the run's own); with
+        ``check``, see first that the connection answers."""
         step = attempt.step
         before = copy.deepcopy(attempt.task.state)
         try:
+            if check and not step.atomic:
+                reach(self.engine.database)
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
                 with self.lock:
                     reach(self.engine.database)
@@ -264,18 +270,6 @@ class GraphRun:
             if id(attempt) in self.abandoned:
                 return  # timed out: already failed, whatever it did since
         self.ended.put(ended)
-
-    def progress_now(self) -> tuple[Any, ...]:
-        """What a checkpoint changes in this run's memory, to put back if its commit fails."""
-        task = self.task
-        outputs = None if task._outputs is None else dict(task._outputs)
-        return (list(self.done), list(self.skipped), task.state, outputs, task.step,
-                task.step_name, task.has_children)  # fmt: skip
-
-    def progress_back(self, saved: tuple[Any, ...]) -> None:
-        task = self.task
-        self.done, self.skipped, task.state, task._outputs, task.step = saved[:5]
-        task.step_name, task.has_children = saved[5:]
 
     def checkpoint(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
         """Merge the step's state into the task's and write its checkpoint (under the lock)."""

@@ -84,15 +84,29 @@ class Checkpoints:
                 entry.error = exc
             entry.done = True
             return
-        saved = self.run.progress_now()
+        saved = _progress_now(self.run)
         try:
             with transaction.atomic(using=self.run.engine.database):
                 for entry in storable:
                     entry.written = self.run.checkpoint(entry.attempt, entry.output, entry.before)
         except Exception as exc:
-            self.run.progress_back(saved)
+            _progress_back(self.run, saved)
             error = CheckpointFailed(str(exc)) if isinstance(exc, DatabaseError) else exc
             for entry in storable:
                 entry.error = error
         for entry in storable:
             entry.done = True
+
+
+def _progress_now(run: GraphRun) -> tuple[Any, ...]:
+    """What a checkpoint changes in the run's memory, to put back if its commit fails."""
+    task = run.task
+    outputs = None if task._outputs is None else dict(task._outputs)
+    return (list(run.done), list(run.skipped), task.state, outputs, task.step,
+            task.step_name, task.has_children)  # fmt: skip
+
+
+def _progress_back(run: GraphRun, saved: tuple[Any, ...]) -> None:
+    task = run.task
+    run.done, run.skipped, task.state, task._outputs, task.step = saved[:5]
+    task.step_name, task.has_children = saved[5:]

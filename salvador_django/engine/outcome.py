@@ -79,11 +79,15 @@ def database_lost(exc: BaseException, database: str) -> bool:
 
 
 def reach(database: str) -> None:
-    """Connect to ``database`` if need be; ``CheckpointFailed`` if it cannot be reached.
-
-    Before an atomic step's transaction: a database down now is not the step's fault.
+    """Make sure this thread's connection to ``database`` answers, connecting again if it
+    broke (its server restarted while it was idle); ``CheckpointFailed`` if the database
+    cannot be reached. Before a step that may have waited: a database that went away
+    meanwhile is not the step's fault.
     """
+    connection = connections[database]
     try:
-        connections[database].ensure_connection()
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
+        connection.ensure_connection()
     except (OperationalError, InterfaceError) as exc:
         raise CheckpointFailed(f"the database cannot be reached: {exc}") from exc
