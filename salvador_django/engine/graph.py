@@ -248,9 +248,11 @@ class GraphRun:
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
                 with self.lock:
                     reach(self.engine.database)
+                    # A lease renewed here, not in the step's transaction: SQLite would
+                    # hold its write lock through the step, and others' heartbeats wait.
+                    if not self.engine.still_held(self.lease):
+                        raise LeaseLost
                     with transaction.atomic(using=self.engine.database):
-                        if not self.engine.still_held(self.lease):
-                            raise LeaseLost
                         written = self.checkpoint(attempt, call_step(attempt), before)
             else:
                 written = self.checkpoints.write(attempt, call_step(attempt), before)
