@@ -46,11 +46,12 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.faults import fan_out_records
-from benchmarks.faults.checks import Effect, Execution, Fault, Records, check
+from benchmarks.faults.checks import Execution, Fault, Records, check
 from benchmarks.faults.diamond_checks import check_diamonds
 from benchmarks.faults.diamond_records import DiamondLoad, Striker, diamond_records
 from benchmarks.faults.fan_out_checks import ParentStart, check_fan_out
 from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
+from benchmarks.faults.rows import effects_of, failed_attempts
 from benchmarks.faults.servers import PostgresServer, RedisServer
 from benchmarks.faults.summary import (
     diamond_summary,
@@ -252,8 +253,7 @@ class Run:
         return False
 
     def records(self, faults: list[Fault], fleet: Fleet) -> Records:
-        from benchmarks.faults.models import Effect as EffectRow
-        from salvador_django.models import StepRun, Task
+        from salvador_django.models import Task
 
         statuses, errors, events = {}, {}, {}
         for task_id, status, error, finished in Task.objects.filter(workflow="chaos").values_list(
@@ -271,19 +271,8 @@ class Run:
             for line in self.log_path.read_text().splitlines()
             if line.strip()
         ]
-        effects = [  # the children's are the fan-out checks'
-            Effect(str(task), step, token, pid, at)
-            for task, step, token, pid, at in EffectRow.objects.values_list(
-                "task_id", "step", "token", "pid", "at"
-            )
-            if str(task) in statuses
-        ]
-        failed = {
-            (str(task), index, attempt)
-            for task, index, attempt in StepRun.objects.filter(status="failed").values_list(
-                "task_id", "index", "attempt"
-            )
-        }
+        effects = effects_of(statuses)  # the children's are the fan-out checks'
+        failed = failed_attempts()
         return Records(
             statuses,
             errors,

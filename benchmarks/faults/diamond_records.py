@@ -20,7 +20,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.faults.checks import Effect, Execution, Fault, Records
+from benchmarks.faults.checks import Execution, Fault, Records
 from benchmarks.faults.diamond_checks import (
     BRANCHES,
     STEPS,
@@ -33,6 +33,7 @@ from benchmarks.faults.diamond_checks import (
 )
 from benchmarks.faults.injection import Fleet, Injector
 from benchmarks.faults.paced_load import PacedLoad
+from benchmarks.faults.rows import effects_of, failed_attempts
 
 logger = logging.getLogger("chaos")
 
@@ -165,7 +166,6 @@ def diamond_records(
     load: DiamondLoad, striker: Striker | None, log: Path, faults: list[Fault]
 ) -> DiamondRecords:
     """The records of the diamond workflow, read once every task has finished."""
-    from benchmarks.faults.models import Effect as EffectRow
     from salvador_django.models import StepRun, Task
 
     executions, done = read_log(log)
@@ -188,19 +188,8 @@ def diamond_records(
             task__workflow=WORKFLOW, status="completed"
         ).values_list("task_id", "name", "started_at", "finished_at")
     ]
-    effects = [
-        Effect(str(task), step, token, pid, at)
-        for task, step, token, pid, at in EffectRow._default_manager.values_list(
-            "task_id", "step", "token", "pid", "at"
-        )
-        if str(task) in statuses
-    ]
-    failed = {
-        (str(task), index, attempt)
-        for task, index, attempt in StepRun.objects.filter(
-            task__workflow=WORKFLOW, status="failed"
-        ).values_list("task_id", "index", "attempt")
-    }
+    effects = effects_of(statuses)
+    failed = failed_attempts(WORKFLOW)
     records = Records(
         statuses, errors, events, executions, effects, failed, faults, steps=len(STEPS)
     )

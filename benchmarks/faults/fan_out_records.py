@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.faults.checks import Effect, Execution, Fault, Records
+from benchmarks.faults.checks import Execution, Fault, Records
 from benchmarks.faults.fan_out_checks import (
     CHILD,
     CHILDREN,
@@ -30,6 +30,7 @@ from benchmarks.faults.fan_out_checks import (
     parent_body,
 )
 from benchmarks.faults.paced_load import PacedLoad
+from benchmarks.faults.rows import effects_of, failed_attempts
 from benchmarks.faults.waiting_records import StuckWatch
 
 logger = logging.getLogger("chaos")
@@ -121,8 +122,7 @@ def _execution_records(
     children: list[Child], executions: list[Execution], faults: list[Fault]
 ) -> Records:
     """The children's executions, effects and outcomes, as the three-step workflow's."""
-    from benchmarks.faults.models import Effect as EffectRow
-    from salvador_django.models import StepRun, Task
+    from salvador_django.models import Task
 
     statuses, errors, events = {}, {}, {}
     rows = Task.objects.filter(workflow=CHILD).values_list(
@@ -137,19 +137,8 @@ def _execution_records(
         if finished is not None:
             events[key].append(finished.timestamp())
     ids = {child.id for child in children}
-    effects = [
-        Effect(str(task), step, token, pid, at)
-        for task, step, token, pid, at in EffectRow._default_manager.values_list(
-            "task_id", "step", "token", "pid", "at"
-        )
-        if str(task) in ids
-    ]
-    failed = {
-        (str(task), index, attempt)
-        for task, index, attempt in StepRun.objects.filter(
-            task__workflow=CHILD, status="failed"
-        ).values_list("task_id", "index", "attempt")
-    }
+    effects = effects_of(ids)
+    failed = failed_attempts(CHILD)
     return Records(statuses, errors, events, executions, effects, failed, faults, steps=1)
 
 
