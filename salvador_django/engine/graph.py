@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from salvador_django import transitions
@@ -248,11 +247,10 @@ class GraphRun:
             if step.atomic:  # its transaction and its checkpoint's are one: taken in turn
                 with self.lock:
                     reach(self.engine.database)
-                    # A lease renewed here, not in the step's transaction: SQLite would
-                    # hold its write lock through the step, and others' heartbeats wait.
+                    # Renewed out of the step's transaction (SQLite: held write lock).
                     if not self.engine.still_held(self.lease):
                         raise LeaseLost
-                    with transaction.atomic(using=self.engine.database):
+                    with self.checkpoints.transaction():
                         written = self.checkpoint(attempt, call_step(attempt), before)
             else:
                 written = self.checkpoints.write(attempt, call_step(attempt), before)
@@ -264,7 +262,8 @@ class GraphRun:
         except CheckpointFailed as exc:
             ended = _Ended(step.name, "crash", error=exc)
         except Exception as exc:
-            crash = database_lost(exc, self.engine.database)  # then not the step's fault
+            # Then not the step's fault: the database went away, or its commit is in doubt.
+            crash = self.checkpoints.in_doubt or database_lost(exc, self.engine.database)
             ended = _Ended(step.name, "crash" if crash else "error", attempt, error=exc)
         finally:
             attempt.task._step_waits = None
@@ -277,6 +276,7 @@ class GraphRun:
         """Merge the step's state into the task's and write its checkpoint (under the lock)."""
         if id(attempt) in self.abandoned:
             raise LeaseLost  # timed out meanwhile: its attempt was failed, nothing is written
+        self.checkpoints.check_writable()
         view, name = attempt.task, attempt.step.name
         merged = dict(self.task.state)
         for key in before.keys() - view.state.keys():
@@ -333,6 +333,7 @@ class GraphRun:
         attempt = self._attempt(step, 0)
         with self.lock:
             try:
+                self.checkpoints.check_writable()
                 written = self.engine.writes.checkpoint(
                     attempt,
                     None,
@@ -342,6 +343,9 @@ class GraphRun:
                 )
             except LeaseLost:
                 self.stop = "lost"
+                return
+            except CheckpointFailed as exc:
+                self.stop, self.crash = "crash", exc
                 return
             self._record_done(step.name, self.task.state, output=None, skipped=True)
         logger.info("salvador: task %s step %r skipped", self.task.id, step.name)

@@ -6,11 +6,19 @@ step's checkpoint is being written waits for the run's lock; the thread that tak
 it next writes every checkpoint waiting by then, in one transaction. So eight steps
 that end at once cost a few commits, not eight. If that transaction fails, none of
 its checkpoints is written, and each of its steps learns why.
+
+A transaction of checkpoints (a batch, or an atomic step with its own) changes the
+run's memory as it goes: each checkpoint's progress holds those before it. If it
+fails, that memory is put back, so that no later checkpoint claims a step that was
+not written. If its commit itself fails, nobody knows whether it was written: the
+run writes nothing more (its lease expires, and the next run reads what was).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +53,30 @@ class Checkpoints:
         self.run = run
         self._waiting: list[_Waiting] = []
         self._guard = threading.Lock()
+        #: A commit of this run failed: whether it was written is unknown.
+        self.in_doubt = False
+
+    def check_writable(self) -> None:
+        """Raise ``CheckpointFailed`` if an earlier commit of this run is in doubt."""
+        if self.in_doubt:
+            raise CheckpointFailed(
+                "an earlier commit of this run failed: whether it was written is unknown"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction of checkpoints (under the run's lock); see the module's doc."""
+        saved = _progress_now(self.run)
+        body_ended = False
+        try:
+            with transaction.atomic(using=self.run.engine.database):
+                yield
+                body_ended = True
+        except BaseException:
+            _progress_back(self.run, saved)
+            if body_ended:  # the commit itself failed
+                self.in_doubt = True
+            raise
 
     def write(self, attempt: Attempt, output: Any, before: dict[str, Any]) -> Checkpoint:
         """Write the checkpoint of ``attempt`` (alone, or with others that ended meanwhile).
@@ -80,17 +112,17 @@ class Checkpoints:
             entry = storable[0]
             try:
                 entry.written = self.run.checkpoint(entry.attempt, entry.output, entry.before)
+            except CheckpointFailed as exc:  # tried again while the lease held: still in doubt
+                self.in_doubt, entry.error = True, exc
             except Exception as exc:
                 entry.error = exc
             entry.done = True
             return
-        saved = _progress_now(self.run)
         try:
-            with transaction.atomic(using=self.run.engine.database):
+            with self.transaction():
                 for entry in storable:
                     entry.written = self.run.checkpoint(entry.attempt, entry.output, entry.before)
         except Exception as exc:
-            _progress_back(self.run, saved)
             error = CheckpointFailed(str(exc)) if isinstance(exc, DatabaseError) else exc
             for entry in storable:
                 entry.error = error

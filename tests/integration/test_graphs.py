@@ -396,3 +396,33 @@ def test_a_step_whose_database_connection_breaks_is_not_failed(backend, workflow
     task = get_task(task.id)
     assert task.status == TaskStatus.RUNNING  # left to its lease: it runs again
     assert not StepRun.objects.using(backend).filter(task=task, status="failed").exists()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_branch_whose_commit_failed_is_not_claimed_done_by_a_later_checkpoint(backend):
+    """b1's commit fails (in doubt, as when the server goes away at COMMIT) while b2
+    runs: b2's checkpoint must not write a progress that counts b1 as done."""
+    from salvador_django.engine.outcome import CheckpointFailed
+    from salvador_django.engine.runner import Engine
+    from salvador_django.leases import Lease
+
+    task = submit("commit-fails")
+    engine = Engine(database=backend, worker_name="test", parallelism=2)
+    try:
+        claimed = Task.objects.using(backend).claim(["commit-fails"], "test:1", 60)[0]
+        with pytest.raises(CheckpointFailed):
+            engine.run(claimed, Lease(claimed.id, "test:1"))
+        left = get_task(task.id)
+        assert left.progress["done"] == ["a"]  # b2 wrote nothing once b1's commit failed
+        assert runs(task, "b2") == 1
+        Task.objects.using(backend).filter(id=task.id).update(claimed_by="", status="pending")
+        claimed = Task.objects.using(backend).claim(["commit-fails"], "test:2", 60)[0]
+        engine.run(claimed, Lease(claimed.id, "test:2"))
+    finally:
+        engine.close()
+    task = get_task(task.id)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    completed = StepRun.objects.using(backend).filter(task=task, status=StepRunStatus.COMPLETED)
+    assert sorted(completed.values_list("name", flat=True)) == ["a", "b1", "b2", "join"]
+    # b1's first run left nothing: its event went with its transaction.
+    assert [runs(task, name) for name in ("a", "b1", "b2", "join")] == [1, 1, 2, 1]

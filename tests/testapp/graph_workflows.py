@@ -1,5 +1,7 @@
 """Graph workflows the tests run: parallel, conditional and joining steps."""
 
+import uuid
+
 from salvador_django import Retry, Workflow
 from tests.testapp.workflows import record
 
@@ -246,3 +248,28 @@ graph_loses_db.step("other", record("other"), after=[])
 atomic_loses_db = Workflow("atomic-loses-db")
 atomic_loses_db.step("cut", _loses_its_connection, after=[], atomic=True)
 atomic_loses_db.step("other", record("other"), after=[])
+
+
+_COMMIT_FAILED: set[object] = set()  # tasks whose b1 made its commit fail (this process)
+
+
+def _commit_fails_once(task):
+    """Atomic: its first run also writes a row whose foreign key PostgreSQL and SQLite
+    check at commit (Django's are deferred), so its transaction's commit fails."""
+    from salvador_django.conf import get_settings
+    from salvador_django.models import Signal
+
+    record("b1")(task)
+    database = get_settings().DATABASE
+    if task.id not in _COMMIT_FAILED:
+        _COMMIT_FAILED.add(task.id)
+        Signal.objects.using(database).create(task_id=uuid.uuid4(), name="no-such-task")
+    return "b1"
+
+
+# An atomic branch whose commit fails while its sibling still runs.
+commit_fails = Workflow("commit-fails")
+commit_fails.step("a", record("a"), after=[])
+commit_fails.step("b1", _commit_fails_once, after="a", atomic=True)
+commit_fails.step("b2", record("b2", sleep=0.3), after="a")
+commit_fails.step("join", record("join"), after=["b1", "b2"])
