@@ -130,7 +130,7 @@ class Striker(threading.Thread):
                     continue
                 fault = Fault("kill", start, time.time(), pid)
             else:
-                if self.fleet.pause(self.rng, prefer=pid) != pid:
+                if self.fleet.pause(self.rng, prefer=pid, only=True) is None:
                     continue
                 time.sleep(self.pause_seconds)
                 self.fleet.resume(pid)

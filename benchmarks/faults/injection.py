@@ -86,13 +86,18 @@ class Fleet:
         self.slots[slot] = self._spawn()
         return victim.pid
 
-    def pause(self, rng: random.Random, prefer: int | None = None) -> int | None:
-        """SIGSTOP a worker, ``prefer`` if it runs (one at a time); ``resume`` SIGCONTs it."""
+    def pause(
+        self, rng: random.Random, prefer: int | None = None, only: bool = False
+    ) -> int | None:
+        """SIGSTOP a worker, ``prefer`` if it runs (with ``only``, that one or none), one
+        at a time; ``resume`` SIGCONTs it."""
         with self._lock:
             running = [p for p in self.slots if p.pid not in self.stopped]
             if not running or self.stopped:
                 return None
             preferred = [p for p in running if p.pid == prefer]
+            if only and not preferred:
+                return None
             victim = preferred[0] if preferred else rng.choice(running)
             self.stopped.add(victim.pid)
             victim.send_signal(signal.SIGSTOP)
