@@ -6,13 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from salvador_django.definitions import Workflow
 from salvador_django.retry import Retry
+from salvador_django.schedules import Schedule
 from salvador_django.status import TaskStatus
 
 if TYPE_CHECKING:
     from salvador_django.events import get_event
     from salvador_django.submission import get_task, send_signal, submit
 
-__all__ = ["Retry", "TaskStatus", "Workflow", "get_event", "get_task", "send_signal", "submit"]
+__all__ = [
+    "Retry", "Schedule", "TaskStatus", "Workflow", "get_event", "get_task", "send_signal", "submit",
+]  # fmt: skip
 __version__ = "0.1.0"
 
 

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_INTERVAL": 30,
     "MAX_BODY_BYTES": 1_048_576,
     "MAX_RECOVERIES": 5,
+    "MAX_CATCH_UP": 100,
     "DISPATCH": None,
     "RETRY": None,
 }
@@ -53,6 +54,7 @@ class SalvadorSettings:
     SWEEP_INTERVAL: float
     MAX_BODY_BYTES: int
     MAX_RECOVERIES: int
+    MAX_CATCH_UP: int
     DISPATCH: str | None
     RETRY: Retry | None
 
@@ -86,6 +88,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "SWEEP_INTERVAL": (_positive_number, "a positive, finite number of seconds"),
     "MAX_BODY_BYTES": (_positive_int, "a positive int"),
     "MAX_RECOVERIES": (_positive_int, "a positive int"),
+    "MAX_CATCH_UP": (_positive_int, "a positive int"),
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),
     "RETRY": (lambda v: v is None or isinstance(v, Retry), "None or a salvador_django.Retry"),
 }

@@ -12,6 +12,7 @@ from salvador_django.exceptions import ConfigurationError
 from salvador_django.graph import Graph, Node, build
 from salvador_django.registry import autodiscover, registry
 from salvador_django.retry import NO_RETRY, Retry
+from salvador_django.schedules import CatchUp, Schedule
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -52,7 +53,9 @@ class Workflow:
     A second workflow with the same name raises ``ImproperlyConfigured``.
     """
 
-    def __init__(self, name: str, *, retry: Retry | None = None) -> None:
+    def __init__(
+        self, name: str, *, retry: Retry | None = None, schedules: Sequence[Schedule] = ()
+    ) -> None:
         _check_name(name, "workflow")
         if retry is not None and not isinstance(retry, Retry):
             raise TypeError(f"Workflow {name!r}: retry must be a salvador_django.Retry.")
@@ -61,6 +64,9 @@ class Workflow:
         self._steps: list[Step] = []
         self._index: dict[str, int] = {}
         self._graph: Graph | None = None
+        self._schedules: list[Schedule] = []
+        for schedule in schedules:
+            self._add_schedule(schedule)
         registry.register(self)
 
     def __repr__(self) -> str:
@@ -70,6 +76,47 @@ class Workflow:
     def steps(self) -> tuple[Step, ...]:
         """The steps in the order they run."""
         return tuple(self._steps)
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """Its schedules, each with its name."""
+        return tuple(self._schedules)
+
+    def schedule(
+        self,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        body: Any = None,
+        meta: Mapping[str, str] | None = None,
+        catch_up: CatchUp = "latest",
+        jitter: timedelta | None = None,
+    ) -> Schedule:
+        """Declare a :class:`Schedule` of this workflow (its arguments); returns it."""
+        schedule = Schedule(
+            cron, every, name=name, timezone=timezone, body=body, meta=meta,
+            catch_up=catch_up, jitter=jitter,
+        )  # fmt: skip
+        registry.check_schedule_name(schedule.named(self.name).name, self.name)
+        added = self._add_schedule(schedule)
+        registry.changed()
+        return added
+
+    def _add_schedule(self, schedule: Schedule) -> Schedule:
+        if not isinstance(schedule, Schedule):
+            raise ConfigurationError(
+                f"Workflow {self.name!r}: schedules must be salvador_django.Schedule, "
+                f"not {type(schedule).__name__}."
+            )
+        schedule = schedule.named(self.name)
+        if any(other.name == schedule.name for other in self._schedules):
+            raise ConfigurationError(
+                f"Workflow {self.name!r} has two schedules named {schedule.name!r}."
+            )
+        self._schedules.append(schedule)
+        return schedule
 
     def retry_for(self, step: Step) -> Retry:
         """The retry policy that applies to ``step``: its own, the workflow's, the global."""

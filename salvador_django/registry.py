@@ -29,6 +29,9 @@ class Registry:
     def __init__(self) -> None:
         self._workflows: dict[str, Workflow] = {}
         self._lock = threading.Lock()
+        #: Counts changes (workflows registered or not, schedules declared): what was
+        #: copied from the registry knows whether it is current.
+        self.version = 0
 
     def register(self, workflow: Workflow) -> None:
         with self._lock:
@@ -36,11 +39,33 @@ class Registry:
                 raise ConfigurationError(
                     f"A workflow named {workflow.name!r} is already registered."
                 )
+            for schedule in workflow.schedules:
+                self._check_schedule_name(schedule.name, workflow.name)
             self._workflows[workflow.name] = workflow
+            self.version += 1
+
+    def changed(self) -> None:
+        """A registered workflow changed (a schedule was declared)."""
+        with self._lock:
+            self.version += 1
+
+    def check_schedule_name(self, name: str | None, workflow: str) -> None:
+        """Raise ``ConfigurationError`` if a schedule named ``name`` is declared already."""
+        with self._lock:
+            self._check_schedule_name(name, workflow)
+
+    def _check_schedule_name(self, name: str | None, workflow: str) -> None:
+        for other in self._workflows.values():
+            if any(schedule.name == name for schedule in other.schedules):
+                raise ConfigurationError(
+                    f"Schedule {name!r} of workflow {workflow!r}: workflow {other.name!r} "
+                    "has a schedule of that name already (schedule names are unique)."
+                )
 
     def unregister(self, name: str) -> None:
         with self._lock:
             self._workflows.pop(name, None)
+            self.version += 1
 
     def get(self, name: str) -> Workflow:
         """The workflow named ``name``; raises :class:`WorkflowNotFound`."""

@@ -1,10 +1,12 @@
-"""Timers of waiting tasks: a sleep's end, a wait's timeout.
+"""Timers of waiting tasks (a sleep's end, a wait's timeout), and schedules' ticks.
 
 A waiting task with a timer has ``wake_at`` (the database's clock). When it passes,
 the task is woken (the ``WAKE`` move) and announced; its step runs again and finds
 the sleep over, or the wait timed out. Workers fire timers in a thread of their own
 (:class:`salvador_django.worker.Worker`), sleeping until the soonest one; a Celery
-deployment fires each when its delayed message arrives, and in its beat sweep.
+deployment fires each when its delayed message arrives, and in its beat sweep. The
+timer thread ticks schedules too (:mod:`salvador_django.scheduling`), sleeping until
+the soonest of both.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from salvador_django import transitions
 from salvador_django.backoff import backoff_delay, close_connections, log_error
 from salvador_django.models import Task
 from salvador_django.queues import Entry, Queue, announce
+from salvador_django.scheduling import tick_due
 from salvador_django.status import TaskStatus
 
 logger = logging.getLogger("salvador_django")
@@ -106,6 +109,11 @@ class TimerThread(threading.Thread):
                         announce([Entry.of(task) for task in woken], self.queue)
                         logger.debug("salvador: %d timer(s) fired", len(woken))
                     continue  # more may be due
+                tick = tick_due(self.database)
+                if tick is not None and tick <= 0:
+                    continue  # ticked: more may be due
+                if tick is not None:
+                    soonest = tick if soonest is None else min(soonest, tick)
                 if soonest is not None:  # counted from the question, not the answer
                     soonest -= time.monotonic() - asked
                 errors = 0

@@ -31,6 +31,7 @@ from salvador_django.models import Task
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, Queue, announce, get_queue
 from salvador_django.registry import registry
+from salvador_django.scheduling import tick_due
 from salvador_django.timers import TimerThread, fire_due_timers
 
 logger = logging.getLogger("salvador_django")
@@ -390,14 +391,14 @@ class Worker:
 
     def recover(self) -> None:
         """The sweep: reap expired leases (and poison tasks), then re-announce lost entries.
-
-        A burst fires the timers already due here too (it runs no timer thread).
+        A burst fires due timers and ticks due schedules here too (it has no timer thread).
         """
         reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
         if self.options.burst:
             woken = fire_due_timers(self.database)
             if woken:
                 announce([Entry.of(task) for task in woken], self.queue)
+            tick_due(self.database)
         swept = self.queue.reannounce(self.options.workflows)
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)

@@ -40,6 +40,7 @@ from salvador_django.leases import Lease, new_token, reap_expired_leases, renew_
 from salvador_django.models import Task
 from salvador_django.queues import Entry, announce
 from salvador_django.registry import registry
+from salvador_django.scheduling import ensure_synced, tick_schedules
 from salvador_django.status import TaskStatus
 from salvador_django.timers import fire_due_timers
 
@@ -169,11 +170,14 @@ def _fire_timer(database: str, task_id: str) -> bool:
 
 
 def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
-    """Reap expired leases, fire due timers, then run due tasks here for ``max_seconds``."""
+    """Reap expired leases, fire due timers, tick due schedules, then run due tasks here
+    for ``max_seconds``."""
     settings = get_settings()
     database = settings.DATABASE
     reaped = reap_expired_leases(database, settings.MAX_RECOVERIES)
     fire_due_timers(database)  # timers whose message was lost
+    ensure_synced(database)
+    ticked = len(tick_schedules(database))
     deadline = time.monotonic() + max_seconds
     ran = 0
     workflows = registry.names()
@@ -184,7 +188,7 @@ def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
             break
         _run_claimed(claimed[0], token)
         ran += 1
-    return {"reaped": reaped, "ran": ran}
+    return {"reaped": reaped, "ticked": ticked, "ran": ran}
 
 
 def _run_task(task_id: str) -> str:

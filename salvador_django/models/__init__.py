@@ -1,5 +1,6 @@
 """The app's tables: tasks and their step runs; signals, waits and events."""
 
+from salvador_django.models.schedules import SCHEDULE_NAME_MAX_LENGTH, Schedule
 from salvador_django.models.tasks import Overview, StepRun, Task
 from salvador_django.models.waits import (
     CHILD_KEY_MAX_LENGTH,
@@ -16,6 +17,7 @@ from salvador_django.models.waits import (
 
 __all__ = [
     "CHILD_KEY_MAX_LENGTH", "EVENT_KEY_MAX_LENGTH", "IDEMPOTENCY_KEY_MAX_LENGTH",
-    "SIGNAL_NAME_MAX_LENGTH", "Event", "Overview", "Signal", "StepRun", "Task", "Wait",
+    "SCHEDULE_NAME_MAX_LENGTH", "SIGNAL_NAME_MAX_LENGTH", "Event", "Overview", "Schedule", "Signal",
+    "StepRun", "Task", "Wait",
     "check_name", "deliver_signal", "forget_waits",
 ]  # fmt: skip
