@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from salvador_django.exceptions import ConfigurationError
 from salvador_django.ticks import (
+    describe_cron,
+    describe_interval,
     next_cron_tick,
     next_interval_tick,
     previous_cron_tick,
@@ -112,6 +114,13 @@ class Schedule:
             return self.cron
         seconds = self.every.total_seconds() if isinstance(self.every, timedelta) else self.every
         return f"every {seconds:g}s"
+
+    def describe(self) -> str:
+        """In plain words: "At 03:00 (Europe/Paris)", "Every 5 minutes"."""
+        if self.cron is not None:
+            return f"{describe_cron(self.cron)} ({self.timezone})"
+        assert self.every is not None
+        return describe_interval(self.every)
 
     def named(self, workflow: str) -> Schedule:
         """This schedule with its name: its own, or ``"<workflow>:<expression>"``."""

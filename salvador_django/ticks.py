@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from cron_descriptor import ExpressionDescriptor, Options
 from croniter import croniter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,3 +99,23 @@ def on_the_time_line(wall: datetime, zone: ZoneInfo) -> datetime:
         else:
             high = middle
     return high.replace(microsecond=0) if high.microsecond else high
+
+
+def describe_cron(expression: str) -> str:
+    """``expression`` in plain words ("At 03:00, Monday through Friday"), by cron-descriptor."""
+    options = Options()
+    options.use_24hour_time_format = True
+    return str(ExpressionDescriptor(expression, options).get_description())
+
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def describe_interval(every: timedelta) -> str:
+    """``every`` in plain words: "Every 5 minutes", "Every 90 seconds", "Every day"."""
+    seconds = every.total_seconds()
+    for unit, size in _UNITS:
+        count = seconds / size
+        if count >= 1 and count == int(count):
+            return f"Every {unit}" if count == 1 else f"Every {int(count)} {unit}s"
+    return f"Every {seconds:g} seconds"
