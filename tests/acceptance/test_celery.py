@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def celery(backend, broker, settings, tmp_path):
     processes: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
 
-    def start(*command: str, lease_seconds: float = 60) -> subprocess.Popen[bytes]:
+    def start(*command: str, lease_seconds: float = 60, **extra: str) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -54,6 +55,7 @@ def celery(backend, broker, settings, tmp_path):
             "SALVADOR_TEST_CELERY_QUEUE": queue,
             "SALVADOR_TEST_LEASE_SECONDS": str(lease_seconds),
             "SALVADOR_TEST_CONCURRENCY": "4",
+            **extra,
         }
         logs.append(tmp_path / f"celery-{len(processes)}.log")
         with logs[-1].open("wb") as log:
@@ -74,8 +76,8 @@ def celery(backend, broker, settings, tmp_path):
             **kwargs,
         )  # fmt: skip
 
-    def beat() -> subprocess.Popen[bytes]:
-        return start("beat", "-s", str(tmp_path / "beat-schedule"), "-l", "info")
+    def beat(**kwargs) -> subprocess.Popen[bytes]:
+        return start("beat", "-s", str(tmp_path / "beat-schedule"), "-l", "info", **kwargs)
 
     start.worker = worker
     start.beat = beat
@@ -196,3 +198,23 @@ def test_a_graph_task_runs_its_parallel_steps_at_the_same_time_under_celery(back
     )
     branches = list(ran.filter(step__startswith="b"))
     assert max(e.started for e in branches) < min(e.finished for e in branches)
+
+
+def test_the_beat_sweep_ticks_schedules_once_per_tick(backend, celery):
+    celery.worker(SALVADOR_TEST_SCHEDULES="1")
+    celery.worker(SALVADOR_TEST_SCHEDULES="1")
+    celery.beat(SALVADOR_TEST_SCHEDULES="1")
+    ticking = Task.objects.using(backend).filter(workflow="ticking", idempotency_key__isnull=False)
+    wait_until(lambda: ticking.filter(status=TaskStatus.COMPLETED).count() >= 6, timeout=60)
+    for name, seconds in (("ticking-1s", 1.0), ("ticking-cron-2s", 2.0)):
+        times = sorted(
+            datetime.fromisoformat(meta["scheduled_for"])
+            for meta in ticking.filter(idempotency_key__startswith=f"schedule:{name}:").values_list(
+                "meta", flat=True
+            )
+        )
+        # Missed ticks run as catch_up="all" says: every one, once.
+        assert {(b - a).total_seconds() for a, b in itertools.pairwise(times)} <= {seconds}, (
+            name,
+            times,
+        )

@@ -413,3 +413,6 @@ def second_round(task):
 
 
 from tests.testapp import graph_workflows  # noqa: E402, F401 - registers the graph workflows
+
+if os.environ.get("SALVADOR_TEST_SCHEDULES"):  # a worker of the schedule tests
+    from tests.testapp import scheduled_workflows  # noqa: F401
