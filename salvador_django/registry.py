@@ -56,11 +56,14 @@ class Registry:
 
     def _check_schedule_name(self, name: str | None, workflow: str) -> None:
         for other in self._workflows.values():
-            if any(schedule.name == name for schedule in other.schedules):
-                raise ConfigurationError(
-                    f"Schedule {name!r} of workflow {workflow!r}: workflow {other.name!r} "
-                    "has a schedule of that name already (schedule names are unique)."
-                )
+            if not any(schedule.name == name for schedule in other.schedules):
+                continue
+            if other.name == workflow:
+                raise ConfigurationError(f"Workflow {workflow!r} has two schedules named {name!r}.")
+            raise ConfigurationError(
+                f"Schedule {name!r} of workflow {workflow!r}: workflow {other.name!r} "
+                "has a schedule of that name already (schedule names are unique)."
+            )
 
     def unregister(self, name: str) -> None:
         with self._lock:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import F
+from django.utils import timezone
 
+from salvador_django import scheduling
 from salvador_django.conf import get_settings
 from salvador_django.engine import Engine
 from salvador_django.engine.blocked import MAX_WAIT_SECONDS
@@ -73,3 +75,17 @@ def advance_timers(by: float | timedelta) -> int:
     ).update(until=F("until") - delta)
     timed.update(wake_at=F("wake_at") - delta)
     return len(fire_due_timers(database))
+
+
+def tick_schedules(at: datetime) -> list[Task]:
+    """Copy the declared schedules to their table (as a worker does when it starts),
+    then tick those due at ``at`` (aware) as if it were now; returns the tasks submitted.
+
+    Move ``at`` forward to test a schedule without waiting: its first tick is the
+    first after the first sync (its table row's ``next_run_at``).
+    """
+    if timezone.is_naive(at):
+        raise ValueError("tick_schedules() needs a timezone-aware datetime.")
+    database = get_settings().DATABASE
+    scheduling.sync_schedules(database)  # each time: a test's database starts empty
+    return scheduling.tick_schedules(database, now=at)

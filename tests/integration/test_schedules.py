@@ -192,3 +192,21 @@ def test_a_paused_schedule_does_not_tick_and_run_now_submits_one(backend, schedu
     assert task.idempotency_key.startswith("schedule:paused-1m:now:")
     assert row(backend, "paused-1m").last_task_id == task.id
     assert len(tasks_of(backend, "paused")) == 1
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_user_s_test_ticks_a_schedule_by_moving_the_clock(backend, scheduled):
+    from salvador_django.testing import run_until_idle
+    from salvador_django.testing import tick_schedules as tick
+
+    scheduled("weekly", Schedule("0 9 * * 1", timezone="Europe/Paris", name="monday-9"))
+    monday = datetime.now(PARIS).replace(hour=9, minute=0, second=0, microsecond=0)
+    monday += timedelta(days=(7 - monday.weekday()) % 7 or 7)  # the next Monday, 09:00
+    assert tick(monday - timedelta(seconds=1)) == []
+    [task] = tick(monday)
+    run_until_idle()
+    task.refresh_from_db()
+    assert task.result == task.meta["scheduled_for"]
+    assert datetime.fromisoformat(task.result) == monday
+    with pytest.raises(ValueError, match="timezone-aware"):
+        tick(datetime(2026, 6, 1, 9))
