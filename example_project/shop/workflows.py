@@ -6,9 +6,12 @@ run in another process, or again after a crash.
 """
 
 import hashlib
+from datetime import datetime, timedelta
 from typing import Any
 
-from salvador_django import Retry, Workflow
+from django.db.models import Count
+
+from salvador_django import Retry, Schedule, Workflow
 from salvador_django.models import Task
 from shop.models import Order
 
@@ -75,3 +78,19 @@ def fake_gateway_charge(order: Order, *, idempotency_key: str, attempt: int) -> 
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12].upper()
+
+
+#: Every night at 03:00 in Paris: count yesterday's orders by status. The workers copy
+#: the schedule to the database when they start; the admin's Schedules page shows it.
+daily_report = Workflow(
+    "daily-order-report",
+    schedules=[Schedule("0 3 * * *", name="nightly-order-report", timezone="Europe/Paris")],
+)
+
+
+@daily_report.step("count")
+def count_orders(task: Task) -> dict[str, int]:
+    """How many orders of the day before the tick are in each status."""
+    tick = datetime.fromisoformat(task.meta["scheduled_for"])
+    day = Order.objects.filter(created_at__gte=tick - timedelta(days=1), created_at__lt=tick)
+    return {row["status"]: row["n"] for row in day.values("status").annotate(n=Count("id"))}
