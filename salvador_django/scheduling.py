@@ -42,6 +42,7 @@ TICK_BATCH = 500
 ON_TIME = timedelta(seconds=60)
 
 _synced: dict[str, int] = {}  # database -> the registry's version it was synced with
+_unknown_logged: set[str] = set()  # schedules whose workflow this process does not know
 _sync_lock = threading.Lock()
 
 
@@ -171,10 +172,14 @@ def tick_schedules(database: str | None = None, *, now: datetime | None = None) 
     )
     submitted: list[Task] = []
     for row in list(due[:TICK_BATCH]):
+        now_then = _aware(row.clock)
         try:
-            submitted.extend(_tick(database, row, _aware(row.clock)))
+            submitted.extend(_tick(database, row, now_then))
         except (SalvadorError, ValueError) as exc:  # this schedule's fault: the others go on
-            logger.error("salvador: schedule %r cannot tick: %s", row.name, exc)
+            # E.g. a body over MAX_BODY_BYTES. Its tick is skipped (logged once), not retried
+            # every round.
+            logger.error("salvador: schedule %r cannot tick, tick skipped: %s", row.name, exc)
+            _advance(database, row, now_then)
     return submitted
 
 
@@ -195,9 +200,12 @@ def _tick(database: str, row: Schedule, now: datetime) -> list[Task]:
     try:
         registry.get(row.workflow)
     except WorkflowNotFound:  # another worker's code has it (a deploy under way): leave it
-        logger.warning(
-            "salvador: schedule %r: workflow %r is not registered here", row.name, row.workflow
-        )
+        if row.name not in _unknown_logged:
+            _unknown_logged.add(row.name)
+            logger.warning(
+                "salvador: schedule %r: workflow %r is not registered here; other workers "
+                "tick it", row.name, row.workflow,
+            )  # fmt: skip
         return []
     schedule = row.definition()
     limit = get_settings().MAX_CATCH_UP
@@ -219,6 +227,17 @@ def _tick(database: str, row: Schedule, now: datetime) -> list[Task]:
                 last_run_at=run[-1], last_task=tasks[-1]
             )
     return tasks
+
+
+def _advance(database: str, row: Schedule, now: datetime) -> None:
+    """Move ``row`` past ``now`` without a task (if no other worker moved it first)."""
+    try:
+        following = row.definition().next_tick(now)
+    except SalvadorError:
+        following = now + timedelta(hours=1)  # a row edited by hand into nonsense: later
+    Schedule.objects.using(database).filter(pk=row.pk, next_run_at=row.next_run_at).update(
+        next_run_at=following, updated_at=timezone.now()
+    )
 
 
 def _due_ticks(schedule: Definition, first: datetime, now: datetime, limit: int) -> list[datetime]:

@@ -210,3 +210,20 @@ def test_a_user_s_test_ticks_a_schedule_by_moving_the_clock(backend, scheduled):
     assert datetime.fromisoformat(task.result) == monday
     with pytest.raises(ValueError, match="timezone-aware"):
         tick(datetime(2026, 6, 1, 9))
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_tick_that_cannot_submit_is_skipped_and_logged_once(
+    backend, scheduled, monkeypatch, settings, caplog
+):
+    scheduled("big", Schedule(every=timedelta(minutes=1), name="big-body", body={"x": "y" * 100}))
+    sync_at(backend, monkeypatch, datetime(2026, 6, 1, 12, tzinfo=UTC))
+    settings.SALVADOR = {**settings.SALVADOR, "MAX_BODY_BYTES": 50}
+    with caplog.at_level(logging.ERROR, logger="salvador_django"):
+        assert tick_schedules(backend, now=datetime(2026, 6, 1, 12, 1, 5, tzinfo=UTC)) == []
+        assert tick_schedules(backend, now=datetime(2026, 6, 1, 12, 1, 6, tzinfo=UTC)) == []
+    assert caplog.text.count("schedule 'big-body' cannot tick, tick skipped") == 1
+    assert row(backend, "big-body").next_run_at == datetime(2026, 6, 1, 12, 2, tzinfo=UTC)
+    settings.SALVADOR = {**settings.SALVADOR, "MAX_BODY_BYTES": 1_048_576}
+    [task] = tick_schedules(backend, now=datetime(2026, 6, 1, 12, 2, tzinfo=UTC))
+    assert task.meta["scheduled_for"] == "2026-06-01T12:02:00Z"
