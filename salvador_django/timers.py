@@ -103,15 +103,15 @@ class TimerThread(threading.Thread):
             try:
                 asked = time.monotonic()
                 soonest = seconds_to_next_timer(self.database)
-                if soonest is not None and soonest <= 0:
+                fired = soonest is not None and soonest <= 0
+                if fired:
                     woken = fire_due_timers(self.database)
                     if woken:
                         announce([Entry.of(task) for task in woken], self.queue)
                         logger.debug("salvador: %d timer(s) fired", len(woken))
+                tick = tick_due(self.database)  # each round: timers never hold ticks up
+                if fired or (tick is not None and tick <= 0):
                     continue  # more may be due
-                tick = tick_due(self.database)
-                if tick is not None and tick <= 0:
-                    continue  # ticked: more may be due
                 if tick is not None:
                     soonest = tick if soonest is None else min(soonest, tick)
                 if soonest is not None:  # counted from the question, not the answer
