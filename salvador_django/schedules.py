@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,9 +42,10 @@ class Schedule:
     ``cron`` has five fields, or six with seconds first ("*/10 * * * * *"), and is
     read in ``timezone`` (an IANA name). ``every`` (at least one second) ticks at whole
     multiples of itself since the epoch. ``name`` defaults to ``"<workflow>:<cron or
-    interval>"`` and must be unique among all schedules. Each tick submits one task
-    with ``body`` and ``meta`` (plus ``meta["scheduled_for"]``); ``jitter`` delays it
-    by up to that much, at random. ``catch_up``: see :data:`CATCH_UP`.
+    interval>"`` (plus its time zone, if not UTC) and is unique among all schedules.
+    Each tick submits one task with ``body`` and ``meta`` (plus
+    ``meta["scheduled_for"]``); ``jitter`` delays it by up to that much, at random.
+    ``catch_up``: see :data:`CATCH_UP`.
     """
 
     cron: str | None = None
@@ -123,13 +124,12 @@ class Schedule:
         return describe_interval(self.every)
 
     def named(self, workflow: str) -> Schedule:
-        """This schedule with its name: its own, or ``"<workflow>:<expression>"``."""
+        """This schedule with its name: its own, or ``"<workflow>:<expression>"`` (and its
+        time zone, if not UTC: ``"report:0 3 * * * Europe/Paris"``)."""
         if self.name is not None:
             return self
-        return Schedule(
-            self.cron, self.every, name=f"{workflow}:{self.expression()}", timezone=self.timezone,
-            body=self.body, meta=self.meta, catch_up=self.catch_up, jitter=self.jitter,
-        )  # fmt: skip
+        zone = "" if self.timezone == "UTC" else f" {self.timezone}"
+        return replace(self, name=f"{workflow}:{self.expression()}{zone}")
 
     def next_tick(self, after: datetime) -> datetime:
         """Its first tick strictly after ``after`` (aware), in UTC."""

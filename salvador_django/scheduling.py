@@ -79,15 +79,16 @@ def code_fields(workflow: str, schedule: Definition) -> dict[str, Any]:
     }
 
 
-def sync_schedules(database: str | None = None) -> SyncResult:
+def sync_schedules(database: str | None = None, *, now: datetime | None = None) -> SyncResult:
     """Copy the declared schedules to the table: add, update, disable. Idempotent.
 
     Safe to run from many workers at once: a schedule is added once (its name is
-    unique), and an unchanged one is left alone, its ``next_run_at`` too.
+    unique), and an unchanged one is left alone, its ``next_run_at`` too. ``now``
+    (aware) is when the new and changed ones count their first tick from (tests).
     """
     database = database or get_settings().DATABASE
     version = registry.version
-    now = timezone.now()
+    now = now or timezone.now()
     declared = declared_schedules()
     rows = {row.name: row for row in Schedule.objects.using(database)}
     result = SyncResult([], [], [])
@@ -146,23 +147,34 @@ def seconds_to_next_tick(database: str) -> float | None:
 
 
 def tick_due(database: str) -> float | None:
-    """For a timer loop: tick the due schedules (syncing first if needed); then the
-    seconds until the next tick (0: look again at once), or None if no schedule."""
+    """For a timer loop: tick the due schedules (syncing first if needed). Returns 0 if
+    more may be due at once, else the seconds until the next tick, or None (unknown:
+    none is left, or only ones another worker must tick)."""
     ensure_synced(database)
     soonest = seconds_to_next_tick(database)
-    if soonest is not None and soonest <= 0:
-        tick_schedules(database)
-        return 0.0
-    return soonest
+    if soonest is None or soonest > 0:
+        return soonest
+    _, full = _tick_batch(database, None)
+    return 0.0 if full else None
 
 
 def tick_schedules(database: str | None = None, *, now: datetime | None = None) -> list[Task]:
     """Submit the tasks of the due ticks of every schedule; returns the tasks submitted.
 
     ``now`` (aware) replaces the database's clock: tests move it instead of waiting.
-    The tasks are announced when the tick's transaction commits.
+    The tasks are announced when their tick's transaction commits.
     """
     database = database or get_settings().DATABASE
+    submitted: list[Task] = []
+    while True:
+        tasks, full = _tick_batch(database, now)
+        submitted.extend(tasks)
+        if not full:
+            return submitted
+
+
+def _tick_batch(database: str, now: datetime | None) -> tuple[list[Task], bool]:
+    """Tick up to ``TICK_BATCH`` due schedules; their tasks, and whether it was full."""
     clock: Any = Now() if now is None else Value(now)
     due = (
         Schedule.objects.using(database)
@@ -170,8 +182,9 @@ def tick_schedules(database: str | None = None, *, now: datetime | None = None) 
         .annotate(clock=clock)
         .order_by("next_run_at")
     )
+    rows = list(due[:TICK_BATCH])
     submitted: list[Task] = []
-    for row in list(due[:TICK_BATCH]):
+    for row in rows:
         now_then = _aware(row.clock)
         try:
             submitted.extend(_tick(database, row, now_then))
@@ -180,7 +193,7 @@ def tick_schedules(database: str | None = None, *, now: datetime | None = None) 
             # every round.
             logger.error("salvador: schedule %r cannot tick, tick skipped: %s", row.name, exc)
             _advance(database, row, now_then)
-    return submitted
+    return submitted, len(rows) == TICK_BATCH
 
 
 def run_schedule_now(row: Schedule, database: str | None = None) -> Task:
@@ -208,10 +221,10 @@ def _tick(database: str, row: Schedule, now: datetime) -> list[Task]:
             )  # fmt: skip
         return []
     schedule = row.definition()
-    limit = get_settings().MAX_CATCH_UP
-    missed = _due_ticks(schedule, row.next_run_at, now, limit)
+    limit = get_settings().MAX_CATCH_UP if schedule.catch_up == "all" else 1
+    due = _due_ticks(schedule, row.next_run_at, now, limit)
     following = schedule.next_tick(now)
-    run = _to_run(schedule, missed, now, limit)
+    run = _to_run(schedule, due, now, limit)
     with transaction.atomic(using=database):
         advanced = (
             Schedule.objects.using(database)
@@ -257,7 +270,8 @@ def _due_ticks(schedule: Definition, first: datetime, now: datetime, limit: int)
 
 
 def _to_run(schedule: Definition, due: list[datetime], now: datetime, limit: int) -> list[datetime]:
-    """Which of the due ticks run, as the schedule's ``catch_up`` says."""
+    """Which of the due ticks (the most recent ``limit`` + 1 at most) run, as the
+    schedule's ``catch_up`` says; ticks left out are logged."""
     if schedule.catch_up == "all":
         if len(due) > limit:
             logger.warning(
@@ -266,9 +280,13 @@ def _to_run(schedule: Definition, due: list[datetime], now: datetime, limit: int
             )  # fmt: skip
         return due[-limit:]
     latest = due[-1]
-    if schedule.catch_up == "none" and now - latest > ON_TIME:
-        return []
-    return [latest]
+    run = [] if schedule.catch_up == "none" and now - latest > ON_TIME else [latest]
+    if len(due) > len(run):
+        logger.info(
+            "salvador: schedule %r skipped missed ticks up to %s (catch_up=%r)",
+            schedule.name, _utc_text(due[-1] if not run else due[-2]), schedule.catch_up,
+        )  # fmt: skip
+    return run
 
 
 def _jitter(schedule: Definition, tick: datetime, now: datetime) -> float | None:

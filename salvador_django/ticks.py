@@ -23,6 +23,8 @@ from cron_descriptor import ExpressionDescriptor, Options
 from croniter import croniter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: No time zone has ever moved its clocks back by more than this at once.
+_LONGEST_SHIFT = timedelta(hours=3)
 
 
 def cron_fields(expression: str) -> int:
@@ -41,9 +43,9 @@ def next_cron_tick(expression: str, zone: ZoneInfo, after: datetime) -> datetime
     """The first tick of ``expression`` in ``zone`` strictly after ``after`` (aware), in UTC."""
     after_utc = after.astimezone(UTC)
     wall = after_utc.astimezone(zone).replace(tzinfo=None, fold=0)
-    # One step back on the wall clock: in a repeated hour, a tick at its first
-    # occurrence may lie after ``after`` although its wall time is earlier.
-    ticks = croniter(expression, wall - timedelta(hours=3), second_at_beginning=True)
+    # Wall times map onto the time line in order, so no tick after ``after`` has a
+    # wall time at or before its own: start there.
+    ticks = croniter(expression, wall, second_at_beginning=True)
     while True:
         candidate = on_the_time_line(ticks.get_next(datetime), zone)
         if candidate > after_utc:
@@ -53,8 +55,11 @@ def next_cron_tick(expression: str, zone: ZoneInfo, after: datetime) -> datetime
 def previous_cron_tick(expression: str, zone: ZoneInfo, before: datetime) -> datetime:
     """The last tick of ``expression`` in ``zone`` strictly before ``before`` (aware), in UTC."""
     before_utc = before.astimezone(UTC)
-    wall = before_utc.astimezone(zone).replace(tzinfo=None, fold=0)
-    ticks = croniter(expression, wall + timedelta(hours=3), second_at_beginning=True)
+    local = before_utc.astimezone(zone)
+    wall = local.replace(tzinfo=None, fold=0)
+    if local.fold:  # in a repeated hour's second pass: ticks of its first pass lie later
+        wall += _LONGEST_SHIFT  # on the wall clock, yet before ``before``
+    ticks = croniter(expression, wall, second_at_beginning=True)
     while True:
         candidate = on_the_time_line(ticks.get_prev(datetime), zone)
         if candidate < before_utc:

@@ -49,9 +49,7 @@ def tasks_of(backend: str, workflow: str) -> list[Task]:
 
 def sync_at(backend: str, monkeypatch, moment: datetime) -> None:
     """Sync as if the workers started at ``moment``."""
-    monkeypatch.setattr("salvador_django.scheduling.timezone.now", lambda: moment)
-    sync_schedules(backend)
-    monkeypatch.undo()
+    sync_schedules(backend, now=moment)
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
