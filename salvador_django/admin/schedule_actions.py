@@ -27,7 +27,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from salvador_django.exceptions import SalvadorError
+from salvador_django.exceptions import ConfigurationError, SalvadorError
 from salvador_django.models import Schedule, Task
 from salvador_django.scheduling import run_schedule_now
 
@@ -63,7 +63,10 @@ def resume(row: Schedule) -> None:
     """Resume ``row``, unless it runs already; a next run in the past (missed while
     paused) becomes its first tick after now, so the missed ticks do not run."""
     now = timezone.now()
-    following = row.definition().next_tick(now)
+    try:
+        following = row.definition().next_tick(now)
+    except ConfigurationError as exc:  # its time zone is missing here, say
+        raise Skipped(str(exc)) from exc
     changed = (
         Schedule.objects.using(row._state.db)
         .filter(pk=row.pk, paused=True)

@@ -80,7 +80,7 @@ class ScheduleAdmin(ScheduleActionsAdmin):
     ordering = ("name",)
     list_per_page = 100
     show_full_result_count = False
-    actions = (*ScheduleActionsAdmin.actions, "delete_removed")
+    actions = (*ScheduleActionsAdmin.actions, "delete_selected")
     fieldsets = (
         (None, {"fields": DEFINITION_FIELDS[:5]}),
         (
@@ -115,20 +115,16 @@ class ScheduleAdmin(ScheduleActionsAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # delete_removed, which skips declared ones
-        return actions
-
     @admin.action(
         description=_("Delete selected schedules no longer declared in code"),
         permissions=["delete"],
     )
-    def delete_removed(
+    def delete_selected(
         self, request: HttpRequest, queryset: QuerySet[Schedule]
     ) -> HttpResponse | None:
         """Django's confirmation and deletion, for the selected schedules the code no
-        longer declares; the others are skipped, and the user told so."""
+        longer declares; the others are skipped, and the user told so. (Named as the
+        admin's own action, which it replaces: the confirmation page posts that name.)"""
         declared = queryset.filter(active=True).count()
         if declared:
             skipped = ngettext(

@@ -196,18 +196,21 @@ def test_only_a_schedule_no_longer_declared_can_be_deleted(backend, admin_client
     assert admin_client.get(reverse(delete, args=[removed.pk])).status_code == 200
     assert "deletelink" not in admin_client.get(change_url(declared)).content.decode()
     assert "deletelink" in admin_client.get(change_url(removed)).content.decode()
-    message = act(admin_client, "delete_removed", [declared])
+    message = act(admin_client, "delete_selected", [declared])
     assert message == "1 skipped: still declared in code"
     confirm = admin_client.post(
-        LIST_URL, {"action": "delete_removed", "_selected_action": [declared.pk, removed.pk]}
+        LIST_URL, {"action": "delete_selected", "_selected_action": [declared.pk, removed.pk]}
     ).content.decode()
     assert "Are you sure" in confirm
-    assert f'value="{removed.pk}"' in confirm
-    assert f'value="{declared.pk}"' not in confirm
-    admin_client.post(
-        LIST_URL,
-        {"action": "delete_removed", "_selected_action": [removed.pk], "post": "yes"},
-    )
+    form = confirm[confirm.index('<form method="post">') :]
+    form = form[: form.index("</form>")]
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    assert ("_selected_action", str(removed.pk)) in fields
+    assert ("_selected_action", str(declared.pk)) not in fields
+    data: dict[str, list[str]] = {}
+    for name, value in fields:  # the confirmation form, posted as the browser would
+        data.setdefault(name, []).append(value)
+    admin_client.post(LIST_URL, data)
     assert list(Schedule.objects.using(backend).values_list("name", flat=True)) == ["declared"]
 
 
@@ -283,7 +286,7 @@ def test_a_user_without_the_permission_sees_no_action_and_gets_403(backend):
     row = make(backend)
     viewer = staff()
     html = viewer.get(LIST_URL).content.decode()
-    for action in ("pause_action", "resume_action", "run_now_action", "delete_removed"):
+    for action in ("pause_action", "resume_action", "run_now_action", "delete_selected"):
         assert f'value="{action}"' not in html
     page = viewer.get(change_url(row)).content.decode()
     assert "salvador-triage-button" not in page
