@@ -1,12 +1,15 @@
-"""The admin: triage tasks (list, detail, timeline, requeue and cancel) and an overview."""
+"""The admin: triage tasks (list, detail, timeline, requeue and cancel), an overview, and
+the schedules (pause, resume, run now)."""
 
 from django.contrib import admin
 
 from salvador_django.admin.overview import OverviewAdmin
+from salvador_django.admin.schedules import ScheduleAdmin
 from salvador_django.admin.tasks import StepRunInline, TaskAdmin, WorkflowFilter
-from salvador_django.models import Overview, Task
+from salvador_django.models import Overview, Schedule, Task
 
 admin.site.register(Task, TaskAdmin)
 admin.site.register(Overview, OverviewAdmin)
+admin.site.register(Schedule, ScheduleAdmin)
 
-__all__ = ["OverviewAdmin", "StepRunInline", "TaskAdmin", "WorkflowFilter"]
+__all__ = ["OverviewAdmin", "ScheduleAdmin", "StepRunInline", "TaskAdmin", "WorkflowFilter"]

@@ -169,6 +169,9 @@ class OverviewAdmin(WorkflowPageAdmin):
             "show_depth": any(item.depth is not None for item in summaries),
             "queue_problem": problem,
             "list_url": list_url,
+            "schedules_url": reverse(f"{self.admin_site.name}:salvador_schedule_changelist")
+            if request.user.has_perm("salvador.view_schedule")
+            else "",
             "recent_hours": int(RECENT.total_seconds() // 3600),
         }
         return TemplateResponse(request, "admin/salvador/overview.html", context)
