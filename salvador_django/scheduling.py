@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Value
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -206,6 +206,24 @@ def run_schedule_now(row: Schedule, database: str | None = None) -> Task:
             last_run_at=at, last_task=task, updated_at=at
         )
     return task
+
+
+def pause_schedule(row: Schedule, database: str | None = None) -> bool:
+    """Pause ``row`` on every worker; False if it was paused already."""
+    database = database or get_settings().DATABASE
+    rows = Schedule.objects.using(database).filter(pk=row.pk, paused=False)
+    return bool(rows.update(paused=True, updated_at=timezone.now()))
+
+
+def resume_schedule(row: Schedule, database: str | None = None) -> bool:
+    """Resume ``row``; False if it was not paused. The ticks missed while it was paused
+    do not run: a next run in the past becomes its first tick after now."""
+    database = database or get_settings().DATABASE
+    now = timezone.now()
+    following = row.definition().next_tick(now)
+    rows = Schedule.objects.using(database).filter(pk=row.pk, paused=True)
+    missed = Case(When(next_run_at__lt=now, then=Value(following)), default=F("next_run_at"))
+    return bool(rows.update(paused=False, next_run_at=missed, updated_at=now))
 
 
 def _tick(database: str, row: Schedule, now: datetime) -> list[Task]:

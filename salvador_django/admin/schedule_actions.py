@@ -17,11 +17,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
@@ -29,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.exceptions import ConfigurationError, SalvadorError
 from salvador_django.models import Schedule, Task
-from salvador_django.scheduling import run_schedule_now
+from salvador_django.scheduling import pause_schedule, resume_schedule, run_schedule_now
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -50,35 +49,17 @@ class Skipped(Exception):
 
 def pause(row: Schedule) -> None:
     """Pause ``row``, unless it is paused already."""
-    changed = (
-        Schedule.objects.using(row._state.db)
-        .filter(pk=row.pk, paused=False)
-        .update(paused=True, updated_at=timezone.now())
-    )
-    if not changed:
+    if not pause_schedule(row, row._state.db):
         raise Skipped(gettext("already paused"))
 
 
 def resume(row: Schedule) -> None:
-    """Resume ``row``, unless it runs already; a next run in the past (missed while
-    paused) becomes its first tick after now, so the missed ticks do not run."""
-    now = timezone.now()
+    """Resume ``row``, unless it runs already (the ticks missed while paused do not run)."""
     try:
-        following = row.definition().next_tick(now)
+        resumed = resume_schedule(row, row._state.db)
     except ConfigurationError as exc:  # its time zone is missing here, say
         raise Skipped(str(exc)) from exc
-    changed = (
-        Schedule.objects.using(row._state.db)
-        .filter(pk=row.pk, paused=True)
-        .update(
-            paused=False,
-            next_run_at=Case(
-                When(next_run_at__lt=now, then=Value(following)), default=F("next_run_at")
-            ),
-            updated_at=now,
-        )
-    )
-    if not changed:
+    if not resumed:
         raise Skipped(gettext("not paused"))
 
 

@@ -16,7 +16,13 @@ from django.db import connections
 from salvador_django import Schedule, Workflow
 from salvador_django.models import Schedule as ScheduleRow
 from salvador_django.models import Task
-from salvador_django.scheduling import run_schedule_now, sync_schedules, tick_schedules
+from salvador_django.scheduling import (
+    pause_schedule,
+    resume_schedule,
+    run_schedule_now,
+    sync_schedules,
+    tick_schedules,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -184,12 +190,18 @@ def test_catch_up_all_is_bounded_by_max_catch_up(backend, scheduled, monkeypatch
 def test_a_paused_schedule_does_not_tick_and_run_now_submits_one(backend, scheduled, monkeypatch):
     scheduled("paused", Schedule(every=timedelta(minutes=1), name="paused-1m"))
     sync_at(backend, monkeypatch, datetime(2026, 6, 1, 12, tzinfo=UTC))
-    ScheduleRow.objects.using(backend).filter(name="paused-1m").update(paused=True)
+    assert pause_schedule(row(backend, "paused-1m"), backend) is True
+    assert pause_schedule(row(backend, "paused-1m"), backend) is False  # paused already
     assert tick_schedules(backend, now=datetime(2026, 6, 1, 12, 5, tzinfo=UTC)) == []
     task = run_schedule_now(row(backend, "paused-1m"), backend)
     assert task.idempotency_key.startswith("schedule:paused-1m:now:")
     assert row(backend, "paused-1m").last_task_id == task.id
     assert len(tasks_of(backend, "paused")) == 1
+    assert resume_schedule(row(backend, "paused-1m"), backend) is True
+    assert resume_schedule(row(backend, "paused-1m"), backend) is False  # not paused
+    resumed = row(backend, "paused-1m")
+    assert resumed.next_run_at > datetime.now(UTC)  # the ticks missed while paused: none run
+    assert resumed.next_run_at - datetime.now(UTC) <= timedelta(minutes=1)
 
 
 @pytest.mark.django_db(databases="__all__")
