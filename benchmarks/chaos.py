@@ -18,12 +18,11 @@ them (see ``benchmarks/faults/waiting_load``); parents of a fan-out workflow
 ``benchmarks/faults/fan_out``); and tasks of a diamond workflow (quick: 100; full:
 1,000), one step, then four at the same time, then one that joins them (see
 ``benchmarks/faults/diamond``), with a kill or a pause every ~4 s aimed at a worker
-that runs two of one task's branches or more.
+that runs two of one task's branches or more. The workers tick a scheduled workflow's
+schedules throughout (three every second, one every even second), paused at the end.
 
-When every task has finished, it checks the records (see ``benchmarks/faults/checks``,
-``benchmarks/faults/waiting_checks``, ``benchmarks/faults/fan_out_checks`` and
-``benchmarks/faults/diamond_checks``), prints
-a summary and exits 1 if any check failed.
+When every task has finished, it checks the records (``benchmarks/faults/checks`` and
+the ``*_checks`` module of each workflow), prints a summary and exits 1 if any failed.
 """
 
 from __future__ import annotations
@@ -46,17 +45,20 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.faults import fan_out_records
-from benchmarks.faults.checks import Execution, Fault, Records, check
+from benchmarks.faults.checks import Execution, check
 from benchmarks.faults.diamond_checks import check_diamonds
 from benchmarks.faults.diamond_records import DiamondLoad, Striker, diamond_records
 from benchmarks.faults.fan_out_checks import ParentStart, check_fan_out
-from benchmarks.faults.injection import Fleet, Injector, plan_faults, push_garbage
-from benchmarks.faults.rows import effects_of, failed_attempts
+from benchmarks.faults.injection import Fleet, Injector, garbage, plan_faults
+from benchmarks.faults.rows import three_step_records
+from benchmarks.faults.scheduled_checks import check_scheduled
+from benchmarks.faults.scheduled_records import pause_schedules, read_log, scheduled_records
 from benchmarks.faults.servers import PostgresServer, RedisServer
 from benchmarks.faults.summary import (
     diamond_summary,
     fan_out_summary,
     print_summary,
+    scheduled_summary,
     summary,
     timeline,
     waits_summary,
@@ -154,6 +156,8 @@ class Run:
         self.children_log_path.touch()
         self.diamond_log_path = directory / "diamond.log"
         self.diamond_log_path.touch()
+        self.scheduled_log_path = directory / "scheduled.log"
+        self.scheduled_log_path.touch()
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
@@ -167,6 +171,7 @@ class Run:
             "CHAOS_WAITS_LOG": str(self.waits_log_path),
             "CHAOS_CHILDREN_LOG": str(self.children_log_path),
             "CHAOS_DIAMOND_LOG": str(self.diamond_log_path),
+            "CHAOS_SCHEDULED_LOG": str(self.scheduled_log_path),
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
@@ -197,22 +202,10 @@ class Run:
         if self.redis is not None:
             actions["redis-restart"] = self.redis.restart
             actions["redis-flush"] = self.redis.flushall
-            actions["garbage"] = self.push_garbage
+            actions["garbage"] = lambda: garbage(self.redis, self.garbage_rng)
         if self.postgres is not None:
             actions["postgres-restart"] = self.postgres.restart
         return actions
-
-    def push_garbage(self) -> None:
-        """Write junk into every key of the run's Redis queue."""
-        import redis
-
-        from salvador_django.conf import get_settings
-
-        assert self.redis is not None
-        prefix = get_settings().KEY_PREFIX
-        with redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=5) as client:
-            written = push_garbage(client, prefix, ["chaos"], self.garbage_rng)
-        logger.info("chaos: %d junk items written under %r", written, prefix)
 
     def submit_all(self) -> None:
         """Submit the tasks at a steady pace, retrying through outages."""
@@ -253,39 +246,6 @@ class Run:
                 connection.close()
             time.sleep(0.2)
         return False
-
-    def records(self, faults: list[Fault], fleet: Fleet) -> Records:
-        from salvador_django.models import Task
-
-        statuses, errors, events = {}, {}, {}
-        for task_id, status, error, finished in Task.objects.filter(workflow="chaos").values_list(
-            "id", "status", "error", "finished_at"
-        ):
-            key = str(task_id)
-            statuses[key] = status
-            if status != "completed":
-                errors[key] = error
-            events[key] = [self.submitted[key]] if key in self.submitted else []
-            if finished is not None:
-                events[key].append(finished.timestamp())
-        executions = [
-            Execution(**json.loads(line))
-            for line in self.log_path.read_text().splitlines()
-            if line.strip()
-        ]
-        effects = effects_of(statuses)  # the children's are the fan-out checks'
-        failed = failed_attempts()
-        return Records(
-            statuses,
-            errors,
-            events,
-            executions,
-            effects,
-            failed,
-            faults,
-            fleet.dead,
-            fleet.dead_threads(),
-        )
 
 
 def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
@@ -353,12 +313,15 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             diamonds.join()
             if args.diamond_tasks:
                 striker.join()
+            pause_schedules()  # their ticks would keep the run from ever being quiet
             quiet = run.wait_until_quiet()
             watch.stop()
             fan_out_watch.stop()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
-        records = run.records(injector.faults, fleet)
+        records = three_step_records(
+            run.submitted, run.log_path, injector.faults, fleet.dead, fleet.dead_threads()
+        )
         verdict = check(records)
         fan_out_data = fan_out_records.fan_out_records(
             fan_out, fan_out_watch, run.children_log_path, injector.faults
@@ -372,6 +335,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             *fan_out_data.executions.executions,
             *fan_out_data.starts,
             *diamond_data.executions.executions,
+            *read_log(run.scheduled_log_path),
         ]
         claims = [(e.task, e.due, e.claimed) for e in runs]
         wait_data = wait_records(
@@ -385,17 +349,20 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             stop_stalls_all=args.db == "sqlite",
         )
         waits = check_waits(wait_data)
+        scheduled_data = scheduled_records(
+            run.scheduled_log_path, injector.faults, first_steps(runs)
+        )
+        scheduled_verdict = check_scheduled(scheduled_data)
         verdict.problems += waits.problems
         verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]
         verdict.problems += [f"diamond: {problem}" for problem in diamond_verdict.problems]
-        for error in load.errors:
-            verdict.problem(f"the waiting load failed: {error}")
-        for error in fan_out.errors:
-            verdict.problem(f"the fan-out load failed: {error}")
-        for error in diamonds.errors:
-            verdict.problem(f"the diamond load failed: {error}")
-        for error in striker.errors:
-            verdict.problem(f"the faults aimed at parallel branches failed: {error}")
+        verdict.problems += [f"scheduled: {problem}" for problem in scheduled_verdict.problems]
+        failures = (("the waiting load", load.errors), ("the fan-out load", fan_out.errors),
+                    ("the diamond load", diamonds.errors),
+                    ("the faults aimed at parallel branches", striker.errors))  # fmt: skip
+        for what, errors in failures:
+            for error in errors:
+                verdict.problem(f"{what} failed: {error}")
         if not quiet:
             verdict.problem(f"tasks unfinished {QUIESCENCE_TIMEOUT:.0f}s after the last fault")
         for problem in stop_problems:
@@ -406,6 +373,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         result["waits"] = waits_summary(load, watch, wait_data, waits, LATE_LIMIT)
         result["fan_out"] = fan_out_summary(fan_out, fan_out_watch, fan_out_data, fan_out_verdict)
         result["diamond"] = diamond_summary(diamonds, striker, diamond_data, diamond_verdict)
+        result["scheduled"] = scheduled_summary(scheduled_data, scheduled_verdict)
         result["timeline"] = timeline(verdict, began)
         return result
     finally:

@@ -359,3 +359,16 @@ def push_garbage(client: Any, prefix: str, workflows: Sequence[str], rng: random
     pipe.sadd(f"{prefix}entries", *items())
     pipe.execute()
     return written + 2 * len(lot)
+
+
+def garbage(server: Any, rng: random.Random) -> None:
+    """The "garbage" fault: junk into every key of the run's Redis queue (``server``: its
+    :class:`~benchmarks.faults.servers.RedisServer`)."""
+    import redis
+
+    from salvador_django.conf import get_settings
+
+    prefix = get_settings().KEY_PREFIX
+    with redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=5) as client:
+        written = push_garbage(client, prefix, ["chaos"], rng)
+    logger.info("chaos: %d junk items written under %r", written, prefix)

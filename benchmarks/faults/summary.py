@@ -13,6 +13,7 @@ from benchmarks.faults.diamond_records import DiamondLoad, Striker
 from benchmarks.faults.fan_out_checks import CHILDREN, FanOutRecords, FanOutVerdict, Seen
 from benchmarks.faults.fan_out_records import FanOutLoad
 from benchmarks.faults.injection import Fleet
+from benchmarks.faults.scheduled_checks import ScheduledRecords, ScheduledVerdict, lateness
 from benchmarks.faults.waiting_checks import Stuck, WaitRecords, WaitVerdict
 from benchmarks.faults.waiting_load import WaitingLoad
 from benchmarks.faults.waiting_records import StuckWatch
@@ -128,6 +129,8 @@ def print_summary(result: dict[str, Any]) -> None:
     print_fan_out(result["fan_out"])
     if "diamond" in result:
         print_diamond(result["diamond"])
+    if "scheduled" in result:
+        print_scheduled(result["scheduled"])
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:
         print(f"  FAIL: {problem}")
@@ -225,3 +228,44 @@ def print_diamond(diamond: dict[str, Any]) -> None:
         f"({_counts(duplicates)}); started after their lease was lost: "
         f"{sum(late.values())} ({_counts(late)})"
     )
+
+
+def scheduled_summary(records: ScheduledRecords, verdict: ScheduledVerdict) -> dict[str, Any]:
+    """The scheduled workflow's figures."""
+    statuses = records.executions.statuses
+    return {
+        "schedules": dict(Counter(t.schedule for t in records.ticks)),
+        "tasks": len(records.ticks),
+        "by_status": dict(Counter(statuses.values())),
+        "ticks_expected": verdict.expected,
+        "missed": dict(verdict.missed),
+        "gaps": verdict.gaps,
+        "lateness_seconds": lateness(records),
+        "duplicates": dict(verdict.duplicates),
+        "after_lease_loss": dict(verdict.after_lease_loss),
+        "problems": len(verdict.problems),
+    }
+
+
+def print_scheduled(scheduled: dict[str, Any]) -> None:
+    missed = scheduled["missed"]
+    print(
+        f"  scheduled workflow: {scheduled['tasks']} tasks ({_counts(scheduled['by_status'])}) "
+        f"of {scheduled['ticks_expected']} ticks due ({_counts(scheduled['schedules'])}); "
+        f"missed {sum(missed.values())} in {scheduled['gaps']} gap(s) ({_counts(missed)})"
+    )
+    late = scheduled["lateness_seconds"]
+    print(
+        f"  after the tick: submitted {_spread(_drop_n(late['submitted']))}; "
+        f"started {_spread(_drop_n(late['started']))}"
+    )
+    duplicates, lost = scheduled["duplicates"], scheduled["after_lease_loss"]
+    print(
+        f"  scheduled step executions duplicated: {sum(duplicates.values())} "
+        f"({_counts(duplicates)}); started after their lease was lost: "
+        f"{sum(lost.values())} ({_counts(lost)})"
+    )
+
+
+def _drop_n(spread: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in spread.items() if k != "n"}

@@ -2,7 +2,10 @@
 its effect; ``chaos-child``, one such step, which returns ``[body["parent"],
 body["n"]]``; the waiting workflow (``chaos-waits``, in :mod:`.waiting`); and the
 fan-out workflow, whose parents start children of ``chaos-child`` (``chaos-fan-out``,
-in :mod:`.fan_out`); and the diamond workflow (``chaos-diamond``, in :mod:`.diamond`).
+in :mod:`.fan_out`); the diamond workflow (``chaos-diamond``, in :mod:`.diamond`); and
+``chaos-scheduled``, one such step, which nobody submits: its schedules do (three every
+second, one every even second: :data:`.scheduled_checks.SCHEDULES`), ticked by the
+run's workers. It logs to its own log (``CHAOS_SCHEDULED_LOG``).
 
 Each step of ``chaos`` first appends one line to the execution log (a file outside
 every database, see :mod:`.journal`): every execution is there, even one whose
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 
 from benchmarks.faults import diamond, fan_out, waiting  # noqa: F401 - registers their workflows
 from benchmarks.faults.fan_out import LOG as CHILDREN_LOG
 from benchmarks.faults.fan_out_checks import CHILD
 from benchmarks.faults.journal import append
 from benchmarks.faults.models import Effect
-from salvador_django import Workflow
+from benchmarks.faults.scheduled_checks import EVEN_SECONDS, SCHEDULED_LOG, SCHEDULES
+from benchmarks.faults.scheduled_checks import WORKFLOW as SCHEDULED
+from salvador_django import Schedule, Workflow
 from salvador_django.models import Task
 
 STEPS = ("one", "two", "three")
@@ -62,3 +68,24 @@ child = Workflow(CHILD)
 def run_child(task: Task) -> list[int]:
     record(task, CHILDREN_LOG)
     return [task.body["parent"], task.body["n"]]
+
+
+scheduled = Workflow(
+    SCHEDULED,
+    schedules=[
+        Schedule(
+            EVEN_SECONDS if period == 2 else None,
+            None if period == 2 else timedelta(seconds=period),
+            name=name,
+            body={"work": [0.01]},
+            meta={"schedule": name},
+            catch_up="latest",
+        )
+        for name, period in SCHEDULES.items()
+    ],
+)
+
+
+@scheduled.step("run", atomic=True)
+def run_scheduled(task: Task) -> None:
+    record(task, SCHEDULED_LOG)

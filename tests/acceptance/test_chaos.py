@@ -2,7 +2,8 @@
 of its waiting workflow (signals, timers, pauses), of its fan-out workflow (children
 started once per key, parents completed with all their results) and of its diamond
 workflow (parallel branches killed and paused: every step once, each effect once, the
-join saw every branch) included.
+join saw every branch) and of its scheduled workflow (schedules ticked by the workers
+through the faults: one task per tick, every tick missed explained) included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -69,4 +70,12 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert diamond["overlapping_branches"] > 0
     assert sum(diamond["strikes"].values()) >= 1  # a worker hit amid parallel branches
     assert diamond["problems"] == 0
+    scheduled = result["scheduled"]  # three schedules every second, one every even second
+    assert set(scheduled["schedules"]) == {"every-second-1", "every-second-2", "every-second-3",
+                                           "even-seconds"}  # fmt: skip
+    assert scheduled["tasks"] >= 40
+    assert scheduled["by_status"] == {"completed": scheduled["tasks"]}
+    assert scheduled["tasks"] + sum(scheduled["missed"].values()) == scheduled["ticks_expected"]
+    assert "unexplained" not in scheduled["missed"]
+    assert scheduled["problems"] == 0
     assert "PASS" in run.stdout
