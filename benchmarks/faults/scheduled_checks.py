@@ -17,7 +17,7 @@ ran, its effect committed once by a claim that held the task, each replay explai
 one task per tick, under the tick's key, on its schedule's grid, not submitted before
 the tick was due; and from each schedule's first task to its last, a task for every
 tick, but those ``catch_up="latest"`` skipped because no worker ticked while they were
-the latest due. Each of those needs a cause: a fault then (see :data:`AFTER`), or no
+the latest due. Each of those needs a cause: a fault then (see :data:`WINDOWS`), or no
 worker up; and where another schedule's task shows that a round ticked then (it found
 this one due too), only a fault that cut that round will do.
 """
@@ -44,18 +44,23 @@ SCHEDULES: dict[str, float] = {
     "every-second-3": 1.0,
     "even-seconds": 2.0,
 }
-#: How long after a fault of each kind ends ticks may still be missed because of it:
-#: a PostgreSQL restart leaves every worker's timer thread backing off (up to 5 s
-#: after 3.5 s of errors in a row, 10 s after more); a worker paused in a transaction
-#: holds what the others' ticks wait for (on PostgreSQL the schedule's row, if it was
-#: ticking; on SQLite the write lock) until it resumes, and then a round ticks. A
-#: worker killed while a tick was due may have been ticking it: its round dies with it,
-#: and its replacement takes a core for a second or two as it starts.
-AFTER: dict[str, float] = {"postgres-restart": 10.0, "stop": 1.0, "kill": 0.0}
+#: When a fault of each kind may keep every worker from ticking: from so many seconds
+#: before it began to so many after it ended. A PostgreSQL restart leaves each worker's
+#: timer thread backing off (up to 5 s after 3.5 s of errors in a row, 10 s after
+#: more). A worker paused in a transaction holds what the others' ticks wait for (on
+#: PostgreSQL the schedule's row, if it was ticking it; on SQLite the write lock) until
+#: it resumes; then every writer it held up races for the lock. A worker killed may
+#: have been in a round begun up to a second before (its ticks die with it), and its
+#: replacement takes a core for a second or two as it starts.
+WINDOWS: dict[str, tuple[float, float]] = {
+    "postgres-restart": (0.0, 10.0),
+    "stop": (0.0, 2.0),
+    "kill": (1.0, 2.0),
+}
 CAUSES = {
     "postgres-restart": "PostgreSQL restarted",
     "stop": "a worker stopped",
-    "kill": "a worker killed while it was due",
+    "kill": "a worker killed",
 }
 NO_WORKER = "no worker up (killed, paused or starting)"
 
@@ -190,8 +195,8 @@ def why_missed(records: ScheduledRecords, schedule: str, due: float, period: flo
     if known: a fault then, or (unless a round ticked other schedules then) no worker up."""
     until = due + period
     for fault in sorted(records.executions.faults, key=lambda f: f.start):
-        after = AFTER.get(fault.kind)
-        if after is not None and fault.start < until and due <= fault.end + after:
+        window = WINDOWS.get(fault.kind)
+        if window is not None and fault.start - window[0] < until and due <= fault.end + window[1]:
             return CAUSES[fault.kind]
     if round_then(records, schedule, due, period) is not None:
         return None
