@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, fanout, graphs, history, waits
+from benchmarks import cpu, fanout, graphs, history, schedules, waits
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -51,7 +51,9 @@ WARMUP_TASKS = 5
 IDLE_SECONDS = 2.0
 CLAIM_SAMPLES = 200
 #: The sections of a run, in the order they run (``--sections`` picks some).
-SECTIONS = ("throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "scale")
+SECTIONS = (
+    "throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "schedules", "scale",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- measuring
@@ -78,6 +80,9 @@ class Measurement:
         self.fan_out_children: int = getattr(args, "fan_out_children", 100)
         self.graph_tasks: int = getattr(args, "graph_tasks", 0)
         self.graph_samples: int = getattr(args, "graph_samples", 0)
+        self.schedule_sizes: list[int] = getattr(args, "schedules", [])
+        self.schedule_due: list[int] = getattr(args, "schedule_due", [])
+        self.schedule_seconds: float = getattr(args, "schedule_seconds", 0.0)
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
@@ -654,6 +659,8 @@ class Measurement:
             self.result["fan_out"] = fanout.measure(self)
         if (self.graph_tasks or self.graph_samples) and "graph" in sections:
             self.result["graph"] = graphs.measure(self)
+        if self.schedule_sizes and "schedules" in sections:
+            self.result["schedules"] = schedules.measure(self)
         # Redis claims by id: history is no cost to it.
         if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import graphs
+from benchmarks import graphs, schedules_report
 from benchmarks.measure import RAW_SECONDS, STEPS
 from benchmarks.servers import Result, percentile
 
@@ -171,6 +171,14 @@ def _print_graph(measured: dict[str, Result], concurrency: int) -> None:
         "one task at a time:"
     )
     print_table(columns, _measured_rows(columns, graphs.rows(concurrency)))
+
+
+def _print_schedules(measured: dict[str, Result]) -> None:
+    """The schedules section: a tick round's cost with many schedules, ticks/s, lateness."""
+    columns = {n: r["schedules"] for n, r in measured.items() if r.get("schedules")}
+    if columns:
+        print("\nschedules: tick rounds with many schedules in the table; ticks/s; lateness:")
+        print_table(columns, _measured_rows(columns, schedules_report.rows(columns)))
 
 
 def _fan_out_rows(columns: dict[str, Result]) -> list[Row]:
@@ -425,6 +433,7 @@ def targets(
     out += waits_targets(measured)
     out += fan_out_targets(measured)
     out += graphs.targets(measured)
+    out += schedules_report.targets(measured)
     return out
 
 
@@ -567,6 +576,7 @@ def print_report(results: Result) -> None:
         _print_peers(measured, results["peers"])
     _print_fan_out(measured, results.get("fan_out_peers", {}))
     _print_graph(measured, args["concurrency"])
+    _print_schedules(measured)
     for name, p in results.get("fan_out_peers", {}).items():
         print(f"- {name}: {p.get('settings', '')}")
     if results.get("fan_out_peers_skipped"):
@@ -597,7 +607,10 @@ def print_report(results: Result) -> None:
         "  callback's start); resume: the parent's next step's start (the callback's) minus\n"
         "  the last child's finished_at (date_done), or minus its step's return.\n"
         "- graph: bursts as above, 6 steps per task; the 8 parallel steps' time is the task's\n"
-        "  started_at (its claim) to its finished_at, both the database's clock."
+        "  started_at (its claim) to its finished_at, both the database's clock.\n"
+        "- schedules: statements counted by CaptureQueriesContext; ticks/s is one round of N due\n"
+        "  in this process; lateness: created_at (DB clock) and the step's time.time() minus\n"
+        "  meta['scheduled_for'], ticked by one runworkflows worker."
     )
     for name, r in results["backends"].items():
         for error in r.get("errors", []) + ([r["error"]] if "error" in r else []):

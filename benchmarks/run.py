@@ -7,8 +7,10 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--latency-samples 200] [--sweep 1,2,4,8] [--history 0,100000,1000000]
         [--memory 1000,20000] [--wait-samples 200] [--waiting 0,100000]
         [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
-        [--graph-tasks 500] [--graph-samples 10]
-        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,scale] [--json PATH]
+        [--graph-tasks 500] [--graph-samples 10] [--schedules 100,10000]
+        [--schedule-due 1,100,1000] [--schedule-seconds 30]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,scale]
+        [--json PATH]
         [--charts DIR]
 
 This is a benchmark, not a test: it prints figures, ratios measured in the same run
@@ -57,6 +59,13 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    Then ``--graph-samples`` tasks of 8 independent 100 ms steps, one at a time, on a
    long-running ``runworkflows --concurrency 8`` (threads, then ``--pool processes``):
    the task's started_at -> finished_at against the longest step's 100 ms.
+10. Schedules (``benchmarks/schedules.py``; between graph and scale): with each
+   ``--schedules`` number of schedules in the table (none due), a tick round's statements
+   (the lookups of the due ones among them, and whether its plan reads the index) and
+   time; the same with each ``--schedule-due`` number of them due, and ticks/s beside a
+   bare INSERT of as many tasks and ``submit()`` of them; then 5 schedules every second
+   ticked by a long-running worker for ``--schedule-seconds``: each tick's task submitted,
+   and started, after its due time, p50/p99.
 
 ``--sections`` runs only some of these (default: all); the raw ceiling and the
 worker's start-up belong to ``throughput``. For the waits figures alone::
@@ -193,6 +202,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "per pool (10; quick 3; 0: none)"
     )  # fmt: skip
     parser.add_argument(
+        "--schedules", type=_counts, help="schedules in the table for the schedules section "
+        "(100,10000; quick the same)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--schedule-due", type=_counts, help="of them due at once, ticked by one round (1,100,"
+        "1000; quick 1,100)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--schedule-seconds", type=float, help="seconds of schedules every second ticked by "
+        "a worker, for their lateness (30; quick 5; 0: none)"
+    )  # fmt: skip
+    parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         type=lambda text: _names(text, SECTIONS, "section"),
@@ -224,6 +245,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "fan_out_children": 20 if quick else 100,
         "graph_tasks": 200 if quick else 500,
         "graph_samples": 3 if quick else 10,
+        "schedules": [100, 10_000],
+        "schedule_due": [1, 100] if quick else [1, 100, 1_000],
+        "schedule_seconds": 5.0 if quick else 30.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -232,6 +256,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             "--wait-samples, --fan-out-samples, --graph-tasks and --graph-samples must be 0 or more"
         )
+    if any(n < 1 for n in args.schedule_due) or args.schedule_seconds < 0:
+        parser.error("--schedule-due counts must be at least 1, --schedule-seconds 0 or more")
     if any(n < 1 for n in args.fan_out):
         parser.error("--fan-out sizes must be at least 1")
     if min(args.tasks, args.concurrency, args.latency_samples, args.repeat) < 1:
@@ -285,6 +311,9 @@ def measure_backend(backend: str, args: argparse.Namespace) -> Result:
             *("--fan-out-children", str(args.fan_out_children)),
             *("--graph-tasks", str(args.graph_tasks)),
             *("--graph-samples", str(args.graph_samples)),
+            *("--schedules", ",".join(map(str, args.schedules))),
+            *("--schedule-due", ",".join(map(str, args.schedule_due))),
+            *("--schedule-seconds", str(args.schedule_seconds)),
             *("--sections", ",".join(args.sections)),
         ]
         try:
@@ -441,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fan_out_children": args.fan_out_children,
             "graph_tasks": args.graph_tasks,
             "graph_samples": args.graph_samples,
+            "schedules": args.schedules,
+            "schedule_due": args.schedule_due,
+            "schedule_seconds": args.schedule_seconds,
             "sections": args.sections,
             "steps_per_task": 3,
         },

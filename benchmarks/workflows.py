@@ -9,14 +9,20 @@ parent that maps N of them and then records when its next step began.
 ``bench-line``, ``bench-diamond`` and ``bench-wide`` (the graph section): six no-op
 steps in a straight line; six no-op steps as a diamond (one, then four at the same
 time, then one that joins them); eight independent steps (roots) that sleep
-``body["sleep"]`` seconds each.
+``body["sleep"]`` seconds each. ``bench-tick`` (the schedules section): one step that
+records when it started, with the schedules ``SALVADOR_BENCH_SCHEDULES`` declares
+(:func:`bench_tick_schedules`; none without it).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sequence
+from datetime import timedelta
 
-from salvador_django import Workflow
+from benchmarks.schedules import TICK_SCHEDULES, TICK_WORKFLOW
+from salvador_django import Schedule, Workflow
 from salvador_django.models import Task
 
 bench = Workflow("bench")
@@ -119,3 +125,39 @@ def _nap(task: Task) -> None:
 bench_wide = Workflow("bench-wide")
 for _number in range(WIDE_STEPS):
     bench_wide.step(f"w{_number + 1}", _nap, after=[])
+
+
+TICK_ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo")
+
+
+def bench_tick_schedules(spec: str) -> list[Schedule]:
+    """The schedules ``spec`` ("<crons>:<month>:<every>", or "" for none) declares:
+    ``crons`` cron expressions that tick only in ``month`` (1-12), at a minute of a
+    day of their own, in four time zones; then ``every`` schedules every second."""
+    if not spec:
+        return []
+    crons, month, every = (int(part) for part in spec.split(":"))
+    return [
+        Schedule(f"{n % 60} {n // 60 % 24} {1 + n // 1440 % 28} {month} *", name=f"bench-tick-{n}",
+                 timezone=TICK_ZONES[n % len(TICK_ZONES)])
+        for n in range(crons)
+    ] + [
+        Schedule(every=timedelta(seconds=1), name=f"bench-tick-every-{n}",
+                 meta={"schedule": f"bench-tick-every-{n}"})
+        for n in range(every)
+    ]  # fmt: skip
+
+
+def _started(task: Task) -> None:
+    """Record when the step started (the schedules section's lateness)."""
+    task.state["t1"] = time.time()
+
+
+def define_tick_workflow(schedules: Sequence[Schedule] = ()) -> Workflow:
+    """Register ``bench-tick`` with ``schedules``."""
+    workflow = Workflow(TICK_WORKFLOW, schedules=schedules)
+    workflow.step("start", _started)
+    return workflow
+
+
+define_tick_workflow(bench_tick_schedules(os.environ.get(TICK_SCHEDULES, "")))

@@ -84,5 +84,20 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
         assert len(wide["span_ms_runs"]) == 3
         assert wide["span_ms"]["median"] >= 100  # 8 steps of 100 ms at best side by side
     assert "graph: a diamond" in run.stdout
+    schedules = sqlite["schedules"]
+    assert set(schedules["sizes"]) == {"100", "10000"}
+    for size in schedules["sizes"].values():
+        assert (size["idle"]["statements"], size["idle"]["lookups"]) == (1, 1)  # none due
+        assert size["timer_round"]["statements"] == 1
+        assert set(size["due"]) == {"1", "100"}
+        assert size["due"]["100"]["ticked"] == 100
+        assert size["due"]["100"]["lookups"] == 1
+    assert schedules["sizes"]["10000"]["idle"]["indexed"]  # the partial index of due ones
+    assert schedules["sizes"]["10000"]["baseline"]["tasks"] == 100
+    lateness = schedules["lateness"]
+    assert lateness["ticks"] > 0
+    assert lateness["ticked_twice"] == 0
+    assert lateness["submitted_ms"]["min"] >= 0  # no tick submitted before it was due
+    assert "schedules: tick rounds" in run.stdout
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]
