@@ -344,6 +344,10 @@ def lateness(m: Measurement, spec: str, seconds: float) -> dict[str, Any]:
         "first_tick_after_spawn_seconds": first,
         "submitted_ms": {**summary_ms(submitted), "min": 1000 * min(submitted)},
         "started_ms": {**summary_ms(started), "min": 1000 * min(started)},
+        "samples_ms": [  # each tick: its due time from the first's (s), submitted, started
+            [round((due - start).total_seconds()), round(1000 * a, 1), round(1000 * b, 1)]
+            for (_, due, _, _), a, b in zip(kept, submitted, started, strict=True)
+        ],
         "ticks": len(kept),
         "missed": expected - len(kept),
         "ticked_twice": twice,
