@@ -322,12 +322,15 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         records = three_step_records(
             run.submitted, run.log_path, injector.faults, fleet.dead, fleet.dead_threads()
         )
+        records.stop_stalls_all = stalls = args.db == "sqlite"
         verdict = check(records)
         fan_out_data = fan_out_records.fan_out_records(
             fan_out, fan_out_watch, run.children_log_path, injector.faults
         )
+        fan_out_data.executions.stop_stalls_all = stalls
         fan_out_verdict = check_fan_out(fan_out_data)
         diamond_data = diamond_records(diamonds, striker, run.diamond_log_path, injector.faults)
+        diamond_data.executions.stop_stalls_all = stalls
         diamond_verdict = check_diamonds(diamond_data)
         # The other workflows' claims (the queue's backlog) and steps (workers up).
         runs: list[Execution | ParentStart] = [
@@ -352,6 +355,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         scheduled_data = scheduled_records(
             run.scheduled_log_path, injector.faults, first_steps(runs)
         )
+        scheduled_data.executions.stop_stalls_all = stalls
         scheduled_verdict = check_scheduled(scheduled_data)
         verdict.problems += waits.problems
         verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]

@@ -70,6 +70,9 @@ class Records:
     dead_workers: list[str] = field(default_factory=list)  # workers that died on their own
     dead_threads: list[str] = field(default_factory=list)  # threads an exception ended
     steps: int = NUMBER_OF_STEPS  # of each task's workflow
+    #: SQLite: a worker paused in a transaction holds the write lock, and every other
+    #: worker's heartbeats wait for it past their lease; its resume lets a sweep reap them.
+    stop_stalls_all: bool = False
 
 
 @dataclass
@@ -220,6 +223,10 @@ def _cause(records: Records, earlier: Execution, since: float, until: float) -> 
             return "worker stopped past its lease"
         if fault.kind == "postgres-restart":
             return "PostgreSQL restarted"
+    if records.stop_stalls_all and any(
+        f.kind == "stop" and since <= f.end and f.start <= until for f in records.faults
+    ):
+        return "another worker stopped (SQLite's write lock held)"
     return None
 
 

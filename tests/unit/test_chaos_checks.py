@@ -105,6 +105,22 @@ def test_a_replayed_step_without_a_cause_fails():
     assert "1 duplicate execution(s) unexplained" in verdict.problems[0]
 
 
+def test_on_sqlite_another_worker_paused_explains_a_replay():
+    # Paused in a transaction, it held the write lock: the heartbeats of pid 1 waited past
+    # the lease, and a sweep reaped its claim when the pause ended.
+    runs = [execution(1, 0), execution(2, 1), execution(11, 1, "b", pid=2)]
+    runs.append(execution(12, 2, "b", 2))
+    pause = Fault("stop", 3, 7.5, pid=99)
+    assert not check(records(runs, faults=[pause])).passed  # PostgreSQL: no excuse
+    sqlite = records(runs, faults=[pause])
+    sqlite.stop_stalls_all = True
+    verdict = check(sqlite)
+    assert verdict.passed, verdict.problems
+    assert verdict.duplicates == {"another worker stopped (SQLite's write lock held)": 1}
+    sqlite.faults = [replace(pause, start=12.5, end=17)]  # after the replay: no excuse
+    assert not check(sqlite).passed
+
+
 def test_a_retry_explains_a_second_attempt():
     runs = [execution(1, 0), execution(11, 0, "b", attempt=2), execution(12, 1, "b")]
     runs.append(execution(13, 2, "b"))
