@@ -233,7 +233,8 @@ def _cause(records: Records, earlier: Execution, since: float, until: float) -> 
 def _explain_duplicates(
     records: Records, by_task: dict[str, list[Execution]], verdict: Verdict
 ) -> None:
-    """Every second execution of a step is explained by what stopped the one before."""
+    """Every second execution of a step is explained by what stopped the one before,
+    from its claim on (a worker paused past its lease may resume just before a step)."""
     unexplained = []
     for task, executions in by_task.items():
         lost = lost_at(executions)
@@ -243,7 +244,7 @@ def _explain_duplicates(
                 cause = (
                     "started after its lease was lost"  # explained (or not) below
                     if later.t > lost.get(later.token, math.inf)
-                    else _cause(records, earlier, earlier.t, later.t)
+                    else _cause(records, earlier, min(earlier.claimed, earlier.t), later.t)
                 )
                 verdict.duplicates[cause or "unexplained"] += 1
                 if cause is None:

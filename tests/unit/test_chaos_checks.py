@@ -105,6 +105,16 @@ def test_a_replayed_step_without_a_cause_fails():
     assert "1 duplicate execution(s) unexplained" in verdict.problems[0]
 
 
+def test_a_pause_of_its_worker_between_its_claim_and_its_step_explains_a_replay():
+    # Paused past its lease after the claim (at 0), it resumed and started step one at
+    # 5; its claim had been reaped, and claim b ran the step again.
+    runs = [execution(5, 0), execution(11, 0, "b", pid=2), execution(12, 1, "b", 2)]
+    runs.append(execution(13, 2, "b", 2))
+    verdict = check(records(runs, faults=[Fault("stop", 0.5, 4.98, pid=1)]))
+    assert verdict.passed, verdict.problems
+    assert verdict.duplicates == {"worker stopped past its lease": 1}
+
+
 def test_on_sqlite_another_worker_paused_explains_a_replay():
     # Paused in a transaction, it held the write lock: the heartbeats of pid 1 waited past
     # the lease, and a sweep reaped its claim when the pause ended.
