@@ -35,7 +35,7 @@ import re
 import statistics
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ ROUNDS = 30  # rounds with nothing due, per table size
 EVERY = 5  # schedules every second, for the lateness run
 WARMUP_SECONDS = 2.0  # the lateness run's first ticks, left out
 INDEX = "salvador_schedule_due"
+CAPTURE_LIMIT = 100_000
 _TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.I)
 
 
@@ -122,9 +123,17 @@ def captured(call: Any) -> tuple[Any, list[str]]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as queries:
-        result = call()
-    return result, [q["sql"] for q in queries.captured_queries]
+    kept = connection.queries_log
+    connection.queries_log = deque(maxlen=CAPTURE_LIMIT)  # Django keeps the last 9,000
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            result = call()
+        statements = [q["sql"] for q in queries.captured_queries]
+    finally:
+        connection.queries_log = kept
+    if len(statements) >= CAPTURE_LIMIT:
+        raise RuntimeError(f"schedules: more than {CAPTURE_LIMIT} statements to count")
+    return result, statements
 
 
 def is_lookup(sql: str) -> bool:
