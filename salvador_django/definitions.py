@@ -65,6 +65,8 @@ class Workflow:
         self._index: dict[str, int] = {}
         self._graph: Graph | None = None
         self._schedules: list[Schedule] = []
+        #: Their names, for checks in constant time (thousands may be declared).
+        self.schedule_names: set[str] = set()
         for schedule in schedules:
             self._add_schedule(schedule)
         registry.register(self)
@@ -111,11 +113,13 @@ class Workflow:
                 f"not {type(schedule).__name__}."
             )
         schedule = schedule.named(self.name)
-        if any(other.name == schedule.name for other in self._schedules):
+        assert schedule.name is not None
+        if schedule.name in self.schedule_names:
             raise ConfigurationError(
                 f"Workflow {self.name!r} has two schedules named {schedule.name!r}."
             )
         self._schedules.append(schedule)
+        self.schedule_names.add(schedule.name)
         return schedule
 
     def retry_for(self, step: Step) -> Retry:

@@ -56,7 +56,7 @@ class Registry:
 
     def _check_schedule_name(self, name: str | None, workflow: str) -> None:
         for other in self._workflows.values():
-            if not any(schedule.name == name for schedule in other.schedules):
+            if name not in other.schedule_names:
                 continue
             if other.name == workflow:
                 raise ConfigurationError(f"Workflow {workflow!r} has two schedules named {name!r}.")
