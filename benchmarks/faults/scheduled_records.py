@@ -18,13 +18,18 @@ from benchmarks.faults.scheduled_checks import WORKFLOW, ScheduledRecords, Tick
 
 
 def pause_schedules() -> float:
-    """Pause every schedule of the workflow, trying again through outages; when (epoch)."""
+    """Pause every schedule of the workflow, trying again through outages; when (epoch).
+
+    Synced first: in a run shorter than a worker's start, none may have written them yet.
+    """
     from django.db import DatabaseError, connection
 
     from salvador_django.models import Schedule
+    from salvador_django.scheduling import sync_schedules
 
     while True:
         try:
+            sync_schedules()
             Schedule.objects.filter(workflow=WORKFLOW).update(paused=True)
             return time.time()
         except DatabaseError:
