@@ -79,8 +79,11 @@ class Schedule(models.Model):
         )  # fmt: skip
 
     def expression(self) -> str:
-        """The cron expression, or the interval ("every 300s")."""
-        return self.definition().expression()
+        """The cron expression, or the interval ("every 300s"), read from the row alone:
+        so a row this host cannot tick (its time zone unknown here) still shows it."""
+        if self.cron or self.every is None:
+            return self.cron
+        return f"every {self.every.total_seconds():g}s"
 
     def fields_of(self) -> dict[str, Any]:
         """The fields the code owns."""

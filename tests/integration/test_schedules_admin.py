@@ -128,6 +128,13 @@ def test_a_pruned_last_task_is_shown_deleted(backend, admin_client):
     assert f"task {task.id.hex[:8]} deleted" in page.content.decode()
 
 
+def test_a_row_this_host_cannot_read_still_lists(backend, admin_client):
+    row = make(backend, timezone="Mars/Olympus_Mons", next_run_at=timezone.now())
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "0 3 * * *" in cell(html, "expression_", row)
+    assert "not valid here" in cell(html, "expression_", row)
+
+
 def test_the_list_reads_the_last_tasks_without_a_query_per_schedule(
     backend, admin_client, django_assert_max_num_queries
 ):
