@@ -1,4 +1,5 @@
-"""The app's tables: tasks and their step runs; signals, waits and events."""
+"""The app's tables: tasks and their step runs; signals, waits and events; schedules;
+workers."""
 
 from salvador_django.models.schedules import SCHEDULE_NAME_MAX_LENGTH, Schedule
 from salvador_django.models.tasks import Overview, StepRun, Task
@@ -14,10 +15,25 @@ from salvador_django.models.waits import (
     deliver_signal,
     forget_waits,
 )
+from salvador_django.models.workers import WORKER_NAME_MAX_LENGTH, WorkerKind, WorkerProcess
 
 __all__ = [
-    "CHILD_KEY_MAX_LENGTH", "EVENT_KEY_MAX_LENGTH", "IDEMPOTENCY_KEY_MAX_LENGTH",
-    "SCHEDULE_NAME_MAX_LENGTH", "SIGNAL_NAME_MAX_LENGTH", "Event", "Overview", "Schedule", "Signal",
-    "StepRun", "Task", "Wait",
-    "check_name", "deliver_signal", "forget_waits",
+    "CHILD_KEY_MAX_LENGTH",
+    "EVENT_KEY_MAX_LENGTH",
+    "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "SCHEDULE_NAME_MAX_LENGTH",
+    "SIGNAL_NAME_MAX_LENGTH",
+    "WORKER_NAME_MAX_LENGTH",
+    "Event",
+    "Overview",
+    "Schedule",
+    "Signal",
+    "StepRun",
+    "Task",
+    "Wait",
+    "WorkerKind",
+    "WorkerProcess",
+    "check_name",
+    "deliver_signal",
+    "forget_waits",
 ]  # fmt: skip
