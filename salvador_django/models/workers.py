@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from salvador_django.clock import now_plus
+from salvador_django.conf import get_settings
 
 WORKER_NAME_MAX_LENGTH = 200
 
@@ -14,6 +19,22 @@ class WorkerKind(models.TextChoices):
     WORKER = "worker", _("runworkflows")
     POOL_CHILD = "pool child", _("runworkflows pool child")
     CELERY = "celery", _("Celery worker")
+
+
+def silence_seconds() -> float:
+    """How long a worker may go unseen and still count as alive: one lease (it beats
+    every third of one; a worker silent for a whole lease has lost its tasks anyway)."""
+    return float(get_settings().LEASE_SECONDS)
+
+
+class WorkerQuerySet(models.QuerySet["WorkerProcess"]):
+    def alive(self) -> WorkerQuerySet:
+        """The workers seen within :func:`silence_seconds`, on the database's clock."""
+        return self.filter(last_seen_at__gte=now_plus(-silence_seconds()))
+
+    def gone(self) -> WorkerQuerySet:
+        """The workers not seen for longer than that: processes that died."""
+        return self.filter(last_seen_at__lt=now_plus(-silence_seconds()))
 
 
 class WorkerProcess(models.Model):
@@ -36,6 +57,8 @@ class WorkerProcess(models.Model):
     running = models.JSONField(_("running now"), default=list, blank=True)
     started_at = models.DateTimeField(_("started at"))
     last_seen_at = models.DateTimeField(_("last seen at"), db_index=True)
+
+    objects: ClassVar[WorkerQuerySet] = WorkerQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         app_label = "salvador"
