@@ -14,6 +14,8 @@ class SalvadorConfig(AppConfig):
 
     def ready(self) -> None:
         from salvador_django import checks, queues  # noqa: F401 - register checks and hooks
+        from salvador_django.metrics import enable_if_configured
         from salvador_django.registry import autodiscover
 
         autodiscover()
+        enable_if_configured()

@@ -31,7 +31,10 @@ LAYERS: list[set[str]] = [
     # 3: the workflow API: definitions and submitting
     {"definitions", "submission", "outline"},
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
-    {"leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling"},
+    {
+        "leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling",
+        "metrics",
+    },
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces
