@@ -67,6 +67,8 @@ class Attempt:
     deadline: float | None = None
     #: What the step waited for, took and published in this attempt.
     waits: StepWaits | None = None
+    #: Its OpenTelemetry span, while it runs (None when tracing is off).
+    span: Any = None
 
 
 @dataclass

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
         "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
-        "schema", "payloads", "links", "ticks", "schedules", "signals",
+        "schema", "payloads", "links", "ticks", "schedules", "signals", "tracing", "logs",
     },
     # 1: the tables and their queries
     {"queries", "models"},
