@@ -45,7 +45,11 @@ class Exporter:
         except OSError:
             self.close()
             raise
-        logger.info("salvador: serving metrics on port %d at /metrics", port)
+        logger.info(
+            "salvador: serving metrics on port %d at /metrics%s",
+            port,
+            f" (the pool's processes count in {self.directory})" if self.directory else "",
+        )
 
     def _use_directory(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="salvador-metrics-")

@@ -11,12 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 
-from salvador_django import metrics, signals
+from salvador_django import metrics, signals, submit
 from salvador_django.metrics import counts
 from salvador_django.metrics.gauges import DatabaseGauges
+from salvador_django.metrics.recorder import Metrics
 from salvador_django.models import Task
-from salvador_django.status import TaskStatus
+from salvador_django.status import UNFINISHED, TaskStatus
+from salvador_django.testing import run_until_idle
 from tests.factories import TaskFactory
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -158,3 +161,37 @@ def test_the_view_answers_openmetrics_when_asked(backend, client, enabled):
     )
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.decode().endswith("# EOF\n")
+
+
+def test_a_worker_run_feeds_the_counters_and_histograms(backend):
+    """The engine's signals reach the receivers: a retried step, a failure, a completion."""
+    recorded = Metrics(CollectorRegistry(), gauges=False)
+    recorded.connect()
+    try:
+        submit("flaky", {"succeed_on": 2})
+        submit("breaks-second", {})
+        while run_until_idle():
+            # the flaky step's retry is due 50 ms later
+            wait_until(lambda: Task.objects.using(backend).due().exists() or all_finished(backend))
+    finally:
+        recorded.disconnect()
+
+    def value(name: str, **labels: str) -> float | None:
+        return recorded.registry.get_sample_value(name, labels)
+
+    assert value("salvador_tasks_submitted_total", workflow="flaky") == 1
+    assert value("salvador_tasks_finished_total", workflow="flaky", status="completed") == 1
+    failed = value("salvador_tasks_finished_total", workflow="breaks-second", status="failed")
+    assert failed == 1
+    attempts = "salvador_step_attempts_total"
+    assert value(attempts, workflow="flaky", step="unreliable", outcome="retrying") == 1
+    assert value(attempts, workflow="flaky", step="unreliable", outcome="completed") == 1
+    assert value(attempts, workflow="breaks-second", step="second", outcome="failed") == 1
+    duration = "salvador_step_duration_seconds_count"
+    assert value(duration, workflow="flaky", step="unreliable") == 2
+    assert value("salvador_task_start_latency_seconds_count", workflow="flaky") == 1
+    assert value("salvador_task_start_latency_seconds_count", workflow="breaks-second") == 1
+
+
+def all_finished(backend: str) -> bool:
+    return not Task.objects.using(backend).filter(status__in=UNFINISHED).exists()
