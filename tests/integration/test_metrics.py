@@ -177,7 +177,8 @@ def test_a_worker_run_feeds_the_counters_and_histograms(backend):
         recorded.disconnect()
 
     def value(name: str, **labels: str) -> float | None:
-        return recorded.registry.get_sample_value(name, labels)
+        found: float | None = recorded.registry.get_sample_value(name, labels)
+        return found
 
     assert value("salvador_tasks_submitted_total", workflow="flaky") == 1
     assert value("salvador_tasks_finished_total", workflow="flaky", status="completed") == 1
