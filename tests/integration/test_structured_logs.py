@@ -38,7 +38,7 @@ def test_the_app_s_records_say_which_task_step_and_attempt(backend, caplog):
         "worker": "run_until_idle",
     }  # fmt: skip
     completed = next(r for r in about if r.getMessage().endswith("completed"))
-    assert (completed.task_id, completed.workflow) == (str(task.id), "flaky")  # type: ignore[attr-defined]
+    assert (completed.task_id, completed.workflow) == (str(task.id), "flaky")
     # Every record of the app has the fields, None where they do not apply.
     assert all(set(FIELDS) <= set(vars(r)) for r in ours)
 
