@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CATCH_UP": 100,
     "DISPATCH": None,
     "RETRY": None,
+    "HEALTH_MAX_DUE_AGE": 300,
 }
 
 QUEUE_ALIASES = {
@@ -57,6 +58,7 @@ class SalvadorSettings:
     MAX_CATCH_UP: int
     DISPATCH: str | None
     RETRY: Retry | None
+    HEALTH_MAX_DUE_AGE: float
 
 
 def _positive_int(value: Any) -> bool:
@@ -91,6 +93,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "MAX_CATCH_UP": (_positive_int, "a positive int"),
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),
     "RETRY": (lambda v: v is None or isinstance(v, Retry), "None or a salvador_django.Retry"),
+    "HEALTH_MAX_DUE_AGE": (_positive_number, "a positive, finite number of seconds"),
 }
 
 

@@ -33,9 +33,9 @@ LAYERS: list[set[str]] = [
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
     {"leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling"},
     # 5: processes that run tasks
-    {"worker", "pool"},
+    {"worker", "pool", "worker_options", "presence"},
     # 6: the faces
-    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls"},
+    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls", "health"},
 ]  # fmt: skip
 
 
