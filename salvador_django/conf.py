@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "DISPATCH": None,
     "RETRY": None,
     "METRICS": False,
+    "HEALTH_MAX_DUE_AGE": 300,
 }
 
 QUEUE_ALIASES = {
@@ -60,6 +61,7 @@ class SalvadorSettings:
     RETRY: Retry | None
     #: Count Prometheus metrics in every process, served by ``salvador_django.urls``.
     METRICS: bool
+    HEALTH_MAX_DUE_AGE: float
 
 
 def _positive_int(value: Any) -> bool:
@@ -95,6 +97,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),
     "RETRY": (lambda v: v is None or isinstance(v, Retry), "None or a salvador_django.Retry"),
     "METRICS": (lambda v: isinstance(v, bool), "True or False"),
+    "HEALTH_MAX_DUE_AGE": (_positive_number, "a positive, finite number of seconds"),
 }
 
 

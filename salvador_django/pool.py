@@ -34,7 +34,7 @@ from salvador_django.engine import Engine, Outcome
 from salvador_django.engine.text import loggable, loggable_traceback
 from salvador_django.exceptions import QueueUnavailable, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, worker_name
-from salvador_django.models import Task
+from salvador_django.models import Task, WorkerKind
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
 from salvador_django.registry import registry
@@ -260,6 +260,7 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, super
             parallel_steps=options.parallel_steps or options.concurrency,
             abandon_hung_steps=False,
             warn_of_unregistered=False,
+            kind=WorkerKind.POOL_CHILD,
         ),
         queue=get_queue(queue_name),
     )

@@ -36,9 +36,9 @@ LAYERS: list[set[str]] = [
         "metrics",
     },
     # 5: processes that run tasks
-    {"worker", "pool"},
+    {"worker", "pool", "worker_options", "presence"},
     # 6: the faces
-    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls"},
+    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls", "health"},
 ]  # fmt: skip
 
 
