@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
         "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
-        "schema", "payloads", "links", "ticks", "schedules", "signals",
+        "schema", "payloads", "links", "ticks", "schedules", "signals", "histogram",
     },
     # 1: the tables and their queries
     {"queries", "models"},
@@ -31,7 +31,10 @@ LAYERS: list[set[str]] = [
     # 3: the workflow API: definitions and submitting
     {"definitions", "submission", "outline"},
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
-    {"leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling"},
+    {
+        "leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling",
+        "rollup",
+    },
     # 5: processes that run tasks
     {"worker", "pool"},
     # 6: the faces
