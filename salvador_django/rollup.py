@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, FloatField, Func, Max, Q
+from django.db.models import Count, F, FloatField, Func, Max, Q, QuerySet
 from django.db.models.functions import Floor, Greatest, Least, Ln, Trunc
 from django.utils import timezone
 
@@ -87,18 +87,10 @@ class Counts:
         self.durations = histogram.merge([self.durations, other.durations])
 
 
-def aggregate(database: str, start: datetime, end: datetime) -> dict[tuple[str, datetime], Counts]:
-    """Counts by ``(workflow, hour)`` of what ended from ``start`` to ``end`` (excluded):
-    tasks completed and failed (by their status now: a failed task requeued since and
-    completed counts as completed, in the hour it completed), and step attempts (not
-    skipped ones, not compensations) with their durations. Two queries, each through an
-    index on ``finished_at``."""
-    found: dict[tuple[str, datetime], Counts] = {}
-
-    def counts(workflow: str, hour: datetime) -> Counts:
-        return found.setdefault((workflow, hour), Counts())
-
-    tasks = (
+def ended_tasks(database: str, start: datetime, end: datetime) -> QuerySet[Any]:
+    """``(workflow, hour, status, count)`` of the tasks completed or failed from ``start``
+    to ``end`` (excluded), through ``salvador_task_finished``."""
+    return (
         Task.objects.using(database)
         .filter(
             finished_at__gte=start,
@@ -110,13 +102,13 @@ def aggregate(database: str, start: datetime, end: datetime) -> dict[tuple[str, 
         .values_list("workflow", "hour", "status")
         .annotate(n=Count("pk"))
     )
-    for workflow, hour, status, n in tasks:
-        item = counts(workflow, hour)
-        if status == TaskStatus.COMPLETED:
-            item.completed += n
-        else:
-            item.failed += n
-    attempts = (
+
+
+def ended_attempts(database: str, start: datetime, end: datetime) -> QuerySet[Any]:
+    """``(workflow, hour, bucket, count, failures)`` of the step attempts (not skipped
+    ones, not compensations) that ended from ``start`` to ``end`` (excluded), through
+    ``salvador_steprun_finished``."""
+    return (
         StepRun.objects.using(database)
         .filter(finished_at__gte=start, finished_at__lt=end, compensation=False)
         .exclude(status=StepRunStatus.SKIPPED)
@@ -128,7 +120,25 @@ def aggregate(database: str, start: datetime, end: datetime) -> dict[tuple[str, 
         .values_list("task__workflow", "hour", "bucket")
         .annotate(n=Count("pk"), failures=Count("pk", filter=Q(status=StepRunStatus.FAILED)))
     )
-    for workflow, hour, bucket, n, failures in attempts:
+
+
+def aggregate(database: str, start: datetime, end: datetime) -> dict[tuple[str, datetime], Counts]:
+    """Counts by ``(workflow, hour)`` of what ended from ``start`` to ``end`` (excluded):
+    tasks completed and failed (by their status now: a failed task requeued since and
+    completed counts as completed, in the hour it completed), and step attempts with
+    their durations. Two queries, each through an index on ``finished_at``."""
+    found: dict[tuple[str, datetime], Counts] = {}
+
+    def counts(workflow: str, hour: datetime) -> Counts:
+        return found.setdefault((workflow, hour), Counts())
+
+    for workflow, hour, status, n in ended_tasks(database, start, end):
+        item = counts(workflow, hour)
+        if status == TaskStatus.COMPLETED:
+            item.completed += n
+        else:
+            item.failed += n
+    for workflow, hour, bucket, n, failures in ended_attempts(database, start, end):
         item = counts(workflow, hour)
         item.step_attempts += n
         item.step_failures += failures

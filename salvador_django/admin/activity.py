@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
-from salvador_django.admin.charts import Chart, Slot, durations_chart, tasks_chart
+from salvador_django.admin.chart_svg import durations_svg, tasks_svg
+from salvador_django.admin.charts import Slot, durations_chart, tasks_chart
 from salvador_django.admin.durations import format_duration
 from salvador_django.histogram import merge, percentile
 from salvador_django.models import HourlyStats
@@ -59,12 +61,15 @@ class Activity:
         return "" if value is None else format_duration(value)
 
     @property
-    def tasks_chart(self) -> Chart:
-        return tasks_chart(self.workflow, self.slots)
+    def tasks_chart(self) -> SafeString:
+        """The tasks per hour, as inline SVG."""
+        return tasks_svg(tasks_chart(self.workflow, self.slots), self.tasks_chart_id)
 
     @property
-    def durations_chart(self) -> Chart | None:
-        return durations_chart(self.workflow, self.slots)
+    def durations_chart(self) -> SafeString | None:
+        """The step durations per hour, as inline SVG; None without any."""
+        chart = durations_chart(self.workflow, self.slots)
+        return None if chart is None else durations_svg(chart, self.durations_chart_id)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
+from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -81,11 +82,20 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
 
     # Unfinished and failed tasks are counted exactly (the triage index holds them);
     # completed ones, most of a large table, are counted up to COUNT_CAP per workflow.
+    # The same pass finds the oldest due task of each workflow (the pending rows' oldest
+    # run_after, if passed): at a million tasks, a second pass through the pending rows
+    # cost as much again (their heap pages are scattered).
     unfinished = tasks.exclude(status=TaskStatus.COMPLETED).order_by()
-    for row in unfinished.values("workflow", "status").annotate(n=Count("pk")):
-        summary(row["workflow"]).counts[row["status"]] = Cell(
+    rows = unfinished.values("workflow", "status").annotate(
+        n=Count("pk"), oldest=Min("run_after", filter=Q(run_after__lte=Now()))
+    )
+    for row in rows:
+        item = summary(row["workflow"])
+        item.counts[row["status"]] = Cell(
             row["n"], link(workflow=row["workflow"], status__exact=row["status"])
         )
+        if row["status"] == TaskStatus.PENDING:
+            item.oldest_due = row["oldest"]
     for name in list(summaries):
         completed = tasks.filter(workflow=name, status=TaskStatus.COMPLETED).order_by()
         count = completed[: COUNT_CAP + 1].count()
@@ -115,9 +125,6 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
                     label=failure["failed_step"],
                 )
             )
-    oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))
-    for due in oldest:
-        summary(due["workflow"]).oldest_due = due["oldest"]
 
     problem = None
     queue = get_queue()
