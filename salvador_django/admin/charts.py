@@ -22,9 +22,9 @@ from salvador_django.admin.durations import format_duration
 from salvador_django.histogram import percentile
 from salvador_django.rollup import HOUR, Counts
 
-SLOT = 16  # the width of an hour
-BAR = 12
-LEFT = 40  # room for the y axis' labels
+SLOT = 12  # the width of an hour
+BAR = 9
+LEFT = 44  # room for the y axis' labels
 RIGHT = 6
 TOP = 8
 PLOT_HEIGHT = 64
@@ -108,14 +108,21 @@ class Chart:
 
 
 def nice_ceiling(value: float) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50… at least ``value`` (1 at least)."""
+    """The smallest of 1, 2, 3, 4, 5, 6, 8, 10, 15, 20… at least ``value`` (1 at least)."""
     if value <= 1:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in (1, 1.5, 2, 3, 4, 5, 6, 8, 10):
         if step * power >= value:
-            return int(step * power)
+            return math.ceil(step * power)
     return int(10 * power)  # not reached
+
+
+def axis_duration(seconds: float) -> str:
+    """A power of ten of seconds, short: ``10 ms``, ``1 s``, ``1000 s``."""
+    if seconds < 1:
+        return _("%(n)s ms") % {"n": f"{seconds * 1000:g}"}
+    return _("%(n)s s") % {"n": f"{seconds:g}"}
 
 
 def hour_label(hour: datetime) -> str:
@@ -231,12 +238,12 @@ def durations_chart(workflow: str, slots: Sequence[Slot]) -> Chart | None:
     return Chart(
         title=_("%(workflow)s: step durations per hour, p50 and p95") % {"workflow": workflow},
         description=_("Log scale from %(low)s to %(high)s.")
-        % {"low": format_duration(low), "high": format_duration(high)},
+        % {"low": axis_duration(low), "high": axis_duration(high)},
         width=_width(slots),
         height=TOP + PLOT_HEIGHT + BOTTOM,
         ticks=_ticks(slots),
-        top_label=format_duration(high),
-        bottom_label=format_duration(low),
+        top_label=axis_duration(high),
+        bottom_label=axis_duration(low),
         p50=tuple(p50s),
         p95=tuple(p95s),
     )

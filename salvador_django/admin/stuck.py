@@ -46,6 +46,15 @@ def waiting_for_a_signal_for_long(tasks: QuerySet[Any]) -> QuerySet[Any]:
     ).exclude(waiting_for="")
 
 
+def threshold(seconds: float) -> str:
+    """``5 min``, ``1 h``: a threshold in whole minutes or hours, else as a duration."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return _("%(n)d h") % {"n": seconds // 3600}
+    if seconds >= 60 and seconds % 60 == 0:
+        return _("%(n)d min") % {"n": seconds // 60}
+    return format_duration(seconds)
+
+
 @dataclass(frozen=True)
 class Stuck:
     """A kind of stuck task: the filter's value, what the panel says, its query."""
@@ -58,7 +67,7 @@ class Stuck:
 
 def kinds() -> list[Stuck]:
     """The kinds, their thresholds read now (a test may change them)."""
-    due, signal = format_duration(DUE_SECONDS), format_duration(SIGNAL_SECONDS)
+    due, signal = threshold(DUE_SECONDS), threshold(SIGNAL_SECONDS)
     return [
         Stuck(
             "lease",

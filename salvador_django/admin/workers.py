@@ -16,14 +16,14 @@ from django.contrib.admin.utils import quote
 from django.db.models import BooleanField, Case, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.display import shorten
-from salvador_django.admin.durations import format_moment
+from salvador_django.admin.durations import format_duration, format_moment
 from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.models import WorkerProcess
@@ -57,9 +57,9 @@ class AliveFilter(admin.SimpleListFilter):
 class WorkerProcessAdmin(WorkerModelAdmin):
     list_display = (
         "name", "state", "busy", "last_seen", "host", "pid", "version", "kind", "queue",
-        "concurrency", "workflows_", "running_",
+        "workflows_", "running_",
     )  # fmt: skip
-    list_filter = (AliveFilter, "kind", "host")
+    list_filter = (AliveFilter, "kind")
     search_fields = ("name", "host")
     search_help_text = _("A worker's name or host (a part of it).")
     ordering = ("host", "pid", "name")
@@ -140,16 +140,18 @@ class WorkerProcessAdmin(WorkerModelAdmin):
         return format_html('<span class="salvador-badge salvador-gone">{}</span>', gettext("gone"))
 
     @admin.display(description=_("busy"))
-    def busy(self, row: WorkerProcess) -> str:
-        """ "3 / 4" tasks of its concurrency, or "idle"."""
+    def busy(self, row: WorkerProcess) -> SafeString:
+        """The tasks it runs of those it may run at once: "3 / 4", "idle 0 / 4"."""
         running = len(row.running or [])
-        if not running:
-            return gettext("idle")
-        return f"{running} / {row.concurrency}"
+        if running:
+            return format_html("{} / {}", running, row.concurrency)
+        idle = gettext("idle")
+        return format_html('<span class="help">{}</span> 0 / {}', idle, row.concurrency)
 
     @admin.display(description=_("last seen"), ordering="last_seen_at")
     def last_seen(self, row: WorkerProcess) -> SafeString:
-        ago = gettext("%(time)s ago") % {"time": timesince(row.last_seen_at, depth=1)}
+        since = timezone.now() - row.last_seen_at
+        ago = gettext("%(time)s ago") % {"time": format_duration(since)}
         return format_html(
             '<time datetime="{}" title="{}">{}</time>',
             row.last_seen_at.isoformat(),

@@ -42,10 +42,10 @@ def test_the_page_shows_each_worker_alive_or_gone_busy_and_what_it_runs(backend,
     html = response.content.decode()
     assert f'href="/admin/salvador/task/{task}/change/">three-steps · second' in html
     assert "1 / 4" in html  # busy: one task of four
-    assert "idle" in html
+    assert '<span class="help">idle</span> 0 / 4' in html
     assert "three-steps, flaky" in html
     assert 'class="salvador-badge salvador-gone"' in html
-    assert "1\xa0hour ago" in html  # the gone worker's last heartbeat
+    assert "1 h 0 min ago" in html  # the gone worker's last heartbeat
 
     alive = admin_client.get(LIST_URL, {"state": "alive"})
     assert set(rows_by_name(alive)) == {"web-1:100:worker", "web-2:200:worker"}
