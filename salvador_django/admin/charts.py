@@ -114,7 +114,7 @@ def nice_ceiling(value: float) -> int:
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 1.5, 2, 3, 4, 5, 6, 8, 10):
         if step * power >= value:
-            return math.ceil(step * power)
+            return int(math.ceil(step * power))
     return int(10 * power)  # not reached
 
 
