@@ -13,7 +13,10 @@ class SalvadorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from salvador_django import checks, queues  # noqa: F401 - register checks and hooks
+        from salvador_django import checks, logs, queues  # noqa: F401 - register checks and hooks
+        from salvador_django.metrics import enable_if_configured
         from salvador_django.registry import autodiscover
 
+        logs.install()
         autodiscover()
+        enable_if_configured()

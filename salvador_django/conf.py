@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CATCH_UP": 100,
     "DISPATCH": None,
     "RETRY": None,
+    "METRICS": False,
+    "HEALTH_MAX_DUE_AGE": 300,
 }
 
 QUEUE_ALIASES = {
@@ -57,6 +59,9 @@ class SalvadorSettings:
     MAX_CATCH_UP: int
     DISPATCH: str | None
     RETRY: Retry | None
+    #: Count Prometheus metrics in every process, served by ``salvador_django.urls``.
+    METRICS: bool
+    HEALTH_MAX_DUE_AGE: float
 
 
 def _positive_int(value: Any) -> bool:
@@ -91,6 +96,8 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "MAX_CATCH_UP": (_positive_int, "a positive int"),
     "DISPATCH": (lambda v: v is None or v == "celery", "None or 'celery'"),
     "RETRY": (lambda v: v is None or isinstance(v, Retry), "None or a salvador_django.Retry"),
+    "METRICS": (lambda v: isinstance(v, bool), "True or False"),
+    "HEALTH_MAX_DUE_AGE": (_positive_number, "a positive, finite number of seconds"),
 }
 
 

@@ -67,6 +67,8 @@ class Attempt:
     deadline: float | None = None
     #: What the step waited for, took and published in this attempt.
     waits: StepWaits | None = None
+    #: Its OpenTelemetry span, while it runs (None when tracing is off).
+    span: Any = None
 
 
 @dataclass
@@ -82,6 +84,8 @@ class Lease:
     attempt: Attempt | None = None
     #: ``time.monotonic()`` when the claim was last known held (taken or renewed).
     renewed_at: float = field(default_factory=time.monotonic)
+    #: The task it holds, as its worker runs it (its workflow and step, to show).
+    task: Any = None
 
     def overdue(self, fraction: float = 1.0) -> bool:
         """Whether ``fraction`` of the lease has passed since it was last renewed."""

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -33,7 +34,7 @@ from salvador_django.engine import Engine, Outcome
 from salvador_django.engine.text import loggable, loggable_traceback
 from salvador_django.exceptions import QueueUnavailable, WorkflowNotFound
 from salvador_django.leases import Attempt, Lease, worker_name
-from salvador_django.models import Task
+from salvador_django.models import Task, WorkerKind
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.queues import Entry, announce, get_queue, reset_queues
 from salvador_django.registry import registry
@@ -78,6 +79,8 @@ class ProcessPool:
         self._stop = False
         #: Why a burst gave up before it was done (a child's database or queue stayed down).
         self.gave_up: str | None = None
+        #: Called with the pid of each child that exited (the metrics' bookkeeping).
+        self.on_child_exit: Callable[[int], None] | None = None
         self.engine = Engine(
             database=get_settings().DATABASE,
             worker_name=worker_name(),
@@ -153,6 +156,7 @@ class ProcessPool:
         if process is None:
             return
         if not process.is_alive():
+            self._exited(process)
             if self.options.burst and process.exitcode == 0:
                 slot.process = None
                 return
@@ -176,6 +180,7 @@ class ProcessPool:
             return
         process.kill()
         process.join(10)
+        self._exited(process)
         logger.error(
             "salvador: task %s step %s hung past its timeout of %ss; killed process %s",
             attempt["task"],
@@ -233,7 +238,14 @@ class ProcessPool:
             )
             process.kill()
             process.join(10)
+        for slot in self.slots:
+            if slot.process is not None and not slot.process.is_alive():
+                self._exited(slot.process)
         return not stuck
+
+    def _exited(self, process: BaseProcess) -> None:
+        if self.on_child_exit is not None and process.pid is not None:
+            self.on_child_exit(process.pid)
 
 
 def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, supervisor: int) -> None:
@@ -248,6 +260,7 @@ def _child_main(note: Any, options: WorkerOptions, queue_name: str | None, super
             parallel_steps=options.parallel_steps or options.concurrency,
             abandon_hung_steps=False,
             warn_of_unregistered=False,
+            kind=WorkerKind.POOL_CHILD,
         ),
         queue=get_queue(queue_name),
     )

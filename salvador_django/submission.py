@@ -16,7 +16,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
-from salvador_django import schema
+from salvador_django import schema, signals, tracing
 from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError, PayloadError
@@ -84,6 +84,7 @@ def submit(
     # A run_after already past is due now; a delay is never past (a zero delay is None).
     scheduled = when is not None and not (isinstance(when, datetime) and when <= timezone.now())
     announce_on_commit(task, scheduled=scheduled)
+    signals.send_on_commit(signals.task_submitted, Task, alias, task=task)
     return task
 
 
@@ -122,6 +123,7 @@ def new_task(
     when = _run_after(delay, run_after)
     if when is not None:
         task.run_after = when
+    task.trace_context = tracing.submitted(definition.name, task.id)
     return task
 
 

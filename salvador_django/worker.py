@@ -10,8 +10,6 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.db import close_old_connections, connections
 
@@ -29,65 +27,19 @@ from salvador_django.leases import (
 )
 from salvador_django.models import Task
 from salvador_django.preflight import warn_of_unregistered_workflows
+from salvador_django.presence import Presence, forget_gone
 from salvador_django.queues import Entry, Queue, announce, get_queue
-from salvador_django.registry import registry
 from salvador_django.scheduling import tick_due
 from salvador_django.timers import TimerThread, fire_due_timers
+from salvador_django.worker_options import WorkerOptions
+
+__all__ = ["TIMEOUT_GRACE_SECONDS", "Worker", "WorkerOptions"]
 
 logger = logging.getLogger("salvador_django")
 
 #: How long past its deadline a step may run before the watchdog abandons it (the
 #: engine itself fails an attempt that returns late; this is for those that never do).
 TIMEOUT_GRACE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How a worker runs; defaults come from the ``SALVADOR`` setting."""
-
-    workflows: tuple[str, ...]
-    concurrency: int
-    poll_interval: float
-    lease_seconds: float
-    sweep_interval: float
-    max_recoveries: int
-    burst: bool = False
-    grace_period: float = 30.0
-    #: Abandon (and replace) threads whose step hangs past its timeout. A process
-    #: pool's children leave that to the supervisor, which kills them instead.
-    abandon_hung_steps: bool = True
-    #: Warn of pending tasks of unregistered workflows at start. A process pool warns
-    #: once, in its supervisor, rather than in each child it starts.
-    warn_of_unregistered: bool = True
-    #: In burst mode: how long the database or the queue may stay unreachable before
-    #: the worker gives up (and ``runworkflows --burst`` exits non-zero).
-    give_up_after: float = 60.0
-    #: Steps of one graph task run at the same time (0: ``concurrency``; a pool child's).
-    parallel_steps: int = 0
-
-    @classmethod
-    def from_settings(
-        cls,
-        *,
-        workflows: Sequence[str] | None = None,
-        concurrency: int | None = None,
-        poll_interval: float | None = None,
-        burst: bool = False,
-        grace_period: float = 30.0,
-        give_up_after: float = 60.0,
-    ) -> WorkerOptions:
-        settings = get_settings()
-        return cls(
-            workflows=tuple(workflows or registry.names()),
-            concurrency=concurrency or settings.CONCURRENCY,
-            poll_interval=poll_interval or settings.POLL_INTERVAL,
-            lease_seconds=settings.LEASE_SECONDS,
-            sweep_interval=settings.SWEEP_INTERVAL,
-            max_recoveries=settings.MAX_RECOVERIES,
-            burst=burst,
-            grace_period=grace_period,
-            give_up_after=give_up_after,
-        )
 
 
 class Worker:
@@ -101,6 +53,10 @@ class Worker:
         self.name = worker_name()
         parallelism = options.parallel_steps or options.concurrency
         self.engine = Engine(database=self.database, worker_name=self.name, parallelism=parallelism)
+        self.presence = Presence(
+            self.database, self.name, kind=options.kind, queue=self.queue.label(),
+            concurrency=options.concurrency, workflows=options.workflows,
+        )  # fmt: skip
         self.leases = Leases()
         self._stopping = threading.Event()
         self._runners: list[threading.Thread] = []  # the live slots (abandoned ones leave)
@@ -270,7 +226,7 @@ class Worker:
         return True
 
     def _run_one(self, task: Task, token: str, claimed_at: float) -> None:
-        lease = Lease(task.id, token, seconds=self.options.lease_seconds, renewed_at=claimed_at)
+        lease = Lease(task.id, token, self.options.lease_seconds, renewed_at=claimed_at, task=task)
         self.leases.add(lease)
         logger.info(
             "salvador: task %s (%s) claimed at step %r", task.id, task.workflow, task.step_name
@@ -301,6 +257,7 @@ class Worker:
         Runs until the runners have finished, so leases stay alive while the last
         steps of a graceful shutdown complete.
         """
+        self.presence.register()
         if self.options.warn_of_unregistered:
             try:
                 warn_of_unregistered_workflows(self.database)
@@ -338,6 +295,7 @@ class Worker:
             else:
                 wait = min(last_heartbeat + heartbeat_every, next_sweep) - time.monotonic()
                 self._stopping.wait(min(0.2, max(0.01, wait)))
+        self.presence.leave()
         connections.close_all()
 
     def _time_out_hung_steps(self) -> None:
@@ -387,13 +345,16 @@ class Worker:
 
     def heartbeat(self) -> None:
         """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
-        renew_leases(self.database, self.leases.snapshot())
+        leases = self.leases.snapshot()
+        renew_leases(self.database, leases)
+        self.presence.beat(leases)
 
     def recover(self) -> None:
         """The sweep: reap expired leases (and poison tasks), then re-announce lost entries.
         A burst fires due timers and ticks due schedules here too (it has no timer thread).
         """
         reap_expired_leases(self.database, self.options.max_recoveries, self.queue)
+        forget_gone(self.database)
         if self.options.burst:
             woken = fire_due_timers(self.database)
             if woken:

@@ -68,6 +68,7 @@ SALVADOR = {
     "DISPATCH": os.environ.get("SALVADOR_TEST_DISPATCH") or None,
     # Under Celery: how many steps of one graph task run at the same time.
     "CONCURRENCY": int(os.environ.get("SALVADOR_TEST_CONCURRENCY", "1")),
+    "METRICS": bool(os.environ.get("SALVADOR_TEST_METRICS")),
 }
 
 INSTALLED_APPS = [
@@ -114,3 +115,8 @@ LOGGING = {
         }
     },
 }
+
+if os.environ.get("SALVADOR_TEST_SPANS_FILE"):  # a worker subprocess of the tracing tests
+    from tests.support.spans import export_to_file
+
+    export_to_file()

@@ -111,10 +111,10 @@ def nice_ceiling(value: float) -> int:
     """The smallest of 1, 2, 3, 4, 5, 6, 8, 10, 15, 20… at least ``value`` (1 at least)."""
     if value <= 1:
         return 1
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1, 1.5, 2, 3, 4, 5, 6, 8, 10):
         if step * power >= value:
-            return int(math.ceil(step * power))
+            return math.ceil(step * power)
     return int(10 * power)  # not reached
 
 

@@ -38,6 +38,7 @@ from salvador_django.conf import get_settings
 from salvador_django.engine import Engine, Outcome
 from salvador_django.leases import Lease, new_token, reap_expired_leases, renew_leases, worker_name
 from salvador_django.models import Task
+from salvador_django.presence import celery_presence, leave_celery
 from salvador_django.queues import Entry, announce
 from salvador_django.registry import registry
 from salvador_django.scheduling import ensure_synced, tick_schedules
@@ -46,6 +47,7 @@ from salvador_django.timers import fire_due_timers
 
 try:
     from celery import shared_task
+    from celery.signals import worker_process_shutdown, worker_shutdown
 except ImportError:  # the module stays importable; check salvador.E030 reports it
     shared_task = None
 
@@ -146,10 +148,11 @@ def run_one(task_id: str) -> str:
 
 def _run_claimed(task: Task, token: str) -> str:
     settings = get_settings()
-    lease = Lease(task.id, token, seconds=settings.LEASE_SECONDS)
+    lease = Lease(task.id, token, seconds=settings.LEASE_SECONDS, task=task)
     engine = Engine(database=settings.DATABASE, worker_name=worker_name("celery"))
+    present = celery_presence(worker_name("celery"))  # in the workers table from now on
     try:
-        with _heartbeat(lease, settings.DATABASE):
+        with present.holding(lease), _heartbeat(lease, settings.DATABASE):
             outcome = engine.run(task, lease)
     finally:
         engine.close()
@@ -216,3 +219,10 @@ if shared_task is not None:
         _run_task
     )
     sweep = shared_task(name="salvador_django.sweep", ignore_result=True)(_sweep)
+
+    def _leave(**kwargs: Any) -> None:
+        leave_celery()
+
+    # A Celery worker process that stops removes its row from the workers table.
+    worker_process_shutdown.connect(_leave, weak=False)
+    worker_shutdown.connect(_leave, weak=False)

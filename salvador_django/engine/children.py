@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from salvador_django import transitions
+from salvador_django import signals, transitions
 from salvador_django.definitions import Workflow
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.exceptions import (
@@ -165,6 +165,8 @@ class StepChildren:
         later = [child for child in self.new if isinstance(child.run_after, datetime)]
         transitions.tasks_due.send(sender=Task, tasks=due)
         transitions.tasks_due.send(sender=Task, tasks=later, scheduled=True)
+        for child in self.new:
+            signals.send_on_commit(signals.task_submitted, Task, database, task=child)
 
     def committed(self) -> None:
         """The children written are committed: a replay finds them; the parent has them."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from salvador_django import transitions
+from salvador_django import tracing, transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.outcome import Outcome, lost
 from salvador_django.engine.text import loggable
@@ -94,15 +94,20 @@ def _compensate_step(
     assert step.compensate is not None
     number = task.attempt = task.attempt + 1
     attempt = Attempt(task, lease, workflow, index, step, number, started=timezone.now())
+    span = tracing.start_step(task, step.name, number, engine.worker_name, compensation=True)
     try:
-        step.compensate(task)
+        with tracing.using(span):
+            step.compensate(task)
         state_text = encode(task.state, f"task.state after compensating step {step.name!r}")
     except Exception as exc:
+        tracing.end_step(span, "failed", exc)
         return _failed(engine, attempt, exc)
     try:
         engine.writes.record_compensation(attempt, state_text, progress=_undone(task, index))
     except LeaseLost:
+        tracing.end_step(span, "interrupted")
         return lost(task)
+    tracing.end_step(span, "completed")
     task.step, task.attempt = index, 0
     task.progress = _undone(task, index) or task.progress
     return None

@@ -1,16 +1,15 @@
 """The run of a graph task: its ready steps at the same time, a checkpoint after each.
 
-The worker that claimed the task runs the steps whose dependencies are done in up
-to ``engine.parallelism`` threads (:mod:`.branches`). Each step has its own
-attempts, retry policy and checkpoint, writing its ``StepRun`` and the task's merged
-state and ``progress`` (which steps are done). The checkpoints of one task are
-written one at a time, under the run's lock, by the steps' own threads; those that
-wait for it share a commit (:mod:`.graph_commits`). A crash replays only the steps
-that were running: the done ones are in ``progress``.
+The worker that claimed the task runs the steps whose dependencies are done in up to
+``engine.parallelism`` threads (:mod:`.branches`). Each step has its own attempts,
+retry policy and checkpoint, writing its ``StepRun`` and the task's merged state and
+``progress`` (which steps are done). The checkpoints of one task are written one at a
+time, under the run's lock, by the steps' own threads; those that wait for it share a
+commit (:mod:`.graph_commits`). A crash replays only the running steps.
 
-When a step fails for good, or the task is cancelled, paused, released or its lease
-is lost, no new step starts; the running ones finish and checkpoint, then the task
-moves. A step that waits stops its branch; the task waits when no branch runs.
+When a step fails for good, or the task is cancelled, paused, released or its lease is
+lost, no new step starts; the running ones finish and checkpoint, then the task moves.
+A step that waits stops its branch; the task waits when no branch runs.
 """
 
 from __future__ import annotations
@@ -99,6 +98,7 @@ class GraphRun:
         self.attempts_running: dict[str, Attempt] = {}
         self.abandoned: set[int] = set()  # ids of attempts failed by their timeout
         self.blocked: dict[str, tuple[Attempt, Blocked]] = {}
+        self.made: list[Attempt] = []  # every attempt of this run (their spans end with it)
         self.ended: queue.SimpleQueue[_Ended] = queue.SimpleQueue()
         #: Held while a checkpoint (or an atomic step with its own) is written: one at a time.
         self.lock = threading.RLock()
@@ -231,15 +231,15 @@ class GraphRun:
         index = self.workflow.index_of(step.name)
         assert index is not None
         attempt = Attempt(view, self.lease, self.workflow, index, step, number, timezone.now())
+        self.made.append(attempt)
         attempt.waits = view._step_waits = StepWaits(self.engine.database, view, step.name)
         if step.timeout:
             attempt.deadline = view.deadline = attempt.began + step.timeout
         return attempt
 
     def _branch(self, attempt: Attempt, check: bool = False) -> None:
-        """Run ``attempt`` and checkpoint it (in a branch thread or the run's own); with
-        ``check``, see first that the connection answers."""
-        step = attempt.step
+        """Run ``attempt`` and checkpoint it; ``check``: see that the connection answers."""
+        step, worker = attempt.step, self.engine.worker_name
         before = copy.deepcopy(attempt.task.state)
         try:
             if check and not step.atomic:
@@ -251,9 +251,9 @@ class GraphRun:
                     if not self.engine.still_held(self.lease):
                         raise LeaseLost
                     with self.checkpoints.transaction():
-                        written = self.checkpoint(attempt, call_step(attempt), before)
+                        written = self.checkpoint(attempt, call_step(attempt, worker), before)
             else:
-                written = self.checkpoints.write(attempt, call_step(attempt), before)
+                written = self.checkpoints.write(attempt, call_step(attempt, worker), before)
             ended = _Ended(step.name, "done", attempt, written=written)
         except Suspend as suspended:
             ended = _Ended(step.name, "blocked", attempt, blocked=suspended.blocked)

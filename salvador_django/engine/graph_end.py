@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError
 from django.utils import timezone
 
+import salvador_django.engine.observe as observe
 from salvador_django import transitions
 from salvador_django.engine.blocked import Blocked
 from salvador_django.engine.failures import cancel, fail
@@ -33,6 +34,14 @@ logger = logging.getLogger("salvador_django")
 
 def end(self: GraphRun) -> Outcome:
     """No branch runs any more: the task moves as what happened says."""
+    try:
+        return _end(self)
+    finally:
+        for attempt in self.made:  # the spans of those that ended with nothing recorded
+            observe.interrupted(attempt)
+
+
+def _end(self: GraphRun) -> Outcome:
     task, lease, engine = self.task, self.lease, self.engine
     task.step, task.attempt = len(self.done), 0
     task.progress = self._progress(self.done, self.skipped)
@@ -96,6 +105,8 @@ def _wait(self: GraphRun) -> Outcome:
         raise CheckpointFailed from exc
     self.task.step_name = name
     outcome = wait(self.engine, attempt, blocked)
+    for other, _ in self.blocked.values():
+        observe.interrupted(other, observe.WAITING)  # recorded, or run again on waking
     view = attempt.task
     self.task.status, self.task.waiting_for = view.status, view.waiting_for
     self.task.wake_at = view.wake_at

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import InterfaceError, OperationalError, connections
 
+import salvador_django.engine.observe as observe
+from salvador_django import logs, tracing
 from salvador_django.exceptions import SalvadorError, StepTimeout
 from salvador_django.models import Task
 
@@ -49,10 +51,15 @@ def lost(task: Task) -> Outcome:
     return Outcome.LOST
 
 
-def call_step(attempt: Attempt) -> Any:
-    """Run the attempt's step; a step that returned after its timeout failed all the same."""
-    step = attempt.step
-    output = step.fn(attempt.task)
+def call_step(attempt: Attempt, worker: str) -> Any:
+    """Run the attempt's step (``worker`` runs it); a step that returned after its
+    timeout failed all the same."""
+    step, task = attempt.step, attempt.task
+    observe.step_started(attempt, worker)
+    about = {"task_id": str(task.id), "workflow": task.workflow, "worker": worker}
+    context = logs.task_context(**about, step=step.name, attempt=attempt.number)
+    with context, tracing.using(attempt.span):
+        output = step.fn(task)
     if step.timeout is not None and time.monotonic() - attempt.began > step.timeout:
         raise StepTimeout(f"Step {step.name!r} ran longer than its timeout of {step.timeout}s.")
     return output

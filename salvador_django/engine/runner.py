@@ -9,7 +9,8 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from salvador_django import transitions
+import salvador_django.engine.observe as observe
+from salvador_django import logs, transitions
 from salvador_django.conf import get_settings
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.blocked import Suspend
@@ -68,6 +69,12 @@ class Engine:
         self, task: Task, lease: Lease, should_stop: Callable[[], bool] = lambda: False
     ) -> Outcome:
         """Run ``task`` from its next step until it completes, fails, waits or is released."""
+        observe.task_started(task, self.worker_name, self.database)
+        about = {"task_id": str(task.id), "workflow": task.workflow, "worker": self.worker_name}
+        with logs.task_context(**about):
+            return self._run(task, lease, should_stop)
+
+    def _run(self, task: Task, lease: Lease, should_stop: Callable[[], bool]) -> Outcome:
         try:
             workflow = registry.get(task.workflow)
             if task.compensation == CompensationStatus.RUNNING:
@@ -187,8 +194,10 @@ class Engine:
             if self.on_attempt is not None:
                 self.on_attempt(lease, attempt)
         try:
-            return self._attempt(attempt)
+            with logs.task_context(step=step.name, attempt=number):
+                return self._attempt(attempt)
         finally:
+            observe.interrupted(attempt)
             task._step_waits = None
             if lease.attempt is not None and self.on_attempt is not None:
                 self.on_attempt(lease, None)
@@ -206,9 +215,13 @@ class Engine:
                     # by a worker that is paused, say) for longer than the lease.
                     if not self.still_held(attempt.lease):
                         raise LeaseLost
-                    written = self.writes.checkpoint(attempt, call_step(attempt), next_name)
+                    written = self.writes.checkpoint(
+                        attempt, call_step(attempt, self.worker_name), next_name
+                    )
             else:
-                written = self.writes.checkpoint(attempt, call_step(attempt), next_name)
+                written = self.writes.checkpoint(
+                    attempt, call_step(attempt, self.worker_name), next_name
+                )
         except Suspend as suspended:
             return wait(self, attempt, suspended.blocked)
         except LeaseLost:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, transaction
 
+import salvador_django.engine.observe as observe
 from salvador_django import transitions
 from salvador_django.clock import now_plus
 from salvador_django.engine.blocked import Blocked
@@ -45,6 +46,8 @@ def wait(engine: Engine, attempt: Attempt, blocked: Blocked) -> Outcome:
         raise CheckpointFailed from exc
     assert attempt.waits is not None
     attempt.waits.clear()
+    if status != "cancel":
+        observe.step_finished(attempt, observe.WAITING, engine.database, engine.worker_name)
     if status == "cancel":
         return cancel(engine, task, lease, attempt.workflow)
     what = {

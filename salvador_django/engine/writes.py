@@ -25,6 +25,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+import salvador_django.engine.observe as observe
 from salvador_django import transitions
 from salvador_django.engine.outcome import CheckpointFailed
 from salvador_django.engine.text import (
@@ -153,8 +154,13 @@ class Writes:
         task.state = json.loads(state_text)  # the next step sees what a resumed run would see
         if task._outputs is not None and graph is None:
             task._outputs[step.name] = None if output_text is None else json.loads(output_text)
+        observe.step_finished(
+            attempt, observe.SKIPPED if skipped else observe.COMPLETED, self.database,
+            self.worker_name,
+        )  # fmt: skip
         if not next_name:
             task.status = TaskStatus.COMPLETED
+            observe.task_completed(task, self.database)
         return Checkpoint(written)
 
     def _checkpoint_again(
@@ -266,6 +272,9 @@ class Writes:
             self.with_lock_retry(write)
         except LeaseLost:
             return False
+        if run is not None and not compensation:
+            ended = observe.RETRYING if retried or next_attempt_at is not None else observe.FAILED
+            observe.step_finished(run, ended, self.database, self.worker_name, exc, describe(exc))
         return True
 
     def record_compensation(

@@ -114,6 +114,16 @@ class Task(Operations, Waiting, models.Model):
         blank=True,
         help_text=_("The last step's return value, stored when the task completes."),
     )
+    trace_context: Any = models.JSONField(
+        _("trace context"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "The OpenTelemetry context the task was submitted in (W3C trace context): its "
+            "steps' spans are its children. Empty when tracing was off."
+        ),
+    )
     # The tree of tasks: a child started by a step of its parent (task.start_child).
     # No index of its own: salvador_task_child_key (parent, ...) serves the foreign key.
     parent = models.ForeignKey(

@@ -95,6 +95,10 @@ class Queue(ABC):
         """Database connections this queue holds of its own in each worker process."""
         return 0
 
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~salvador_django.exceptions.QueueUnavailable` if the queue's own
+        server (beyond the database) cannot be reached; quick (a health check's)."""
+
     def depth(self, workflow: str) -> dict[str, int] | None:
         """Entries waiting for ``workflow``, by kind, if this queue can tell (else None)."""
         return None

@@ -337,6 +337,9 @@ class RedisQueue(Queue):
 
     # -- operations -------------------------------------------------------------------
 
+    def ping(self) -> None:
+        self._call("pinging", lambda: self.client.ping())
+
     def depth(self, workflow: str) -> dict[str, int]:
         """Entries waiting for ``workflow``, per band and delayed."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from salvador_django.signals import task_finished, task_requeued, task_waiting
 from salvador_django.transitions import changes, tree
 from salvador_django.transitions.move import (
     CANCELLED,
@@ -70,9 +71,9 @@ RETRY = _move("retry", "running -> pending", f"status step step_name run_after a
 #: The worker stops (shutdown) and hands the task back at its current step.
 RELEASE = _move("release", "running -> pending", f"status {_UNCLAIM}", changes.release, fenced=True)
 #: A step's attempts are spent (or its failure is permanent): the task fails there.
-FAIL = _move("fail", "running -> failed", f"{_STOP} failed_step", changes.stop(FAILED), fenced=True)
+FAIL = _move("fail", "running -> failed", f"{_STOP} failed_step", changes.stop(FAILED), fenced=True, tells=task_finished)
 #: A cancellation requested while the task ran takes effect (between steps, or at a failure).
-END_CANCELLED = _move("end cancelled", "running -> cancelled", _STOP, changes.stop(CANCELLED), fenced=True)
+END_CANCELLED = _move("end cancelled", "running -> cancelled", _STOP, changes.stop(CANCELLED), fenced=True, tells=task_finished)
 #: A watchdog takes the claim of an attempt that hung past its timeout.
 TAKE_OVER = _move("take over", "running -> running", "claimed_by", changes.take_over, fenced=True)
 #: The task failed or was cancelled and completed steps have compensations: undo them.
@@ -80,21 +81,21 @@ START_COMPENSATION = _move("start compensation", "running -> running|pending", f
 #: One compensation completed: one step fewer to undo.
 COMPENSATE_STEP = _move("compensate step", "running -> running", "step step_name state attempt recoveries progress", changes.compensate_step, fenced=True)
 #: Every compensation completed: the task ends failed (or cancelled), compensated.
-END_COMPENSATION = _move("end compensation", "running -> failed|cancelled", f"status compensation error step step_name progress attempt finished_at {_UNCLAIM}", changes.end_compensation, fenced=True)
+END_COMPENSATION = _move("end compensation", "running -> failed|cancelled", f"status compensation error step step_name progress attempt finished_at {_UNCLAIM}", changes.end_compensation, fenced=True, tells=task_finished)
 #: A compensation failed for good: the task fails, its compensation marked failed.
-FAIL_COMPENSATION = _move("fail compensation", "running -> failed", f"{_STOP} compensation failed_step", changes.compensation_failed, fenced=True)
+FAIL_COMPENSATION = _move("fail compensation", "running -> failed", f"{_STOP} compensation failed_step", changes.compensation_failed, fenced=True, tells=task_finished)
 #: The reaper returns a task whose lease expired to pending at the same step.
 REAP = _move("reap", "running -> pending", f"status recoveries {_UNCLAIM}", changes.reap)
 #: The reaper fails a task whose lease expired MAX_RECOVERIES times (poison).
-POISON = _move("poison", "running -> failed", f"status compensation error failed_step recoveries finished_at {_UNCLAIM}", changes.poison)
+POISON = _move("poison", "running -> failed", f"status compensation error failed_step recoveries finished_at {_UNCLAIM}", changes.poison, tells=task_finished)
 #: An operator runs a failed or cancelled task again from the step that stopped it.
-REQUEUE = _move("requeue", "failed|cancelled -> pending", _REQUEUE, changes.requeue)
+REQUEUE = _move("requeue", "failed|cancelled -> pending", _REQUEUE, changes.requeue, tells=task_requeued)
 #: An operator runs a finished task again from its first step, with an empty state.
-RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at)
+RESTART = _move("restart", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at, tells=task_requeued)
 #: An operator runs a finished task again from a chosen step, with the state before it.
-REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at)
+REQUEUE_FROM_STEP = _move("requeue from step", "failed|cancelled|completed -> pending", f"{_REQUEUE} step step_name state progress", changes.requeue_at, tells=task_requeued)
 #: An operator cancels a task that is not running: at once.
-CANCEL = _move("cancel", "pending|waiting|paused|failed -> cancelled", f"status finished_at pause_requested_at {_UNWAIT}", changes.cancel, refused_while_compensating=True)
+CANCEL = _move("cancel", "pending|waiting|paused|failed -> cancelled", f"status finished_at pause_requested_at {_UNWAIT}", changes.cancel, refused_while_compensating=True, tells=task_finished)
 #: An operator cancels a task that is not running but completed steps to undo: a worker
 #: runs their compensations, and the task ends cancelled.
 CANCEL_AND_COMPENSATE = _move("cancel", "pending|waiting|paused -> pending", f"status run_after attempt compensation cancel_requested_at pause_requested_at {_UNWAIT}", changes.cancel_and_compensate, refused_while_compensating=True)
@@ -103,7 +104,7 @@ REQUEST_CANCEL = _move("cancel", "running -> running", "cancel_requested_at", ch
 
 #: A step waits for a signal or a timer: the claim goes, the task holds no worker. It
 #: pauses instead if a pause was requested meanwhile.
-WAIT = _move("wait", "running -> waiting|paused", f"status attempt pause_requested_at {_UNWAIT} {_UNCLAIM}", changes.wait, fenced=True)
+WAIT = _move("wait", "running -> waiting|paused", f"status attempt pause_requested_at {_UNWAIT} {_UNCLAIM}", changes.wait, fenced=True, tells=task_waiting)
 #: The signal a waiting task waits for arrived, or its timer is due: it is due again.
 WAKE = _move("wake", "waiting -> pending", f"status run_after {_UNWAIT}", changes.wake)
 #: An operator pauses a task that is not running: at once (a waiting one keeps what it

@@ -11,9 +11,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.db.models.functions import Now
+from django.dispatch import Signal
 
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.transitions.told import apply_told, listened
 from salvador_django.transitions.tree import apply_in_family, flips, lock_row
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
@@ -41,6 +43,9 @@ class Move:
     refused_while_compensating: bool = False
     #: Further conditions on the row, beyond its status (``filter()`` keywords).
     requires: Mapping[str, Any] | None = None
+    #: The public signal (:mod:`salvador_django.signals`) a task that made the move
+    #: is sent once it commits (with the task as the move left it).
+    tells: Signal | None = None
 
     def allows(self, status: str, compensation: str = "") -> bool:
         """Whether a task in ``status`` (and ``compensation``) may make this move."""
@@ -94,9 +99,15 @@ class Move:
         """
         changes = self.changes(**params)
         selected = self.rows(rows, token=token, where=where)
-        if family and flips(self):
-            return apply_in_family(self, selected, changes)
-        return selected.update(updated_at=Now(), **changes)
+
+        def update(selected: QuerySet[Any]) -> int:
+            if family and flips(self):
+                return apply_in_family(self, selected, changes)
+            return selected.update(updated_at=Now(), **changes)
+
+        if listened(self):
+            return apply_told(self, selected, update)
+        return update(selected)
 
     def refusal(self, task_id: Any, status: str, compensation: str = "") -> InvalidTransition:
         """The error for a task in ``status`` that may not make this move."""

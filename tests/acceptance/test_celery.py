@@ -16,7 +16,7 @@ import pytest
 from django.db import transaction
 
 from salvador_django import TaskStatus, send_signal, submit
-from salvador_django.models import Task
+from salvador_django.models import Task, WorkerKind, WorkerProcess
 from tests.support.processes import ROOT, kill_group, start_in_group
 from tests.support.tasks import expire_lease
 from tests.support.waiting import assert_ran_in_order_once, wait_until
@@ -109,6 +109,9 @@ def test_500_dispatched_tasks_run_every_step_once_in_order(backend, celery):
         tasks = [submit("three-steps", {"n": n}) for n in range(500)]
     wait_until(lambda: statuses(backend, tasks) == {TaskStatus.COMPLETED}, timeout=120)
     assert assert_ran_in_order_once(backend, [t.id for t in tasks]) == {worker.pid}
+    # The Celery worker that ran them is in the workers table.
+    row = WorkerProcess.objects.using(backend).get(pid=worker.pid)
+    assert (row.kind, row.queue) == (WorkerKind.CELERY, "celery")
 
 
 def test_a_killed_celery_worker_loses_nothing(backend, celery):

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from salvador_django import TaskStatus, submit
-from salvador_django.models import Task
+from salvador_django.models import Task, WorkerKind, WorkerProcess
 from salvador_django.pool import ProcessPool, _child_main
 from salvador_django.worker import WorkerOptions
 from tests.factories import TaskFactory
@@ -65,8 +65,13 @@ def test_the_pool_runs_tasks_on_several_processes_and_drains_on_sigterm(backend,
     tasks = [submit("three-steps", {"sleep": {"second": 0.05}}) for _ in range(20)]
     pool = start_worker("--pool", "processes", "--concurrency", "2")
     wait_until(lambda: all(status(backend, t) == TaskStatus.COMPLETED for t in tasks), timeout=60)
+    # Each child is in the workers table, the supervisor (which runs nothing) is not.
+    children = WorkerProcess.objects.using(backend).filter(kind=WorkerKind.POOL_CHILD)
+    assert children.count() == 2
+    assert pool.pid not in set(children.values_list("pid", flat=True))
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
+    assert not WorkerProcess.objects.using(backend).exists()  # the children left as they stopped
     workers = set(
         Task.objects.using(backend)
         .filter(id__in=[t.id for t in tasks])

@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
         "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
-        "schema", "payloads", "links", "ticks", "schedules", "signals", "histogram",
+        "schema", "payloads", "links", "ticks", "schedules", "signals", "tracing", "logs",
+        "histogram",
     },
     # 1: the tables and their queries
     {"queries", "models"},
@@ -33,12 +34,12 @@ LAYERS: list[set[str]] = [
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
     {
         "leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling",
-        "rollup",
+        "metrics", "rollup",
     },
     # 5: processes that run tasks
-    {"worker", "pool"},
+    {"worker", "pool", "worker_options", "presence"},
     # 6: the faces
-    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls"},
+    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls", "health"},
 ]  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import signal
@@ -10,7 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
@@ -25,6 +26,9 @@ from salvador_django.queues import get_queue
 from salvador_django.registry import registry
 from salvador_django.worker import Worker, WorkerOptions
 
+if TYPE_CHECKING:
+    from salvador_django.metrics.exporter import Exporter
+
 logger = logging.getLogger("salvador_django")
 
 
@@ -32,6 +36,7 @@ logger = logging.getLogger("salvador_django")
 MAX_CONCURRENCY = 1000
 MAX_POLL_INTERVAL = 3600  # an hour
 MAX_GRACE_PERIOD = 86400  # a day
+MAX_PORT = 65535
 
 
 def _number(
@@ -109,6 +114,13 @@ class Command(BaseCommand):
             help="With --burst: seconds the database or the queue may stay unreachable "
             "before the worker gives up and exits with status 1 (default: 60).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=_number(int, 1, MAX_PORT, "port number"),
+            metavar="PORT",
+            help="Serve Prometheus metrics at /metrics on this port, on every interface "
+            "(needs salvador-django[prometheus]); a process pool serves its children's sum.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         workflows = options["workflows"]
@@ -141,18 +153,25 @@ class Command(BaseCommand):
             grace_period=options["grace_period"],
             give_up_after=options["give_up_after"],
         )
-        worker: Worker | ProcessPool
-        if options["pool"] == "processes":
-            worker = ProcessPool(worker_options, queue_name=options["queue"])
-        else:
-            worker = Worker(worker_options, queue=queue)
         _ensure_log_output(options["verbosity"])
-        warn_if_connections_short(settings.DATABASE, *worker.connections_needed())
-        self._install_signal_handlers(worker)
+        pool = options["pool"] == "processes"
+        exporter = (
+            _serve_metrics(options["metrics_port"], pool) if options["metrics_port"] else None
+        )
+        worker: Worker | ProcessPool
         try:
+            if pool:
+                worker = ProcessPool(worker_options, queue_name=options["queue"])
+                worker.on_child_exit = exporter.process_dead if exporter else None
+            else:
+                worker = Worker(worker_options, queue=queue)
+            warn_if_connections_short(settings.DATABASE, *worker.connections_needed())
+            self._install_signal_handlers(worker)
             worker.run()
         finally:
             queue.close()
+            if exporter is not None:
+                exporter.close()
         if worker.gave_up:
             raise CommandError(f"Gave up: {worker.gave_up}")
 
@@ -186,6 +205,21 @@ def _check_tables(database: str) -> None:
         connections[database].close()  # the worker's threads open their own
     if problem:
         raise CommandError(problem)
+
+
+def _serve_metrics(port: int, multiprocess: bool) -> Exporter:
+    """Start serving ``/metrics`` before any worker runs: a port in use stops the start."""
+    try:
+        from salvador_django.metrics.exporter import Exporter
+    except ImportError as exc:
+        raise CommandError(
+            "--metrics-port needs prometheus_client: pip install 'salvador-django[prometheus]'."
+        ) from exc
+    try:
+        return Exporter(port, multiprocess=multiprocess)
+    except OSError as exc:
+        reason = "it is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise CommandError(f"Cannot serve metrics on port {port}: {reason}.") from exc
 
 
 def _ensure_log_output(verbosity: int) -> None:
