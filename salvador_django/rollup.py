@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, FloatField, Func, Max, Q, QuerySet
+from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.db.models.functions import Floor, Greatest, Least, Ln, Trunc
 from django.utils import timezone
 
@@ -31,7 +31,8 @@ HORIZON = timedelta(days=7)
 RECHECK_HOURS = 2
 #: Rows older than this are deleted by the roll-up.
 RETENTION = timedelta(days=35)
-#: How often to call :func:`roll_up` (seconds): more often only repeats the work.
+#: How often the roll-up runs (seconds): a call within this time of the last one (by
+#: any process) does nothing, so every worker may call it at every sweep.
 INTERVAL = 300.0
 
 
@@ -147,18 +148,26 @@ def aggregate(database: str, start: datetime, end: datetime) -> dict[tuple[str, 
     return found
 
 
-def roll_up(database: str, now: datetime | None = None) -> int:
+def roll_up(database: str, now: datetime | None = None, *, every: float = INTERVAL) -> int:
     """Write the hourly statistics of the closed hours not rolled up yet (within
     :data:`HORIZON`) and of the last :data:`RECHECK_HOURS` closed hours again; delete
     those older than :data:`RETENTION`. Idempotent: any number of processes may call it
-    at once. Returns how many hours it computed."""
+    at once. Does nothing when the last closed hour was rolled up less than ``every``
+    seconds ago (by any process). Returns how many hours it computed."""
     now = now or timezone.now()
     open_hour = hour_of(now)
     stats = HourlyStats.objects.using(database)
-    last = stats.filter(workflow=ALL_WORKFLOWS).aggregate(last=Max("hour"))["last"]
+    last = stats.filter(workflow=ALL_WORKFLOWS).order_by("-hour").values("hour", "rolled_at")
+    latest = last.first()
+    if (
+        latest is not None
+        and latest["hour"] == open_hour - HOUR
+        and timezone.now() - latest["rolled_at"] < timedelta(seconds=every)
+    ):
+        return 0
     first = open_hour - HORIZON
-    if last is not None:
-        first = max(first, last + HOUR)
+    if latest is not None:
+        first = max(first, latest["hour"] + HOUR)
     first = min(first, open_hour - RECHECK_HOURS * HOUR)
     found = aggregate(database, first, open_hour)
     hours = int((open_hour - first) / HOUR)
