@@ -27,10 +27,20 @@ Measuring. A superuser logged in with ``django.test.Client.force_login`` request
 each page once to warm up, once under ``CaptureQueriesContext`` to count its queries
 and find the slowest, then ``--requests`` times to time it (median, p95). Pages: the
 task list unfiltered, filtered by status ``failed`` and by a workflow, searched for
-``declined`` (an error text), a failed task's change page, and the overview
-``/admin/salvador/overview/``. For context, the same run times two raw queries on
-the task table through the database cursor: the newest 100 rows (``SELECT * ...
-ORDER BY created_at DESC LIMIT 100``) and ``SELECT COUNT(*)``.
+``declined`` (an error text), a failed task's change page, the overview
+``/admin/salvador/overview/`` (its charts read the hourly roll-up, its stuck panel
+counts the tasks past their lease, long due and long waiting) and the workers page.
+For context, the same run times two raw queries on the task table through the
+database cursor: the newest 100 rows (``SELECT * ... ORDER BY created_at DESC LIMIT
+100``) and ``SELECT COUNT(*)``.
+
+Roll-up. Before the pages, the hourly statistics are deleted and rolled up from
+scratch (``salvador_django.rollup.roll_up``: the seven days of its horizon), then
+rolled up again (the two hours it rechecks at every run, what it does every five
+minutes), and called once more within those five minutes (it then does nothing, as
+at most of the workers' sweeps); all three are timed, and the plans of the two queries of one
+hour are printed (``EXPLAIN ANALYZE``). Eight worker rows (two gone) are written for
+the workers page when there are none.
 """
 
 from __future__ import annotations
@@ -60,7 +70,7 @@ from django.test.utils import CaptureQueriesContext
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = "benchmarks.admin_settings"
-PG_DB = "salvador_admin_bench"
+PG_DB = os.environ.get("SALVADOR_ADMIN_BENCH_DB", "salvador_admin_bench")
 ADMIN_USER = "bench-admin"
 #: Share of the seeded tasks of each workflow, in tenths.
 WORKFLOW_SHARES = {"charge-card": 5, "bench": 2, "send-invoice": 2, "sync-crm": 1}
@@ -417,7 +427,83 @@ def measure_pages(requests: int) -> list[Result]:
         measure_page(client, "search meta key=value", [f"{tasks}?q=customer%3Dc-12345"], requests),
         measure_page(client, "failed task detail", [f"{tasks}{failed_id}/change/"], requests),
         measure_page(client, "overview", ["/admin/salvador/overview/"], requests, optional=True),
+        measure_page(
+            client, "workers", ["/admin/salvador/workerprocess/"], requests, optional=True
+        ),
     ]
+
+
+def explain(queryset: Any) -> list[str]:
+    """The plan of ``queryset`` as PostgreSQL ran it."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def measure_rollup() -> Result:
+    """Roll up from scratch, then again as the sweep does; the plans of one hour's queries."""
+    from django.utils import timezone
+
+    from salvador_django.models import HourlyStats
+    from salvador_django.rollup import HOUR, ended_attempts, ended_tasks, hour_of, roll_up
+
+    HourlyStats.objects.all().delete()
+    began = time.perf_counter()
+    hours = roll_up("default")
+    first = time.perf_counter() - began
+    began = time.perf_counter()
+    skipped = roll_up("default")  # within INTERVAL of the last: does nothing
+    gate = time.perf_counter() - began
+    began = time.perf_counter()
+    again = roll_up("default", every=0)
+    second = time.perf_counter() - began
+    last = hour_of(timezone.now()) - HOUR
+    return {
+        "first_hours": hours,
+        "first_s": first,
+        "again_hours": again,
+        "again_s": second,
+        "skipped_hours": skipped,
+        "skipped_s": gate,
+        "rows": HourlyStats.objects.count(),
+        "plans": {
+            "tasks of one hour": explain(ended_tasks("default", last, last + HOUR)),
+            "step attempts of one hour": explain(ended_attempts("default", last, last + HOUR)),
+        },
+    }
+
+
+def ensure_workers() -> None:
+    """Eight worker rows, two of them gone, each running a task of the seed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from salvador_django.models import Task, WorkerProcess
+
+    if WorkerProcess.objects.exists():
+        return
+    running = list(Task.objects.filter(status="running").values("id", "workflow", "step_name")[:8])
+    now = timezone.now()
+    WorkerProcess.objects.bulk_create(
+        WorkerProcess(
+            name=f"bench-{n}:{1000 + n}:worker",
+            kind="worker",
+            host=f"bench-{n % 3}",
+            pid=1000 + n,
+            version="bench",
+            queue="database",
+            concurrency=4,
+            running=[
+                {"task": str(t["id"]), "workflow": t["workflow"], "step": t["step_name"]}
+                for t in running[n : n + 1]
+            ],
+            started_at=now - timedelta(hours=1),
+            last_seen_at=now - timedelta(hours=1 if n >= 6 else 0),
+        )
+        for n in range(8)
+    )
 
 
 # --------------------------------------------------------------------------- report
@@ -440,6 +526,18 @@ def print_report(results: Result) -> None:
         print(
             f"seeding: skipped (the database holds the tasks); migrate {results['migrate']:.1f} s"
         )
+
+    rollup = results["rollup"]
+    print(
+        f"\nroll-up from scratch: {rollup['first_hours']} hours in {rollup['first_s']:.2f} s; "
+        f"again: {rollup['again_hours']} hours in {rollup['again_s'] * 1000:.0f} ms; "
+        f"a call within its interval: {rollup['skipped_hours']} hours in "
+        f"{rollup['skipped_s'] * 1000:.1f} ms; {rollup['rows']} rows"
+    )
+    for label, plan in rollup["plans"].items():
+        print(f"  plan of the {label}:")
+        for step in plan:
+            print(f"    {step}")
 
     requests = results["args"]["requests"]
     line = "  {:<30} {:>6} {:>11} {:>11} {:>8}"
@@ -505,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         results["migrate"] = migrate()
     results["database"] = database_facts()
+    results["rollup"] = measure_rollup()
+    ensure_workers()
     results["raw"] = measure_raw(args.requests)
     results["pages"] = measure_pages(args.requests)
     print_report(results)

@@ -1,6 +1,7 @@
 """Settings of the admin benchmark (``benchmarks/admin_pages.py``).
 
-The Django admin on the PostgreSQL database ``salvador_admin_bench`` of
+The Django admin on the PostgreSQL database ``salvador_admin_bench`` (or
+``SALVADOR_ADMIN_BENCH_DB``) of
 ``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER`` (default 127.0.0.1:5432, postgres).
 """
 
@@ -18,7 +19,7 @@ STATIC_URL = "static/"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": "salvador_admin_bench",
+        "NAME": os.environ.get("SALVADOR_ADMIN_BENCH_DB", "salvador_admin_bench"),
         "HOST": os.environ.get("SALVADOR_BENCH_PG_HOST", "127.0.0.1"),
         "PORT": os.environ.get("SALVADOR_BENCH_PG_PORT", "5432"),
         "USER": os.environ.get("SALVADOR_BENCH_PG_USER", "postgres"),

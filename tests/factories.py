@@ -1,12 +1,13 @@
-"""factory-boy factories for tasks and step runs."""
+"""factory-boy factories for tasks, step runs and workers."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import factory
 from django.utils import timezone
 
 from salvador_django.conf import get_settings
-from salvador_django.models import StepRun, Task
+from salvador_django.models import StepRun, Task, WorkerProcess
+from salvador_django.models.workers import WorkerKind
 from salvador_django.status import StepRunStatus, TaskStatus
 
 
@@ -104,3 +105,49 @@ def failed_after_retries(attempts: int = 2, *, gap: float = 3.0, **fields) -> Ta
             ),
         )
     return task
+
+
+def ended_task(
+    finished_at: datetime,
+    *,
+    status: str = TaskStatus.COMPLETED,
+    attempts: tuple[tuple[float, str], ...] = (),
+    **fields,
+) -> Task:
+    """A task that ended at ``finished_at`` with ``status``, and a step run per
+    ``(seconds, status)`` of ``attempts``, each ending at ``finished_at``."""
+    trait = {"completed": "completed", "failed": "failed"}[str(status)]
+    task = TaskFactory(**{trait: True}, finished_at=finished_at, **fields)
+    for attempt, (seconds, outcome) in enumerate(attempts, 1):
+        StepRunFactory(
+            task=task,
+            attempt=attempt,
+            status=outcome,
+            started_at=finished_at - timedelta(seconds=seconds),
+            finished_at=finished_at,
+        )
+    return task
+
+
+class WorkerProcessFactory(SalvadorFactory):
+    """A worker seen just now (``gone=True``: seen an hour ago)."""
+
+    class Meta:
+        model = WorkerProcess
+
+    name = factory.Sequence(lambda n: f"web-1:{4000 + n}:worker")
+    kind = WorkerKind.WORKER
+    host = "web-1"
+    pid = factory.Sequence(lambda n: 4000 + n)
+    version = "0.9.0"
+    queue = "database"
+    concurrency = 4
+    workflows = factory.LazyFunction(list)
+    running = factory.LazyFunction(list)
+    started_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=2))
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+    class Params:
+        gone = factory.Trait(
+            last_seen_at=factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+        )

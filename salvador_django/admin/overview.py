@@ -1,4 +1,5 @@
-"""The overview: tasks per workflow and status, recent failures, waiting time, queue depth."""
+"""The overview: tasks per workflow and status, recent failures, waiting time, queue depth;
+stuck tasks; the last 24 hours charted per workflow."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
+from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from salvador_django.admin.activity import HOURS, last_day
 from salvador_django.admin.durations import format_duration
 from salvador_django.admin.pagination import COUNT_CAP
+from salvador_django.admin.stuck import count_stuck
 from salvador_django.admin.workflow_page import WorkflowPageAdmin, workflow_url
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import QueueUnavailable
-from salvador_django.models import Task
+from salvador_django.models import Task, WorkerProcess
 from salvador_django.queues import get_queue
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
@@ -78,11 +82,20 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
 
     # Unfinished and failed tasks are counted exactly (the triage index holds them);
     # completed ones, most of a large table, are counted up to COUNT_CAP per workflow.
+    # The same pass finds the oldest due task of each workflow (the pending rows' oldest
+    # run_after, if passed): at a million tasks, a second pass through the pending rows
+    # cost as much again (their heap pages are scattered).
     unfinished = tasks.exclude(status=TaskStatus.COMPLETED).order_by()
-    for row in unfinished.values("workflow", "status").annotate(n=Count("pk")):
-        summary(row["workflow"]).counts[row["status"]] = Cell(
+    rows = unfinished.values("workflow", "status").annotate(
+        n=Count("pk"), oldest=Min("run_after", filter=Q(run_after__lte=Now()))
+    )
+    for row in rows:
+        item = summary(row["workflow"])
+        item.counts[row["status"]] = Cell(
             row["n"], link(workflow=row["workflow"], status__exact=row["status"])
         )
+        if row["status"] == TaskStatus.PENDING:
+            item.oldest_due = row["oldest"]
     for name in list(summaries):
         completed = tasks.filter(workflow=name, status=TaskStatus.COMPLETED).order_by()
         count = completed[: COUNT_CAP + 1].count()
@@ -112,9 +125,6 @@ def summarize(database: str, list_url: str) -> tuple[list[WorkflowSummary], str 
                     label=failure["failed_step"],
                 )
             )
-    oldest = tasks.due().order_by().values("workflow").annotate(oldest=Min("run_after"))
-    for due in oldest:
-        summary(due["workflow"]).oldest_due = due["oldest"]
 
     problem = None
     queue = get_queue()
@@ -146,11 +156,21 @@ class OverviewAdmin(WorkflowPageAdmin):
         view = self.admin_site.admin_view(self.overview_view)
         return [path("", view, name="salvador_overview_changelist"), *self.workflow_urls()]
 
+    def workers_context(self, request: HttpRequest, database: str) -> dict[str, Any]:
+        """The link to the workers page, with how many are alive, for those who may see it."""
+        if not request.user.has_perm("salvador.view_workerprocess"):
+            return {"workers_url": ""}
+        return {
+            "workers_url": reverse(f"{self.admin_site.name}:salvador_workerprocess_changelist"),
+            "workers_alive": WorkerProcess.objects.using(database).alive().count(),
+        }
+
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         list_url = reverse(f"{self.admin_site.name}:salvador_task_changelist")
-        summaries, problem = summarize(get_settings().DATABASE, list_url)
+        database = get_settings().DATABASE
+        summaries, problem = summarize(database, list_url)
         for item in summaries:
             if item.registered:
                 item.graph_url = workflow_url(self.admin_site.name, item.name)
@@ -173,5 +193,9 @@ class OverviewAdmin(WorkflowPageAdmin):
             if request.user.has_perm("salvador.view_schedule")
             else "",
             "recent_hours": int(RECENT.total_seconds() // 3600),
+            "stuck": count_stuck(database, list_url),
+            "last_day": last_day(database),
+            "chart_hours": HOURS,
+            **self.workers_context(request, database),
         }
         return TemplateResponse(request, "admin/salvador/overview.html", context)

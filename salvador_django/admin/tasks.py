@@ -46,6 +46,7 @@ from salvador_django.admin.filters import (
 )
 from salvador_django.admin.pagination import CappedCountPaginator
 from salvador_django.admin.steps import StepRunInline
+from salvador_django.admin.stuck import StuckFilter
 from salvador_django.admin.task_actions import TaskActionsAdmin
 from salvador_django.admin.task_graph import TaskGraphAdmin
 from salvador_django.admin.task_tree import TaskTreeAdmin
@@ -123,7 +124,8 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin)
     )
     list_display_links = ("short_id",)
     list_filter = (
-        "status", WorkflowFilter, FailedStepFilter, HasParentFilter, ParentFilter, "created_at",
+        "status", WorkflowFilter, FailedStepFilter, HasParentFilter, ParentFilter, StuckFilter,
+        "created_at",
     )  # fmt: skip
     search_fields = ("idempotency_key",)  # the search itself is get_search_results
     search_help_text = _(

@@ -1,7 +1,8 @@
 """The app's tables: tasks and their step runs; signals, waits and events; schedules;
-workers."""
+workers; hourly statistics."""
 
 from salvador_django.models.schedules import SCHEDULE_NAME_MAX_LENGTH, Schedule
+from salvador_django.models.stats import HourlyStats
 from salvador_django.models.tasks import Overview, StepRun, Task
 from salvador_django.models.waits import (
     CHILD_KEY_MAX_LENGTH,
@@ -25,6 +26,7 @@ __all__ = [
     "SIGNAL_NAME_MAX_LENGTH",
     "WORKER_NAME_MAX_LENGTH",
     "Event",
+    "HourlyStats",
     "Overview",
     "Schedule",
     "Signal",

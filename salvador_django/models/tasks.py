@@ -223,6 +223,12 @@ class Task(Operations, Waiting, models.Model):
                 name="salvador_task_failures",
                 condition=Q(status=TaskStatus.FAILED),
             ),
+            # The hourly roll-up: the tasks that ended in an hour.
+            models.Index(
+                fields=["finished_at"],
+                name="salvador_task_finished",
+                condition=Q(finished_at__isnull=False),
+            ),
             # The timers of waiting tasks, soonest first: what the timer loop fires.
             models.Index(
                 fields=["wake_at"],
@@ -369,6 +375,9 @@ class StepRun(models.Model):
         verbose_name_plural = _("step runs")
         indexes: ClassVar = [
             models.Index(fields=["task", "index", "attempt"], name="salvador_steprun_task"),
+            # The hourly roll-up: the attempts that ended in an hour. Written in time
+            # order, so each insert appends to the index's last page.
+            models.Index(fields=["finished_at"], name="salvador_steprun_finished"),
         ]
 
     def __str__(self) -> str:

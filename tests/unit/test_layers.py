@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {
         "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
         "schema", "payloads", "links", "ticks", "schedules", "signals", "tracing", "logs",
+        "histogram",
     },
     # 1: the tables and their queries
     {"queries", "models"},
@@ -33,7 +34,7 @@ LAYERS: list[set[str]] = [
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
     {
         "leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling",
-        "metrics",
+        "metrics", "rollup",
     },
     # 5: processes that run tasks
     {"worker", "pool", "worker_options", "presence"},
