@@ -8,6 +8,7 @@ it is idempotent); :func:`aggregate` also counts the hour still open, live.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ from salvador_django import histogram
 from salvador_django.models import HourlyStats, StepRun, Task
 from salvador_django.models.stats import ALL_WORKFLOWS
 from salvador_django.status import StepRunStatus, TaskStatus
+
+logger = logging.getLogger("salvador_django")
 
 HOUR = timedelta(hours=1)
 #: How far back the first roll-up (or one after a long stop) goes.
@@ -203,3 +206,13 @@ def roll_up(database: str, now: datetime | None = None, *, every: float = INTERV
         stats.filter(hour__gte=first, hour__lt=open_hour, rolled_at__lt=stamp).delete()
         stats.filter(hour__lt=open_hour - RETENTION).delete()
     return hours
+
+
+def roll_up_quietly(database: str) -> int:
+    """:func:`roll_up` for a worker's sweep: an error is logged, never raised (the
+    charts wait for the next sweep; the sweep's own work does not)."""
+    try:
+        return roll_up(database)
+    except Exception as exc:  # a database down, or one without the duration math here
+        logger.warning("salvador: cannot roll up the hourly statistics (%s)", exc)
+        return 0

@@ -29,6 +29,7 @@ from salvador_django.models import Task
 from salvador_django.preflight import warn_of_unregistered_workflows
 from salvador_django.presence import Presence, forget_gone
 from salvador_django.queues import Entry, Queue, announce, get_queue
+from salvador_django.rollup import roll_up_quietly
 from salvador_django.scheduling import tick_due
 from salvador_django.timers import TimerThread, fire_due_timers
 from salvador_django.worker_options import WorkerOptions
@@ -363,6 +364,7 @@ class Worker:
         swept = self.queue.reannounce(self.options.workflows)
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)
+        roll_up_quietly(self.database)  # the admin's charts: hourly, at most every 5 min
 
 
 def _stack_of(thread: threading.Thread | None) -> str:

@@ -41,6 +41,7 @@ from salvador_django.models import Task
 from salvador_django.presence import celery_presence, leave_celery
 from salvador_django.queues import Entry, announce
 from salvador_django.registry import registry
+from salvador_django.rollup import roll_up_quietly
 from salvador_django.scheduling import ensure_synced, tick_schedules
 from salvador_django.status import TaskStatus
 from salvador_django.timers import fire_due_timers
@@ -181,6 +182,7 @@ def sweep_once(max_seconds: float = SWEEP_MAX_SECONDS) -> dict[str, int]:
     fire_due_timers(database)  # timers whose message was lost
     ensure_synced(database)
     ticked = len(tick_schedules(database))
+    roll_up_quietly(database)
     deadline = time.monotonic() + max_seconds
     ran = 0
     workflows = registry.names()
