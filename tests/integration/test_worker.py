@@ -189,9 +189,12 @@ def test_a_heartbeat_whose_leases_are_all_held_is_one_update(backend):
     worker = Worker(WorkerOptions.from_settings())
     for task in tasks:
         worker.leases.add(Lease(task.id, task.claimed_by, seconds=worker.options.lease_seconds))
+    worker.presence.register()
     with CaptureQueriesContext(connections[backend]) as queries:
         worker.heartbeat()
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    # One for the leases, one for the worker's row in the workers table.
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE", "UPDATE"]
+    assert "salvador_workerprocess" in queries.captured_queries[1]["sql"]
     assert not any(lease.lost.is_set() for lease in worker.leases.snapshot())
 
 
