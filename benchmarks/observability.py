@@ -1,0 +1,202 @@
+"""The observability section of ``benchmarks/run.py``: what signals, traces and metrics cost
+(issue 18).
+
+Run by the per-backend measuring process (:class:`benchmarks.measure.Measurement`),
+last, because it sets an OpenTelemetry SDK in that process:
+
+- The hooks, in this process, with everything off (no receiver of any signal, no
+  OpenTelemetry SDK, metrics off): nanoseconds per call of what the engine runs around
+  each step attempt (``observe.step_started``, the step's ``logs.task_context`` and
+  ``tracing.using``, ``observe.step_finished``, a ``signals.send_on_commit`` of a
+  signal nobody listens to) and of ``tracing.enabled()`` alone; the best of
+  ``HOOK_ROUNDS`` rounds of ``HOOK_CALLS`` calls, less an empty loop's time. Set
+  against the worker's CPU time per step of the "off" bursts below.
+- Off against on: ``--tasks`` tasks of the standard workflow (``bench``, 3 no-op steps)
+  through one ``runworkflows --burst --concurrency C`` worker, as the throughput
+  section's bursts (threads), with observability off (the defaults) and all on
+  (``SALVADOR_BENCH_OBSERVE=1``: an OpenTelemetry SDK with a ``BatchSpanProcessor``
+  over an in-memory exporter in the worker, and ``SALVADOR["METRICS"] = True``),
+  ``--repeat`` times each, alternating which goes first; medians, and the drop of the
+  "on" median's steps/s from the "off" one's. The tasks of both are submitted inside
+  an SDK of this process, so each carries a trace context: the "on" worker parents its
+  spans to it as in production; the "off" one never reads it. Each "on" worker writes
+  the spans it exported and the step attempts its counter saw (checked: one of each
+  per step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks import history, observed
+from benchmarks.servers import log
+
+if TYPE_CHECKING:
+    from benchmarks.measure import Measurement
+
+MODES = ("off", "on")
+HOOK_CALLS, HOOK_ROUNDS = 100_000, 7
+#: The issue's bound on the drop of steps/s with everything on.
+TARGET_DROP = 0.10
+
+
+def measure(m: Measurement) -> dict[str, Any]:
+    """Every figure of the observability section for ``m``'s backend."""
+    out: dict[str, Any] = {"hooks": hooks_cost(), "tasks": m.tasks, "concurrency": m.concurrency}
+    trace_submits()
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    for run in range(m.repeat):
+        for mode in MODES if run % 2 == 0 else MODES[::-1]:
+            runs[mode].append(burst(m, mode))
+    history.delete_workflow_tasks("bench")
+    for mode in MODES:
+        ordered = sorted(runs[mode], key=lambda r: r["steps_per_second"])
+        median = ordered[len(ordered) // 2]
+        median["steps_per_second_runs"] = [r["steps_per_second"] for r in runs[mode]]
+        median["worker_cpu_ms_per_step_median"] = statistics.median(
+            r["worker_cpu_ms_per_step"] for r in runs[mode]
+        )
+        out[mode] = median
+    off, on = out["off"]["steps_per_second"], out["on"]["steps_per_second"]
+    out["drop"] = 1 - on / off
+    cpu_step_ns = 1e6 * out["off"]["worker_cpu_ms_per_step_median"]
+    out["hooks"]["worker_cpu_ns_per_step"] = cpu_step_ns
+    out["hooks"]["share_of_cpu_per_step"] = out["hooks"]["per_step_ns"] / cpu_step_ns
+    out["hooks"]["wall_ns_per_step"] = 1e9 / off
+    log(
+        m.backend,
+        f"observability: off {off:.0f} steps/s, on {on:.0f} steps/s (drop "
+        f"{100 * out['drop']:.1f}%); hooks off {out['hooks']['per_step_ns']:.0f} ns/step = "
+        f"{100 * out['hooks']['share_of_cpu_per_step']:.3f}% of the worker's CPU per step",
+    )
+    return out
+
+
+def burst(m: Measurement, mode: str) -> dict[str, Any]:
+    """One burst of the standard workflow with observability ``mode`` in the worker."""
+    with tempfile.TemporaryDirectory(prefix="salvador-bench-observe-") as tmp:
+        report = Path(tmp) / "report.json"
+        with _worker_env(m, mode == "on", report):
+            out = m.burst(f"observability-{mode}", m.concurrency)
+        if mode == "on":
+            out["recorded"] = _recorded(m, report, out["tasks"] * 3)
+    return out
+
+
+@contextlib.contextmanager
+def _worker_env(m: Measurement, on: bool, report: Path) -> Iterator[None]:
+    saved = dict(m.env)
+    m.env.pop(observed.OBSERVE, None)
+    m.env.pop(observed.REPORT, None)
+    if on:
+        m.env.update({observed.OBSERVE: "1", observed.REPORT: str(report)})
+    try:
+        yield
+    finally:
+        m.env.clear()
+        m.env.update(saved)
+
+
+def _recorded(m: Measurement, report: Path, steps: int) -> dict[str, Any]:
+    """What the "on" worker recorded; an error unless it is one span and one count a step."""
+    import json
+
+    recorded: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
+    if recorded.get("spans") != steps or recorded.get("attempts_counted") != steps:
+        m.result["errors"].append(
+            f"observability: the 'on' worker recorded {recorded or 'nothing'}, "
+            f"not {steps} spans and {steps} step attempts"
+        )
+    return recorded
+
+
+def trace_submits() -> None:
+    """An OpenTelemetry SDK in this process, so that ``submit()`` stores a trace context
+    (its spans are kept nowhere: only the context matters)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from salvador_django import tracing
+
+    if not tracing.enabled():
+        trace.set_tracer_provider(TracerProvider())
+
+
+# -- the hooks with everything off
+
+
+def _per_call_ns(call: Callable[[], object]) -> float:
+    """The best of ``HOOK_ROUNDS`` rounds: nanoseconds per call, the loop's own time left in."""
+    best = float("inf")
+    calls = range(HOOK_CALLS)
+    for _ in range(HOOK_ROUNDS):
+        began = time.perf_counter_ns()
+        for _ in calls:
+            call()
+        best = min(best, (time.perf_counter_ns() - began) / HOOK_CALLS)
+    return best
+
+
+def hooks_cost() -> dict[str, Any]:
+    """Nanoseconds per step of the engine's observability hooks, everything off."""
+    from django.utils import timezone
+
+    import salvador_django.engine.observe as observe
+    from benchmarks.workflows import bench
+    from salvador_django import logs, signals, tracing
+    from salvador_django.leases import Attempt, Lease
+    from salvador_django.models import Task
+
+    if tracing.enabled() or any(signal.receivers for signal in signals.SIGNALS):
+        raise RuntimeError("observability: the hooks must be measured with everything off")
+    task = Task(workflow=bench.name, body={}, state={})
+    step = bench.steps[0]
+    attempt = Attempt(task, Lease(task.pk, "token"), bench, 0, step, 1, timezone.now())
+    worker = "bench-worker"
+
+    def around_a_step() -> None:  # what engine.outcome.call_step and the checkpoint run
+        observe.step_started(attempt, worker)
+        about = {"task_id": str(task.id), "workflow": task.workflow, "worker": worker}
+        with logs.task_context(**about, step=step.name, attempt=1), tracing.using(attempt.span):
+            pass
+        observe.step_finished(attempt, observe.COMPLETED, "default", worker)
+        signals.send_on_commit(signals.task_finished, Task, "default", task=task, status="x")
+
+    def started() -> None:
+        observe.step_started(attempt, worker)
+
+    def context() -> None:
+        with logs.task_context(task_id="t", workflow="w", worker=worker, step="s", attempt=1):
+            pass
+
+    def finished() -> None:
+        observe.step_finished(attempt, observe.COMPLETED, "default", worker)
+
+    def unheard() -> None:
+        signals.send_on_commit(signals.task_finished, Task, "default", task=task, status="x")
+
+    def nothing() -> None:
+        pass
+
+    loop = _per_call_ns(nothing)
+    parts = {
+        "step_started": started,
+        "task_context": context,
+        "step_finished": finished,
+        "send_on_commit_unheard": unheard,
+        "tracing_enabled": tracing.enabled,
+    }
+    out: dict[str, Any] = {
+        "calls": HOOK_CALLS,
+        "rounds": HOOK_ROUNDS,
+        "empty_call_ns": loop,
+        "parts_ns": {name: max(0.0, _per_call_ns(call) - loop) for name, call in parts.items()},
+        "per_step_ns": max(0.0, _per_call_ns(around_a_step) - loop),
+    }
+    return out

@@ -1,0 +1,111 @@
+"""The observability section's table and targets in the report of ``benchmarks/run.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.observability import MODES, TARGET_DROP
+from benchmarks.servers import Result
+
+Row = tuple[str, Callable[[Result], str]]
+
+#: "Costs nothing measurable": the hooks, everything off, under 1% of a step's CPU time,
+#: well inside the bursts' run-to-run spread.
+TARGET_HOOKS_SHARE = 0.01
+
+
+def _fmt(value: Any, digits: int = 0, unit: str = "") -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def spread(column: Result, mode: str) -> float | None:
+    """The spread of the ``mode`` runs' steps/s: (max - min) / median."""
+    runs = column.get(mode, {}).get("steps_per_second_runs") or []
+    median = column.get(mode, {}).get("steps_per_second")
+    return (max(runs) - min(runs)) / median if len(runs) > 1 and median else None
+
+
+def rows(concurrency: int) -> list[Row]:
+    """The observability table's rows; each column is a backend's ``observability`` figures."""
+
+    def get(mode: str, key: str, digits: int = 0) -> Callable[[Result], str]:
+        return lambda c: _fmt(c.get(mode, {}).get(key), digits)
+
+    def each(mode: str) -> Callable[[Result], str]:
+        def cell(c: Result) -> str:
+            runs = c.get(mode, {}).get("steps_per_second_runs")
+            return ", ".join(f"{v:.0f}" for v in runs) if runs else "-"
+
+        return cell
+
+    def drop(c: Result) -> str:
+        return "-" if c.get("drop") is None else f"{100 * c['drop']:.1f}%"
+
+    def runs_spread(mode: str) -> Callable[[Result], str]:
+        return lambda c: _fmt(None if (s := spread(c, mode)) is None else 100 * s, 1, "%")
+
+    def recorded(c: Result) -> str:
+        r = c.get("on", {}).get("recorded")
+        return "-" if not r else f"{r.get('spans')} / {_fmt(r.get('attempts_counted'))}"
+
+    def hook(key: str, digits: int = 0) -> Callable[[Result], str]:
+        return lambda c: _fmt(c.get("hooks", {}).get(key), digits)
+
+    def part(name: str) -> Callable[[Result], str]:
+        return lambda c: _fmt(c.get("hooks", {}).get("parts_ns", {}).get(name))
+
+    def share(c: Result) -> str:
+        value = c.get("hooks", {}).get("share_of_cpu_per_step")
+        return "-" if value is None else f"{100 * value:.3f}%"
+
+    label = {"off": "off (no receivers, no SDK, metrics off)", "on": "all on (OTel SDK + metrics)"}
+    out: list[Row] = []
+    for mode in MODES:
+        out += [
+            (f"steps/s, {label[mode]}, -c {concurrency}, median", get(mode, "steps_per_second")),
+            ("  each run", each(mode)),
+            ("  spread of the runs, (max - min) / median", runs_spread(mode)),
+            ("  worker CPU ms/step, median", get(mode, "worker_cpu_ms_per_step_median", 3)),
+        ]
+    out += [
+        ("steps/s drop, all on against off (medians)", drop),
+        ("  'on' worker: spans exported / step attempts counted", recorded),
+        ("hooks, everything off: ns per step", hook("per_step_ns")),
+        ("  observe.step_started (ns)", part("step_started")),
+        ("  logs.task_context (ns)", part("task_context")),
+        ("  observe.step_finished (ns)", part("step_finished")),
+        ("  send_on_commit of an unheard signal (ns)", part("send_on_commit_unheard")),
+        ("  tracing.enabled() without an SDK (ns)", part("tracing_enabled")),
+        ("  / the worker's CPU per step (off)", share),
+    ]
+    return out
+
+
+def targets(measured: dict[str, Result]) -> list[tuple[str, bool | None, str]]:
+    """The targets of the observability section (issue 18), printed, never asserted."""
+    out: list[tuple[str, bool | None, str]] = []
+    for backend, r in measured.items():
+        o = r.get("observability")
+        if not o:
+            continue
+        off, on = o["off"]["steps_per_second"], o["on"]["steps_per_second"]
+        out.append(
+            (
+                f"steps/s drop with an OTel SDK and metrics on <= {100 * TARGET_DROP:.0f}% "
+                f"({backend})",
+                o["drop"] <= TARGET_DROP,
+                f"{on:,.0f} vs {off:,.0f} steps/s: {100 * o['drop']:.1f}%",
+            )
+        )
+        hooks = o["hooks"]
+        out.append(
+            (
+                f"hooks with everything off < {100 * TARGET_HOOKS_SHARE:.0f}% of a step's "
+                f"worker CPU ({backend})",
+                hooks["share_of_cpu_per_step"] < TARGET_HOOKS_SHARE,
+                f"{hooks['per_step_ns']:,.0f} ns of {hooks['worker_cpu_ns_per_step']:,.0f} ns: "
+                f"{100 * hooks['share_of_cpu_per_step']:.3f}%",
+            )
+        )
+    return out
