@@ -10,7 +10,10 @@ last, because it sets an OpenTelemetry SDK in that process:
   ``tracing.using``, ``observe.step_finished``, a ``signals.send_on_commit`` of a
   signal nobody listens to) and of ``tracing.enabled()`` alone; the best of
   ``HOOK_ROUNDS`` rounds of ``HOOK_CALLS`` calls, less an empty loop's time. Set
-  against the worker's CPU time per step of the "off" bursts below.
+  against the worker's CPU time per step of the "off" bursts below. Then, after the
+  bursts, the same with everything on (a ``BatchSpanProcessor`` over an in-memory
+  exporter, metrics into a registry of their own, a task carrying a trace context;
+  fewer calls): where the "on" bursts' time goes.
 - Off against on: ``--tasks`` tasks of the standard workflow (``bench``, 3 no-op steps)
   through one ``runworkflows --burst --concurrency C`` worker, as the throughput
   section's bursts (threads), with observability off (the defaults) and all on
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 MODES = ("off", "on")
 HOOK_CALLS, HOOK_ROUNDS = 100_000, 7
+ON_CALLS, ON_ROUNDS = 5_000, 5
 #: The issue's bound on the drop of steps/s with everything on.
 TARGET_DROP = 0.10
 
@@ -55,6 +59,7 @@ def measure(m: Measurement) -> dict[str, Any]:
         for mode in MODES if run % 2 == 0 else MODES[::-1]:
             runs[mode].append(burst(m, mode))
     history.delete_workflow_tasks("bench")
+    out["hooks_on"] = hooks_cost(on=True)
     for mode in MODES:
         ordered = sorted(runs[mode], key=lambda r: r["steps_per_second"])
         median = ordered[len(ordered) // 2]
@@ -69,11 +74,13 @@ def measure(m: Measurement) -> dict[str, Any]:
     out["hooks"]["worker_cpu_ns_per_step"] = cpu_step_ns
     out["hooks"]["share_of_cpu_per_step"] = out["hooks"]["per_step_ns"] / cpu_step_ns
     out["hooks"]["wall_ns_per_step"] = 1e9 / off
+    out["hooks_on"]["share_of_cpu_per_step"] = out["hooks_on"]["per_step_ns"] / cpu_step_ns
     log(
         m.backend,
         f"observability: off {off:.0f} steps/s, on {on:.0f} steps/s (drop "
         f"{100 * out['drop']:.1f}%); hooks off {out['hooks']['per_step_ns']:.0f} ns/step = "
-        f"{100 * out['hooks']['share_of_cpu_per_step']:.3f}% of the worker's CPU per step",
+        f"{100 * out['hooks']['share_of_cpu_per_step']:.3f}% of the worker's CPU per step; "
+        f"all on {out['hooks_on']['per_step_ns'] / 1000:.1f} us/step",
     )
     return out
 
@@ -128,23 +135,55 @@ def trace_submits() -> None:
         trace.set_tracer_provider(TracerProvider())
 
 
+@contextlib.contextmanager
+def _everything_on() -> Iterator[Any]:
+    """Within it: spans through a batch processor into memory (the exporter), metrics on."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from prometheus_client import CollectorRegistry
+
+    from salvador_django import metrics
+
+    exporter = InMemorySpanExporter()
+    processor = BatchSpanProcessor(exporter)
+    trace.get_tracer_provider().add_span_processor(processor)  # type: ignore[attr-defined]
+    metrics.enable(CollectorRegistry())
+    try:
+        yield exporter
+    finally:
+        metrics.disable()
+        processor.shutdown()
+
+
 # -- the hooks with everything off
 
 
-def _per_call_ns(call: Callable[[], object]) -> float:
-    """The best of ``HOOK_ROUNDS`` rounds: nanoseconds per call, the loop's own time left in."""
+def _per_call_ns(
+    call: Callable[[], object], count: int = HOOK_CALLS, rounds: int = HOOK_ROUNDS
+) -> float:
+    """The best of ``rounds`` rounds: nanoseconds per call, the loop's own time left in."""
     best = float("inf")
-    calls = range(HOOK_CALLS)
-    for _ in range(HOOK_ROUNDS):
+    calls = range(count)
+    for _ in range(rounds):
         began = time.perf_counter_ns()
         for _ in calls:
             call()
-        best = min(best, (time.perf_counter_ns() - began) / HOOK_CALLS)
+        best = min(best, (time.perf_counter_ns() - began) / count)
     return best
 
 
-def hooks_cost() -> dict[str, Any]:
-    """Nanoseconds per step of the engine's observability hooks, everything off."""
+def hooks_cost(on: bool = False) -> dict[str, Any]:
+    """Nanoseconds per step of the engine's observability hooks, everything off (or on)."""
+    if not on:
+        return _hooks_cost(False, HOOK_CALLS, HOOK_ROUNDS)
+    with _everything_on() as exporter:
+        out = _hooks_cost(True, ON_CALLS, ON_ROUNDS)
+        exporter.clear()
+    return out
+
+
+def _hooks_cost(on: bool, count: int, rounds: int) -> dict[str, Any]:
     from django.utils import timezone
 
     import salvador_django.engine.observe as observe
@@ -153,9 +192,11 @@ def hooks_cost() -> dict[str, Any]:
     from salvador_django.leases import Attempt, Lease
     from salvador_django.models import Task
 
-    if tracing.enabled() or any(signal.receivers for signal in signals.SIGNALS):
-        raise RuntimeError("observability: the hooks must be measured with everything off")
+    listened = any(signal.receivers for signal in signals.SIGNALS)
+    if (tracing.enabled(), listened) != (on, on):
+        raise RuntimeError(f"observability: the hooks must be measured with everything {on=}")
     task = Task(workflow=bench.name, body={}, state={})
+    task.trace_context = tracing.submitted(bench.name, task.id)
     step = bench.steps[0]
     attempt = Attempt(task, Lease(task.pk, "token"), bench, 0, step, 1, timezone.now())
     worker = "bench-worker"
@@ -184,7 +225,10 @@ def hooks_cost() -> dict[str, Any]:
     def nothing() -> None:
         pass
 
-    loop = _per_call_ns(nothing)
+    def timed(call: Callable[[], object]) -> float:
+        return _per_call_ns(call, count, rounds)
+
+    loop = timed(nothing)
     parts = {
         "step_started": started,
         "task_context": context,
@@ -193,10 +237,10 @@ def hooks_cost() -> dict[str, Any]:
         "tracing_enabled": tracing.enabled,
     }
     out: dict[str, Any] = {
-        "calls": HOOK_CALLS,
-        "rounds": HOOK_ROUNDS,
+        "calls": count,
+        "rounds": rounds,
         "empty_call_ns": loop,
-        "parts_ns": {name: max(0.0, _per_call_ns(call) - loop) for name, call in parts.items()},
-        "per_step_ns": max(0.0, _per_call_ns(around_a_step) - loop),
+        "parts_ns": {name: max(0.0, timed(call) - loop) for name, call in parts.items()},
+        "per_step_ns": max(0.0, timed(around_a_step) - loop),
     }
     return out

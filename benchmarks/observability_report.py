@@ -55,9 +55,20 @@ def rows(concurrency: int) -> list[Row]:
     def part(name: str) -> Callable[[Result], str]:
         return lambda c: _fmt(c.get("hooks", {}).get("parts_ns", {}).get(name))
 
-    def share(c: Result) -> str:
-        value = c.get("hooks", {}).get("share_of_cpu_per_step")
-        return "-" if value is None else f"{100 * value:.3f}%"
+    def share(key: str = "hooks", digits: int = 3) -> Callable[[Result], str]:
+        def cell(c: Result) -> str:
+            value = c.get(key, {}).get("share_of_cpu_per_step")
+            return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+        return cell
+
+    def on(name: str | None = None) -> Callable[[Result], str]:
+        def cell(c: Result) -> str:
+            h = c.get("hooks_on", {})
+            value = h.get("per_step_ns") if name is None else h.get("parts_ns", {}).get(name)
+            return _fmt(None if value is None else value / 1000, 1)
+
+        return cell
 
     label = {"off": "off (no receivers, no SDK, metrics off)", "on": "all on (OTel SDK + metrics)"}
     out: list[Row] = []
@@ -77,7 +88,11 @@ def rows(concurrency: int) -> list[Row]:
         ("  observe.step_finished (ns)", part("step_finished")),
         ("  send_on_commit of an unheard signal (ns)", part("send_on_commit_unheard")),
         ("  tracing.enabled() without an SDK (ns)", part("tracing_enabled")),
-        ("  / the worker's CPU per step (off)", share),
+        ("  / the worker's CPU per step (off)", share()),
+        ("hooks, all on (in-process): us per step", on()),
+        ("  observe.step_started: its span opened (us)", on("step_started")),
+        ("  observe.step_finished: span ended, signal to the metrics (us)", on("step_finished")),
+        ("  / the worker's CPU per step (off)", share("hooks_on", 1)),
     ]
     return out
 
