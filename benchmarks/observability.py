@@ -20,7 +20,11 @@ last, because it sets an OpenTelemetry SDK in that process:
   (``SALVADOR_BENCH_OBSERVE=1``: an OpenTelemetry SDK with a ``BatchSpanProcessor``
   over an in-memory exporter in the worker, and ``SALVADOR["METRICS"] = True``),
   ``--repeat`` times each, alternating which goes first; medians, and the drop of the
-  "on" median's steps/s from the "off" one's. The tasks of both are submitted inside
+  "on" median's steps/s from the "off" one's. Beside the burst's wall time (spawn to
+  exit), two steadier figures: steps/s over the tasks' span in the database (the first
+  claim to the last finish), and steps/s less the median empty burst's time of the
+  same mode (each round also runs one empty burst per mode: the start-up, imports of
+  the SDK and prometheus_client included). The tasks of both are submitted inside
   an SDK of this process, so each carries a trace context: the "on" worker parents its
   spans to it as in production; the "off" one never reads it. Each "on" worker writes
   the spans it exported and the step attempts its counter saw (checked: one of each
@@ -55,21 +59,21 @@ def measure(m: Measurement) -> dict[str, Any]:
     out: dict[str, Any] = {"hooks": hooks_cost(), "tasks": m.tasks, "concurrency": m.concurrency}
     trace_submits()
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    empty: dict[str, list[float]] = {mode: [] for mode in MODES}
     for run in range(m.repeat):
         for mode in MODES if run % 2 == 0 else MODES[::-1]:
             runs[mode].append(burst(m, mode))
+            empty[mode].append(empty_burst(m, mode))
     history.delete_workflow_tasks("bench")
     out["hooks_on"] = hooks_cost(on=True)
     for mode in MODES:
-        ordered = sorted(runs[mode], key=lambda r: r["steps_per_second"])
-        median = ordered[len(ordered) // 2]
-        median["steps_per_second_runs"] = [r["steps_per_second"] for r in runs[mode]]
-        median["worker_cpu_ms_per_step_median"] = statistics.median(
-            r["worker_cpu_ms_per_step"] for r in runs[mode]
-        )
-        out[mode] = median
+        out[mode] = _medians(runs[mode], statistics.median(empty[mode]))
+        out[mode]["empty_burst_seconds_runs"] = empty[mode]
+    for key in ("steps_per_second", "steps_per_second_in_db_span", "steps_per_second_net"):
+        off_value, on_value = out["off"].get(key), out["on"].get(key)
+        drop = 1 - on_value / off_value if off_value and on_value else None
+        out["drop" + key.removeprefix("steps_per_second")] = drop
     off, on = out["off"]["steps_per_second"], out["on"]["steps_per_second"]
-    out["drop"] = 1 - on / off
     cpu_step_ns = 1e6 * out["off"]["worker_cpu_ms_per_step_median"]
     out["hooks"]["worker_cpu_ns_per_step"] = cpu_step_ns
     out["hooks"]["share_of_cpu_per_step"] = out["hooks"]["per_step_ns"] / cpu_step_ns
@@ -85,6 +89,30 @@ def measure(m: Measurement) -> dict[str, Any]:
     return out
 
 
+def _medians(runs: list[dict[str, Any]], empty_seconds: float) -> dict[str, Any]:
+    """The median run by steps/s, with each run's figures and the other medians."""
+    for run in runs:
+        net = run["seconds"] - empty_seconds
+        run["steps_per_second_net"] = run["tasks"] * 3 / net if net > 0 else None
+    ordered = sorted(runs, key=lambda r: r["steps_per_second"])
+    median = dict(ordered[len(ordered) // 2])
+    median["steps_per_second_runs"] = [r["steps_per_second"] for r in runs]
+    median["empty_burst_seconds"] = empty_seconds
+    for key in ("worker_cpu_ms_per_step", "steps_per_second_in_db_span", "steps_per_second_net"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        median[key + "_runs"] = values
+        median[key if key != "worker_cpu_ms_per_step" else key + "_median"] = (
+            statistics.median(values) if values else None
+        )
+    return median
+
+
+def empty_burst(m: Measurement, mode: str) -> float:
+    """The wall time of a burst worker with nothing to do: its start-up and exit."""
+    with _worker_env(m, mode == "on", None):
+        return m.run_burst(f"observability-empty-{mode}", timeout=120, concurrency=m.concurrency)[0]
+
+
 def burst(m: Measurement, mode: str) -> dict[str, Any]:
     """One burst of the standard workflow with observability ``mode`` in the worker."""
     with tempfile.TemporaryDirectory(prefix="salvador-bench-observe-") as tmp:
@@ -97,12 +125,14 @@ def burst(m: Measurement, mode: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _worker_env(m: Measurement, on: bool, report: Path) -> Iterator[None]:
+def _worker_env(m: Measurement, on: bool, report: Path | None) -> Iterator[None]:
     saved = dict(m.env)
     m.env.pop(observed.OBSERVE, None)
     m.env.pop(observed.REPORT, None)
     if on:
-        m.env.update({observed.OBSERVE: "1", observed.REPORT: str(report)})
+        m.env[observed.OBSERVE] = "1"
+    if on and report is not None:
+        m.env[observed.REPORT] = str(report)
     try:
         yield
     finally:
