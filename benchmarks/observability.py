@@ -19,8 +19,10 @@ last, because it sets an OpenTelemetry SDK in that process:
   section's bursts (threads), with observability off (the defaults) and all on
   (``SALVADOR_BENCH_OBSERVE=1``: an OpenTelemetry SDK with a ``BatchSpanProcessor``
   over an in-memory exporter in the worker, and ``SALVADOR["METRICS"] = True``),
-  ``--repeat`` times each, alternating which goes first; medians, and the drop of the
-  "on" median's steps/s from the "off" one's. Beside the burst's wall time (spawn to
+  and, to tell the two parts apart, tracing only (the SDK, metrics off) and metrics only
+  (``SALVADOR_BENCH_OBSERVE=tracing`` / ``metrics``); ``--repeat`` rounds of the four,
+  the order rotated each round; medians, and the drop of each mode's median steps/s
+  from the "off" one's. Beside the burst's wall time (spawn to
   exit), two steadier figures: steps/s over the tasks' span in the database (the first
   claim to the last finish), and steps/s less the median empty burst's time of the
   same mode (each round also runs one empty burst per mode: the start-up, imports of
@@ -47,7 +49,9 @@ from benchmarks.servers import log
 if TYPE_CHECKING:
     from benchmarks.measure import Measurement
 
-MODES = ("off", "on")
+MODES = ("off", "on", "tracing", "metrics")
+#: What each mode sets ``SALVADOR_BENCH_OBSERVE`` to in the worker (``benchmarks.observed``).
+OBSERVE = {"on": "1", "tracing": "tracing", "metrics": "metrics"}
 HOOK_CALLS, HOOK_ROUNDS = 100_000, 7
 ON_CALLS, ON_ROUNDS = 5_000, 5
 #: The issue's bound on the drop of steps/s with everything on.
@@ -61,7 +65,7 @@ def measure(m: Measurement) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     empty: dict[str, list[float]] = {mode: [] for mode in MODES}
     for run in range(m.repeat):
-        for mode in MODES if run % 2 == 0 else MODES[::-1]:
+        for mode in MODES[run % len(MODES) :] + MODES[: run % len(MODES)]:
             runs[mode].append(burst(m, mode))
             empty[mode].append(empty_burst(m, mode))
     history.delete_workflow_tasks("bench")
@@ -70,9 +74,14 @@ def measure(m: Measurement) -> dict[str, Any]:
         out[mode] = _medians(runs[mode], statistics.median(empty[mode]))
         out[mode]["empty_burst_seconds_runs"] = empty[mode]
     for key in ("steps_per_second", "steps_per_second_in_db_span", "steps_per_second_net"):
-        off_value, on_value = out["off"].get(key), out["on"].get(key)
-        drop = 1 - on_value / off_value if off_value and on_value else None
-        out["drop" + key.removeprefix("steps_per_second")] = drop
+        off_value = out["off"].get(key)
+        for mode in MODES[1:]:
+            value = out[mode].get(key)
+            drop = 1 - value / off_value if off_value and value else None
+            out[mode]["drop" + key.removeprefix("steps_per_second")] = drop
+        out["drop" + key.removeprefix("steps_per_second")] = out["on"][
+            "drop" + key.removeprefix("steps_per_second")
+        ]
     off, on = out["off"]["steps_per_second"], out["on"]["steps_per_second"]
     cpu_step_ns = 1e6 * out["off"]["worker_cpu_ms_per_step_median"]
     out["hooks"]["worker_cpu_ns_per_step"] = cpu_step_ns
@@ -109,7 +118,7 @@ def _medians(runs: list[dict[str, Any]], empty_seconds: float) -> dict[str, Any]
 
 def empty_burst(m: Measurement, mode: str) -> float:
     """The wall time of a burst worker with nothing to do: its start-up and exit."""
-    with _worker_env(m, mode == "on", None):
+    with _worker_env(m, mode, None):
         return m.run_burst(f"observability-empty-{mode}", timeout=120, concurrency=m.concurrency)[0]
 
 
@@ -117,7 +126,7 @@ def burst(m: Measurement, mode: str) -> dict[str, Any]:
     """One burst of the standard workflow with observability ``mode`` in the worker."""
     with tempfile.TemporaryDirectory(prefix="salvador-bench-observe-") as tmp:
         report = Path(tmp) / "report.json"
-        with _worker_env(m, mode == "on", report):
+        with _worker_env(m, mode, report):
             out = m.burst(f"observability-{mode}", m.concurrency)
         if mode == "on":
             out["recorded"] = _recorded(m, report, out["tasks"] * 3)
@@ -125,13 +134,13 @@ def burst(m: Measurement, mode: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _worker_env(m: Measurement, on: bool, report: Path | None) -> Iterator[None]:
+def _worker_env(m: Measurement, mode: str, report: Path | None) -> Iterator[None]:
     saved = dict(m.env)
-    m.env.pop(observed.OBSERVE, None)
-    m.env.pop(observed.REPORT, None)
-    if on:
-        m.env[observed.OBSERVE] = "1"
-    if on and report is not None:
+    for name in (observed.OBSERVE, observed.REPORT, observed.EXPORTER):
+        m.env.pop(name, None)
+    if mode in OBSERVE:
+        m.env[observed.OBSERVE] = OBSERVE[mode]
+    if mode == "on" and report is not None:
         m.env[observed.REPORT] = str(report)
     try:
         yield

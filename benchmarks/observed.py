@@ -6,7 +6,8 @@
 as an application would configure one (with an OTLP exporter instead). At exit it
 writes what it recorded to the file named by ``SALVADOR_BENCH_OBSERVE_REPORT``: the
 spans exported and the step attempts the Prometheus counter saw, so the run can show
-that everything was on.
+that everything was on. ``SALVADOR_BENCH_OBSERVE=tracing`` (or ``metrics``) turns on one
+of the two only: to tell their costs apart.
 """
 
 from __future__ import annotations
@@ -14,27 +15,43 @@ from __future__ import annotations
 import atexit
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 OBSERVE = "SALVADOR_BENCH_OBSERVE"
+#: By hand, to see what the export costs: ``count`` (spans counted, none kept) or ``none``
+#: (an SDK without a span processor); the report then says nothing of the spans.
+EXPORTER = "SALVADOR_BENCH_OBSERVE_EXPORTER"
 REPORT = "SALVADOR_BENCH_OBSERVE_REPORT"
 
 
-def wanted() -> bool:
-    """Whether this process is to run with observability on."""
-    return os.environ.get(OBSERVE) == "1"
+def wanted(part: str) -> bool:
+    """Whether this process is to run with ``part`` (``tracing``, ``metrics``) on."""
+    return os.environ.get(OBSERVE) in ("1", part)
 
 
 def configure() -> None:
     """Set the process's OpenTelemetry SDK; write the report at exit."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    class Counting(InMemorySpanExporter):
+        """Counts the spans and keeps none, as an exporter that sends them away."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self.count += len(spans)
+            return SpanExportResult.SUCCESS
+
     provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    exporter = InMemorySpanExporter() if os.environ.get(EXPORTER) != "count" else Counting()
+    if os.environ.get(EXPORTER) != "none":
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     path = os.environ.get(REPORT)
     if path:

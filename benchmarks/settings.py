@@ -78,8 +78,9 @@ if BACKEND == "postgres+redis":
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
     SALVADOR.update(QUEUE="redis", REDIS_CONNECTION="default", KEY_PREFIX=REDIS_PREFIX)
 
-if observed.wanted():
+if observed.wanted("metrics"):
     SALVADOR["METRICS"] = True
+if observed.wanted("tracing"):
     observed.configure()
 
 LOGGING = {
