@@ -69,8 +69,8 @@ from benchmarks.faults.summary import (
     traced_summary,
     waits_summary,
 )
-from benchmarks.faults.traced import TracedLoad
 from benchmarks.faults.traced_checks import check_traced
+from benchmarks.faults.traced_load import TracedLoad
 from benchmarks.faults.traced_records import traced_records, wait_for_gone
 from benchmarks.faults.waiting_checks import check_waits, first_claims
 from benchmarks.faults.waiting_load import TAIL, WaitingLoad

@@ -10,7 +10,6 @@ from typing import Any
 
 from benchmarks.faults.checks import Fault
 from benchmarks.faults.injection import Fleet
-from benchmarks.faults.traced import TracedLoad
 from benchmarks.faults.traced_checks import (
     WORKFLOW,
     Span,
@@ -18,6 +17,7 @@ from benchmarks.faults.traced_checks import (
     TracedRecords,
     WorkerRow,
 )
+from benchmarks.faults.traced_load import TracedLoad
 
 
 def _hex(value: str | None) -> str | None:
