@@ -20,6 +20,10 @@ them (see ``benchmarks/faults/waiting_load``); parents of a fan-out workflow
 ``benchmarks/faults/diamond``), with a kill or a pause every ~4 s aimed at a worker
 that runs two of one task's branches or more. The workers tick a scheduled workflow's
 schedules throughout (three every second, one every even second), paused at the end.
+And it submits tasks of a traced workflow (quick: 100; full: 1,000), each inside a span
+of its own, while every process exports its spans to a file (see
+``benchmarks/faults/traced``); at the end, with every worker stopped, it reads the
+workers table.
 
 When every task has finished, it checks the records (``benchmarks/faults/checks`` and
 the ``*_checks`` module of each workflow), prints a summary and exits 1 if any failed.
@@ -54,6 +58,7 @@ from benchmarks.faults.rows import three_step_records
 from benchmarks.faults.scheduled_checks import check_scheduled
 from benchmarks.faults.scheduled_records import pause_schedules, read_log, scheduled_records
 from benchmarks.faults.servers import PostgresServer, RedisServer
+from benchmarks.faults.spans import SPANS_DIR
 from benchmarks.faults.summary import (
     diamond_summary,
     fan_out_summary,
@@ -61,8 +66,12 @@ from benchmarks.faults.summary import (
     scheduled_summary,
     summary,
     timeline,
+    traced_summary,
     waits_summary,
 )
+from benchmarks.faults.traced_checks import check_traced
+from benchmarks.faults.traced_load import TracedLoad
+from benchmarks.faults.traced_records import traced_records, wait_for_gone
 from benchmarks.faults.waiting_checks import check_waits, first_claims
 from benchmarks.faults.waiting_load import TAIL, WaitingLoad
 from benchmarks.faults.waiting_records import StuckWatch, first_steps, wait_records
@@ -82,7 +91,7 @@ STEP_SECONDS = {"postgres": (0.01, 0.05), "sqlite": (0.002, 0.01)}
 PACE = {"postgres": 50.0, "sqlite": 15.0}
 #: One task of the waiting workflow for this many of the three-step one; one parent
 #: of the fan-out workflow (20 children) for this many; one diamond for this many.
-WAITING_SHARE, FAN_OUT_SHARE, DIAMOND_SHARE = 10, 40, 10
+WAITING_SHARE, FAN_OUT_SHARE, DIAMOND_SHARE, TRACED_SHARE = 10, 40, 10, 10
 #: How late a timer may restart its step: a lease (its first claim lost to a fault),
 #: a sweep, and a second for polls and the claim.
 LATE_LIMIT = LEASE_SECONDS + SWEEP_INTERVAL + 1.0
@@ -114,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"tasks of the diamond workflow (default: --tasks / {DIAMOND_SHARE})",
     )
     parser.add_argument(
+        "--traced-tasks",
+        type=int,
+        help=f"tasks of the traced workflow (default: --tasks / {TRACED_SHARE})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         help="seconds over which they are submitted (default: 50 tasks/s, 15 on SQLite)",
@@ -130,11 +144,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.fan_out_tasks = args.tasks // FAN_OUT_SHARE
     if args.diamond_tasks is None:
         args.diamond_tasks = args.tasks // DIAMOND_SHARE
+    if args.traced_tasks is None:
+        args.traced_tasks = args.tasks // TRACED_SHARE
     args.duration = args.duration or args.tasks / PACE[args.db]
     if args.tasks < 1 or args.duration <= 0:
         parser.error("--tasks and --duration must be positive")
-    if min(args.waiting_tasks, args.fan_out_tasks, args.diamond_tasks) < 0:
-        parser.error("--waiting-tasks, --fan-out-tasks and --diamond-tasks must not be negative")
+    if min(args.waiting_tasks, args.fan_out_tasks, args.diamond_tasks, args.traced_tasks) < 0:
+        parser.error("--waiting-tasks, --fan-out-tasks, --diamond-tasks and --traced-tasks must "
+                     "not be negative")  # fmt: skip
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     return args
@@ -158,6 +175,8 @@ class Run:
         self.diamond_log_path.touch()
         self.scheduled_log_path = directory / "scheduled.log"
         self.scheduled_log_path.touch()
+        self.spans_dir = directory / "spans"
+        self.spans_dir.mkdir()
         self.postgres: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
@@ -175,6 +194,7 @@ class Run:
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
+            SPANS_DIR: str(self.spans_dir),
         }
         if self.postgres is not None:
             env["CHAOS_PG_PORT"] = str(self.postgres.port)
@@ -295,6 +315,12 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             args.duration,
             STEP_SECONDS[args.db],
         )
+        traced = TracedLoad(
+            random.Random(f"{args.seed}:traced"),
+            args.traced_tasks,
+            args.duration,
+            STEP_SECONDS[args.db],
+        )
         striker = Striker(fleet, injector, run.diamond_log_path, args.duration,
                           LEASE_SECONDS + 1.5, random.Random(f"{args.seed}:strikes"))  # fmt: skip
         with fleet.watched():
@@ -302,6 +328,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             load.start()
             fan_out.start()
             diamonds.start()
+            traced.start()
             if args.diamond_tasks:
                 striker.start()
             watch.start()
@@ -311,6 +338,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             load.join()
             fan_out.join()
             diamonds.join()
+            traced.join()
             if args.diamond_tasks:
                 striker.join()
             pause_schedules()  # their ticks would keep the run from ever being quiet
@@ -319,6 +347,9 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             fan_out_watch.stop()
         stop_problems = fleet.shut_down()
         elapsed = time.time() - began
+        wait_for_gone(injector.faults, LEASE_SECONDS)  # the killed workers' rows
+        traced_data = traced_records(traced, run.spans_dir, injector.faults, fleet)
+        traced_verdict = check_traced(traced_data)
         records = three_step_records(
             run.submitted, run.log_path, injector.faults, fleet.dead, fleet.dead_threads()
         )
@@ -361,8 +392,9 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]
         verdict.problems += [f"diamond: {problem}" for problem in diamond_verdict.problems]
         verdict.problems += [f"scheduled: {problem}" for problem in scheduled_verdict.problems]
+        verdict.problems += [f"traced: {problem}" for problem in traced_verdict.problems]
         failures = (("the waiting load", load.errors), ("the fan-out load", fan_out.errors),
-                    ("the diamond load", diamonds.errors),
+                    ("the diamond load", diamonds.errors), ("the traced load", traced.errors),
                     ("the faults aimed at parallel branches", striker.errors))  # fmt: skip
         for what, errors in failures:
             for error in errors:
@@ -378,6 +410,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         result["fan_out"] = fan_out_summary(fan_out, fan_out_watch, fan_out_data, fan_out_verdict)
         result["diamond"] = diamond_summary(diamonds, striker, diamond_data, diamond_verdict)
         result["scheduled"] = scheduled_summary(scheduled_data, scheduled_verdict)
+        result["traced"] = traced_summary(traced_data, traced_verdict)
         result["timeline"] = timeline(verdict, began)
         return result
     finally:

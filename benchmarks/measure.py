@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, fanout, graphs, history, schedules, waits
+from benchmarks import cpu, fanout, graphs, history, observability, schedules, waits
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -53,6 +53,7 @@ CLAIM_SAMPLES = 200
 #: The sections of a run, in the order they run (``--sections`` picks some).
 SECTIONS = (
     "throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "schedules", "scale",
+    "observability",
 )  # fmt: skip
 
 
@@ -664,6 +665,9 @@ class Measurement:
         # Redis claims by id: history is no cost to it.
         if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()
+        # Last: it sets an OpenTelemetry SDK in this process (the tasks it submits are traced).
+        if "observability" in sections:
+            self.result["observability"] = observability.measure(self)
         if self.stat_conn is not None:
             self.stat_conn.close()
         return self.result

@@ -9,7 +9,8 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
         [--graph-tasks 500] [--graph-samples 10] [--schedules 100,10000]
         [--schedule-due 1,100,1000] [--schedule-seconds 30]
-        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,scale]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,scale,
+                    observability]
         [--json PATH]
         [--charts DIR]
 
@@ -66,6 +67,11 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    bare INSERT of as many tasks and ``submit()`` of them; then 5 schedules every second
    ticked by a long-running worker for ``--schedule-seconds``: each tick's task submitted,
    and started, after its due time, p50/p99.
+11. Observability (``benchmarks/observability.py``; last): burst steps/s as in 2 (threads)
+   with signals, tracing and metrics off and with all on (an OpenTelemetry SDK with a
+   batch span processor and Prometheus metrics in the worker), alternated ``--repeat``
+   times, medians and the drop; and what the engine's hooks cost per step with
+   everything off, in nanoseconds, against the worker's CPU time per step.
 
 ``--sections`` runs only some of these (default: all); the raw ceiling and the
 worker's start-up belong to ``throughput``. For the waits figures alone::

@@ -11,11 +11,17 @@ but queues them in Redis (``SALVADOR["QUEUE"] = "redis"``) through a django-redi
 cache on ``SALVADOR_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), with
 every key under ``SALVADOR_BENCH_REDIS_PREFIX`` (``benchmarks/run.py`` picks a fresh
 one per run and deletes its keys afterwards).
+
+``SALVADOR_BENCH_OBSERVE=1`` turns every observability feature on (the observability
+section's "on" workers): Prometheus metrics (``SALVADOR["METRICS"]``) and an
+OpenTelemetry SDK with a batch span processor (``benchmarks.observed``).
 """
 
 import os
 import tempfile
 from pathlib import Path
+
+from benchmarks import observed
 
 SECRET_KEY = "salvador-bench"
 DEBUG = False
@@ -71,6 +77,11 @@ SALVADOR: dict[str, object] = {
 if BACKEND == "postgres+redis":
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
     SALVADOR.update(QUEUE="redis", REDIS_CONNECTION="default", KEY_PREFIX=REDIS_PREFIX)
+
+if observed.wanted("metrics"):
+    SALVADOR["METRICS"] = True
+if observed.wanted("tracing"):
+    observed.configure()
 
 LOGGING = {
     "version": 1,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 logger = logging.getLogger("chaos")
@@ -34,6 +36,11 @@ class PacedLoad(threading.Thread):
     def body(self, number: int) -> Any:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def submitting(self, number: int) -> Iterator[None]:
+        """Around the submit of task ``number`` (and its tries again): nothing here."""
+        yield
+
     def run(self) -> None:
         from django.db import connection
 
@@ -55,11 +62,12 @@ class PacedLoad(threading.Thread):
         for number in range(self.count):
             time.sleep(max(0.0, began + (number + self.offset) * pace - time.monotonic()))
             body = self.body(number)
-            while True:
-                try:
-                    task = submit(self.workflow, body, idempotency_key=f"{self.key}-{number}")
-                    break
-                except DatabaseError:
-                    connection.close()
-                    time.sleep(0.2)
+            with self.submitting(number):
+                while True:
+                    try:
+                        task = submit(self.workflow, body, idempotency_key=f"{self.key}-{number}")
+                        break
+                    except DatabaseError:
+                        connection.close()
+                        time.sleep(0.2)
             self.submitted[number] = str(task.id)

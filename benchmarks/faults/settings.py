@@ -5,9 +5,13 @@ Everything comes from the environment that ``benchmarks/chaos.py`` sets:
 ``CHAOS_PG_PORT``; ``CHAOS_QUEUE`` (``database`` or ``redis``) with
 ``CHAOS_REDIS_URL``; ``CHAOS_LOG``, the execution log the steps append to; and the
 short lease and sweep that let a run recover from many faults in a few seconds.
+With ``CHAOS_SPANS_DIR``, the process exports the traced workflow's spans there
+(:mod:`benchmarks.faults.spans`).
 """
 
 import os
+
+from benchmarks.faults.spans import export_spans
 
 SECRET_KEY = "salvador-chaos"
 DEBUG = False
@@ -60,6 +64,8 @@ if SALVADOR["QUEUE"] == "redis":
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 3},
         }
     }
+
+export_spans()
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ from benchmarks.faults.fan_out_checks import CHILDREN, FanOutRecords, FanOutVerd
 from benchmarks.faults.fan_out_records import FanOutLoad
 from benchmarks.faults.injection import Fleet
 from benchmarks.faults.scheduled_checks import ScheduledRecords, ScheduledVerdict, lateness
+from benchmarks.faults.traced_checks import TracedRecords, TracedVerdict
 from benchmarks.faults.waiting_checks import Stuck, WaitRecords, WaitVerdict
 from benchmarks.faults.waiting_load import WaitingLoad
 from benchmarks.faults.waiting_records import StuckWatch
@@ -131,6 +132,8 @@ def print_summary(result: dict[str, Any]) -> None:
         print_diamond(result["diamond"])
     if "scheduled" in result:
         print_scheduled(result["scheduled"])
+    if "traced" in result:
+        print_traced(result["traced"])
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:
         print(f"  FAIL: {problem}")
@@ -269,3 +272,36 @@ def print_scheduled(scheduled: dict[str, Any]) -> None:
 
 def _drop_n(spread: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in spread.items() if k != "n"}
+
+
+def traced_summary(records: TracedRecords, verdict: TracedVerdict) -> dict[str, Any]:
+    """The traced workflow's figures, and the workers table's."""
+    return {
+        "tasks": len(records.tasks),
+        "by_status": dict(Counter(t.status for t in records.tasks)),
+        "step_spans": verdict.spans,
+        "step_span_outcomes": dict(verdict.outcomes),
+        "completed_spans_missing": dict(verdict.missing),
+        "worker_rows": len(records.rows),
+        "killed": len(records.killed),
+        "killed_rows_gone": verdict.killed_rows,
+        "killed_before_registering": verdict.killed_unregistered,
+        "stopped_cleanly": len(records.stopped_cleanly),
+        "problems": len(verdict.problems),
+    }
+
+
+def print_traced(traced: dict[str, Any]) -> None:
+    missing = traced["completed_spans_missing"]
+    print(
+        f"  traced workflow: {traced['tasks']} tasks ({_counts(traced['by_status'])}); "
+        f"{traced['step_spans']} step spans in their submit's trace "
+        f"({_counts(traced['step_span_outcomes'])}); completed spans missing: "
+        f"{sum(missing.values())} ({_counts(missing)})"
+    )
+    print(
+        f"  workers table at the end: {traced['worker_rows']} row(s); "
+        f"{traced['killed_rows_gone']} of {traced['killed']} killed workers' rows gone "
+        f"({traced['killed_before_registering']} killed before registering); "
+        f"{traced['stopped_cleanly']} workers stopped cleanly"
+    )

@@ -2,7 +2,8 @@
 its effect; ``chaos-child``, one such step, which returns ``[body["parent"],
 body["n"]]``; the waiting workflow (``chaos-waits``, in :mod:`.waiting`); and the
 fan-out workflow, whose parents start children of ``chaos-child`` (``chaos-fan-out``,
-in :mod:`.fan_out`); the diamond workflow (``chaos-diamond``, in :mod:`.diamond`); and
+in :mod:`.fan_out`); the diamond workflow (``chaos-diamond``, in :mod:`.diamond`); the
+traced workflow (``chaos-traced``, in :mod:`.traced`); and
 ``chaos-scheduled``, one such step, which nobody submits: its schedules do (three every
 second, one every even second: :data:`.scheduled_checks.SCHEDULES`), ticked by the
 run's workers. It logs to its own log (``CHAOS_SCHEDULED_LOG``).
@@ -21,7 +22,7 @@ import os
 import time
 from datetime import timedelta
 
-from benchmarks.faults import diamond, fan_out, waiting  # noqa: F401 - registers their workflows
+from benchmarks.faults import diamond, fan_out, traced, waiting  # noqa: F401 - registers them
 from benchmarks.faults.fan_out import LOG as CHILDREN_LOG
 from benchmarks.faults.fan_out_checks import CHILD
 from benchmarks.faults.journal import append

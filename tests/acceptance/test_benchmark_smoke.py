@@ -99,5 +99,13 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
     assert lateness["ticked_twice"] == 0
     assert lateness["submitted_ms"]["min"] >= 0  # no tick submitted before it was due
     assert "schedules: tick rounds" in run.stdout
+    observability = sqlite["observability"]  # off, all on, tracing only, metrics only
+    for mode in ("off", "on", "tracing", "metrics"):
+        assert observability[mode]["by_status"] == {"completed": 500}
+    recorded = observability["on"]["recorded"]  # the "on" worker: a span and a count a step
+    assert (recorded["spans"], recorded["attempts_counted"]) == (1500, 1500)
+    assert observability["hooks"]["per_step_ns"] > 0
+    assert observability["hooks_on"]["per_step_ns"] > observability["hooks"]["per_step_ns"]
+    assert "observability: burst steps/s" in run.stdout
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]

@@ -2,8 +2,10 @@
 of its waiting workflow (signals, timers, pauses), of its fan-out workflow (children
 started once per key, parents completed with all their results) and of its diamond
 workflow (parallel branches killed and paused: every step once, each effect once, the
-join saw every branch) and of its scheduled workflow (schedules ticked by the workers
-through the faults: one task per tick, every tick missed explained) included.
+join saw every branch), of its scheduled workflow (schedules ticked by the workers
+through the faults: one task per tick, every tick missed explained) and of its traced
+workflow (every step's span in its task's one trace; the workers table at the end)
+included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -78,4 +80,13 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert scheduled["tasks"] + sum(scheduled["missed"].values()) == scheduled["ticks_expected"]
     assert "unexplained" not in scheduled["missed"]
     assert scheduled["problems"] == 0
+    traced = result["traced"]  # spans exported by every process, the workers table
+    assert traced["tasks"] == 100
+    assert traced["by_status"] == {"completed": 100}
+    assert traced["step_span_outcomes"]["completed"] >= 300 - sum(
+        traced["completed_spans_missing"].values()
+    )
+    assert "unexplained" not in traced["completed_spans_missing"]
+    assert traced["killed_rows_gone"] >= 1  # killed workers leave their rows, gone
+    assert traced["problems"] == 0
     assert "PASS" in run.stdout
