@@ -23,6 +23,7 @@ from typing import Any
 logger = logging.getLogger("salvador_django")
 
 try:
+    from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -37,10 +38,39 @@ __all__ = ["enabled", "end_step", "start_step", "submitted", "using"]
 
 def enabled() -> bool:
     """Whether an OpenTelemetry SDK is configured (the API alone records nothing)."""
+    return _tracer() is not None
+
+
+#: The tracer of the configured provider: the API sets a provider once per process,
+#: and getting a tracer is costly (a fifth of a span's cost), so it is kept.
+_cached: tuple[Any, Any] | None = None
+
+
+def _tracer() -> Any:
+    """The app's tracer, or None while no SDK is configured."""
+    global _cached
     if not AVAILABLE:
-        return False
+        return None
     provider = trace.get_tracer_provider()
-    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    if _cached is not None and _cached[0] is provider:
+        return _cached[1]
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    _cached = (provider, provider.get_tracer(TRACER_NAME))
+    return _cached[1]
+
+
+def _parent(task: Any) -> Any:
+    """The context stored with ``task``, parsed once per task instance (a claim)."""
+    stored = task.trace_context
+    if not stored:
+        return None
+    cached = getattr(task, "_trace_parent", None)
+    if cached is not None and cached[0] is stored:
+        return cached[1]
+    parent = propagate.extract(stored)
+    task._trace_parent = (stored, parent)
+    return parent
 
 
 def submitted(workflow: str, task_id: Any) -> dict[str, str] | None:
@@ -48,10 +78,10 @@ def submitted(workflow: str, task_id: Any) -> dict[str, str] | None:
 
     None when tracing is off (nothing is stored).
     """
-    if not enabled():
+    tracer = _tracer()
+    if tracer is None:
         return None
     try:
-        tracer = trace.get_tracer(TRACER_NAME)
         span = tracer.start_span(
             f"salvador.submit {workflow}",
             kind=SpanKind.PRODUCER,
@@ -70,14 +100,14 @@ def start_step(
     task: Any, step: str, attempt: int, worker: str, *, compensation: bool = False
 ) -> Any:
     """Start the span of one attempt of ``step`` of ``task``; None when tracing is off."""
-    if not enabled():
+    tracer = _tracer()
+    if tracer is None:
         return None
     try:
-        parent = propagate.extract(task.trace_context) if task.trace_context else None
         kind = "compensate" if compensation else "step"
-        return trace.get_tracer(TRACER_NAME).start_span(
+        return tracer.start_span(
             f"salvador.{kind} {task.workflow}.{step}",
-            context=parent,
+            context=_parent(task),
             kind=SpanKind.CONSUMER,
             attributes={
                 "salvador.task_id": str(task.id),
@@ -97,7 +127,24 @@ def using(span: Any) -> Any:
     it); does nothing for None."""
     if span is None:
         return nullcontext()
-    return trace.use_span(span, record_exception=False, set_status_on_exception=False)
+    return _Current(span)
+
+
+class _Current:
+    """``trace.use_span()`` without its generator and exception handling: the engine
+    records a step's exception itself."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+
+    def __enter__(self) -> Any:
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self.token)
 
 
 def end_step(span: Any, outcome: str, error: BaseException | None = None) -> None:
