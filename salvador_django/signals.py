@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.dispatch import Signal
 
 logger = logging.getLogger("salvador_django")
@@ -93,5 +93,8 @@ def send_on_commit(signal: Signal, sender: Any, using: str, **arguments: Any) ->
     """Send ``signal`` when the current transaction on ``using`` commits (at once if
     none is open); nothing if it rolls back, or if the signal has no receivers."""
     if not signal.receivers:
+        return
+    if not connections[using].in_atomic_block:  # committed already (autocommit): now
+        send(signal, sender, **arguments)
         return
     transaction.on_commit(lambda: send(signal, sender, **arguments), using=using)

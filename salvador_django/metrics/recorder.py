@@ -70,6 +70,7 @@ class Metrics:
             registry=registry,
         )
         #: The gauges read from the database (on ``registry`` too, unless ``gauges`` is false).
+        self._step_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.gauges = DatabaseGauges(database)
         if gauges:
             registry.register(self.gauges)
@@ -115,9 +116,16 @@ class Metrics:
     def on_step_finished(
         self, sender: Any, task: Any, step: str, outcome: str, duration: float, **kwargs: Any
     ) -> None:
-        self.attempts.labels(task.workflow, step, outcome).inc()
-        if outcome != "skipped":
-            self.duration.labels(task.workflow, step).observe(max(0.0, duration))
+        # Once per step attempt: the labelled children are kept (labels() takes a lock
+        # and builds its key each call).
+        key = (task.workflow, step, outcome)
+        children = self._step_children.get(key)
+        if children is None:  # a skipped step has no duration series
+            timed = None if outcome == "skipped" else self.duration.labels(task.workflow, step)
+            children = self._step_children[key] = (self.attempts.labels(*key), timed)
+        children[0].inc()
+        if children[1] is not None:
+            children[1].observe(max(0.0, duration))
 
     def on_task_finished(self, sender: Any, task: Any, status: str, **kwargs: Any) -> None:
         self.finished.labels(task.workflow, status).inc()
