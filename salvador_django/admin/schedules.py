@@ -10,7 +10,7 @@ next sync.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.display import pretty_json, status_badge
 from salvador_django.admin.durations import format_moment
+from salvador_django.admin.readonly import ReadOnlyRows
 from salvador_django.admin.schedule_actions import RESUME_HELP, ScheduleActionsAdmin
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError
@@ -72,7 +73,7 @@ def upcoming(definition: Definition, after: datetime, count: int = UPCOMING) -> 
     return ticks
 
 
-class ScheduleAdmin(ScheduleActionsAdmin):
+class ScheduleAdmin(ReadOnlyRows, ScheduleActionsAdmin):
     list_display = ("name", "workflow", "expression_", "next_run", "last_run", "paused", "active")
     list_filter = ("paused", "active", "workflow")
     search_fields = ("name", "workflow")
@@ -98,16 +99,7 @@ class ScheduleAdmin(ScheduleActionsAdmin):
         "created_at_", "updated_at_",
     )  # fmt: skip
 
-    class Media:
-        css: ClassVar = {"all": ("salvador/admin.css",)}
-
     # -- permissions: the code owns the definition ------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Only a schedule the code no longer declares: a declared one comes back."""

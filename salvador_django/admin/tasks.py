@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
@@ -45,6 +45,7 @@ from salvador_django.admin.filters import (
     step_names,
 )
 from salvador_django.admin.pagination import CappedCountPaginator
+from salvador_django.admin.readonly import ReadOnlyRows
 from salvador_django.admin.steps import StepRunInline
 from salvador_django.admin.stuck import StuckFilter
 from salvador_django.admin.task_actions import TaskActionsAdmin
@@ -110,7 +111,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
     return show
 
 
-class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin):
+class TaskAdmin(ReadOnlyRows, TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
         "workflow",
@@ -190,16 +191,7 @@ class TaskAdmin(TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin)
         "lease_expires_at_", "recoveries", "history",
     )  # fmt: skip
 
-    class Media:
-        css: ClassVar = {"all": ("salvador/admin.css",)}
-
     # -- permissions ------------------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)

@@ -8,7 +8,7 @@ a live one would only come back at its next heartbeat.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from salvador_django.admin.display import shorten
 from salvador_django.admin.durations import format_duration, format_moment
+from salvador_django.admin.readonly import ReadOnlyRows
 from salvador_django.clock import now_plus
 from salvador_django.conf import get_settings
 from salvador_django.models import WorkerProcess
@@ -54,7 +55,7 @@ class AliveFilter(admin.SimpleListFilter):
         return queryset
 
 
-class WorkerProcessAdmin(WorkerModelAdmin):
+class WorkerProcessAdmin(ReadOnlyRows, WorkerModelAdmin):
     list_display = (
         "name", "state", "busy", "last_seen", "host", "pid", "version", "kind", "queue",
         "workflows_", "running_",
@@ -72,16 +73,7 @@ class WorkerProcessAdmin(WorkerModelAdmin):
     )  # fmt: skip
     readonly_fields = fields
 
-    class Media:
-        css: ClassVar = {"all": ("salvador/admin.css",)}
-
     # -- permissions: the workers own their rows --------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Only a gone worker's row: a live worker's comes back at its next heartbeat."""
