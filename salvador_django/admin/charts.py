@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from salvador_django.admin.durations import format_duration
+from salvador_django.admin.timeline import Tick  # a label on an axis, as the timeline's
 from salvador_django.histogram import percentile
 from salvador_django.rollup import HOUR, Counts
 
@@ -51,12 +52,6 @@ class Bar:
     completed_height: float = 0.0
     failed_y: float = 0.0
     failed_height: float = 0.0
-
-
-@dataclass(frozen=True)
-class Tick:
-    x: float
-    label: str
 
 
 @dataclass(frozen=True)
