@@ -354,14 +354,17 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             run.submitted, run.log_path, injector.faults, fleet.dead, fleet.dead_threads()
         )
         records.stop_stalls_all = stalls = args.db == "sqlite"
+        records.stalls = late = fleet.stalls()
         verdict = check(records)
         fan_out_data = fan_out_records.fan_out_records(
             fan_out, fan_out_watch, run.children_log_path, injector.faults
         )
         fan_out_data.executions.stop_stalls_all = stalls
+        fan_out_data.executions.stalls = late
         fan_out_verdict = check_fan_out(fan_out_data)
         diamond_data = diamond_records(diamonds, striker, run.diamond_log_path, injector.faults)
         diamond_data.executions.stop_stalls_all = stalls
+        diamond_data.executions.stalls = late
         diamond_verdict = check_diamonds(diamond_data)
         # The other workflows' claims (the queue's backlog) and steps (workers up).
         runs: list[Execution | ParentStart] = [

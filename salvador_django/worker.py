@@ -347,7 +347,11 @@ class Worker:
     def heartbeat(self) -> None:
         """Extend the leases of in-flight tasks; mark those this worker no longer holds."""
         leases = self.leases.snapshot()
+        started = time.monotonic()
+        held = [lease for lease in leases if lease.seconds is not None and not lease.lost.is_set()]
+        since = max((started - lease.renewed_at for lease in held), default=0.0)
         renew_leases(self.database, leases)
+        warn_of_late_renewal(held, since, time.monotonic() - started)
         self.presence.beat(leases)
 
     def recover(self) -> None:
@@ -365,6 +369,24 @@ class Worker:
         if swept:
             logger.info("salvador: sweep re-announced %d task(s)", swept)
         roll_up_quietly(self.database)  # the admin's charts: hourly, at most every 5 min
+
+
+def warn_of_late_renewal(leases: list[Lease], since: float, took: float) -> None:
+    """Log a renewal that came past two thirds of a lease (``since`` the last one, the
+    write taking ``took`` seconds), and the leases it found expired: a busy database
+    (SQLite's write lock) or a starved process; a longer ``LEASE_SECONDS`` absorbs it."""
+    if not leases or since + took <= min(lease.seconds or 0 for lease in leases) * 2 / 3:
+        return
+    lost = sum(lease.lost.is_set() for lease in leases)
+    logger.warning(
+        "salvador: leases renewed %.1fs after the last renewal (the write took %.1fs; "
+        "lease %gs); %d of %d lost",
+        since + took,
+        took,
+        leases[0].seconds,
+        lost,
+        len(leases),
+    )
 
 
 def _stack_of(thread: threading.Thread | None) -> str:

@@ -73,6 +73,9 @@ class Records:
     #: SQLite: a worker paused in a transaction holds the write lock, and every other
     #: worker's heartbeats wait for it past their lease; its resume lets a sweep reap them.
     stop_stalls_all: bool = False
+    #: Heartbeats a worker logged as late (``stall`` faults of its pid): its leases may
+    #: have expired with no fault injected (SQLite's write lock contended, a starved CPU).
+    stalls: list[Fault] = field(default_factory=list)
 
 
 @dataclass
@@ -227,6 +230,8 @@ def _cause(records: Records, earlier: Execution, since: float, until: float) -> 
         f.kind == "stop" and since <= f.end and f.start <= until for f in records.faults
     ):
         return "another worker stopped (SQLite's write lock held)"
+    if any(s.pid == earlier.pid and since <= s.end and s.start <= until for s in records.stalls):
+        return "its heartbeat late (logged by the worker)"
     return None
 
 

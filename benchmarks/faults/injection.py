@@ -127,6 +127,15 @@ class Fleet:
             for death in uncaught(path.read_text(errors="replace"))
         ]
 
+    def stalls(self) -> list[Fault]:
+        """The late lease renewals every worker so far logged, as ``stall`` faults of
+        their process from the renewal before to the late one (see :func:`stalls_in`)."""
+        return [
+            stall
+            for pid, path in sorted(self.log_of.items())
+            for stall in stalls_in(path.read_text(errors="replace"), pid)
+        ]
+
     def _log_tail(self, process: subprocess.Popen[bytes]) -> str:
         text = self.log_of[process.pid].read_text(errors="replace")
         return " | ".join(text.strip().splitlines()[-3:])
@@ -183,6 +192,25 @@ def uncaught(log: str) -> list[str]:
 
 
 _EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?$")
+
+
+def stalls_in(log: str, pid: int) -> list[Fault]:
+    """The worker's own record of a heartbeat that renewed its leases late (the
+    database slow to take the write, or the process starved of CPU): a ``stall`` from
+    its renewal before to the late one, which ends when the line was logged."""
+    found = []
+    for match in _LATE_RENEWAL.finditer(log):
+        logged = time.mktime(time.strptime(match["at"], "%Y-%m-%d %H:%M:%S"))
+        end = logged + int(match["ms"]) / 1000
+        found.append(Fault("stall", end - float(match["since"]), end, pid))
+    return found
+
+
+_LATE_RENEWAL = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) \d+ \S+ "
+    r"salvador: leases renewed (?P<since>[\d.]+)s after the last renewal",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Worker threads, leases, heartbeat, reaper and shutdown, on SQLite and PostgreSQL."""
 
+import logging
+import re
 import threading
 import time
 from datetime import timedelta
@@ -182,6 +184,31 @@ def test_heartbeat_extends_held_leases_and_flags_lost_ones(backend):
     assert not held_lease.lost.is_set()
     assert held_lease.renewed_at > time.monotonic() - 5
     assert stolen_lease.lost.is_set()
+
+
+def test_a_late_renewal_is_logged_with_how_late_and_what_it_lost(backend, caplog):
+    held = TaskFactory(running=True, claimed_by="me:1")
+    stolen = TaskFactory(running=True, claimed_by="other")
+
+    def heartbeat(held_for: float) -> list[str]:
+        worker = Worker(WorkerOptions.from_settings())
+        seconds = worker.options.lease_seconds
+        ago = time.monotonic() - held_for
+        worker.leases.add(Lease(held.id, "me:1", seconds=seconds, renewed_at=ago))
+        worker.leases.add(Lease(stolen.id, "me:2", seconds=seconds, renewed_at=ago))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="salvador_django"):
+            worker.heartbeat()
+        return [r.message for r in caplog.records if "leases renewed" in r.message]
+
+    assert heartbeat(10) == []  # a sixth of the 60s lease
+    late = heartbeat(45)
+    assert len(late) == 1
+    assert re.match(
+        r"salvador: leases renewed 45\.\ds after the last renewal \(the write took 0\.\ds; "
+        r"lease 60s\); 1 of 2 lost$",
+        late[0],
+    ), late[0]
 
 
 def test_a_heartbeat_whose_leases_are_all_held_is_one_update(backend):

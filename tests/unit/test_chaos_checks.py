@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,7 @@ from benchmarks.faults.fan_out_checks import (
     expected_results,
 )
 from benchmarks.faults.fan_out_records import read_log
-from benchmarks.faults.injection import junk, plan_faults, uncaught
+from benchmarks.faults.injection import junk, plan_faults, stalls_in, uncaught
 from benchmarks.faults.waiting_checks import (
     SIGNALS,
     Failure,
@@ -129,6 +130,29 @@ def test_on_sqlite_another_worker_paused_explains_a_replay():
     assert verdict.duplicates == {"another worker stopped (SQLite's write lock held)": 1}
     sqlite.faults = [replace(pause, start=12.5, end=17)]  # after the replay: no excuse
     assert not check(sqlite).passed
+
+
+def test_a_late_heartbeat_its_worker_logged_explains_a_replay():
+    # The heartbeat of pid 1 renewed late (its lease had expired at 3): claim b replayed.
+    runs = [execution(1, 0), execution(2, 1), execution(11, 1, "b", pid=2)]
+    runs.append(execution(12, 2, "b", 2))
+    data = records(runs)
+    data.stalls = [Fault("stall", 0.5, 12.5, pid=99)]  # another worker's: no excuse
+    assert not check(data).passed
+    data.stalls = [Fault("stall", 0.5, 12.5, pid=1)]
+    verdict = check(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.duplicates == {"its heartbeat late (logged by the worker)": 1}
+
+
+def test_the_late_renewals_are_read_from_a_workers_output():
+    log = """2026-12-04 10:21:47,649 22119 salvador-3 salvador: dropped 2 element(s)
+2026-12-04 10:21:48,250 22119 salvador-maintenance salvador: leases renewed 2.5s after the \
+last renewal (the write took 1.9s; lease 3s); 1 of 2 lost
+"""
+    (stall,) = stalls_in(log, 22119)
+    logged = time.mktime((2026, 12, 4, 10, 21, 48, 0, 0, -1)) + 0.25
+    assert stall == Fault("stall", logged - 2.5, logged, 22119)
 
 
 def test_a_retry_explains_a_second_attempt():
