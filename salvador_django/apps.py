@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
@@ -20,3 +21,18 @@ class SalvadorConfig(AppConfig):
         logs.install()
         autodiscover()
         enable_if_configured()
+        aliases = task_backends_configured()
+        if aliases:  # their queues' workflows, for the workers
+            from salvador_django.tasks.queues import register_configured_queues
+
+            register_configured_queues(aliases)
+
+
+def task_backends_configured() -> list[str]:
+    """The aliases of ``TASKS`` that use salvador-django's backend."""
+    found = getattr(settings, "TASKS", None) or {}
+    return [
+        alias
+        for alias, params in found.items()
+        if str(params.get("BACKEND", "")).startswith("salvador_django.tasks.")
+    ]

@@ -122,8 +122,9 @@ class Workflow:
         self.schedule_names.add(schedule.name)
         return schedule
 
-    def retry_for(self, step: Step) -> Retry:
-        """The retry policy that applies to ``step``: its own, the workflow's, the global."""
+    def retry_for(self, step: Step, task: Task | None = None) -> Retry:
+        """The retry policy that applies to ``step`` (of ``task``, when known): its own,
+        the workflow's, the global."""
         return step.retry or self.retry or get_settings().RETRY or NO_RETRY
 
     def index_of(self, step_name: str) -> int | None:

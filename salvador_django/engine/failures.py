@@ -33,7 +33,7 @@ logger = logging.getLogger("salvador_django")
 
 def after_failure(engine: Engine, attempt: Attempt, exc: Exception) -> Outcome:
     """The step of ``attempt`` raised ``exc``: retry it, or end the task."""
-    retry = attempt.workflow.retry_for(attempt.step)
+    retry = attempt.workflow.retry_for(attempt.step, attempt.task)
     if not retry.should_retry(exc, attempt.number):
         return fail(engine, attempt.task, attempt.lease, exc, attempt)
     if engine.writes.cancel_requested(attempt.task):
@@ -72,7 +72,7 @@ def time_out(
     if stack:
         exc.add_note(f"The step was still running here:\n{stack}")
     run = replace(attempt, lease=watchdog)
-    retry = attempt.workflow.retry_for(step)
+    retry = attempt.workflow.retry_for(step, task)
     retried = retry.should_retry(exc, attempt.number)
     if retried and not engine.writes.cancel_requested(task):
         return retry_later(engine, run, retry.delay(attempt.number), exc)

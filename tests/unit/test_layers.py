@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
     # 4: leases, the engine, operations on many tasks, checks before a worker starts
     {
         "leases", "engine", "maintenance", "preflight", "timers", "backoff", "scheduling",
-        "metrics", "rollup",
+        "metrics", "rollup", "tasks",
     },
     # 5: processes that run tasks
     {"worker", "pool", "worker_options", "presence"},

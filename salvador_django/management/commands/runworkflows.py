@@ -23,6 +23,7 @@ from salvador_django.exceptions import ConfigurationError
 from salvador_django.pool import ProcessPool
 from salvador_django.preflight import warn_if_connections_short
 from salvador_django.queues import get_queue
+from salvador_django.apps import task_backends_configured
 from salvador_django.registry import registry
 from salvador_django.worker import Worker, WorkerOptions
 
@@ -77,6 +78,14 @@ class Command(BaseCommand):
             help="Run only this workflow (repeatable; default: every registered workflow).",
         )
         parser.add_argument(
+            "--queue-name",
+            action="append",
+            dest="queue_names",
+            metavar="NAME",
+            help="Run the Django tasks of this queue (repeatable; default: every queue, "
+            "and every workflow). Without --workflow, only those queues.",
+        )
+        parser.add_argument(
             "--concurrency",
             type=_number(int, 1, MAX_CONCURRENCY, "thread count"),
             help=f"Worker threads, at most {MAX_CONCURRENCY} (default: SALVADOR['CONCURRENCY']).",
@@ -124,6 +133,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         workflows = options["workflows"]
+        if options["queue_names"]:
+            workflows = [*(workflows or []), *_queue_workflows(options["queue_names"])]
         unknown = [name for name in workflows or [] if name not in registry]
         if unknown:
             known = ", ".join(registry.names()) or "none"
@@ -189,6 +200,20 @@ class Command(BaseCommand):
             return  # signals can only be handled in the main thread (e.g. call_command in a test)
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)
+
+
+def _queue_workflows(queue_names: list[str]) -> list[str]:
+    """The workflows of the Django task queues ``queue_names``."""
+    if not task_backends_configured():
+        raise CommandError(
+            "--queue-name: no TASKS backend is salvador_django.tasks.SalvadorBackend."
+        )
+    from salvador_django.tasks.queues import queue_workflows
+
+    try:
+        return queue_workflows(queue_names)
+    except LookupError as exc:
+        raise CommandError(f"--queue-name: no task backend has a queue named {exc}.") from exc
 
 
 def _check_tables(database: str) -> None:

@@ -1,0 +1,121 @@
+"""``SalvadorBackend``: Django's tasks API on salvador-django's workers and tables."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.core import checks
+from django.db import transaction
+
+from salvador_django.conf import get_settings
+from salvador_django.exceptions import PayloadError, PermanentError
+from salvador_django.models import Task
+from salvador_django.retry import Retry
+from salvador_django.submission import submit
+from salvador_django.tasks import compat, told
+from salvador_django.tasks.queues import as_retry, ensure_queue, is_django_task, workflow_name
+from salvador_django.tasks.results import result_of
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SalvadorTask(compat.Task):  # type: ignore[misc]
+    """A Django task with salvador-django's extras: ``retry`` (a :class:`Retry`, or a
+    dict of its fields), given as ``@task(retry=...)`` where Django passes the task's
+    keyword arguments on (Django 6.1, the backport), else by :func:`retrying`."""
+
+    retry: Retry | dict[str, Any] | None = None
+
+
+def retrying(policy: Retry | dict[str, Any]) -> Any:
+    """``@retrying(Retry(...))`` above ``@task``: the retry policy of that task, where
+    ``@task`` takes no ``retry=`` (Django 6.0)."""
+
+    def decorate(django_task: compat.Task) -> SalvadorTask:
+        own = {f.name: getattr(django_task, f.name) for f in fields(django_task)}
+        return SalvadorTask(**{**own, "retry": policy})
+
+    return decorate
+
+
+class SalvadorBackend(compat.BaseTaskBackend):  # type: ignore[misc]
+    """``TASKS = {"default": {"BACKEND": "salvador_django.tasks.SalvadorBackend"}}``:
+    each enqueued task is a task of the one-step workflow of its queue, stored in the
+    caller's transaction and run by ``runworkflows`` (or Celery), with its retries,
+    leases, admin, metrics and traces. ``OPTIONS = {"RETRY": {...}}``: the default
+    retry policy of its tasks (a :class:`Retry` or a dict of its fields)."""
+
+    task_class = SalvadorTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        try:
+            self.retry = as_retry(
+                self.options.get("RETRY"), f"TASKS[{alias!r}]['OPTIONS']['RETRY']"
+            )
+        except PermanentError as exc:
+            raise compat.InvalidTaskBackend(str(exc)) from exc
+        for queue_name in self.queues or {compat.DEFAULT_TASK_QUEUE_NAME}:
+            ensure_queue(alias, queue_name, self.retry)
+        told.connect(type(self))
+
+    def validate_task(self, task: compat.Task) -> None:
+        super().validate_task(task)
+        if isinstance(task, SalvadorTask):
+            as_retry(task.retry, f"the retry of task {task.module_path!r}")
+
+    def enqueue(self, task: compat.Task, args: Any, kwargs: Any) -> compat.TaskResult:
+        self.validate_task(task)
+        body = {
+            "task": task.module_path,
+            "args": compat.normalize_json(args),
+            "kwargs": compat.normalize_json(kwargs),
+            "backend": self.alias,
+            "queue_name": task.queue_name,
+            "deferred": task.run_after is not None,
+        }
+        _check_round_trip(body)
+        queue = ensure_queue(self.alias, task.queue_name, self.retry)
+        row = submit(
+            queue, body, meta={"task": task.module_path}, run_after=task.run_after,
+            priority=task.priority,
+        )  # fmt: skip
+        result = result_of(row, [])
+        database = get_settings().DATABASE
+        transaction.on_commit(
+            lambda: compat.task_enqueued.send(type(self), task_result=result), using=database
+        )
+        return result
+
+    def get_result(self, result_id: str) -> compat.TaskResult:
+        try:
+            key = uuid.UUID(str(result_id))
+        except ValueError:
+            raise compat.TaskResultDoesNotExist(result_id) from None
+        database = get_settings().DATABASE
+        row = Task.objects.using(database).filter(id=key).first()
+        if row is None or not is_django_task(row.workflow):
+            raise compat.TaskResultDoesNotExist(result_id)
+        return result_of(row)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        return []
+
+
+def _check_round_trip(body: dict[str, Any]) -> None:
+    """Arguments that JSON would change (a tuple, a non-string key) are refused."""
+    try:
+        same = json.loads(json.dumps(body)) == body
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"The task's arguments are not JSON: {exc}") from exc
+    if not same:
+        raise PayloadError("The task's arguments do not survive a JSON round trip.")
+
+
+__all__ = ["SalvadorBackend", "SalvadorTask", "retrying", "workflow_name"]

@@ -1,0 +1,102 @@
+"""A Django ``TaskResult`` read from our tables: the task row and its step runs.
+
+Statuses: pending, waiting and paused are READY (not running, will run: a retry's
+backoff is pending), running is RUNNING, completed is SUCCESSFUL, failed and cancelled
+are FAILED (a cancelled task's ``errors`` end with its cancellation).
+"""
+
+from __future__ import annotations
+
+import re
+from salvador_django.models import StepRun, Task
+from salvador_django.status import FINISHED, StepRunStatus, TaskStatus
+from salvador_django.tasks import compat
+from salvador_django.tasks.queues import load_task
+
+STATUSES = {
+    TaskStatus.PENDING: compat.TaskResultStatus.READY,
+    TaskStatus.WAITING: compat.TaskResultStatus.READY,
+    TaskStatus.PAUSED: compat.TaskResultStatus.READY,
+    TaskStatus.RUNNING: compat.TaskResultStatus.RUNNING,
+    TaskStatus.COMPLETED: compat.TaskResultStatus.SUCCESSFUL,
+    TaskStatus.FAILED: compat.TaskResultStatus.FAILED,
+    TaskStatus.CANCELLED: compat.TaskResultStatus.FAILED,
+}
+
+#: The last line of a traceback that names its exception: ``pkg.mod.Error: message``.
+_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
+
+
+def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResult:
+    """The ``TaskResult`` of ``task`` (a row of a Django task queue); ``runs``: its
+    attempts, read when not given."""
+    if runs is None:
+        runs = attempts_of(task)
+    body = task.body
+    django_task = load_task(body["task"]).using(
+        priority=task.priority,
+        queue_name=body.get("queue_name"),
+        backend=body.get("backend"),
+        run_after=task.run_after if body.get("deferred") else None,
+    )
+    workers = [run.worker for run in runs]
+    last_attempted = runs[-1].started_at if runs else None
+    if task.status == TaskStatus.RUNNING:
+        workers.append(claimant(task.claimed_by))
+        last_attempted = task.updated_at
+    result = compat.TaskResult(
+        task=django_task,
+        id=str(task.id),
+        status=STATUSES[TaskStatus(task.status)],
+        enqueued_at=task.created_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at if task.status in FINISHED else None,
+        last_attempted_at=last_attempted,
+        args=body.get("args", []),
+        kwargs=body.get("kwargs", {}),
+        backend=body.get("backend", "default"),
+        errors=[error_of(run) for run in runs if run.status == StepRunStatus.FAILED],
+        worker_ids=workers,
+    )
+    if task.status == TaskStatus.CANCELLED:
+        result.errors.append(
+            compat.TaskError(exception_class_path="salvador_django.Cancelled", traceback=task.error)
+        )
+    if task.status == TaskStatus.COMPLETED:
+        object.__setattr__(result, "_return_value", task.return_value)
+    return result
+
+
+def attempts_of(task: Task) -> list[StepRun]:
+    """The task's ended attempts, oldest first."""
+    return list(
+        StepRun.objects.using(task._state.db or "default")
+        .filter(task_id=task.id, compensation=False)
+        .exclude(status=StepRunStatus.SKIPPED)
+        .order_by("started_at", "attempt")
+    )
+
+
+def claimant(token: str | None) -> str:
+    """The worker of a claim token (``host:pid:runner:random``)."""
+    return token.rsplit(":", 2)[0] if token else ""
+
+
+def error_of(run: StepRun) -> compat.TaskError:
+    """A failed attempt as Django's ``TaskError``: its exception's class path, read from
+    the last exception line of its traceback (builtins named ``builtins.X``)."""
+    return compat.TaskError(exception_class_path=exception_path(run), traceback=run.traceback)
+
+
+def exception_path(run: StepRun) -> str:
+    lines = run.traceback.splitlines()
+    frames = [n for n, line in enumerate(lines) if line.startswith("  File ")]
+    after = lines[frames[-1] + 1 :] if frames else lines
+    for line in after:
+        if not line.startswith(" "):
+            found = _EXCEPTION.match(line)
+            if found:
+                name = found.group(1)
+                return name if "." in name else f"builtins.{name}"
+    name = run.error.split(":", 1)[0]
+    return name if "." in name else f"builtins.{name}"

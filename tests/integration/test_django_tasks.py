@@ -1,0 +1,222 @@
+"""The ``django.tasks`` backend: Django's task API on our tables and real workers, on
+SQLite and PostgreSQL (the behaviours Django's ``tests/tasks`` and django-tasks-db's
+suite check of a database backend, and ours: retries, triage, durability)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from salvador_django import TaskStatus
+from salvador_django.exceptions import PayloadError
+from salvador_django.models import StepRun, Task
+from salvador_django.registry import registry
+from salvador_django.tasks import compat
+from salvador_django.tasks.queues import PREFIX
+from salvador_django.worker import Worker, WorkerOptions
+from tests.support.waiting import running_worker, wait_until
+from tests.testapp import tasks
+from tests.testapp.models import Event
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+READY, RUNNING = compat.TaskResultStatus.READY, compat.TaskResultStatus.RUNNING
+SUCCESSFUL, FAILED = compat.TaskResultStatus.SUCCESSFUL, compat.TaskResultStatus.FAILED
+
+
+@pytest.fixture
+def salvador_tasks(settings, backend) -> Iterator[dict[str, Any]]:
+    """TASKS on our backend (queues "default" and "other", quick retries)."""
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "salvador_django.tasks.SalvadorBackend",
+            "QUEUES": ["default", "other"],
+            "OPTIONS": {"RETRY": {"max_attempts": 3, "initial_delay": 0.01, "jitter": False}},
+        }
+    }
+    compat.task_backends["default"]  # registers the queues' workflows
+    yield settings.TASKS
+    for name in registry.names():
+        if name.startswith(PREFIX):
+            registry.unregister(name)
+
+
+def drain(**options: Any) -> None:
+    """Run what is due in this thread, then return (a burst)."""
+    assert Worker(WorkerOptions.from_settings(burst=True, **options)).run()
+
+
+def finished(result: compat.TaskResult) -> bool:
+    result.refresh()
+    return result.is_finished
+
+
+def test_a_task_runs_on_a_worker_and_its_result_says_so(salvador_tasks, backend):
+    result = tasks.add.enqueue(2, 3)
+    assert result.status == READY
+    assert result.args == [2, 3] and result.kwargs == {}
+    assert result.enqueued_at is not None and result.started_at is None
+    assert result.backend == "default"
+    with running_worker():
+        wait_until(lambda: finished(result))
+    assert result.status == SUCCESSFUL
+    assert result.return_value == 5
+    assert result.started_at and result.finished_at and result.last_attempted_at
+    assert result.enqueued_at <= result.started_at <= result.finished_at
+    assert len(result.worker_ids) == 1 and result.attempts == 1
+    assert result.errors == []
+    fetched = tasks.add.get_result(result.id)
+    assert fetched.return_value == 5 and fetched.task.func == tasks.add.func
+    row = Task.objects.using(backend).get(id=result.id)
+    assert (row.workflow, row.status) == ("django.tasks:default", "completed")
+    assert row.meta == {"task": "tests.testapp.tasks.add"}
+
+
+def test_a_task_enqueued_in_a_rolled_back_transaction_never_exists(salvador_tasks, backend):
+    label = str(uuid.uuid4())
+    with pytest.raises(RuntimeError), transaction.atomic(using=backend):
+        result = tasks.record.enqueue(label)
+        raise RuntimeError("rolled back")
+    with pytest.raises(compat.TaskResultDoesNotExist):
+        tasks.record.get_result(result.id)
+    drain()
+    assert not Event.objects.using(backend).filter(task_id=label).exists()
+
+
+def test_a_failure_is_recorded_with_its_exception_and_traceback(salvador_tasks):
+    result = tasks.explode.enqueue("kaboom")
+    with running_worker():
+        wait_until(lambda: finished(result))
+    assert result.status == FAILED
+    (error,) = result.errors
+    assert error.exception_class_path == "tests.testapp.tasks.Boom"
+    assert error.exception_class is tasks.Boom
+    assert "Boom: kaboom" in error.traceback and "def explode" not in error.traceback
+    assert "raise Boom(message)" in error.traceback
+    with pytest.raises(ValueError, match="failed"):
+        result.return_value  # noqa: B018
+
+
+def test_retries_follow_the_backend_policy_and_the_context_counts_attempts(salvador_tasks):
+    result = tasks.flaky.enqueue(fail_until=3)
+    with running_worker():
+        wait_until(lambda: finished(result))
+    assert result.status == SUCCESSFUL, result.errors
+    assert result.return_value == {"attempt": 3, "id": result.id}
+    assert result.attempts == 3 and len(result.worker_ids) == 3
+    assert [e.exception_class_path for e in result.errors] == ["tests.testapp.tasks.Boom"] * 2
+
+
+def test_an_async_task_runs(salvador_tasks):
+    result = tasks.add_later.enqueue(4, 5)
+    with running_worker():
+        wait_until(lambda: finished(result))
+    assert (result.status, result.return_value) == (SUCCESSFUL, 9)
+
+
+def test_a_deferred_task_waits_for_its_time(salvador_tasks, backend):
+    label = str(uuid.uuid4())
+    later = tasks.record.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(label)
+    drain()
+    later.refresh()
+    assert later.status == READY and later.task.run_after is not None
+    assert not Event.objects.using(backend).filter(task_id=label).exists()
+
+
+def test_priority_orders_the_queue(salvador_tasks, backend):
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    tasks.record.enqueue(first)
+    tasks.urgent.enqueue(second)
+    drain(concurrency=1)
+    order = list(Event.objects.using(backend).order_by("id").values_list("step", flat=True))
+    assert order == ["urgent", "record"]
+
+
+def test_signals_are_sent_at_enqueue_commit_start_and_finish(salvador_tasks, backend):
+    seen: list[tuple[str, str]] = []
+
+    def receiver(name: str) -> Any:
+        def receive(sender: Any, task_result: compat.TaskResult, **kwargs: Any) -> None:
+            seen.append((name, task_result.status))
+
+        return receive
+
+    receivers = {
+        compat.task_enqueued: receiver("enqueued"),
+        compat.task_started: receiver("started"),
+        compat.task_finished: receiver("finished"),
+    }
+    for signal, receive in receivers.items():
+        signal.connect(receive)
+    try:
+        with transaction.atomic(using=backend):
+            result = tasks.add.enqueue(1, 1)
+            assert seen == []  # not before the commit
+        assert seen == [("enqueued", READY)]
+        with running_worker():
+            wait_until(lambda: finished(result) and len(seen) == 3)
+    finally:
+        for signal, receive in receivers.items():
+            signal.disconnect(receive)
+    assert seen == [("enqueued", READY), ("started", RUNNING), ("finished", SUCCESSFUL)]
+
+
+def test_bad_tasks_and_arguments_are_refused_like_django_does(salvador_tasks):
+    def local() -> None:
+        pass
+
+    with pytest.raises(compat.InvalidTask, match="module level"):
+        compat.task_backends["default"].task_class(func=local)
+    with pytest.raises(compat.InvalidTask, match="priority"):
+        tasks.add.using(priority=101)
+    with pytest.raises(compat.InvalidTask, match="aware"):
+        tasks.add.using(run_after=timezone.now().replace(tzinfo=None))
+    with pytest.raises(compat.InvalidTask, match="Queue 'nowhere'"):
+        tasks.add.using(queue_name="nowhere")
+    with pytest.raises(TypeError):
+        tasks.add.enqueue(object(), 1)
+    with pytest.raises(PayloadError, match="round trip"):
+        tasks.add.enqueue({1: "a"}, 1)
+    with pytest.raises(compat.TaskResultDoesNotExist):
+        tasks.add.get_result("not-a-uuid")
+    with pytest.raises(compat.TaskResultDoesNotExist):
+        tasks.add.get_result(str(uuid.uuid4()))
+
+
+def test_a_row_naming_anything_but_a_django_task_is_never_run(salvador_tasks, backend):
+    result = tasks.add.enqueue(1, 2)
+    row = Task.objects.using(backend).get(id=result.id)
+    row.body = {**row.body, "task": "tests.testapp.tasks.plain_function"}
+    row.save(update_fields=["body"])
+    with running_worker():
+        wait_until(
+            lambda: Task.objects.using(backend).get(id=result.id).status == TaskStatus.FAILED
+        )
+    row.refresh_from_db()
+    assert "not a Django task" in row.error
+    assert StepRun.objects.using(backend).filter(task_id=row.id).count() == 1  # not retried
+
+
+def test_a_task_starts_a_workflow_and_a_step_enqueues_a_task(salvador_tasks, backend):
+    result = tasks.start_workflow.enqueue("from a task")
+    with running_worker():
+        wait_until(lambda: finished(result))
+        child = Task.objects.using(backend).get(id=result.return_value)
+        wait_until(lambda: Task.objects.using(backend).get(id=child.id).status == "completed")
+
+
+def test_the_other_queue_is_a_workflow_of_its_own(salvador_tasks, backend):
+    result = tasks.add.using(queue_name="other").enqueue(1, 2)
+    assert Task.objects.using(backend).get(id=result.id).workflow == "django.tasks:other"
+    drain(workflows=["django.tasks:default"])
+    result.refresh()
+    assert result.status == READY
+    drain(workflows=["django.tasks:other"])
+    result.refresh()
+    assert (result.status, result.return_value) == (SUCCESSFUL, 3)
