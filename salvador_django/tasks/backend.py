@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 from django.db import transaction
 
+import salvador_django.tasks.compat as compat
+import salvador_django.tasks.told as told
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import PayloadError, PermanentError
 from salvador_django.models import Task
+from salvador_django.registry import registry
 from salvador_django.retry import Retry
 from salvador_django.submission import submit
-from salvador_django.tasks import compat, told
-from salvador_django.tasks.queues import as_retry, ensure_queue, is_django_task, workflow_name
+from salvador_django.tasks.loading import as_retry
+from salvador_django.tasks.queues import (
+    QueueWorkflow,
+    ensure_queue,
+    is_django_task,
+    workflow_name,
+)
 from salvador_django.tasks.results import result_of
+
+if TYPE_CHECKING:
+    _Task = compat.Task[Any, Any]
+else:
+    _Task = compat.Task  # Django 6's is not generic at run time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SalvadorTask(compat.Task):  # type: ignore[misc]
+class SalvadorTask(_Task):
     """A Django task with salvador-django's extras: ``retry`` (a :class:`Retry`, or a
     dict of its fields), given as ``@task(retry=...)`` where Django passes the task's
     keyword arguments on (Django 6.1, the backport), else by :func:`retrying`."""
@@ -29,18 +43,20 @@ class SalvadorTask(compat.Task):  # type: ignore[misc]
     retry: Retry | dict[str, Any] | None = None
 
 
-def retrying(policy: Retry | dict[str, Any]) -> Any:
+def retrying(
+    policy: Retry | dict[str, Any],
+) -> Callable[[compat.Task[Any, Any]], SalvadorTask]:
     """``@retrying(Retry(...))`` above ``@task``: the retry policy of that task, where
     ``@task`` takes no ``retry=`` (Django 6.0)."""
 
-    def decorate(django_task: compat.Task) -> SalvadorTask:
+    def decorate(django_task: compat.Task[Any, Any]) -> SalvadorTask:
         own = {f.name: getattr(django_task, f.name) for f in fields(django_task)}
         return SalvadorTask(**{**own, "retry": policy})
 
     return decorate
 
 
-class SalvadorBackend(compat.BaseTaskBackend):  # type: ignore[misc]
+class SalvadorBackend(compat.BaseTaskBackend):
     """``TASKS = {"default": {"BACKEND": "salvador_django.tasks.SalvadorBackend"}}``:
     each enqueued task is a task of the one-step workflow of its queue, stored in the
     caller's transaction and run by ``runworkflows`` (or Celery), with its retries,
@@ -65,12 +81,14 @@ class SalvadorBackend(compat.BaseTaskBackend):  # type: ignore[misc]
             ensure_queue(alias, queue_name, self.retry)
         told.connect(type(self))
 
-    def validate_task(self, task: compat.Task) -> None:
+    def validate_task(self, task: compat.Task[Any, Any]) -> None:
         super().validate_task(task)
         if isinstance(task, SalvadorTask):
             as_retry(task.retry, f"the retry of task {task.module_path!r}")
 
-    def enqueue(self, task: compat.Task, args: Any, kwargs: Any) -> compat.TaskResult:
+    def enqueue(
+        self, task: compat.Task[Any, Any], args: Any, kwargs: Any
+    ) -> compat.TaskResult[Any, Any]:
         self.validate_task(task)
         body = {
             "task": task.module_path,
@@ -93,7 +111,7 @@ class SalvadorBackend(compat.BaseTaskBackend):  # type: ignore[misc]
         )
         return result
 
-    def get_result(self, result_id: str) -> compat.TaskResult:
+    def get_result(self, result_id: str) -> compat.TaskResult[Any, Any]:
         try:
             key = uuid.UUID(str(result_id))
         except ValueError:
@@ -116,6 +134,38 @@ def _check_round_trip(body: dict[str, Any]) -> None:
         raise PayloadError(f"The task's arguments are not JSON: {exc}") from exc
     if not same:
         raise PayloadError("The task's arguments do not survive a JSON round trip.")
+
+
+def queue_workflows(queue_names: list[str]) -> list[str]:
+    """The workflows of the task queues named ``queue_names``, in every backend of ours
+    (``runworkflows --queue-name``); ``LookupError`` names one no backend has."""
+    found = []
+    for queue_name in queue_names:
+        names = [
+            workflow.name
+            for workflow in map(registry.get, registry.names())
+            if isinstance(workflow, QueueWorkflow) and workflow.queue_name == queue_name
+        ]
+        if not names:
+            names = [_any_queue(queue_name)]
+        found += names
+    return found
+
+
+def _any_queue(queue_name: str) -> str:
+    """The workflow of ``queue_name`` in a backend that takes any queue (``QUEUES: []``)."""
+    for alias, backend in _our_backends():
+        if not backend.queues:
+            return ensure_queue(alias, queue_name, backend.retry).name
+    raise LookupError(queue_name)
+
+
+def _our_backends() -> list[tuple[str, Any]]:
+    from django.conf import settings
+
+    aliases = list(getattr(settings, "TASKS", None) or {})
+    backends = [(alias, compat.task_backends[alias]) for alias in aliases]
+    return [(alias, b) for alias, b in backends if isinstance(b, SalvadorBackend)]
 
 
 __all__ = ["SalvadorBackend", "SalvadorTask", "retrying", "workflow_name"]

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-try:  # Django 6
+if TYPE_CHECKING:  # django-stubs types django.tasks; the backport has the same API
     from django.tasks import (
         DEFAULT_TASK_QUEUE_NAME,
         Task,
@@ -23,39 +23,49 @@ try:  # Django 6
     from django.utils.json import normalize_json
 
     BACKPORT = False
-except ImportError:  # Django 5.2: the backport
-    try:
-        from django_tasks import (  # type: ignore[no-redef]
+else:
+    try:  # Django 6
+        from django.tasks import (
             DEFAULT_TASK_QUEUE_NAME,
+            Task,
             TaskContext,
             TaskResult,
             TaskResultStatus,
             task_backends,
         )
-        from django_tasks.base import Task  # type: ignore[no-redef]
-        from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
-        from django_tasks.base import TaskError  # type: ignore[no-redef]
-        from django_tasks.exceptions import (  # type: ignore[no-redef]
-            InvalidTaskBackendError as InvalidTaskBackend,
-        )
-        from django_tasks.exceptions import (  # type: ignore[no-redef]
-            InvalidTaskError as InvalidTask,
-        )
-        from django_tasks.exceptions import (  # type: ignore[no-redef]
+        from django.tasks.backends.base import BaseTaskBackend
+        from django.tasks.base import TaskError
+        from django.tasks.exceptions import (
+            InvalidTask,
+            InvalidTaskBackend,
             TaskResultDoesNotExist,
         )
-        from django_tasks.signals import (  # type: ignore[no-redef]
-            task_enqueued,
-            task_finished,
-            task_started,
-        )
-        from django_tasks.utils import normalize_json  # type: ignore[no-redef]
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            "salvador_django.tasks needs Django 6 (django.tasks) or, on Django 5.2, the "
-            "django-tasks backport: pip install 'salvador-django[tasks]'"
-        ) from exc
-    BACKPORT = True
+        from django.tasks.signals import task_enqueued, task_finished, task_started
+        from django.utils.json import normalize_json
+
+        BACKPORT = False
+    except ImportError:  # Django 5.2: the backport
+        try:
+            from django_tasks import (
+                DEFAULT_TASK_QUEUE_NAME,
+                TaskContext,
+                TaskResult,
+                TaskResultStatus,
+                task_backends,
+            )
+            from django_tasks.backends.base import BaseTaskBackend
+            from django_tasks.base import Task, TaskError
+            from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
+            from django_tasks.exceptions import InvalidTaskError as InvalidTask
+            from django_tasks.exceptions import TaskResultDoesNotExist
+            from django_tasks.signals import task_enqueued, task_finished, task_started
+            from django_tasks.utils import normalize_json
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                "salvador_django.tasks needs Django 6 (django.tasks) or, on Django 5.2, the "
+                "django-tasks backport: pip install 'salvador-django[tasks]'"
+            ) from exc
+        BACKPORT = True
 
 
 def module_path(value: Any) -> str:
@@ -77,8 +87,8 @@ __all__ = [
     "TaskResultStatus",
     "module_path",
     "normalize_json",
+    "task_backends",
     "task_enqueued",
     "task_finished",
-    "task_backends",
     "task_started",
 ]

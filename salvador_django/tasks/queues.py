@@ -7,15 +7,15 @@ object found there is a Django ``Task``: a row never names an arbitrary callable
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from django.utils.module_loading import import_string
-
-from salvador_django.registry import registry
+import salvador_django.tasks.compat as compat
 from salvador_django.definitions import Step, Workflow
 from salvador_django.exceptions import PermanentError
+from salvador_django.registry import registry
 from salvador_django.retry import Retry
-from salvador_django.tasks import compat
+from salvador_django.tasks.loading import load_task, retry_of
+from salvador_django.tasks.step import run_django_task
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -66,89 +66,8 @@ def ensure_queue(alias: str, queue_name: str, retry: Retry | None) -> QueueWorkf
     return QueueWorkflow(name, queue_name, retry=retry)
 
 
-def load_task(path: str) -> compat.Task:
-    """The Django task at ``path``; ``PermanentError`` if there is none (the row is not
-    run, whatever object the path names)."""
-    try:
-        found = import_string(path)
-    except ImportError as exc:
-        raise PermanentError(f"Cannot import the task {path!r}: {exc}") from exc
-    if not isinstance(found, compat.Task):
-        raise PermanentError(
-            f"{path!r} is a {type(found).__name__}, not a Django task: it is not run."
-        )
-    return found
-
-
-def retry_of(django_task: compat.Task) -> Retry | None:
-    """A task's own retry policy, from ``@task(retry=...)`` (:class:`SalvadorTask`)."""
-    policy = getattr(django_task, "retry", None)
-    return as_retry(policy, f"the retry of task {django_task.module_path!r}")
-
-
-def as_retry(policy: Any, what: str) -> Retry | None:
-    """``policy`` (None, a :class:`Retry` or a dict of its fields) as a Retry."""
-    if policy is None or isinstance(policy, Retry):
-        return policy
-    if isinstance(policy, dict):
-        try:
-            return Retry(**policy)
-        except (TypeError, ValueError) as exc:
-            raise PermanentError(f"{what}: {exc}") from exc
-    raise PermanentError(f"{what} must be a salvador_django.Retry or a dict, not {policy!r}.")
-
-
-def run_django_task(task: Task) -> Any:
-    """The step: run the Django task named in the body with its arguments."""
-    from salvador_django.tasks.results import result_of  # it imports this module
-
-    body = task.body
-    django_task = load_task(body["task"])
-    args, kwargs = body.get("args", []), body.get("kwargs", {})
-    if django_task.takes_context:
-        context = compat.TaskContext(task_result=result_of(task))
-        value = django_task.call(context, *args, **kwargs)
-    else:
-        value = django_task.call(*args, **kwargs)
-    return compat.normalize_json(value)
-
-
 def register_configured_queues(aliases: list[str]) -> None:
     """Create the backends ``aliases`` of ``TASKS``: their queues' workflows register,
     so that a worker runs them without having enqueued anything."""
     for alias in aliases:
         compat.task_backends[alias]
-
-
-def queue_workflows(queue_names: list[str]) -> list[str]:
-    """The workflows of the task queues named ``queue_names``, in every backend of ours
-    (``runworkflows --queue-name``); ``LookupError`` names one no backend has."""
-    found = []
-    for queue_name in queue_names:
-        names = [
-            workflow.name
-            for workflow in map(registry.get, registry.names())
-            if isinstance(workflow, QueueWorkflow) and workflow.queue_name == queue_name
-        ]
-        if not names:
-            names = [_any_queue(queue_name)]
-        found += names
-    return found
-
-
-def _any_queue(queue_name: str) -> str:
-    """The workflow of ``queue_name`` in a backend that takes any queue (``QUEUES: []``)."""
-    for alias, backend in _our_backends():
-        if not backend.queues:
-            return ensure_queue(alias, queue_name, backend.retry).name
-    raise LookupError(queue_name)
-
-
-def _our_backends() -> list[tuple[str, Any]]:
-    from django.conf import settings
-
-    from salvador_django.tasks.backend import SalvadorBackend
-
-    aliases = list(getattr(settings, "TASKS", None) or {})
-    backends = [(alias, compat.task_backends[alias]) for alias in aliases]
-    return [(alias, b) for alias, b in backends if isinstance(b, SalvadorBackend)]

@@ -8,10 +8,12 @@ are FAILED (a cancelled task's ``errors`` end with its cancellation).
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import salvador_django.tasks.compat as compat
 from salvador_django.models import StepRun, Task
 from salvador_django.status import FINISHED, StepRunStatus, TaskStatus
-from salvador_django.tasks import compat
-from salvador_django.tasks.queues import load_task
+from salvador_django.tasks.loading import load_task
 
 STATUSES = {
     TaskStatus.PENDING: compat.TaskResultStatus.READY,
@@ -27,7 +29,7 @@ STATUSES = {
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 
 
-def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResult:
+def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResult[Any, Any]:
     """The ``TaskResult`` of ``task`` (a row of a Django task queue); ``runs``: its
     attempts, read when not given."""
     if runs is None:
@@ -44,7 +46,7 @@ def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResul
     if task.status == TaskStatus.RUNNING:
         workers.append(claimant(task.claimed_by))
         last_attempted = task.updated_at
-    result = compat.TaskResult(
+    result: compat.TaskResult[Any, Any] = compat.TaskResult(
         task=django_task,
         id=str(task.id),
         status=STATUSES[TaskStatus(task.status)],

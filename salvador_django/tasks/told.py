@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import salvador_django.tasks.compat as compat
 from salvador_django import signals
 from salvador_django.exceptions import PermanentError
 from salvador_django.models import Task
-from salvador_django.tasks import compat
 from salvador_django.tasks.queues import is_django_task
 from salvador_django.tasks.results import result_of
 

@@ -52,7 +52,7 @@ def drain(**options: Any) -> None:
     assert Worker(WorkerOptions.from_settings(burst=True, **options)).run()
 
 
-def finished(result: compat.TaskResult) -> bool:
+def finished(result: compat.TaskResult[Any, Any]) -> bool:
     result.refresh()
     return result.is_finished
 
@@ -60,19 +60,25 @@ def finished(result: compat.TaskResult) -> bool:
 def test_a_task_runs_on_a_worker_and_its_result_says_so(salvador_tasks, backend):
     result = tasks.add.enqueue(2, 3)
     assert result.status == READY
-    assert result.args == [2, 3] and result.kwargs == {}
-    assert result.enqueued_at is not None and result.started_at is None
+    assert result.args == [2, 3]
+    assert result.kwargs == {}
+    assert result.enqueued_at is not None
+    assert result.started_at is None
     assert result.backend == "default"
     with running_worker():
         wait_until(lambda: finished(result))
     assert result.status == SUCCESSFUL
     assert result.return_value == 5
-    assert result.started_at and result.finished_at and result.last_attempted_at
+    assert result.started_at
+    assert result.finished_at
+    assert result.last_attempted_at
     assert result.enqueued_at <= result.started_at <= result.finished_at
-    assert len(result.worker_ids) == 1 and result.attempts == 1
+    assert len(result.worker_ids) == 1
+    assert result.attempts == 1
     assert result.errors == []
     fetched = tasks.add.get_result(result.id)
-    assert fetched.return_value == 5 and fetched.task.func == tasks.add.func
+    assert fetched.return_value == 5
+    assert fetched.task.func == tasks.add.func
     row = Task.objects.using(backend).get(id=result.id)
     assert (row.workflow, row.status) == ("django.tasks:default", "completed")
     assert row.meta == {"task": "tests.testapp.tasks.add"}
@@ -80,9 +86,16 @@ def test_a_task_runs_on_a_worker_and_its_result_says_so(salvador_tasks, backend)
 
 def test_a_task_enqueued_in_a_rolled_back_transaction_never_exists(salvador_tasks, backend):
     label = str(uuid.uuid4())
-    with pytest.raises(RuntimeError), transaction.atomic(using=backend):
-        result = tasks.record.enqueue(label)
-        raise RuntimeError("rolled back")
+    enqueued: list[compat.TaskResult[Any, Any]] = []
+
+    def enqueue_then_fail() -> None:
+        with transaction.atomic(using=backend):
+            enqueued.append(tasks.record.enqueue(label))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
+    (result,) = enqueued
     with pytest.raises(compat.TaskResultDoesNotExist):
         tasks.record.get_result(result.id)
     drain()
@@ -97,7 +110,8 @@ def test_a_failure_is_recorded_with_its_exception_and_traceback(salvador_tasks):
     (error,) = result.errors
     assert error.exception_class_path == "tests.testapp.tasks.Boom"
     assert error.exception_class is tasks.Boom
-    assert "Boom: kaboom" in error.traceback and "def explode" not in error.traceback
+    assert "Boom: kaboom" in error.traceback
+    assert "def explode" not in error.traceback
     assert "raise Boom(message)" in error.traceback
     with pytest.raises(ValueError, match="failed"):
         result.return_value  # noqa: B018
@@ -109,7 +123,8 @@ def test_retries_follow_the_backend_policy_and_the_context_counts_attempts(salva
         wait_until(lambda: finished(result))
     assert result.status == SUCCESSFUL, result.errors
     assert result.return_value == {"attempt": 3, "id": result.id}
-    assert result.attempts == 3 and len(result.worker_ids) == 3
+    assert result.attempts == 3
+    assert len(result.worker_ids) == 3
     assert [e.exception_class_path for e in result.errors] == ["tests.testapp.tasks.Boom"] * 2
 
 
@@ -125,7 +140,8 @@ def test_a_deferred_task_waits_for_its_time(salvador_tasks, backend):
     later = tasks.record.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(label)
     drain()
     later.refresh()
-    assert later.status == READY and later.task.run_after is not None
+    assert later.status == READY
+    assert later.task.run_after is not None
     assert not Event.objects.using(backend).filter(task_id=label).exists()
 
 
@@ -142,7 +158,7 @@ def test_signals_are_sent_at_enqueue_commit_start_and_finish(salvador_tasks, bac
     seen: list[tuple[str, str]] = []
 
     def receiver(name: str) -> Any:
-        def receive(sender: Any, task_result: compat.TaskResult, **kwargs: Any) -> None:
+        def receive(sender: Any, task_result: compat.TaskResult[Any, Any], **kwargs: Any) -> None:
             seen.append((name, task_result.status))
 
         return receive

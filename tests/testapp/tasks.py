@@ -53,7 +53,7 @@ def explode(message: str) -> None:
 
 
 @task(takes_context=True)
-def flaky(context: TaskContext, fail_until: int) -> dict[str, Any]:
+def flaky(context: TaskContext[Any, Any], fail_until: int) -> dict[str, Any]:
     """Fails its first ``fail_until - 1`` attempts; returns what its context said."""
     if context.attempt < fail_until:
         raise Boom(f"attempt {context.attempt}")

@@ -17,13 +17,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
 
 from salvador_django import schema
+from salvador_django.apps import task_backends_configured
 from salvador_django.checks import check_queue
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import ConfigurationError
 from salvador_django.pool import ProcessPool
 from salvador_django.preflight import warn_if_connections_short
 from salvador_django.queues import get_queue
-from salvador_django.apps import task_backends_configured
 from salvador_django.registry import registry
 from salvador_django.worker import Worker, WorkerOptions
 
@@ -208,7 +208,7 @@ def _queue_workflows(queue_names: list[str]) -> list[str]:
         raise CommandError(
             "--queue-name: no TASKS backend is salvador_django.tasks.SalvadorBackend."
         )
-    from salvador_django.tasks.queues import queue_workflows
+    from salvador_django.tasks.backend import queue_workflows
 
     try:
         return queue_workflows(queue_names)
