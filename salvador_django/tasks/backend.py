@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.core import checks
 from django.db import transaction
 
@@ -123,7 +124,16 @@ class SalvadorBackend(compat.BaseTaskBackend):
         return result_of(row)
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        return []
+        if apps.is_installed("salvador_django"):
+            return []
+        return [
+            checks.Error(
+                f"TASKS[{self.alias!r}] uses salvador_django.tasks.SalvadorBackend, but "
+                "salvador_django is not in INSTALLED_APPS.",
+                hint="Add 'salvador_django' to INSTALLED_APPS and run migrate.",
+                id="salvador.E050",
+            )
+        ]
 
 
 def _check_round_trip(body: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from salvador_django.exceptions import PayloadError
 from salvador_django.models import StepRun, Task
 from salvador_django.registry import registry
 from salvador_django.tasks import compat
+from salvador_django.tasks.backend import queue_workflows
 from salvador_django.tasks.queues import PREFIX
 from salvador_django.worker import Worker, WorkerOptions
 from tests.support.waiting import running_worker, wait_until
@@ -62,7 +63,7 @@ def test_a_task_runs_on_a_worker_and_its_result_says_so(salvador_tasks, backend)
     assert result.status == READY
     assert result.args == [2, 3]
     assert result.kwargs == {}
-    assert result.enqueued_at is not None
+    assert isinstance(result.enqueued_at, datetime)
     assert result.started_at is None
     assert result.backend == "default"
     with running_worker():
@@ -188,7 +189,7 @@ def test_bad_tasks_and_arguments_are_refused_like_django_does(salvador_tasks):
         pass
 
     with pytest.raises(compat.InvalidTask, match="module level"):
-        compat.task_backends["default"].task_class(func=local)
+        tasks.task(local)
     with pytest.raises(compat.InvalidTask, match="priority"):
         tasks.add.using(priority=101)
     with pytest.raises(compat.InvalidTask, match="aware"):
@@ -236,3 +237,25 @@ def test_the_other_queue_is_a_workflow_of_its_own(salvador_tasks, backend):
     drain(workflows=["django.tasks:other"])
     result.refresh()
     assert (result.status, result.return_value) == (SUCCESSFUL, 3)
+
+
+def test_a_task_runs_through_either_queue(salvador_tasks, queue_name):
+    result = tasks.add.enqueue(20, 22)
+    with running_worker():
+        wait_until(lambda: finished(result))
+    assert (result.status, result.return_value) == (SUCCESSFUL, 42)
+
+
+def test_queue_names_select_the_queues_workflows(salvador_tasks):
+    assert queue_workflows(["other"]) == ["django.tasks:other"]
+    assert queue_workflows(["default", "other"]) == ["django.tasks:default", "django.tasks:other"]
+    with pytest.raises(LookupError):
+        queue_workflows(["nowhere"])
+
+
+def test_the_backend_checks_that_the_app_is_installed(salvador_tasks, settings):
+    backend = compat.task_backends["default"]
+    assert list(backend.check()) == []
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "salvador_django"]
+    (error,) = backend.check()
+    assert error.id == "salvador.E050"
