@@ -134,3 +134,8 @@ class ChildFailed(PermanentError):
         self.workflow = workflow
         self.status = status
         self.error = error
+
+
+class Cancelled(SalvadorError):
+    """A task was cancelled (by an operator, or with its parent): the error a Django
+    task's result names for it (``TaskResult.errors``)."""

@@ -120,3 +120,15 @@ if os.environ.get("SALVADOR_TEST_SPANS_FILE"):  # a worker subprocess of the tra
     from tests.support.spans import export_to_file
 
     export_to_file()
+
+#: The django.tasks backend, in the worker subprocesses of its tests (the tests in this
+#: process set TASKS through the ``salvador_tasks`` fixture).
+TASKS_ON_SALVADOR = {
+    "default": {
+        "BACKEND": "salvador_django.tasks.SalvadorBackend",
+        "QUEUES": ["default", "other"],
+        "OPTIONS": {"RETRY": {"max_attempts": 3, "initial_delay": 0.01, "jitter": False}},
+    }
+}
+if os.environ.get("SALVADOR_TEST_TASKS"):
+    TASKS = TASKS_ON_SALVADOR

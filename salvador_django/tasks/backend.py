@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core import checks
-from django.db import transaction
 
 import salvador_django.tasks.compat as compat
 import salvador_django.tasks.told as told
+from salvador_django import signals
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import PayloadError, PermanentError
 from salvador_django.models import Task
@@ -107,9 +107,7 @@ class SalvadorBackend(compat.BaseTaskBackend):
         )  # fmt: skip
         result = result_of(row, [])
         database = get_settings().DATABASE
-        transaction.on_commit(
-            lambda: compat.task_enqueued.send(type(self), task_result=result), using=database
-        )
+        signals.send_on_commit(compat.task_enqueued, type(self), database, task_result=result)
         return result
 
     def get_result(self, result_id: str) -> compat.TaskResult[Any, Any]:
@@ -121,7 +119,10 @@ class SalvadorBackend(compat.BaseTaskBackend):
         row = Task.objects.using(database).filter(id=key).first()
         if row is None or not is_django_task(row.workflow):
             raise compat.TaskResultDoesNotExist(result_id)
-        return result_of(row)
+        try:
+            return result_of(row)
+        except PermanentError:  # the row names no Django task (it never runs either)
+            raise compat.TaskResultDoesNotExist(result_id) from None
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         if apps.is_installed("salvador_django"):
@@ -137,7 +138,8 @@ class SalvadorBackend(compat.BaseTaskBackend):
 
 
 def _check_round_trip(body: dict[str, Any]) -> None:
-    """Arguments that JSON would change (a tuple, a non-string key) are refused."""
+    """Arguments that JSON would change (a non-string key, a NaN) are refused; tuples
+    became lists already (``normalize_json``), as Django's backends store them."""
     try:
         same = json.loads(json.dumps(body)) == body
     except (TypeError, ValueError) as exc:

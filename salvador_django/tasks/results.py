@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import salvador_django.tasks.compat as compat
+from salvador_django.exceptions import Cancelled
 from salvador_django.models import StepRun, Task
 from salvador_django.status import FINISHED, StepRunStatus, TaskStatus
 from salvador_django.tasks.loading import load_task
@@ -25,6 +26,8 @@ STATUSES = {
     TaskStatus.CANCELLED: compat.TaskResultStatus.FAILED,
 }
 
+#: The worker id of an attempt lost with its worker (in ``worker_ids``).
+LOST = "(lost)"
 #: The last line of a traceback that names its exception: ``pkg.mod.Error: message``.
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 
@@ -41,7 +44,9 @@ def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResul
         backend=body.get("backend"),
         run_after=task.run_after if body.get("deferred") else None,
     )
-    workers = [run.worker for run in runs]
+    # An attempt lost with its worker (its lease expired) wrote no step run: each counts
+    # as LOST, before the recorded ones (the row counts them, not when they were).
+    workers = [LOST] * task.recoveries + [run.worker for run in runs]
     last_attempted = runs[-1].started_at if runs else None
     if task.status == TaskStatus.RUNNING:
         workers.append(claimant(task.claimed_by))
@@ -62,7 +67,9 @@ def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResul
     )
     if task.status == TaskStatus.CANCELLED:
         result.errors.append(
-            compat.TaskError(exception_class_path="salvador_django.Cancelled", traceback=task.error)
+            compat.TaskError(
+                exception_class_path=compat.module_path(Cancelled), traceback=task.error
+            )
         )
     if task.status == TaskStatus.COMPLETED:
         object.__setattr__(result, "_return_value", task.return_value)
@@ -80,8 +87,13 @@ def attempts_of(task: Task) -> list[StepRun]:
 
 
 def claimant(token: str | None) -> str:
-    """The worker of a claim token (``host:pid:runner:random``)."""
-    return token.rsplit(":", 2)[0] if token else ""
+    """The worker of a claim token, as its step runs name it: ``host:pid`` of a
+    worker's ``host:pid:runner:random``, ``host:pid:celery`` of a Celery task's."""
+    if not token:
+        return ""
+    worker, _random = token.rsplit(":", 1)
+    head, _, runner = worker.rpartition(":")
+    return head if runner.isdigit() and head.count(":") >= 1 else worker
 
 
 def error_of(run: StepRun) -> compat.TaskError:

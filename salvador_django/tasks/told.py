@@ -30,7 +30,7 @@ def connect(backend_class: type) -> None:
             result = result_of(task)
         except PermanentError:  # the row names no Django task: there is no result to tell
             return
-        signal.send(backend_class, task_result=result)
+        signals.send(signal, backend_class, task_result=result)
 
     signals.step_started.connect(started, weak=False, dispatch_uid="salvador-django-tasks")
     signals.task_finished.connect(finished, weak=False, dispatch_uid="salvador-django-tasks")

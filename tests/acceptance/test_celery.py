@@ -17,9 +17,11 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, send_signal, submit
 from salvador_django.models import Task, WorkerKind, WorkerProcess
+from tests.integration.test_django_tasks import finished, salvador_tasks  # noqa: F401
 from tests.support.processes import ROOT, kill_group, start_in_group
 from tests.support.tasks import expire_lease
 from tests.support.waiting import assert_ran_in_order_once, wait_until
+from tests.testapp import tasks as django_tasks
 from tests.testapp.models import Event
 
 BROKERS = {
@@ -221,3 +223,11 @@ def test_the_beat_sweep_ticks_schedules_once_per_tick(backend, celery):
             name,
             times,
         )
+
+
+def test_a_django_task_runs_on_a_celery_worker(backend, celery, salvador_tasks):
+    worker = celery.worker(SALVADOR_TEST_TASKS="1")
+    result = django_tasks.add.enqueue(40, 2)
+    wait_until(lambda: finished(result), timeout=60)
+    assert (result.status, result.return_value) == ("SUCCESSFUL", 42)
+    assert result.worker_ids[0].endswith(f":{worker.pid}:celery")

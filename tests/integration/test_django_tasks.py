@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,13 +35,7 @@ SUCCESSFUL, FAILED = compat.TaskResultStatus.SUCCESSFUL, compat.TaskResultStatus
 @pytest.fixture
 def salvador_tasks(settings, backend) -> Iterator[dict[str, Any]]:
     """TASKS on our backend (queues "default" and "other", quick retries)."""
-    settings.TASKS = {
-        "default": {
-            "BACKEND": "salvador_django.tasks.SalvadorBackend",
-            "QUEUES": ["default", "other"],
-            "OPTIONS": {"RETRY": {"max_attempts": 3, "initial_delay": 0.01, "jitter": False}},
-        }
-    }
+    settings.TASKS = deepcopy(settings.TASKS_ON_SALVADOR)
     compat.task_backends["default"]  # registers the queues' workflows
     yield settings.TASKS
     for name in registry.names():
@@ -218,6 +213,8 @@ def test_a_row_naming_anything_but_a_django_task_is_never_run(salvador_tasks, ba
     row.refresh_from_db()
     assert "not a Django task" in row.error
     assert StepRun.objects.using(backend).filter(task_id=row.id).count() == 1  # not retried
+    with pytest.raises(compat.TaskResultDoesNotExist):
+        compat.task_backends["default"].get_result(result.id)
 
 
 def test_a_task_starts_a_workflow_and_a_step_enqueues_a_task(salvador_tasks, backend):
