@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from copy import deepcopy
 
 import pytest
 
@@ -142,3 +143,17 @@ def workflow_names():
     yield names
     for name in names:
         registry.unregister(name)
+
+
+@pytest.fixture
+def salvador_tasks(settings, backend) -> Iterator[dict[str, object]]:
+    """TASKS on our backend (queues "default" and "other", quick retries)."""
+    settings.TASKS = deepcopy(settings.TASKS_ON_SALVADOR)
+    from salvador_django.tasks import compat
+    from salvador_django.tasks.queues import PREFIX
+
+    compat.task_backends["default"]  # registers the queues' workflows
+    yield settings.TASKS
+    for name in registry.names():
+        if name.startswith(PREFIX):
+            registry.unregister(name)

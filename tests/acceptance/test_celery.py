@@ -17,7 +17,7 @@ from django.db import transaction
 
 from salvador_django import TaskStatus, send_signal, submit
 from salvador_django.models import Task, WorkerKind, WorkerProcess
-from tests.integration.test_django_tasks import finished, salvador_tasks  # noqa: F401
+from tests.integration.test_django_tasks import finished
 from tests.support.processes import ROOT, kill_group, start_in_group
 from tests.support.tasks import expire_lease
 from tests.support.waiting import assert_ran_in_order_once, wait_until

@@ -5,8 +5,6 @@ suite check of a database backend, and ours: retries, triage, durability)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,10 +15,8 @@ from django.utils import timezone
 from salvador_django import TaskStatus
 from salvador_django.exceptions import PayloadError
 from salvador_django.models import StepRun, Task
-from salvador_django.registry import registry
 from salvador_django.tasks import compat
 from salvador_django.tasks.backend import queue_workflows
-from salvador_django.tasks.queues import PREFIX
 from salvador_django.worker import Worker, WorkerOptions
 from tests.support.waiting import running_worker, wait_until
 from tests.testapp import tasks
@@ -30,17 +26,6 @@ pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 READY, RUNNING = compat.TaskResultStatus.READY, compat.TaskResultStatus.RUNNING
 SUCCESSFUL, FAILED = compat.TaskResultStatus.SUCCESSFUL, compat.TaskResultStatus.FAILED
-
-
-@pytest.fixture
-def salvador_tasks(settings, backend) -> Iterator[dict[str, Any]]:
-    """TASKS on our backend (queues "default" and "other", quick retries)."""
-    settings.TASKS = deepcopy(settings.TASKS_ON_SALVADOR)
-    compat.task_backends["default"]  # registers the queues' workflows
-    yield settings.TASKS
-    for name in registry.names():
-        if name.startswith(PREFIX):
-            registry.unregister(name)
 
 
 def drain(**options: Any) -> None:
