@@ -56,22 +56,11 @@ def test_a_results_fields_follow_its_task_from_ready_to_running_to_successful(tm
     with pytest.raises(ValueError, match="not finished"):
         result.return_value  # noqa: B018
     with running_worker():
-        wait_until(started.exists)
-        # Read by this thread's connection, not the worker's: the claim is committed.
-        running = more_tasks.gate.get_result(result.id)
-        assert (running.status, running.is_finished) == (RUNNING, False)
-        assert running.started_at is not None
-        assert running.finished_at is None
-        assert running.last_attempted_at is not None
-        assert len(running.worker_ids) == 1
-        assert running.attempts == 1
-        with pytest.raises(ValueError, match="not finished"):
-            running.return_value  # noqa: B018
-        assert result.status == READY  # a result is a snapshot until refreshed
-        result.refresh()
-        assert result.status == RUNNING
-        assert result.started_at == running.started_at
-        release.touch()
+        try:  # released whatever happens: a failed check must not leave the worker held
+            wait_until(started.exists)
+            running = assert_running(result)
+        finally:
+            release.touch()
         wait_until(lambda: finished(result))
     assert (result.status, result.return_value) == (SUCCESSFUL, "released")
     assert result.started_at == running.started_at
@@ -79,6 +68,25 @@ def test_a_results_fields_follow_its_task_from_ready_to_running_to_successful(tm
     assert result.started_at <= result.finished_at
     assert result.worker_ids == running.worker_ids
     assert result.errors == []
+
+
+def assert_running(result: compat.TaskResult[Any, Any]) -> compat.TaskResult[Any, Any]:
+    """The result of ``result``'s task while it runs, read by this thread's connection
+    (not the worker's: the claim is committed); ``result`` itself, refreshed."""
+    running = more_tasks.gate.get_result(result.id)
+    assert (running.status, running.is_finished) == (RUNNING, False)
+    assert running.started_at is not None
+    assert running.finished_at is None
+    assert running.last_attempted_at is not None
+    assert len(running.worker_ids) == 1
+    assert running.attempts == 1
+    with pytest.raises(ValueError, match="not finished"):
+        running.return_value  # noqa: B018
+    assert result.status == READY  # a result is a snapshot until refreshed
+    result.refresh()
+    assert result.status == RUNNING
+    assert result.started_at == running.started_at
+    return running
 
 
 def test_refresh_reads_what_a_worker_did_since():
@@ -98,13 +106,13 @@ def test_refresh_reads_what_a_worker_did_since():
 
 
 def test_aenqueue_aget_result_and_arefresh():
-    async def enqueue() -> compat.TaskResult[Any]:
+    async def enqueue() -> compat.TaskResult[Any, Any]:
         return await tasks.add.aenqueue(3, 4)
 
-    async def fetch(result_id: str) -> compat.TaskResult[Any]:
+    async def fetch(result_id: str) -> compat.TaskResult[Any, Any]:
         return await tasks.add.aget_result(result_id)
 
-    async def refresh(result: compat.TaskResult[Any]) -> None:
+    async def refresh(result: compat.TaskResult[Any, Any]) -> None:
         await result.arefresh()
 
     result = async_to_sync(enqueue)()
@@ -121,7 +129,7 @@ def test_aenqueue_aget_result_and_arefresh():
 def test_the_result_of_another_tasks_id_is_a_mismatch():
     result = tasks.add.enqueue(1, 2)
 
-    async def fetch() -> compat.TaskResult[Any]:
+    async def fetch() -> compat.TaskResult[Any, Any]:
         return await tasks.record.aget_result(result.id)
 
     with pytest.raises(TaskResultMismatch, match=r"tests\.testapp\.tasks\.add"):
