@@ -175,6 +175,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 runs=runs,
                 graph=sql.GRAPH_POSTGRESQL if graph is not None else "",
                 finish=sql.FINISH_POSTGRESQL if not step_name else "",
+                recoveries=sql.RESET_RECOVERIES_POSTGRESQL if step_name else "",
             )
             error, progress_params, result = "", [], run["output"]
             if graph is not None:

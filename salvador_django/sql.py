@@ -140,7 +140,7 @@ def async_commit(connection: Any) -> str:
 CHECKPOINT_POSTGRESQL = """
     WITH task AS (
         UPDATE {table}
-        SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0, recoveries = 0,
+        SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0,{recoveries}
             error = %s, updated_at = STATEMENT_TIMESTAMP(){graph}{finish}
         WHERE id = %s AND claimed_by = %s AND status = 'running'
         RETURNING id, cancel_requested_at, pause_requested_at
@@ -154,6 +154,9 @@ CHECKPOINT_POSTGRESQL = """
     SELECT task.cancel_requested_at IS NOT NULL, task.pause_requested_at IS NOT NULL
     FROM task, run
 """
+#: A checkpoint that does not finish the task starts the next step's count of lease
+#: expiries (the last step's stay counted: a one-step task's lost attempts).
+RESET_RECOVERIES_POSTGRESQL = " recoveries = 0,"
 #: A graph task's checkpoint writes its progress too.
 GRAPH_POSTGRESQL = ", progress = %s::jsonb"
 FINISH_POSTGRESQL = """,

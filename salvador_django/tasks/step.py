@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import salvador_django.tasks.compat as compat
+from salvador_django.exceptions import NotSerialisable
 from salvador_django.tasks.loading import load_task
 from salvador_django.tasks.results import result_of
 
@@ -22,4 +23,7 @@ def run_django_task(task: Task) -> Any:
         value = django_task.call(context, *args, **kwargs)
     else:
         value = django_task.call(*args, **kwargs)
-    return compat.normalize_json(value)
+    try:
+        return compat.normalize_json(value)
+    except (TypeError, ValueError) as exc:  # the same value again at every attempt
+        raise NotSerialisable(f"The task returned a value that is not JSON: {exc}") from exc

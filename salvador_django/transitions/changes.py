@@ -59,8 +59,12 @@ def checkpoint(
 def complete(
     *, step: int, step_name: str, state: Any, return_value: Any = None, progress: Any = None
 ) -> Changes:
+    changes = checkpoint(step=step, step_name=step_name, state=state, progress=progress)
+    # The lease expiries of the last step stay counted: a one-step task's (a Django
+    # task's) lost attempts, shown in its result; a finished task is never reaped.
+    del changes["recoveries"]
     return {
-        **checkpoint(step=step, step_name=step_name, state=state, progress=progress),
+        **changes,
         "return_value": return_value,
         "status": COMPLETED,
         "finished_at": Now(),

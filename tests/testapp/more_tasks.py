@@ -32,7 +32,7 @@ def gate(started: str, release: str) -> str:
     return "released"
 
 
-@retrying({"max_attempts": 1})  # type: ignore[untyped-decorator]
+@retrying({"max_attempts": 1})
 @task
 def needs_file(path: str) -> str:
     """Fails (once: no retry) while ``path`` does not exist."""

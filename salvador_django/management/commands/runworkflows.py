@@ -213,7 +213,9 @@ def _queue_workflows(queue_names: list[str]) -> list[str]:
     try:
         return queue_workflows(queue_names)
     except LookupError as exc:
-        raise CommandError(f"--queue-name: no task backend has a queue named {exc}.") from exc
+        raise CommandError(
+            f"--queue-name: no task backend has a queue named {exc.args[0]!r}."
+        ) from exc
 
 
 def _check_tables(database: str) -> None:
