@@ -150,7 +150,7 @@ def salvador_tasks(settings, backend) -> Iterator[dict[str, object]]:
     """TASKS on our backend (queues "default" and "other", quick retries)."""
     settings.TASKS = deepcopy(settings.TASKS_ON_SALVADOR)
     from salvador_django.tasks import compat
-    from salvador_django.tasks.queues import PREFIX
+    from salvador_django.tasks.names import PREFIX
 
     compat.task_backends["default"]  # registers the queues' workflows
     yield settings.TASKS

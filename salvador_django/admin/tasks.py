@@ -18,6 +18,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from django.db.models import F, Func, Q, QuerySet, TextField, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -58,6 +59,7 @@ from salvador_django.conf import get_settings
 from salvador_django.models import Task
 from salvador_django.registry import registry
 from salvador_django.status import TaskStatus
+from salvador_django.tasks.names import is_django_task
 
 HISTORY_LENGTH = 20
 SHORT_ID = re.compile(r"[0-9a-f]{8}")  # the list's task column
@@ -114,7 +116,7 @@ def moment_of(field: str) -> Callable[[Any, Task], SafeString | str]:
 class TaskAdmin(ReadOnlyRows, TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, TaskActionsAdmin):
     list_display = (
         "short_id",
-        "workflow",
+        "workflow_",
         "status_",
         "progress_",
         "failed_step_",
@@ -209,7 +211,9 @@ class TaskAdmin(ReadOnlyRows, TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, Tas
                 # The list shows none of the big JSON columns, and only the beginning
                 # of the error (an old row's may be megabytes): read no more.
                 queryset = super().get_queryset(request, exclude_parameters)
-                return queryset.defer("body", "state", "meta", "error").annotate(**head("error"))
+                return queryset.defer("body", "state", "meta", "error").annotate(
+                    **head("error"), function=KeyTextTransform("task", "meta")
+                )
 
         return TaskChangeList
 
@@ -266,6 +270,14 @@ class TaskAdmin(ReadOnlyRows, TaskTreeAdmin, TaskWaitsAdmin, TaskGraphAdmin, Tas
     @admin.display(description=_("task"), ordering="id")
     def short_id(self, task: Task) -> str:
         return task.id.hex[:8]
+
+    @admin.display(description=_("workflow"), ordering="workflow")
+    def workflow_(self, task: Task) -> SafeString | str:
+        """The workflow; for a Django task (a queue's workflow), the task's function too."""
+        function = getattr(task, "function", None)
+        if not function or not is_django_task(task.workflow):
+            return task.workflow
+        return format_html("{}<br><small>{}</small>", task.workflow, function)
 
     @admin.display(description=_("status"), ordering="status")
     def status_(self, task: Task) -> SafeString:

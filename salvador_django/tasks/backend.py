@@ -21,12 +21,8 @@ from salvador_django.registry import registry
 from salvador_django.retry import Retry
 from salvador_django.submission import submit
 from salvador_django.tasks.loading import as_retry
-from salvador_django.tasks.queues import (
-    QueueWorkflow,
-    ensure_queue,
-    is_django_task,
-    workflow_name,
-)
+from salvador_django.tasks.names import is_django_task, workflow_name
+from salvador_django.tasks.queues import QueueWorkflow, ensure_queue
 from salvador_django.tasks.results import result_of
 
 if TYPE_CHECKING:

@@ -15,24 +15,11 @@ from salvador_django.exceptions import PermanentError
 from salvador_django.registry import registry
 from salvador_django.retry import Retry
 from salvador_django.tasks.loading import load_task, retry_of
+from salvador_django.tasks.names import STEP, workflow_name
 from salvador_django.tasks.step import run_django_task
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
-
-#: The prefix of every Django task queue's workflow name.
-PREFIX = "django.tasks:"
-#: The name of the one step.
-STEP = "run"
-
-
-def workflow_name(alias: str, queue_name: str) -> str:
-    """The workflow of ``queue_name`` of the task backend ``alias``."""
-    return f"{PREFIX}{queue_name}" if alias == "default" else f"{PREFIX}{alias}:{queue_name}"
-
-
-def is_django_task(workflow: str) -> bool:
-    return workflow.startswith(PREFIX)
 
 
 class QueueWorkflow(Workflow):

@@ -10,7 +10,7 @@ import salvador_django.tasks.compat as compat
 from salvador_django import signals
 from salvador_django.exceptions import PermanentError
 from salvador_django.models import Task
-from salvador_django.tasks.queues import is_django_task
+from salvador_django.tasks.names import is_django_task
 from salvador_django.tasks.results import result_of
 
 

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from salvador_django import TaskStatus
@@ -241,3 +243,17 @@ def test_the_backend_checks_that_the_app_is_installed(salvador_tasks, settings):
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "salvador_django"]
     (error,) = backend.check()
     assert error.id == "salvador.E050"
+
+
+def test_the_admin_lists_a_django_task_with_its_function(salvador_tasks, backend, client):
+    if backend != "default":
+        pytest.skip("the admin's users are in the default database: its tests run there")
+    result = tasks.add.enqueue(1, 2)
+    client.force_login(User.objects.create_superuser("admin", password="x"))
+    admin_client = client
+    page = admin_client.get(reverse("admin:salvador_task_changelist")).content.decode()
+    assert "django.tasks:default<br><small>tests.testapp.tasks.add</small>" in page
+    found = admin_client.get(
+        reverse("admin:salvador_task_changelist"), {"q": "task=tests.testapp.tasks.add"}
+    ).content.decode()
+    assert result.id[:8] in found
