@@ -30,7 +30,7 @@ class FirstAttemptFails(Exception):
     """What a flaky task raises on its first attempt."""
 
 
-def record(context: TaskContext) -> None:
+def record(context: TaskContext[Any, Any]) -> None:
     """Log this execution (an :class:`~.checks.Execution` of step 0)."""
     result = context.task_result
     worker = result.worker_ids[-1]  # this attempt's: the claim's worker
@@ -41,7 +41,9 @@ def record(context: TaskContext) -> None:
 
 
 @task(takes_context=True)
-def chaos_square(context: TaskContext, number: int, work: float, flaky: bool) -> dict[str, Any]:
+def chaos_square(
+    context: TaskContext[Any, Any], number: int, work: float, flaky: bool
+) -> dict[str, Any]:
     record(context)
     time.sleep(work)
     if flaky and context.attempt == 1:

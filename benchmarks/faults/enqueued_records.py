@@ -94,11 +94,11 @@ def enqueued_records(load: EnqueueLoad, log: Path, faults: list[Fault]) -> Enque
         statuses[str(task_id)] = status
         if status != "completed":
             errors[str(task_id)] = error
-    for task_id in sorted({*statuses, *(e.id for e in load.enqueued)}):
+    for key in sorted({*statuses, *(e.id for e in load.enqueued)}):
         try:
-            results.append(result_of(backend.get_result(task_id)))
+            results.append(result_of(backend.get_result(key)))
         except TaskResultDoesNotExist as exc:
-            missing.append(f"{task_id}: {exc!r}")
+            missing.append(f"{key}: {exc!r}")
     attempts = [
         Attempt(str(task), attempt, status, worker)
         for task, attempt, status, worker in StepRun.objects.filter(
