@@ -178,3 +178,15 @@ def test_a_task_never_executed_fails():
 def test_pid_of_a_worker_id():
     assert pid_of("host:42") == 42
     assert pid_of("") is None
+
+
+def test_a_failed_attempt_explains_its_retry_not_a_second_run_of_itself():
+    """Task #1 is flaky: its attempt 1 ran twice before it failed, then attempt 2 ran."""
+    again = [*records().executions.executions, execution(1, pid=12, t=0.2)]
+    unexplained = check_enqueued(records(executions=again))
+    assert unexplained.duplicates == {"retried after the step failed": 1, "unexplained": 1}
+    assert unexplained.problems[0].startswith("1 duplicate execution(s) unexplained")
+    killed = Fault("kill", T0 + 1.1, T0 + 1.1, pid=11)
+    verdict = check_enqueued(records(executions=again, faults=[killed]))
+    assert verdict.problems == []
+    assert verdict.duplicates == {"retried after the step failed": 1, "worker killed": 1}
