@@ -23,7 +23,10 @@ schedules throughout (three every second, one every even second), paused at the 
 And it submits tasks of a traced workflow (quick: 100; full: 1,000), each inside a span
 of its own, while every process exports its spans to a file (see
 ``benchmarks/faults/traced``); at the end, with every worker stopped, it reads the
-workers table.
+workers table. And it enqueues Django tasks (quick: 100; full: 1,000) on the
+``SalvadorBackend`` with Django's ``.enqueue()``, some with a priority, some failing their
+first attempt (see ``benchmarks/faults/enqueued``), and reads their results through the
+backend at the end.
 
 When every task has finished, it checks the records (``benchmarks/faults/checks`` and
 the ``*_checks`` module of each workflow), prints a summary and exits 1 if any failed.
@@ -52,6 +55,8 @@ from benchmarks.faults import fan_out_records
 from benchmarks.faults.checks import Execution, check
 from benchmarks.faults.diamond_checks import check_diamonds
 from benchmarks.faults.diamond_records import DiamondLoad, Striker, diamond_records
+from benchmarks.faults.enqueued_checks import check_enqueued
+from benchmarks.faults.enqueued_records import EnqueueLoad, enqueued_records
 from benchmarks.faults.fan_out_checks import ParentStart, check_fan_out
 from benchmarks.faults.injection import Fleet, Injector, garbage, plan_faults
 from benchmarks.faults.rows import three_step_records
@@ -61,6 +66,7 @@ from benchmarks.faults.servers import PostgresServer, RedisServer
 from benchmarks.faults.spans import SPANS_DIR
 from benchmarks.faults.summary import (
     diamond_summary,
+    enqueued_summary,
     fan_out_summary,
     print_summary,
     scheduled_summary,
@@ -92,6 +98,8 @@ PACE = {"postgres": 50.0, "sqlite": 15.0}
 #: One task of the waiting workflow for this many of the three-step one; one parent
 #: of the fan-out workflow (20 children) for this many; one diamond for this many.
 WAITING_SHARE, FAN_OUT_SHARE, DIAMOND_SHARE, TRACED_SHARE = 10, 40, 10, 10
+#: One Django task for this many tasks of the three-step workflow.
+DJANGO_TASKS_SHARE = 10
 #: How late a timer may restart its step: a lease (its first claim lost to a fault),
 #: a sweep, and a second for polls and the claim.
 LATE_LIMIT = LEASE_SECONDS + SWEEP_INTERVAL + 1.0
@@ -128,6 +136,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"tasks of the traced workflow (default: --tasks / {TRACED_SHARE})",
     )
     parser.add_argument(
+        "--django-tasks",
+        type=int,
+        help=f"Django tasks to enqueue (default: --tasks / {DJANGO_TASKS_SHARE})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         help="seconds over which they are submitted (default: 50 tasks/s, 15 on SQLite)",
@@ -146,12 +159,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.diamond_tasks = args.tasks // DIAMOND_SHARE
     if args.traced_tasks is None:
         args.traced_tasks = args.tasks // TRACED_SHARE
+    if args.django_tasks is None:
+        args.django_tasks = args.tasks // DJANGO_TASKS_SHARE
     args.duration = args.duration or args.tasks / PACE[args.db]
     if args.tasks < 1 or args.duration <= 0:
         parser.error("--tasks and --duration must be positive")
-    if min(args.waiting_tasks, args.fan_out_tasks, args.diamond_tasks, args.traced_tasks) < 0:
-        parser.error("--waiting-tasks, --fan-out-tasks, --diamond-tasks and --traced-tasks must "
-                     "not be negative")  # fmt: skip
+    shares = (args.waiting_tasks, args.fan_out_tasks, args.diamond_tasks, args.traced_tasks,
+              args.django_tasks)  # fmt: skip
+    if min(shares) < 0:
+        parser.error("--waiting-tasks, --fan-out-tasks, --diamond-tasks, --traced-tasks and "
+                     "--django-tasks must not be negative")  # fmt: skip
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     return args
@@ -175,6 +192,8 @@ class Run:
         self.diamond_log_path.touch()
         self.scheduled_log_path = directory / "scheduled.log"
         self.scheduled_log_path.touch()
+        self.tasks_log_path = directory / "django-tasks.log"
+        self.tasks_log_path.touch()
         self.spans_dir = directory / "spans"
         self.spans_dir.mkdir()
         self.postgres: PostgresServer | None = None
@@ -191,6 +210,7 @@ class Run:
             "CHAOS_CHILDREN_LOG": str(self.children_log_path),
             "CHAOS_DIAMOND_LOG": str(self.diamond_log_path),
             "CHAOS_SCHEDULED_LOG": str(self.scheduled_log_path),
+            "CHAOS_TASKS_LOG": str(self.tasks_log_path),
             "CHAOS_LEASE_SECONDS": str(LEASE_SECONDS),
             "CHAOS_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
             "CHAOS_SQLITE_PATH": str(self.directory / "chaos.sqlite3"),
@@ -321,6 +341,12 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             args.duration,
             STEP_SECONDS[args.db],
         )
+        enqueue = EnqueueLoad(
+            random.Random(f"{args.seed}:django-tasks"),
+            args.django_tasks,
+            args.duration,
+            STEP_SECONDS[args.db],
+        )
         striker = Striker(fleet, injector, run.diamond_log_path, args.duration,
                           LEASE_SECONDS + 1.5, random.Random(f"{args.seed}:strikes"))  # fmt: skip
         with fleet.watched():
@@ -329,6 +355,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             fan_out.start()
             diamonds.start()
             traced.start()
+            enqueue.start()
             if args.diamond_tasks:
                 striker.start()
             watch.start()
@@ -339,6 +366,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             fan_out.join()
             diamonds.join()
             traced.join()
+            enqueue.join()
             if args.diamond_tasks:
                 striker.join()
             pause_schedules()  # their ticks would keep the run from ever being quiet
@@ -396,8 +424,14 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         verdict.problems += [f"diamond: {problem}" for problem in diamond_verdict.problems]
         verdict.problems += [f"scheduled: {problem}" for problem in scheduled_verdict.problems]
         verdict.problems += [f"traced: {problem}" for problem in traced_verdict.problems]
+        tasks_data = enqueued_records(enqueue, run.tasks_log_path, injector.faults)
+        tasks_data.executions.stop_stalls_all = stalls
+        tasks_data.executions.stalls = late
+        tasks_verdict = check_enqueued(tasks_data)
+        verdict.problems += [f"Django tasks: {problem}" for problem in tasks_verdict.problems]
         failures = (("the waiting load", load.errors), ("the fan-out load", fan_out.errors),
                     ("the diamond load", diamonds.errors), ("the traced load", traced.errors),
+                    ("the Django tasks' load", enqueue.errors),
                     ("the faults aimed at parallel branches", striker.errors))  # fmt: skip
         for what, errors in failures:
             for error in errors:
@@ -414,6 +448,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         result["diamond"] = diamond_summary(diamonds, striker, diamond_data, diamond_verdict)
         result["scheduled"] = scheduled_summary(scheduled_data, scheduled_verdict)
         result["traced"] = traced_summary(traced_data, traced_verdict)
+        result["django_tasks"] = enqueued_summary(enqueue, tasks_data, tasks_verdict)
         result["timeline"] = timeline(verdict, began)
         return result
     finally:

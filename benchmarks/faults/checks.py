@@ -213,9 +213,19 @@ def _check_effects(records: Records, by_task: dict[str, list[Execution]], verdic
         verdict.problem(f"{len(late)} effect(s) written after their lease was lost", late)
 
 
-def _cause(records: Records, earlier: Execution, since: float, until: float) -> str | None:
-    """What stopped the claim that ran ``earlier`` between ``since`` and ``until``."""
-    if (earlier.task, earlier.step, earlier.attempt) in records.failed_attempts:
+def _cause(
+    records: Records,
+    earlier: Execution,
+    since: float,
+    until: float,
+    again: Execution | None = None,
+) -> str | None:
+    """What stopped the claim that ran ``earlier`` between ``since`` and ``until``
+    (``again``: the execution of the same step after it, if any). A failed attempt
+    explains only a later attempt: a second execution of the same attempt is not its
+    retry (the first was stopped before its failure was recorded, or not at all)."""
+    failed = (earlier.task, earlier.step, earlier.attempt) in records.failed_attempts
+    if failed and (again is None or again.attempt > earlier.attempt):
         return "retried after the step failed"
     for fault in records.faults:
         if not (since <= fault.end and fault.start <= until):
@@ -249,7 +259,7 @@ def _explain_duplicates(
                 cause = (
                     "started after its lease was lost"  # explained (or not) below
                     if later.t > lost.get(later.token, math.inf)
-                    else _cause(records, earlier, min(earlier.claimed, earlier.t), later.t)
+                    else _cause(records, earlier, min(earlier.claimed, earlier.t), later.t, later)
                 )
                 verdict.duplicates[cause or "unexplained"] += 1
                 if cause is None:

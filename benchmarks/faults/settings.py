@@ -6,7 +6,8 @@ Everything comes from the environment that ``benchmarks/chaos.py`` sets:
 ``CHAOS_REDIS_URL``; ``CHAOS_LOG``, the execution log the steps append to; and the
 short lease and sweep that let a run recover from many faults in a few seconds.
 With ``CHAOS_SPANS_DIR``, the process exports the traced workflow's spans there
-(:mod:`benchmarks.faults.spans`).
+(:mod:`benchmarks.faults.spans`). ``TASKS`` puts Django's tasks API on our backend, for
+the run's Django tasks (:mod:`benchmarks.faults.enqueued`), with quick retries.
 """
 
 import os
@@ -55,6 +56,12 @@ SALVADOR: dict[str, object] = {
     "POLL_INTERVAL": 0.05,
     "LEASE_SECONDS": float(os.environ.get("CHAOS_LEASE_SECONDS", "3")),
     "SWEEP_INTERVAL": float(os.environ.get("CHAOS_SWEEP_INTERVAL", "1")),
+}
+TASKS = {
+    "default": {
+        "BACKEND": "salvador_django.tasks.SalvadorBackend",
+        "OPTIONS": {"RETRY": {"max_attempts": 3, "initial_delay": 0.2, "jitter": False}},
+    }
 }
 if SALVADOR["QUEUE"] == "redis":
     CACHES = {

@@ -10,6 +10,8 @@ from typing import Any
 from benchmarks.faults.checks import Fault, Verdict
 from benchmarks.faults.diamond_checks import DiamondRecords, DiamondVerdict
 from benchmarks.faults.diamond_records import DiamondLoad, Striker
+from benchmarks.faults.enqueued_checks import EnqueuedRecords, EnqueuedVerdict
+from benchmarks.faults.enqueued_records import EnqueueLoad
 from benchmarks.faults.fan_out_checks import CHILDREN, FanOutRecords, FanOutVerdict, Seen
 from benchmarks.faults.fan_out_records import FanOutLoad
 from benchmarks.faults.injection import Fleet
@@ -134,6 +136,8 @@ def print_summary(result: dict[str, Any]) -> None:
         print_scheduled(result["scheduled"])
     if "traced" in result:
         print_traced(result["traced"])
+    if "django_tasks" in result:
+        print_enqueued(result["django_tasks"])
     print(f"  workers started: {result['workers_started']}; elapsed {result['elapsed_seconds']}s")
     for problem in result["problems"]:
         print(f"  FAIL: {problem}")
@@ -304,4 +308,40 @@ def print_traced(traced: dict[str, Any]) -> None:
         f"{traced['killed_rows_gone']} of {traced['killed']} killed workers' rows gone "
         f"({traced['killed_before_registering']} killed before registering); "
         f"{traced['stopped_cleanly']} workers stopped cleanly"
+    )
+
+
+def enqueued_summary(
+    load: EnqueueLoad, records: EnqueuedRecords, verdict: EnqueuedVerdict
+) -> dict[str, Any]:
+    """The Django tasks' figures."""
+    return {
+        "tasks": len(load.enqueued),
+        "flaky": sum(e.flaky for e in load.enqueued),
+        "with_priority": sum(e.priority != 0 for e in load.enqueued),
+        "results_by_status": dict(verdict.by_status),
+        "results_by_attempts": {str(k): v for k, v in sorted(verdict.attempts.items())},
+        "step_runs": len(records.attempts),
+        "executions": len(records.executions.executions),
+        "enqueued_again": verdict.enqueued_again,
+        "duplicates": dict(verdict.duplicates),
+        "after_lease_loss": dict(verdict.after_lease_loss),
+        "problems": len(verdict.problems),
+    }
+
+
+def print_enqueued(tasks: dict[str, Any]) -> None:
+    print(
+        f"  Django tasks: {tasks['tasks']} enqueued ({tasks['flaky']} failing their first "
+        f"attempt, {tasks['with_priority']} with a priority); results "
+        f"{_counts(tasks['results_by_status'])}, by attempts "
+        f"{_counts(tasks['results_by_attempts'])}; {tasks['step_runs']} step runs, "
+        f"{tasks['executions']} executions"
+    )
+    duplicates, late = tasks["duplicates"], tasks["after_lease_loss"]
+    print(
+        f"  Django task executions duplicated: {sum(duplicates.values())} "
+        f"({_counts(duplicates)}); started after their lease was lost: "
+        f"{sum(late.values())} ({_counts(late)}); enqueued again after an unknown "
+        f"outcome: {tasks['enqueued_again']}"
     )
