@@ -418,6 +418,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             run.scheduled_log_path, injector.faults, first_steps(runs)
         )
         scheduled_data.executions.stop_stalls_all = stalls
+        scheduled_data.executions.stalls = late
         scheduled_verdict = check_scheduled(scheduled_data)
         verdict.problems += waits.problems
         verdict.problems += [f"fan-out: {problem}" for problem in fan_out_verdict.problems]

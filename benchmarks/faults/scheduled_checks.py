@@ -63,6 +63,8 @@ CAUSES = {
     "kill": "a worker killed",
 }
 NO_WORKER = "no worker up (killed, paused or starting)"
+#: SQLite: the workers' writes waited seconds for its write lock (heartbeats logged late).
+STALLED = "SQLite's write lock contended (late heartbeats logged)"
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,9 @@ def _round_seen(records: ScheduledRecords, schedule: str, due: float, period: fl
 
 def why_missed(records: ScheduledRecords, schedule: str, due: float, period: float) -> str | None:
     """What kept the workers from ticking ``due`` while it was ``schedule``'s latest tick,
-    if known: a fault then, or (unless a round ticked other schedules then) no worker up."""
+    if known: a fault then, or (unless a round ticked other schedules then) SQLite's
+    write lock held for seconds without a fault (a worker logged a late heartbeat), or
+    no worker up."""
     until = due + period
     for fault in sorted(records.executions.faults, key=lambda f: f.start):
         window = WINDOWS.get(fault.kind)
@@ -200,6 +204,11 @@ def why_missed(records: ScheduledRecords, schedule: str, due: float, period: flo
             return CAUSES[fault.kind]
     if round_then(records, schedule, due, period) is not None:
         return None
+    executions = records.executions
+    if executions.stop_stalls_all and any(
+        s.start < until and due <= s.end for s in executions.stalls
+    ):
+        return STALLED
     up = first_worker_up(records.ready, records.executions.faults, due)
     if up >= until:
         return NO_WORKER

@@ -5,7 +5,8 @@ workflow (parallel branches killed and paused: every step once, each effect once
 join saw every branch), of its scheduled workflow (schedules ticked by the workers
 through the faults: one task per tick, every tick missed explained) and of its traced
 workflow (every step's span in its task's one trace; the workers table at the end)
-included.
+and of its Django tasks (enqueued through ``django.tasks``, retried, every result
+SUCCESSFUL and agreeing with the attempts recorded) included.
 
 Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
@@ -89,4 +90,11 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert "unexplained" not in traced["completed_spans_missing"]
     assert traced["killed_rows_gone"] >= 1  # killed workers leave their rows, gone
     assert traced["problems"] == 0
+    django_tasks = result["django_tasks"]  # enqueued through Django's API, some failing once
+    assert django_tasks["tasks"] == 100
+    assert django_tasks["results_by_status"] == {"SUCCESSFUL": 100}
+    assert django_tasks["flaky"] >= 1
+    assert "2" in django_tasks["results_by_attempts"]  # the flaky ones were retried
+    assert "unexplained" not in django_tasks["duplicates"]
+    assert django_tasks["problems"] == 0
     assert "PASS" in run.stdout

@@ -12,6 +12,7 @@ from benchmarks.faults.scheduled_checks import (
     EVEN_SECONDS,
     NO_WORKER,
     SCHEDULES,
+    STALLED,
     ScheduledRecords,
     Tick,
     check_scheduled,
@@ -217,3 +218,15 @@ def test_the_periods_are_those_of_the_schedules() -> None:
         "every-second-1": 1.0, "every-second-2": 1.0, "every-second-3": 1.0, "even-seconds": 2.0,
     }  # fmt: skip
     assert key_of(EVERY, 0) == "schedule:every-second-1:1970-01-01T00:00:00Z"
+
+
+def test_on_sqlite_a_late_heartbeat_logged_then_explains_a_tick_nobody_ticked() -> None:
+    data = records(all_ticks(everyone(3)))
+    data.executions.stalls = [Fault("stall", BEGIN + 1.5, BEGIN + 3.5, pid=7)]
+    assert check_scheduled(data).missed == {"unexplained": 3}  # PostgreSQL: no excuse
+    data.executions.stop_stalls_all = True
+    verdict = check_scheduled(data)
+    assert verdict.passed, verdict.problems
+    assert verdict.missed == {STALLED: 3}
+    data.executions.stalls = [Fault("stall", BEGIN + 4.5, BEGIN + 6, pid=7)]  # after: none
+    assert check_scheduled(data).missed == {"unexplained": 3}
