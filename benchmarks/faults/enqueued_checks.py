@@ -84,6 +84,10 @@ class Attempt:
     worker: str
 
 
+#: A result's worker id of an attempt lost with its worker (salvador_django.tasks.results).
+LOST = "(lost)"
+
+
 @dataclass
 class EnqueuedRecords:
     enqueued: list[Enqueued]
@@ -92,6 +96,8 @@ class EnqueuedRecords:
     attempts: list[Attempt]
     executions: Records  # their log, statuses, failed attempts and the faults; steps 1
     retried: set[int] = field(default_factory=set)  # numbers whose enqueue raised, tried again
+    #: Attempts lost with their worker (the row's lease expiries), by task id.
+    lost: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,8 +169,9 @@ def check_results(records: EnqueuedRecords, verdict: EnqueuedVerdict) -> None:
 def check_attempts(
     records: EnqueuedRecords, by_task: dict[str, list[Execution]], verdict: EnqueuedVerdict
 ) -> None:
-    """``attempts``, ``worker_ids`` and ``errors`` are the step runs', each step run an
-    execution in the log, and only a flaky task's first attempt failed."""
+    """``attempts``, ``worker_ids`` and ``errors`` are the step runs' (after an entry
+    for each attempt lost with its worker), each step run an execution in the log, and
+    only a flaky task's first attempt failed."""
     runs: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in records.attempts:
         runs[attempt.task].append(attempt)
@@ -172,10 +179,11 @@ def check_attempts(
     disagree, unlogged, failed = [], [], []
     for result in records.results:
         own = runs.get(result.id, [])
-        workers = tuple(a.worker for a in own)
+        lost = records.lost.get(result.id, 0)
+        workers = (LOST,) * lost + tuple(a.worker for a in own)
         errors = sum(a.status == "failed" for a in own)
         if (result.attempts, result.worker_ids, len(result.errors)) != (
-            len(own),
+            lost + len(own),
             workers,
             errors,
         ):

@@ -88,10 +88,11 @@ def enqueued_records(load: EnqueueLoad, log: Path, faults: list[Fault]) -> Enque
 
     backend = task_backends["default"]
     results, missing = [], []
-    rows = Task.objects.filter(workflow=WORKFLOW).values_list("id", "status", "error")
-    statuses, errors = {}, {}
-    for task_id, status, error in rows:
+    rows = Task.objects.filter(workflow=WORKFLOW).values_list("id", "status", "error", "recoveries")
+    statuses, errors, lost = {}, {}, {}
+    for task_id, status, error, recoveries in rows:
         statuses[str(task_id)] = status
+        lost[str(task_id)] = recoveries
         if status != "completed":
             errors[str(task_id)] = error
     for key in sorted({*statuses, *(e.id for e in load.enqueued)}):
@@ -111,4 +112,4 @@ def enqueued_records(load: EnqueueLoad, log: Path, faults: list[Fault]) -> Enque
     executions = Records(statuses, errors, {}, read_log(log), [], failed_attempts(WORKFLOW),
                          faults, steps=1)  # fmt: skip
     return EnqueuedRecords(list(load.enqueued), results, missing, attempts, executions,
-                           set(load.retried))  # fmt: skip
+                           set(load.retried), lost)  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import replace
 from benchmarks.faults.checks import Execution, Fault, Records
 from benchmarks.faults.enqueued_checks import (
     FLAKY_ERROR,
+    LOST,
     Attempt,
     Enqueued,
     EnqueuedRecords,
@@ -128,6 +129,14 @@ def test_attempts_or_workers_that_are_not_the_step_runs_fail():
         "1 result(s) whose attempts are not their step runs\n    task-0: attempts 2, workers "
         "['host:11', 'host:12'], 0 error(s); step runs 1 by ['host:11'], 0 failed"
     ]
+
+
+def test_an_attempt_lost_with_its_worker_is_counted_first_in_the_result():
+    results = records().results
+    results[0] = result(0, attempts=2, worker_ids=(LOST, WORKER))
+    assert check_enqueued(replace(records(results=results), lost={tid(0): 1})).problems == []
+    problems = check_enqueued(records(results=results)).problems  # the row counted none
+    assert problems[0].startswith("1 result(s) whose attempts are not their step runs")
 
 
 def test_a_step_run_without_its_execution_logged_fails():
