@@ -9,8 +9,8 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
         [--graph-tasks 500] [--graph-samples 10] [--schedules 100,10000]
         [--schedule-due 1,100,1000] [--schedule-seconds 30]
-        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,scale,
-                    observability]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,
+                    django-tasks,scale,observability]
         [--json PATH]
         [--charts DIR]
 
@@ -67,7 +67,14 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    bare INSERT of as many tasks and ``submit()`` of them; then 5 schedules every second
    ticked by a long-running worker for ``--schedule-seconds``: each tick's task submitted,
    and started, after its due time, p50/p99.
-11. Observability (``benchmarks/observability.py``; last): burst steps/s as in 2 (threads)
+11. Django tasks (``benchmarks/tasks_section.py``; between schedules and scale): one-step
+   Django tasks through our ``SalvadorBackend`` against django-tasks-db's ``db_worker``
+   (``benchmarks/peers/tasks_db_worker.py``) on the same database: ``--tasks`` no-op
+   tasks enqueued, then one burst worker as in 2 (threads) against one ``db_worker
+   --batch`` (``--repeat`` times, medians), tasks/s and the ratio; and
+   ``--latency-samples`` tasks enqueued one at a time to an idle worker of each: enqueue
+   -> the task's start, p50/p95/p99. Skipped without django-tasks-db.
+12. Observability (``benchmarks/observability.py``; last): burst steps/s as in 2 (threads)
    with signals, tracing and metrics off and with all on (an OpenTelemetry SDK with a
    batch span processor and Prometheus metrics in the worker), alternated ``--repeat``
    times, medians and the drop; and what the engine's hooks cost per step with
