@@ -24,7 +24,7 @@ def ours() -> float:
     return time.time()
 
 
-if "database" in settings.TASKS:
+if "database" in getattr(settings, "TASKS", {}):
 
     @task(backend="database")
     def theirs() -> float:

@@ -29,7 +29,10 @@ def why_not() -> str | None:
     """Why the peer cannot run here (django-tasks-db missing), or None."""
     from django.conf import settings
 
-    if "database" not in getattr(settings, "TASKS", {}):
+    configured = getattr(settings, "TASKS", {})
+    if "default" not in configured:
+        return "Django's tasks API is not installed (Django 6, or pip install django-tasks)"
+    if "database" not in configured:
         return "django-tasks-db is not installed (pip install django-tasks-db)"
     return None
 
