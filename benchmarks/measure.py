@@ -27,7 +27,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu, fanout, graphs, history, observability, schedules, waits
+from benchmarks import (
+    cpu,
+    fanout,
+    graphs,
+    history,
+    observability,
+    schedules,
+    tasks_section,
+    waits,
+)
 from benchmarks.servers import (
     PG_BACKENDS,
     PG_DB,
@@ -52,8 +61,8 @@ IDLE_SECONDS = 2.0
 CLAIM_SAMPLES = 200
 #: The sections of a run, in the order they run (``--sections`` picks some).
 SECTIONS = (
-    "throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "schedules", "scale",
-    "observability",
+    "throughput", "latency", "sweep", "memory", "waits", "fan-out", "graph", "schedules",
+    "django-tasks", "scale", "observability",
 )  # fmt: skip
 
 
@@ -259,9 +268,15 @@ class Measurement:
         return self.workdir / f"{self._logs:02d}-{name}.log"
 
     def run_burst(
-        self, name: str, timeout: float, concurrency: int, pool: str = "threads"
+        self,
+        name: str,
+        timeout: float,
+        concurrency: int,
+        pool: str = "threads",
+        command: list[str] | None = None,
     ) -> tuple[float, float]:
-        """Run ``runworkflows --burst --concurrency C --pool POOL`` to its exit.
+        """Run ``runworkflows --burst --concurrency C --pool POOL`` (or ``command``, a
+        peer's worker that exits when it has run everything) to its exit.
 
         Returns its wall time and its CPU time (user + system), in seconds, and keeps
         the machine's busy share and the server's CPU time in ``last_cpu``.
@@ -275,7 +290,10 @@ class Measurement:
         with path.open("w") as output:
             began = time.perf_counter()
             proc = subprocess.Popen(
-                self._worker_command("--burst", "--concurrency", str(concurrency), "--pool", pool),
+                command
+                or self._worker_command(
+                    "--burst", "--concurrency", str(concurrency), "--pool", pool
+                ),
                 env=self.env,
                 cwd=REPO,
                 stdout=output,
@@ -662,6 +680,8 @@ class Measurement:
             self.result["graph"] = graphs.measure(self)
         if self.schedule_sizes and "schedules" in sections:
             self.result["schedules"] = schedules.measure(self)
+        if "django-tasks" in sections:
+            self.result["django_tasks"] = tasks_section.measure(self)
         # Redis claims by id: history is no cost to it.
         if self.history_levels and not self.redis and "scale" in sections:
             self.measure_scale()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import graphs, observability_report, schedules_report
+from benchmarks import graphs, observability_report, schedules_report, tasks_report
 from benchmarks.measure import RAW_SECONDS, STEPS
 from benchmarks.servers import Result, percentile
 
@@ -179,6 +179,14 @@ def _print_schedules(measured: dict[str, Result]) -> None:
     if columns:
         print("\nschedules: tick rounds with many schedules in the table; ticks/s; lateness:")
         print_table(columns, _measured_rows(columns, schedules_report.rows(columns)))
+
+
+def _print_django_tasks(measured: dict[str, Result]) -> None:
+    """The django-tasks section: our backend against django-tasks-db's db_worker."""
+    columns = {n: r["django_tasks"] for n, r in measured.items() if r.get("django_tasks")}
+    if columns:
+        print("\ndjango-tasks: one-step Django tasks, ours against django-tasks-db's db_worker:")
+        print_table(columns, _measured_rows(columns, tasks_report.rows(columns)))
 
 
 def _print_observability(measured: dict[str, Result], concurrency: int) -> None:
@@ -442,6 +450,7 @@ def targets(
     out += fan_out_targets(measured)
     out += graphs.targets(measured)
     out += schedules_report.targets(measured)
+    out += tasks_report.targets(measured)
     out += observability_report.targets(measured)
     return out
 
@@ -586,6 +595,7 @@ def print_report(results: Result) -> None:
     _print_fan_out(measured, results.get("fan_out_peers", {}))
     _print_graph(measured, args["concurrency"])
     _print_schedules(measured)
+    _print_django_tasks(measured)
     _print_observability(measured, args["concurrency"])
     for name, p in results.get("fan_out_peers", {}).items():
         print(f"- {name}: {p.get('settings', '')}")
@@ -621,6 +631,9 @@ def print_report(results: Result) -> None:
         "- schedules: statements counted by CaptureQueriesContext; ticks/s is one round of N due\n"
         "  in this process; lateness: created_at (DB clock) and the step's time.time() minus\n"
         "  meta['scheduled_for'], ticked by one runworkflows worker.\n"
+        "- django-tasks: bursts as above, of one-step Django tasks enqueued beforehand, against\n"
+        "  one `db_worker --batch`; enqueue -> start is the task's time.time() (its result)\n"
+        "  minus the time taken just before enqueue(), to an idle long-running worker.\n"
         "- observability: bursts as above; 'on' workers run an OTel SDK (BatchSpanProcessor,\n"
         "  in-memory exporter) and SALVADOR['METRICS']; the hooks are timed in this process\n"
         "  (best of 7 rounds of 100,000 calls, less an empty call's time)."

@@ -9,8 +9,8 @@ Usage (from the repository root, with the ``bench`` extra installed)::
         [--fan-out 1000,10000] [--fan-out-samples 20] [--fan-out-children 100]
         [--graph-tasks 500] [--graph-samples 10] [--schedules 100,10000]
         [--schedule-due 1,100,1000] [--schedule-seconds 30]
-        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,scale,
-                    observability]
+        [--sections throughput,latency,sweep,memory,waits,fan-out,graph,schedules,
+                    django-tasks,scale,observability]
         [--json PATH]
         [--charts DIR]
 
@@ -67,7 +67,15 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    bare INSERT of as many tasks and ``submit()`` of them; then 5 schedules every second
    ticked by a long-running worker for ``--schedule-seconds``: each tick's task submitted,
    and started, after its due time, p50/p99.
-11. Observability (``benchmarks/observability.py``; last): burst steps/s as in 2 (threads)
+11. Django tasks (``benchmarks/tasks_section.py``; between schedules and scale): one-step
+   Django tasks through our ``SalvadorBackend`` against django-tasks-db's ``db_worker``
+   (``benchmarks/peers/tasks_db_worker.py``) on the same database: ``--tasks`` no-op
+   tasks enqueued, then one burst worker as in 2 (threads) against one ``db_worker
+   --batch`` (``--repeat`` times, medians), tasks/s and the ratio; and
+   ``--latency-samples`` tasks enqueued one at a time to an idle worker of each: enqueue
+   -> the task's start, p50/p95/p99. Skipped without django-tasks-db. It runs in a
+   measuring process of its own, the only one with ``TASKS`` configured.
+12. Observability (``benchmarks/observability.py``; last): burst steps/s as in 2 (threads)
    with signals, tracing and metrics off and with all on (an OpenTelemetry SDK with a
    batch span processor and Prometheus metrics in the worker), alternated ``--repeat``
    times, medians and the drop; and what the engine's hooks cost per step with
@@ -118,6 +126,7 @@ from benchmarks.servers import (
 )
 
 PEERS = ("celery", "dbos", "procrastinate")
+TASKS_SECTION = "django-tasks"
 PEER_TIMEOUT_SECONDS = 900
 CHORD_TIMEOUT_SECONDS = 3600
 CELERY_PREFORK_CONCURRENCY = 2  # the issue's like-for-like Celery setup
@@ -294,8 +303,37 @@ def _redis_cleanup(backend: str, prefix: str) -> dict[str, Any]:
 
 
 def measure_backend(backend: str, args: argparse.Namespace) -> Result:
-    """Run the measuring process of ``backend``; returns its results (or its error)."""
-    env = dict(os.environ)
+    """Run the measuring process(es) of ``backend``; returns its results (or its error).
+
+    The django-tasks section has a process of its own, the only one whose settings
+    configure ``TASKS`` (``SALVADOR_BENCH_TASKS=1``): our task backend relays our
+    signals to Django's, and no other section's workers should carry those receivers.
+    """
+    others = [s for s in args.sections if s != TASKS_SECTION]
+    result = _measure(backend, args, others) if others else None
+    if TASKS_SECTION not in args.sections:
+        assert result is not None
+        return result
+    tasks = _measure(backend, args, [TASKS_SECTION], {"SALVADOR_BENCH_TASKS": "1"})
+    if result is None:
+        return tasks
+    if "error" in tasks:
+        tasks = {"errors": [f"{TASKS_SECTION}: {tasks['error']}"]}
+    if "error" not in result:
+        result["errors"] += tasks["errors"]
+        if "django_tasks" in tasks:
+            result["django_tasks"] = tasks["django_tasks"]
+    return result
+
+
+def _measure(
+    backend: str,
+    args: argparse.Namespace,
+    sections: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> Result:
+    """One measuring process of ``backend`` for ``sections``; its results (or its error)."""
+    env = {**os.environ, **(extra_env or {})}
     if backend in REDIS_BACKENDS:
         env["SALVADOR_BENCH_REDIS_PREFIX"] = f"salvador-bench:{secrets.token_hex(6)}:"
     with tempfile.TemporaryDirectory(prefix=f"salvador-bench-{backend}-") as tmp:
@@ -320,7 +358,7 @@ def measure_backend(backend: str, args: argparse.Namespace) -> Result:
             *("--schedules", ",".join(map(str, args.schedules))),
             *("--schedule-due", ",".join(map(str, args.schedule_due))),
             *("--schedule-seconds", str(args.schedule_seconds)),
-            *("--sections", ",".join(args.sections)),
+            *("--sections", ",".join(sections)),
         ]
         try:
             code = subprocess.run(command, cwd=REPO, env=env).returncode

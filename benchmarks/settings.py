@@ -12,6 +12,12 @@ cache on ``SALVADOR_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), wi
 every key under ``SALVADOR_BENCH_REDIS_PREFIX`` (``benchmarks/run.py`` picks a fresh
 one per run and deletes its keys afterwards).
 
+``SALVADOR_BENCH_TASKS=1`` (the django-tasks section's processes only: our task
+backend connects receivers to our signals) configures ``TASKS`` where Django's tasks
+API is there (Django 6, or the ``django-tasks`` backport): the task backend ``default``
+is ours (``SalvadorBackend``); with ``django-tasks-db`` installed, ``database`` is its
+``DatabaseBackend`` on the same database (the section's peer, run by ``db_worker``).
+
 ``SALVADOR_BENCH_OBSERVE=1`` turns every observability feature on (the observability
 section's "on" workers): Prometheus metrics (``SALVADOR["METRICS"]``) and an
 OpenTelemetry SDK with a batch span processor (``benchmarks.observed``).
@@ -19,6 +25,7 @@ OpenTelemetry SDK with a batch span processor (``benchmarks.observed``).
 
 import os
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 from benchmarks import observed
@@ -69,6 +76,16 @@ else:
     )
 
 INSTALLED_APPS = ["django.contrib.contenttypes", "salvador_django", "benchmarks"]
+
+if os.environ.get("SALVADOR_BENCH_TASKS") == "1" and (
+    find_spec("django.tasks") or find_spec("django_tasks")
+):
+    TASKS: dict[str, dict[str, object]] = {
+        "default": {"BACKEND": "salvador_django.tasks.SalvadorBackend"}
+    }
+    if find_spec("django_tasks_db"):
+        INSTALLED_APPS.append("django_tasks_db")
+        TASKS["database"] = {"BACKEND": "django_tasks_db.DatabaseBackend"}
 
 SALVADOR: dict[str, object] = {
     "POLL_INTERVAL": float(os.environ.get("SALVADOR_BENCH_POLL_INTERVAL", "0.05"))

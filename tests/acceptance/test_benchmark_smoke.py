@@ -99,6 +99,14 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
     assert lateness["ticked_twice"] == 0
     assert lateness["submitted_ms"]["min"] >= 0  # no tick submitted before it was due
     assert "schedules: tick rounds" in run.stdout
+    django_tasks = sqlite["django_tasks"]  # SalvadorBackend against django-tasks-db's db_worker
+    assert django_tasks["ours"]["throughput"]["by_status"] == {"completed": 500}
+    assert django_tasks["theirs"]["throughput"]["by_status"] == {"SUCCESSFUL": 500}
+    assert django_tasks["ratio"] > 0
+    for side in ("ours", "theirs"):
+        assert django_tasks[side]["latency"]["start_ms"]["n"] == 50
+        assert django_tasks[side]["latency"]["start_ms"]["p50"] > 0
+    assert "django-tasks: one-step Django tasks" in run.stdout
     observability = sqlite["observability"]  # off, all on, tracing only, metrics only
     for mode in ("off", "on", "tracing", "metrics"):
         assert observability[mode]["by_status"] == {"completed": 500}
