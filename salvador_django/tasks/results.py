@@ -35,8 +35,9 @@ _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResult[Any, Any]:
     """The ``TaskResult`` of ``task`` (a row of a Django task queue); ``runs``: its
     attempts, read when not given."""
+    attempt = getattr(task, "_running", None)  # told.Running: its worker's own task
     if runs is None:
-        runs = attempts_of(task)
+        runs = attempt.runs if attempt is not None else attempts_of(task)
     body = task.body
     django_task = load_task(body["task"]).using(
         priority=task.priority,
@@ -50,7 +51,7 @@ def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResul
     last_attempted = runs[-1].started_at if runs else None
     if task.status == TaskStatus.RUNNING:
         workers.append(claimant(task.claimed_by))
-        last_attempted = task.updated_at
+        last_attempted = attempt.started_at if attempt is not None else task.updated_at
     result: compat.TaskResult[Any, Any] = compat.TaskResult(
         task=django_task,
         id=str(task.id),

@@ -24,6 +24,10 @@ def run_django_task(task: Task) -> Any:
     else:
         value = django_task.call(*args, **kwargs)
     try:
-        return compat.normalize_json(value)
+        value = compat.normalize_json(value)
     except (TypeError, ValueError) as exc:  # the same value again at every attempt
         raise NotSerialisable(f"The task returned a value that is not JSON: {exc}") from exc
+    attempt = getattr(task, "_running", None)  # told.Running, for task_finished's result
+    if attempt is not None:
+        attempt.value = value
+    return value

@@ -137,33 +137,71 @@ def test_priority_orders_the_queue(salvador_tasks, backend):
     assert order == ["urgent", "record"]
 
 
-def test_signals_are_sent_at_enqueue_commit_start_and_finish(salvador_tasks, backend):
-    seen: list[tuple[str, str]] = []
+class Heard:
+    """Django's three task signals, as received: (signal, result) in order."""
 
-    def receiver(name: str) -> Any:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, compat.TaskResult[Any, Any]]] = []
+        self.status_then: list[str] = []  # the enqueued result is the caller's: it changes
+        self.receivers = {
+            compat.task_enqueued: self.receiver("enqueued"),
+            compat.task_started: self.receiver("started"),
+            compat.task_finished: self.receiver("finished"),
+        }
+
+    def receiver(self, name: str) -> Any:
         def receive(sender: Any, task_result: compat.TaskResult[Any, Any], **kwargs: Any) -> None:
-            seen.append((name, task_result.status))
+            self.seen.append((name, task_result))
+            self.status_then.append(task_result.status)
 
         return receive
 
-    receivers = {
-        compat.task_enqueued: receiver("enqueued"),
-        compat.task_started: receiver("started"),
-        compat.task_finished: receiver("finished"),
-    }
-    for signal, receive in receivers.items():
-        signal.connect(receive)
-    try:
+    def __enter__(self) -> Heard:
+        for signal, receive in self.receivers.items():
+            signal.connect(receive)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signal, receive in self.receivers.items():
+            signal.disconnect(receive)
+
+    def statuses(self) -> list[tuple[str, str]]:
+        return [
+            (name, status) for (name, _), status in zip(self.seen, self.status_then, strict=True)
+        ]
+
+
+def test_signals_are_sent_at_enqueue_commit_start_and_finish(salvador_tasks, backend):
+    with Heard() as heard:
         with transaction.atomic(using=backend):
             result = tasks.add.enqueue(1, 1)
-            assert seen == []  # not before the commit
-        assert seen == [("enqueued", READY)]
+            assert heard.seen == []  # not before the commit
+        assert heard.statuses() == [("enqueued", READY)]
         with running_worker():
-            wait_until(lambda: finished(result) and len(seen) == 3)
-    finally:
-        for signal, receive in receivers.items():
-            signal.disconnect(receive)
-    assert seen == [("enqueued", READY), ("started", RUNNING), ("finished", SUCCESSFUL)]
+            wait_until(lambda: finished(result) and len(heard.seen) == 3)
+    assert heard.statuses() == [("enqueued", READY), ("started", RUNNING), ("finished", SUCCESSFUL)]
+    (_, started), (_, done) = heard.seen[1:]
+    assert (started.attempts, started.worker_ids) == (1, result.worker_ids)
+    assert started.started_at == result.started_at
+    assert started.last_attempted_at is not None
+    # The finished result is the stored one (but for when it finished: the worker's
+    # clock, read just after the commit, not the database's).
+    assert (done.return_value, done.worker_ids, done.errors) == (2, result.worker_ids, [])
+    assert done.finished_at is not None
+    assert abs((done.finished_at - result.finished_at).total_seconds()) < 1
+
+
+def test_the_signals_of_a_retried_task_count_its_attempts(salvador_tasks):
+    with Heard() as heard:
+        result = tasks.flaky.enqueue(fail_until=3)
+        with running_worker():
+            wait_until(lambda: finished(result) and len(heard.seen) == 5)
+    started = [r for name, r in heard.seen if name == "started"]
+    assert [r.attempts for r in started] == [1, 2, 3]
+    assert [len(r.errors) for r in started] == [0, 1, 2]
+    ((_, done),) = [(name, r) for name, r in heard.seen if name == "finished"]
+    assert (done.status, done.attempts, len(done.errors)) == (SUCCESSFUL, 3, 2)
+    assert done.return_value == result.return_value
 
 
 def test_bad_tasks_and_arguments_are_refused_like_django_does(salvador_tasks):
