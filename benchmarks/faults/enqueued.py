@@ -4,7 +4,8 @@
 ``chaos_square`` logs each execution to the Django tasks' log (``CHAOS_TASKS_LOG``) as
 it starts, as the workflows' steps do: the task's id, its attempt, this process and
 its claim (the worker and the claim's time, from its ``TaskContext``). Then it works
-(sleeps ``work`` seconds); a flaky one raises on its first attempt; it returns
+(sleeps ``work`` seconds); a flaky one raises until it has failed once (an attempt
+lost with its worker before its failure was recorded does not count); it returns
 :func:`~.enqueued_checks.expected_value`.
 """
 
@@ -30,12 +31,18 @@ class FirstAttemptFails(Exception):
     """What a flaky task raises on its first attempt."""
 
 
+def attempt_of(context: TaskContext[Any, Any]) -> int:
+    """This attempt's number as its step run will record it: the failed attempts before
+    it, plus one. (``context.attempt`` counts the attempts lost with their worker too.)"""
+    return len(context.task_result.errors) + 1
+
+
 def record(context: TaskContext[Any, Any]) -> None:
     """Log this execution (an :class:`~.checks.Execution` of step 0)."""
     result = context.task_result
     worker = result.worker_ids[-1]  # this attempt's: the claim's worker
     claimed = result.last_attempted_at.timestamp() if result.last_attempted_at else 0.0
-    append(LOG, {"t": time.time(), "task": result.id, "step": 0, "attempt": context.attempt,
+    append(LOG, {"t": time.time(), "task": result.id, "step": 0, "attempt": attempt_of(context),
                  "pid": os.getpid(), "token": f"{worker}@{claimed:.6f}", "claimed": claimed,
                  "due": result.enqueued_at.timestamp() if result.enqueued_at else 0.0})  # fmt: skip
 
@@ -46,6 +53,6 @@ def chaos_square(
 ) -> dict[str, Any]:
     record(context)
     time.sleep(work)
-    if flaky and context.attempt == 1:
+    if flaky and attempt_of(context) == 1:  # until one failure is recorded
         raise FirstAttemptFails(f"#{number}: the first attempt fails")
     return expected_value(number)
