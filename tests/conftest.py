@@ -149,11 +149,12 @@ def workflow_names():
 def salvador_tasks(settings, backend) -> Iterator[dict[str, object]]:
     """TASKS on our backend (queues "default" and "other", quick retries)."""
     settings.TASKS = deepcopy(settings.TASKS_ON_SALVADOR)
-    from salvador_django.tasks import compat
+    from salvador_django.tasks import compat, told
     from salvador_django.tasks.names import PREFIX
 
     compat.task_backends["default"]  # registers the queues' workflows
     yield settings.TASKS
+    told.disconnect()  # its relays would make every later test's signals heard
     for name in registry.names():
         if name.startswith(PREFIX):
             registry.unregister(name)

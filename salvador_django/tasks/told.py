@@ -70,5 +70,14 @@ def connect(backend_class: type) -> None:
             return
         signals.send(signal, backend_class, task_result=result)
 
-    signals.step_started.connect(started, weak=False, dispatch_uid="salvador-django-tasks")
-    signals.task_finished.connect(finished, weak=False, dispatch_uid="salvador-django-tasks")
+    signals.step_started.connect(started, weak=False, dispatch_uid=DISPATCH_UID)
+    signals.task_finished.connect(finished, weak=False, dispatch_uid=DISPATCH_UID)
+
+
+def disconnect() -> None:
+    """Stop relaying (a test that configured the backend puts things back)."""
+    signals.step_started.disconnect(dispatch_uid=DISPATCH_UID)
+    signals.task_finished.disconnect(dispatch_uid=DISPATCH_UID)
+
+
+DISPATCH_UID = "salvador-django-tasks"

@@ -40,6 +40,8 @@ __all__ = [
 ]  # fmt: skip
 
 _CHECKPOINT = "step step_name state attempt recoveries error progress"
+#: The last checkpoint keeps the last step's lease expiries (a one-step task's lost attempts).
+_FINAL_CHECKPOINT = "step step_name state attempt error progress"
 _UNCLAIM = "claimed_by lease_expires_at"
 _STOP = f"status step step_name attempt error finished_at {_UNCLAIM}"
 _UNWAIT = "waiting_for wake_at children_left"
@@ -65,7 +67,7 @@ RENEW = _move("renew", "running -> running", "lease_expires_at", changes.renew, 
 #: A step completed and another follows: progress, state, and the attempt count reset.
 CHECKPOINT = _move("checkpoint", "running -> running", _CHECKPOINT, changes.checkpoint, fenced=True)
 #: The last step completed.
-COMPLETE = _move("complete", "running -> completed", f"{_CHECKPOINT} {_UNCLAIM} status finished_at return_value", changes.complete, fenced=True)
+COMPLETE = _move("complete", "running -> completed", f"{_FINAL_CHECKPOINT} {_UNCLAIM} status finished_at return_value", changes.complete, fenced=True)
 #: An attempt failed and another is due after a backoff (forward steps and compensations).
 RETRY = _move("retry", "running -> pending", f"status step step_name run_after attempt error {_UNCLAIM}", changes.retry, fenced=True)
 #: The worker stops (shutdown) and hands the task back at its current step.

@@ -200,9 +200,12 @@ def test_the_claim_statements_write_what_the_claim_move_declares():
 
 def test_the_checkpoint_statement_writes_what_the_checkpoint_moves_declare():
     update = sql.CHECKPOINT_POSTGRESQL.split("RETURNING")[0]
-    # A graph's checkpoint writes ``progress`` too.
-    assert _set_columns(update) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
+    # A graph's checkpoint writes ``progress`` too; one that does not finish the task
+    # starts the next step's count of lease expiries.
+    names = {"table": "t", "runs": "r", "graph": ""}
+    step = update.format(**names, recoveries=sql.RESET_RECOVERIES_POSTGRESQL, finish="")
+    assert _set_columns(step) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
     assert _set_columns("SET x = 1" + sql.GRAPH_POSTGRESQL) - {"x"} == {"progress"}
     assert "claimed_by = %s AND status = 'running'" in update  # fenced
-    finish = _set_columns("SET x = 1" + sql.FINISH_POSTGRESQL) - {"x"}
-    assert finish == transitions.COMPLETE.fields - transitions.CHECKPOINT.fields
+    last = update.format(**names, recoveries="", finish=sql.FINISH_POSTGRESQL)
+    assert _set_columns(last) == transitions.COMPLETE.fields - {"progress"} | {"updated_at"}
