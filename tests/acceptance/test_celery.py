@@ -225,9 +225,10 @@ def test_the_beat_sweep_ticks_schedules_once_per_tick(backend, celery):
         )
 
 
-def test_a_django_task_runs_on_a_celery_worker(backend, broker, celery, salvador_tasks):
+def test_a_django_task_runs_on_a_celery_worker(backend, broker, request, salvador_tasks):
     if (backend, broker) != ("postgres", BROKERS["redis"]):
         pytest.skip("one broker and database suffice: the path is submit()'s, tested above")
+    celery = request.getfixturevalue("celery")  # after the skip: no queue made for nothing
     worker = celery.worker(SALVADOR_TEST_TASKS="1")
     result = django_tasks.add.enqueue(40, 2)
     wait_until(lambda: finished(result), timeout=60)
