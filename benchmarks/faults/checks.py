@@ -105,9 +105,7 @@ class Verdict:
 def check(records: Records) -> Verdict:
     verdict = Verdict()
     _check_outcomes(records, verdict)
-    by_task: dict[str, list[Execution]] = defaultdict(list)
-    for execution in sorted(records.executions, key=lambda e: e.t):
-        by_task[execution.task].append(execution)
+    by_task = executions_by_task(records.executions)
     _check_observed(records, by_task, verdict)
     _check_ordering(by_task, verdict)
     _check_effects(records, by_task, verdict)
@@ -161,6 +159,14 @@ def lost_at(executions: list[Execution]) -> dict[str, float]:
     """For each claim of one task that a later claim replaced: when that one was taken."""
     claims = claim_times(executions)
     return {token: claims[after] for token, after in pairwise(claims)}
+
+
+def executions_by_task(executions: Iterable[Execution]) -> dict[str, list[Execution]]:
+    """Each task's executions, in the order they started."""
+    by_task: dict[str, list[Execution]] = defaultdict(list)
+    for execution in sorted(executions, key=lambda e: e.t):
+        by_task[execution.task].append(execution)
+    return by_task
 
 
 def _check_ordering(by_task: dict[str, list[Execution]], verdict: Verdict) -> None:

@@ -28,6 +28,7 @@ from benchmarks.faults.checks import (
     _explain_duplicates,
     _explain_executions_after_lease_loss,
     claim_times,
+    executions_by_task,
     recovery_per_fault,
 )
 
@@ -120,9 +121,7 @@ def check_diamonds(records: DiamondRecords) -> DiamondVerdict:
     verdict = DiamondVerdict()
     runs = records.executions
     _check_outcomes(runs, verdict)
-    by_task: dict[str, list[Execution]] = defaultdict(list)
-    for execution in sorted(runs.executions, key=lambda e: e.t):
-        by_task[execution.task].append(execution)
+    by_task = executions_by_task(runs.executions)
     _check_observed(runs, by_task, verdict)
     check_submitted(records, verdict)
     check_step_runs(records, verdict)

@@ -36,6 +36,7 @@ from benchmarks.faults.checks import (
     _check_outcomes,
     _explain_duplicates,
     _explain_executions_after_lease_loss,
+    executions_by_task,
 )
 
 #: The workflow of the backend's default queue (``TASKS["default"]``).
@@ -117,9 +118,7 @@ def check_enqueued(records: EnqueuedRecords) -> EnqueuedVerdict:
     verdict = EnqueuedVerdict()
     runs = records.executions
     _check_outcomes(runs, verdict)
-    by_task: dict[str, list[Execution]] = defaultdict(list)
-    for execution in sorted(runs.executions, key=lambda e: e.t):
-        by_task[execution.task].append(execution)
+    by_task = executions_by_task(runs.executions)
     _check_observed(runs, by_task, verdict)
     check_rows(records, verdict)
     check_results(records, verdict)
