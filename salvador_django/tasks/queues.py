@@ -7,6 +7,7 @@ object found there is a Django ``Task``: a row never names an arbitrary callable
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import salvador_django.tasks.compat as compat
@@ -45,12 +46,16 @@ class QueueWorkflow(Workflow):
 def ensure_queue(alias: str, queue_name: str, retry: Retry | None) -> QueueWorkflow:
     """The workflow of a queue, registered in this process if it was not yet."""
     name = workflow_name(alias, queue_name)
-    if name in registry:
-        found = registry.get(name)
-        if not isinstance(found, QueueWorkflow):
-            raise PermanentError(f"Workflow {name!r} is registered and is not a task queue.")
-        return found
-    return QueueWorkflow(name, queue_name, retry=retry)
+    with _registering:  # two threads' first enqueue to a new queue register it once
+        if name not in registry:
+            return QueueWorkflow(name, queue_name, retry=retry)
+    found = registry.get(name)
+    if not isinstance(found, QueueWorkflow):
+        raise PermanentError(f"Workflow {name!r} is registered and is not a task queue.")
+    return found
+
+
+_registering = threading.Lock()
 
 
 def register_configured_queues(aliases: list[str]) -> None:
