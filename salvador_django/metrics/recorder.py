@@ -69,8 +69,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        #: The gauges read from the database (on ``registry`` too, unless ``gauges`` is false).
+        #: Each (workflow, step, outcome)'s attempts and duration series, made once.
         self._step_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        #: The gauges read from the database (on ``registry`` too, unless ``gauges`` is false).
         self.gauges = DatabaseGauges(database)
         if gauges:
             registry.register(self.gauges)

@@ -15,6 +15,7 @@ from salvador_django.exceptions import Cancelled
 from salvador_django.models import StepRun, Task
 from salvador_django.status import FINISHED, StepRunStatus, TaskStatus
 from salvador_django.tasks.loading import load_task
+from salvador_django.tasks.running import running_of
 
 STATUSES = {
     TaskStatus.PENDING: compat.TaskResultStatus.READY,
@@ -35,7 +36,7 @@ _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 def result_of(task: Task, runs: list[StepRun] | None = None) -> compat.TaskResult[Any, Any]:
     """The ``TaskResult`` of ``task`` (a row of a Django task queue); ``runs``: its
     attempts, read when not given."""
-    attempt = getattr(task, "_running", None)  # told.Running: its worker's own task
+    attempt = running_of(task)
     if runs is None:
         runs = attempt.runs if attempt is not None else attempts_of(task)
     body = task.body

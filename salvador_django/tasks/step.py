@@ -8,6 +8,7 @@ import salvador_django.tasks.compat as compat
 from salvador_django.exceptions import NotSerialisable
 from salvador_django.tasks.loading import load_task
 from salvador_django.tasks.results import result_of
+from salvador_django.tasks.running import running_of
 
 if TYPE_CHECKING:
     from salvador_django.models import Task
@@ -27,7 +28,7 @@ def run_django_task(task: Task) -> Any:
         value = compat.normalize_json(value)
     except (TypeError, ValueError) as exc:  # the same value again at every attempt
         raise NotSerialisable(f"The task returned a value that is not JSON: {exc}") from exc
-    attempt = getattr(task, "_running", None)  # told.Running, for task_finished's result
+    attempt = running_of(task)  # for task_finished's result
     if attempt is not None:
         attempt.value = value
     return value

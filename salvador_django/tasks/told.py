@@ -4,14 +4,12 @@ commit that ends it).
 
 Django always listens (its own logging receivers), so each relay builds a
 ``TaskResult``. On the worker's path it reads nothing: a first claim has no attempts
-before it, and what the relay learnt when the attempt started (:class:`Running`, kept
+before it, and what the relay learnt when the attempt started (:mod:`.running`, kept
 on the worker's task) makes the result of the attempt that completes the task.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -23,20 +21,7 @@ from salvador_django.models import StepRun, Task
 from salvador_django.status import StepRunStatus, TaskStatus
 from salvador_django.tasks.names import is_django_task
 from salvador_django.tasks.results import attempts_of, claimant, result_of
-
-
-@dataclass
-class Running:
-    """A Django task's running attempt, as its worker knows it (``task._running``)."""
-
-    runs: list[StepRun]  # the attempts before it
-    started_at: datetime
-    value: Any = None  # what it returned, once it has
-
-
-def running(task: Task) -> Running | None:
-    found: Running | None = getattr(task, "_running", None)
-    return found
+from salvador_django.tasks.running import Running, begin, running_of
 
 
 def connect(backend_class: type) -> None:
@@ -46,13 +31,13 @@ def connect(backend_class: type) -> None:
         if not is_django_task(task.workflow):
             return
         first_claim = task.started_at is not None and task.started_at == task.updated_at
-        task._running = Running([] if first_claim else attempts_of(task), timezone.now())  # type: ignore[attr-defined]
+        begin(task, Running([] if first_claim else attempts_of(task), timezone.now()))
         send(compat.task_started, task)
 
     def finished(sender: Any, task: Task, status: str, **kwargs: Any) -> None:
         if not is_django_task(task.workflow):
             return
-        attempt = running(task)
+        attempt = running_of(task)
         if attempt is not None and status == TaskStatus.COMPLETED:  # by this worker, now
             task.finished_at, task.return_value = timezone.now(), attempt.value
             done = StepRun(
