@@ -56,6 +56,12 @@ if BACKEND in ("postgres", "postgres+redis"):
             "PORT": PG_PORT,
             "USER": PG_USER,
             "CONN_MAX_AGE": 600,
+            # Prepared statements (a direct connection, no pooler): psycopg's own
+            # default, which the peers on PostgreSQL run with; Django leaves them off.
+            # SALVADOR_BENCH_PREPARE=0 measures without (docs/benchmarks.md).
+            "OPTIONS": (
+                {} if os.environ.get("SALVADOR_BENCH_PREPARE") == "0" else {"prepare_threshold": 5}
+            ),
         }
     }
 elif BACKEND == "sqlite":

@@ -103,18 +103,13 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def _claim_raw(self, statement: str, params: list[Any], **placeholders: int) -> list[Task]:
         """Run one of the claim statements of ``sql``; ``placeholders`` sizes its IN lists."""
         connection = connections[self.db]
-        query = statement.format(
-            table=connection.ops.quote_name(self.model._meta.db_table),
-            async_commit=sql.async_commit(connection),
-            **{name: ", ".join(["%s"] * count) for name, count in placeholders.items()},
-        )
-        with connection.cursor() as cursor:
+        query = sql.claim_query(statement, connection, self.model, **placeholders)
+        with sql.statement_cursor(connection) as cursor:
             cursor.execute(query, params)
-            columns = tuple(column[0] for column in cursor.description)
             rows = cursor.fetchall()
         if not rows:
             return []
-        load = sql.row_loader(self.model, connection, columns)
+        load = sql.row_loader(self.model, connection, sql.model_columns(self.model))
         return [load(self.db, row) for row in rows]  # type: ignore[misc]
 
     def checkpoint(
@@ -166,37 +161,57 @@ class TaskQuerySet(models.QuerySet["Task"]):
         graph: tuple[dict[str, Any], Any, str] | None = None,
     ) -> Checkpoint:
         connection = connections[self.db]
-        step_runs = self.model._meta.get_field("step_runs").related_model
-        if connection.vendor == "postgresql":
-            table = connection.ops.quote_name(self.model._meta.db_table)
-            runs = connection.ops.quote_name(step_runs._meta.db_table)
-            query = sql.CHECKPOINT_POSTGRESQL.format(
-                table=table,
-                runs=runs,
-                graph=sql.GRAPH_POSTGRESQL if graph is not None else "",
-                finish=sql.FINISH_POSTGRESQL if not step_name else "",
-                recoveries=sql.RESET_RECOVERIES_POSTGRESQL if step_name else "",
+        if not sql.has_returning(connection):
+            return self._checkpoint_orm(
+                task_id, token, step, step_name, state_json, run, family, graph
             )
-            error, progress_params, result = "", [], run["output"]
-            if graph is not None:
-                error = graph[2] if step_name else ""
-                progress_params = [json.dumps(graph[0])]
-                result = None if graph[1] is None else json.dumps(graph[1])
-            finish = [] if step_name else [result]
-            status = run.get("status", StepRunStatus.COMPLETED)
-            params = [
-                step, step_name, state_json, error, *progress_params, *finish, task_id, token,
-                run["index"], run["name"], run["attempt"], status,
-                run["started_at"], run["finished_at"], run["output"], run["worker"], state_json,
-            ]  # fmt: skip
-            with connection.cursor() as cursor:
-                cursor.execute(query, params)
+        error, progress_params, result = "", [], run["output"]
+        if graph is not None:
+            error = graph[2] if step_name else ""
+            progress_params = [json.dumps(graph[0])]
+            result = None if graph[1] is None else json.dumps(graph[1])
+        finish = [] if step_name else [result]
+        status = run.get("status", StepRunStatus.COMPLETED)
+        task = [step, step_name, state_json, error, *progress_params, *finish, task_id, token]
+        step_run = [
+            run["index"], run["name"], run["attempt"], status,
+            run["started_at"], run["finished_at"], run["output"], run["worker"],
+        ]  # fmt: skip
+        quote = connection.ops.quote_name
+        table, runs = quote(self.model._meta.db_table), quote(_step_runs_model(self)._meta.db_table)
+        shape = {"graph": graph is not None, "finish": not step_name}
+        if connection.vendor == "postgresql":
+            with sql.statement_cursor(connection) as cursor:
+                cursor.execute(sql.checkpoint_query(table, runs, **shape), task + step_run)
                 row = cursor.fetchone()
-            if row is None:
-                return Checkpoint.LOST
-            if row[0]:
-                return Checkpoint.CANCEL_REQUESTED
-            return Checkpoint.PAUSE_REQUESTED if row[1] else Checkpoint.WRITTEN
+        else:
+            ops, pk = connection.ops, self.model._meta.pk
+            task[-2] = pk.get_db_prep_value(task_id, connection)
+            step_run[4:6] = [ops.adapt_datetimefield_value(t) for t in step_run[4:6]]
+            with transaction.atomic(using=self.db), connection.cursor() as cursor:
+                cursor.execute(sql.checkpoint_query_sqlite(table, **shape), task)
+                row = cursor.fetchone()
+                if row is not None:
+                    insert = sql.STEP_RUN_SQLITE.format(runs=runs)
+                    cursor.execute(insert, [task[-2], *step_run, state_json])
+        if row is None:
+            return Checkpoint.LOST
+        if row[0]:  # PostgreSQL: whether requested; SQLite: when, or None
+            return Checkpoint.CANCEL_REQUESTED
+        return Checkpoint.PAUSE_REQUESTED if row[1] else Checkpoint.WRITTEN
+
+    def _checkpoint_orm(
+        self,
+        task_id: uuid.UUID,
+        token: str,
+        step: int,
+        step_name: str,
+        state_json: str,
+        run: dict[str, Any],
+        family: bool,
+        graph: tuple[dict[str, Any], Any, str] | None = None,
+    ) -> Checkpoint:
+        """The portable checkpoint (MySQL, old SQLite): the move, then the step run."""
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
@@ -222,7 +237,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
                     return Checkpoint.LOST
                 cancelled = self.filter(id=task_id, cancel_requested_at__isnull=False).exists()
                 result = Checkpoint.CANCEL_REQUESTED if cancelled else Checkpoint.PAUSE_REQUESTED
-            step_runs._default_manager.using(self.db).create(
+            _step_runs_model(self)._default_manager.using(self.db).create(
                 task_id=task_id,
                 state=state,
                 **{
@@ -248,6 +263,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if not claimed:
             return []
         return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
+
+
+def _step_runs_model(tasks: TaskQuerySet) -> Any:
+    return tasks.model._meta.get_field("step_runs").related_model
 
 
 def _uuids(ids: Sequence[str | uuid.UUID]) -> list[uuid.UUID]:

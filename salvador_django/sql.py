@@ -8,12 +8,18 @@ statements here (MySQL, an old SQLite) takes the portable ORM path of the querys
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections, models
+
+try:
+    import psycopg
+except ImportError:  # psycopg 2, or no PostgreSQL at all
+    psycopg = None  # type: ignore[assignment]
 
 RowLoader = Callable[[str, Sequence[Any]], models.Model]
 _row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], RowLoader]] = (
@@ -22,7 +28,7 @@ _row_loaders: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], RowLoader]] =
 
 
 def row_loader(model: type[models.Model], connection: Any, columns: tuple[str, ...]) -> RowLoader:
-    """A function making a ``model`` instance of a ``RETURNING *`` row of its table.
+    """A function making a ``model`` instance of a row of its table's ``columns``.
 
     The claim runs once per task, so it skips ``RawQuerySet``, which resolves the
     columns and the converters again for every query: here they are worked out once
@@ -51,6 +57,76 @@ def row_loader(model: type[models.Model], connection: Any, columns: tuple[str, .
 
     loaders[columns] = load
     return load
+
+
+def statement_cursor(connection: Any) -> Any:
+    """A cursor for the claim and checkpoint statements, wrapped as Django's are.
+
+    Where the connection lets psycopg prepare statements (PostgreSQL with psycopg 3
+    and Django's ``OPTIONS["prepare_threshold"]`` set; Django leaves it off, for
+    transaction-pooling proxies), a cursor that binds parameters on the server, so
+    that psycopg prepares each statement once per connection and PostgreSQL keeps
+    its plan instead of parsing and planning it for every step. Elsewhere,
+    ``connection.cursor()``: without preparing, binding on the server costs the
+    server more than Django's client-side binding costs the worker.
+    """
+    if connection.vendor != "postgresql" or psycopg is None:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    if getattr(raw_connection, "prepare_threshold", None) is None:
+        return connection.cursor()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(raw_connection)
+        _match_time_zone(connection, raw)
+    connection.validate_thread_sharing()
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
+
+
+def _match_time_zone(connection: Any, cursor: Any) -> None:
+    """Load timestamps in the connection's time zone, as Django's own cursors do."""
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.postgres import types
+
+    loader = connection.connection.adapters.get_loader(
+        types["timestamptz"].oid, psycopg.pq.Format.TEXT
+    )
+    if connection.timezone != getattr(loader, "timezone", None):
+        register_tzloader(connection.timezone, cursor)
+
+
+def claim_query(template: str, connection: Any, model: type[models.Model], **lists: int) -> str:
+    """One of the claim statements below, ready to run on ``connection``.
+
+    It returns the model's columns in field order (:func:`model_columns`), named,
+    so the rows load without reading the cursor's description; ``lists`` gives the
+    length of each ``IN`` list. Built once per statement, database and list lengths.
+    """
+    key = (template, connection.vendor, model, async_commit(connection), *sorted(lists.items()))
+    query = _claim_queries.get(key)
+    if query is None:
+        quote = connection.ops.quote_name
+        qualifier = "t." if "AS t" in template else ""
+        query = template.format(
+            table=quote(model._meta.db_table),
+            async_commit=async_commit(connection),
+            returning=", ".join(qualifier + quote(column) for column in model_columns(model)),
+            **{name: ", ".join(["%s"] * count) for name, count in lists.items()},
+        )
+        _claim_queries[key] = query
+    return query
+
+
+_claim_queries: dict[tuple[Any, ...], str] = {}
+
+
+@functools.cache
+def model_columns(model: type[models.Model]) -> tuple[str, ...]:
+    """The columns of ``model``'s concrete fields, in field order."""
+    return tuple(str(field.column) for field in model._meta.concrete_fields)
 
 
 # <take> is what every claim writes (transitions.CLAIM): parameters token, lease.
@@ -91,7 +167,7 @@ CLAIM_POSTGRESQL = _postgresql("""
     )
     UPDATE {table} AS t <take>
     FROM candidates WHERE t.id = candidates.id
-    RETURNING t.*
+    RETURNING {returning}
 """)
 
 # SQLite runs one writer at a time, so the statement itself is the lock.
@@ -106,7 +182,7 @@ CLAIM_SQLITE = _sqlite("""
         ORDER BY priority DESC, run_after
         LIMIT %s
     )
-    RETURNING *
+    RETURNING {returning}
 """)
 
 # Claims by id (the Redis queue). Parameters: token, lease, ids..., workflows...; an id
@@ -116,7 +192,7 @@ _CLAIM_IDS = """
     UPDATE {table} <take>
     WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now>
       AND workflow IN ({workflows}) {async_commit}
-    RETURNING *
+    RETURNING {returning}
 """
 CLAIM_IDS_POSTGRESQL = _postgresql(_CLAIM_IDS)
 CLAIM_IDS_SQLITE = _sqlite(_CLAIM_IDS)
@@ -136,19 +212,20 @@ def async_commit(connection: Any) -> str:
 
 
 # A checkpoint in one statement, so one round trip and one commit: the fenced task
-# update, and the step run inserted only if the update found the claim.
+# update, and the step run inserted only if the update found the claim. The state is
+# sent and parsed once: the step run records the task's new one.
 CHECKPOINT_POSTGRESQL = """
     WITH task AS (
         UPDATE {table}
         SET step = %s, step_name = %s, state = %s::jsonb, attempt = 0,{recoveries}
             error = %s, updated_at = STATEMENT_TIMESTAMP(){graph}{finish}
         WHERE id = %s AND claimed_by = %s AND status = 'running'
-        RETURNING id, cancel_requested_at, pause_requested_at
+        RETURNING id, state, cancel_requested_at, pause_requested_at
     ), run AS (
         INSERT INTO {runs}
             (task_id, "index", name, attempt, status, started_at, finished_at,
              error, traceback, output, worker, state)
-        SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s, %s::jsonb FROM task
+        SELECT id, %s, %s, %s, %s, %s, %s, '', '', %s::jsonb, %s, state FROM task
         RETURNING id
     )
     SELECT task.cancel_requested_at IS NOT NULL, task.pause_requested_at IS NOT NULL
@@ -162,6 +239,64 @@ GRAPH_POSTGRESQL = ", progress = %s::jsonb"
 FINISH_POSTGRESQL = """,
             status = 'completed', finished_at = STATEMENT_TIMESTAMP(), return_value = %s::jsonb,
             claimed_by = NULL, lease_expires_at = NULL"""
+
+
+@functools.cache
+def checkpoint_query(table: str, runs: str, *, graph: bool, finish: bool) -> str:
+    """The PostgreSQL checkpoint of ``table`` and its step runs ``runs`` (quoted names).
+
+    ``graph`` writes a graph task's progress; ``finish`` completes the task.
+    """
+    return CHECKPOINT_POSTGRESQL.format(
+        table=table,
+        runs=runs,
+        graph=GRAPH_POSTGRESQL if graph else "",
+        finish=FINISH_POSTGRESQL if finish else "",
+        recoveries="" if finish else RESET_RECOVERIES_POSTGRESQL,
+    )
+
+
+# SQLite has no data-modifying CTE: the checkpoint there is two statements in one
+# transaction (one commit), the fenced update, then the step run only if it found the
+# claim. Parameters as PostgreSQL's, the step run's (without the state) apart. It
+# returns the request columns themselves: SQLite 3.40 evaluates ``x IS NOT NULL`` in a
+# RETURNING clause as true for a NULL column.
+CHECKPOINT_SQLITE = _sqlite("""
+    UPDATE {table}
+    SET step = %s, step_name = %s, state = %s, attempt = 0,{recoveries}
+        error = %s, updated_at = <now>{graph}{finish}
+    WHERE id = %s AND claimed_by = %s AND status = 'running'
+    RETURNING cancel_requested_at, pause_requested_at
+""")
+STEP_RUN_SQLITE = """
+    INSERT INTO {runs}
+        (task_id, "index", name, attempt, status, started_at, finished_at,
+         error, traceback, output, worker, state)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, '', '', %s, %s, %s)
+"""
+RESET_RECOVERIES_SQLITE = RESET_RECOVERIES_POSTGRESQL
+GRAPH_SQLITE = ", progress = %s"
+FINISH_SQLITE = _sqlite(""",
+            status = 'completed', finished_at = <now>, return_value = %s,
+            claimed_by = NULL, lease_expires_at = NULL""")
+
+
+@functools.cache
+def checkpoint_query_sqlite(table: str, *, graph: bool, finish: bool) -> str:
+    """SQLite's fenced checkpoint update of ``table`` (see :func:`checkpoint_query`)."""
+    return CHECKPOINT_SQLITE.format(
+        table=table,
+        graph=GRAPH_SQLITE if graph else "",
+        finish=FINISH_SQLITE if finish else "",
+        recoveries="" if finish else RESET_RECOVERIES_SQLITE,
+    )
+
+
+def has_returning(connection: Any) -> bool:
+    """Whether the claim and checkpoint statements here serve ``connection``."""
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+    )
 
 
 # A waiting parent's count of unfinished awaited children, moved by ``delta`` (and by

@@ -35,6 +35,13 @@ DATABASES: dict[str, dict[str, Any]] = {
         "PORT": os.environ.get("SALVADOR_TEST_PG_PORT", "5432"),
         "USER": os.environ.get("SALVADOR_TEST_PG_USER", "postgres"),
         "CONN_MAX_AGE": 60,
+        # Prepared statements, as we advise where no transaction-pooling proxy sits in
+        # between (``SALVADOR_TEST_PG_PREPARE=""``: Django's default, none).
+        "OPTIONS": (
+            {"prepare_threshold": int(os.environ.get("SALVADOR_TEST_PG_PREPARE", "5"))}
+            if os.environ.get("SALVADOR_TEST_PG_PREPARE", "5")
+            else {}
+        ),
         # Separate names let several test runs share the server at once.
         "TEST": {
             "NAME": os.environ.get("SALVADOR_TEST_PG_TEST_NAME", "salvador_test"),

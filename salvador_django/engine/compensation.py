@@ -18,8 +18,8 @@ from django.utils import timezone
 from salvador_django import tracing, transitions
 from salvador_django.definitions import Step, Workflow
 from salvador_django.engine.outcome import Outcome, lost
-from salvador_django.engine.text import loggable
-from salvador_django.engine.writes import describe, encode
+from salvador_django.engine.text import encode, loggable
+from salvador_django.engine.writes import describe
 from salvador_django.exceptions import LeaseLost
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import Task

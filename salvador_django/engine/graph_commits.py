@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DatabaseError, transaction
 
 from salvador_django.engine.outcome import CheckpointFailed
-from salvador_django.engine.writes import encode
+from salvador_django.engine.text import encode
 from salvador_django.exceptions import NotSerialisable
 from salvador_django.leases import Attempt
 from salvador_django.queries import Checkpoint

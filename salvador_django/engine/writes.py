@@ -31,12 +31,12 @@ from salvador_django.engine.outcome import CheckpointFailed
 from salvador_django.engine.text import (
     ERROR_CHARS,
     TRACEBACK_CHARS,
+    encode,
     loggable,
     storable,
-    unstorable,
 )
 from salvador_django.engine.waits import write_effects
-from salvador_django.exceptions import LeaseLost, NotSerialisable, StepsFailed
+from salvador_django.exceptions import LeaseLost, StepsFailed
 from salvador_django.leases import Attempt, Lease
 from salvador_django.models import StepRun, Task
 from salvador_django.queries import Checkpoint
@@ -60,6 +60,9 @@ class Writes:
     def __init__(self, database: str, worker_name: str) -> None:
         self.database = database
         self.worker_name = worker_name
+        #: Every task of the database, the queryset each write starts from (never
+        #: evaluated itself: built once, not once per step).
+        self.tasks = Task.objects.using(database)
 
     def row(self, task: Task) -> Any:
         """The task's row, to read."""
@@ -67,8 +70,9 @@ class Writes:
 
     def apply(self, move: Move, task: Task, token: str, **params: Any) -> int:
         """Make ``move`` on the task's row, fenced on ``token``; how many rows moved."""
-        tasks = Task.objects.using(self.database)
-        return move.apply(tasks, token=token, where={"id": task.id}, family=family(task), **params)
+        return move.apply(
+            self.tasks, token=token, where={"id": task.id}, family=family(task), **params
+        )
 
     def move(self, move: Move, task: Task, lease: Lease, **params: Any) -> bool:
         """Make the fenced ``move``; False, writing nothing, if the claim was lost."""
@@ -113,7 +117,7 @@ class Writes:
         new_children = bool(waits and waits._children and waits._children.has_effects)
 
         def statement() -> Checkpoint:
-            return Task.objects.using(self.database).checkpoint(
+            return self.tasks.checkpoint(
                 task.id,
                 attempt.lease.token,
                 step=attempt.index + 1 if graph is None else graph.step,
@@ -372,24 +376,6 @@ def family(task: Task) -> bool:
 def _within_a_lease(lease: Lease) -> bool:
     """For a lease without a length (a test's, say): whether a default lease has passed."""
     return lease.seconds is not None or time.monotonic() - lease.renewed_at < _UNLEASED_SECONDS
-
-
-def encode(value: Any, what: str) -> str:
-    """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON.
-
-    Or if it holds a string no database can store: a NUL character, or a surrogate.
-    Those are found in the JSON text itself: the value is walked once, by
-    ``json.dumps``. Non-ASCII characters are left as they are (not ``\\u`` escapes):
-    shorter, quicker to write and to search.
-    """
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise NotSerialisable(f"{what} is not JSON-serialisable: {exc}") from exc
-    problem = unstorable(text)
-    if problem is not None:
-        raise NotSerialisable(f"{what} cannot be stored: a string in it holds {problem}")
-    return text
 
 
 def describe(exc: BaseException) -> str:

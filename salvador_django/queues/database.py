@@ -63,6 +63,7 @@ class DatabaseQueue(Queue):
         self.wakeup = WakeUp()
         self._listener: _Listener | None = None
         self._listener_lock = threading.Lock()
+        self._tasks = Task.objects.using(database)  # built once, not once per claim
 
     @property
     def _is_postgres(self) -> bool:
@@ -112,7 +113,7 @@ class DatabaseQueue(Queue):
         self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
     ) -> list[Task]:
         try:
-            return Task.objects.using(self.database).claim(workflows, token, lease_seconds, limit)
+            return self._tasks.claim(workflows, token, lease_seconds, limit)
         except OperationalError as exc:
             if "locked" not in str(exc):  # SQLite's "database is locked": nothing was claimed
                 raise

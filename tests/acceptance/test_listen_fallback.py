@@ -122,7 +122,8 @@ def pgbouncer_alias(pgbouncer, backend) -> Iterator[str]:
     """A database alias for the test database, reached through PgBouncer."""
     alias = "through-pgbouncer"
     settings_dict = connections[backend].settings_dict
-    connections.settings[alias] = {**settings_dict, "PORT": str(pgbouncer.port)}
+    options = {k: v for k, v in settings_dict["OPTIONS"].items() if k != "prepare_threshold"}
+    connections.settings[alias] = {**settings_dict, "PORT": str(pgbouncer.port), "OPTIONS": options}
     yield alias
     del connections.settings[alias]
 
@@ -133,7 +134,8 @@ def status_of(alias: str, task: Task) -> str:
 
 def test_behind_pgbouncer_an_idle_worker_warns_once_and_polls(backend, pgbouncer, start_worker):
     worker = start_worker(
-        "--concurrency", "1", "--poll-interval", "1", SALVADOR_TEST_PG_PORT=str(pgbouncer.port)
+        "--concurrency", "1", "--poll-interval", "1", SALVADOR_TEST_PG_PORT=str(pgbouncer.port),
+        SALVADOR_TEST_PG_PREPARE="",  # a transaction-pooling proxy: no prepared statements
     )  # fmt: skip
     worker.wait_for_output(WARNING)  # the first idle wait started the listener; it probed
     # Idle and polling now: the listener's probe ran in the worker's first idle wait.

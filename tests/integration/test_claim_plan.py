@@ -19,9 +19,7 @@ PENDING = 500
 def claim_plan(alias: str) -> str:
     """EXPLAIN (JSON) of the claim a worker of ``three-steps`` runs."""
     connection = connections[alias]
-    query = sql.CLAIM_POSTGRESQL.format(
-        table=connection.ops.quote_name(Task._meta.db_table), async_commit="", workflows="%s"
-    )
+    query = sql.claim_query(sql.CLAIM_POSTGRESQL, connection, Task, workflows=1)
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {query}", ["three-steps", 1, "plan-token", 60])
         return json.dumps(cursor.fetchone()[0])
