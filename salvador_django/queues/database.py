@@ -1,8 +1,9 @@
 """The default queue: the task table itself.
 
 Workers claim due rows with a conditional update (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL). Idle workers wait for a wake-up: within one process a push wakes them
-directly; on PostgreSQL a ``NOTIFY`` wakes every listening worker process at once.
+PostgreSQL). Idle workers wait for a wake-up: within one process a push wakes one of
+them directly; on PostgreSQL a ``NOTIFY`` reaches every listening worker process at
+once, and wakes one thread in each.
 Without a wake-up (SQLite across processes), they look again every poll interval.
 Behind a transaction-pooling proxy, where notifications never arrive, the listener
 finds out with a probe, warns once and stops: idle workers then poll.
@@ -32,25 +33,63 @@ _PROBE_PREFIX = "salvador-probe:"  # payloads of probes; they wake nobody
 
 
 class WakeUp:
-    """A generation counter that waiting threads can sleep on until it moves."""
+    """Wakes threads waiting for due tasks: one per notification, or all at once.
+
+    A notification wakes one waiting thread, not all of them: woken together, every
+    idle thread would run a claim for the one task, and the claims that find nothing
+    would cost the one that does (two cores, one of them PostgreSQL's). A thread that
+    woke and claimed a task wakes the next (:meth:`notify`): more may be due. A
+    notification no thread waits for is kept for the next to wait, so a notification
+    between a thread's claim and its wait is not lost.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._generation = 0
+        self._generation = 0  # every notification
+        self._broadcasts = 0  # those that wake everyone
+        self._pending = 0  # notifications no waiting thread has taken yet
+        self._waiting = 0
 
     @property
     def generation(self) -> int:
+        """How many notifications there were (each moves it by one)."""
         return self._generation
 
+    @property
+    def broadcasts(self) -> int:
+        """How many notifications woke every thread; what :meth:`wait` is given."""
+        return self._broadcasts
+
     def notify(self) -> None:
+        """Tasks are due: wake one waiting thread (or the next one to wait)."""
         with self._condition:
             self._generation += 1
+            self._pending = min(self._pending + 1, max(self._waiting, 1))
+            self._condition.notify()
+
+    def notify_all(self) -> None:
+        """Wake every waiting thread (the worker stops, say)."""
+        with self._condition:
+            self._generation += 1
+            self._broadcasts += 1
             self._condition.notify_all()
 
-    def wait(self, seen: int, timeout: float) -> bool:
-        """Sleep until the generation differs from ``seen`` (True) or ``timeout`` passes."""
+    def wait(self, broadcasts: int, timeout: float) -> bool:
+        """Sleep until a notification is taken, ``broadcasts`` moved, or ``timeout`` passed.
+
+        True when woken (not timed out).
+        """
         with self._condition:
-            return self._condition.wait_for(lambda: self._generation != seen, timeout)
+            self._waiting += 1
+            try:
+                woken = self._condition.wait_for(
+                    lambda: self._pending > 0 or self._broadcasts != broadcasts, timeout
+                )
+            finally:
+                self._waiting -= 1
+            if woken and self._broadcasts == broadcasts:
+                self._pending -= 1
+            return woken
 
 
 class DatabaseQueue(Queue):
@@ -93,7 +132,7 @@ class DatabaseQueue(Queue):
         lease_seconds: float,
         limit: int = 1,
     ) -> list[Task]:
-        seen = self.wakeup.generation
+        seen = self.wakeup.broadcasts
         tasks = self._claim(workflows, token, lease_seconds, limit)
         if tasks or timeout <= 0:
             return tasks
@@ -103,11 +142,14 @@ class DatabaseQueue(Queue):
         connection = connections[self.database]
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
-        # Sleep until a push, a notification or wake() moves the counter; look again
-        # at once if it did, or leave the next look to the caller's next pop.
-        if self.wakeup.wait(seen, timeout):
-            return self._claim(workflows, token, lease_seconds, limit)
-        return []
+        # Sleep until a push, a notification or wake() wakes this thread; look again
+        # at once if one did, or leave the next look to the caller's next pop.
+        if not self.wakeup.wait(seen, timeout):
+            return []
+        tasks = self._claim(workflows, token, lease_seconds, limit)
+        if tasks:
+            self.wakeup.notify()  # more may be due: the next idle thread looks too
+        return tasks
 
     def _claim(
         self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
@@ -121,7 +163,7 @@ class DatabaseQueue(Queue):
             return []
 
     def wake(self) -> None:
-        self.wakeup.notify()
+        self.wakeup.notify_all()
 
     def close(self) -> None:
         with self._listener_lock:
@@ -129,7 +171,7 @@ class DatabaseQueue(Queue):
                 self._listener.stop()
                 self._listener.join(timeout=5)
                 self._listener = None
-        self.wakeup.notify()
+        self.wakeup.notify_all()
 
     def _ensure_listener(self, poll_interval: float) -> None:
         if self._listener is not None:
