@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import graphs, observability_report, schedules_report, tasks_report
+from benchmarks import cost_report, graphs, observability_report, schedules_report, tasks_report
 from benchmarks.measure import RAW_SECONDS, STEPS
 from benchmarks.servers import Result, percentile
 
@@ -452,6 +452,7 @@ def targets(
     out += schedules_report.targets(measured)
     out += tasks_report.targets(measured)
     out += observability_report.targets(measured)
+    out += cost_report.targets(measured, peers, concurrency)
     return out
 
 
