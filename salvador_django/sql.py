@@ -109,6 +109,7 @@ def claim_query(template: str, connection: Any, model: type[models.Model], **lis
     query = _claim_queries.get(key)
     if query is None:
         quote = connection.ops.quote_name
+        # PostgreSQL's claim joins its candidates, whose "id" would be ambiguous.
         qualifier = "t." if "AS t" in template else ""
         query = template.format(
             table=quote(model._meta.db_table),
@@ -319,9 +320,7 @@ def count_children(tasks: Any, parent_id: Any, delta: int, child_id: Any = None)
     ``UNKNOWN`` where the database has no ``RETURNING`` here: the caller uses the ORM.
     """
     connection = connections[tasks.db]
-    if connection.vendor != "postgresql" and not (
-        connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
-    ):
+    if not has_returning(connection):
         return UNKNOWN
     table = connection.ops.quote_name(tasks.model._meta.db_table)
     pk = tasks.model._meta.pk
