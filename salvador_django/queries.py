@@ -188,11 +188,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
             ops, pk = connection.ops, self.model._meta.pk
             task[-2] = pk.get_db_prep_value(task_id, connection)
             step_run[4:6] = [ops.adapt_datetimefield_value(t) for t in step_run[4:6]]
+            update, insert = sql.checkpoint_queries_sqlite(table, runs, **shape)
             with transaction.atomic(using=self.db), connection.cursor() as cursor:
-                cursor.execute(sql.checkpoint_query_sqlite(table, **shape), task)
+                cursor.execute(update, task)
                 row = cursor.fetchone()
                 if row is not None:
-                    insert = sql.STEP_RUN_SQLITE.format(runs=runs)
                     cursor.execute(insert, [task[-2], *step_run, state_json])
         if row is None:
             return Checkpoint.LOST

@@ -18,6 +18,8 @@ from django.db import connections, models
 
 try:
     import psycopg
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.postgres import types as postgres_types
 except ImportError:  # psycopg 2, or no PostgreSQL at all
     psycopg = None  # type: ignore[assignment]
 
@@ -70,8 +72,12 @@ def statement_cursor(connection: Any) -> Any:
     ``connection.cursor()``: without preparing, binding on the server costs the
     server more than Django's client-side binding costs the worker.
     """
-    if connection.vendor != "postgresql" or psycopg is None:
-        return connection.cursor()
+    if (
+        connection.vendor != "postgresql"
+        or psycopg is None
+        or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None
+    ):
+        return connection.cursor()  # Django's default: nothing to prepare, no more work
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw_connection = connection.connection
@@ -88,11 +94,8 @@ def statement_cursor(connection: Any) -> Any:
 
 def _match_time_zone(connection: Any, cursor: Any) -> None:
     """Load timestamps in the connection's time zone, as Django's own cursors do."""
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.postgres import types
-
     loader = connection.connection.adapters.get_loader(
-        types["timestamptz"].oid, psycopg.pq.Format.TEXT
+        postgres_types["timestamptz"].oid, psycopg.pq.Format.TEXT
     )
     if connection.timezone != getattr(loader, "timezone", None):
         register_tzloader(connection.timezone, cursor)
@@ -105,7 +108,8 @@ def claim_query(template: str, connection: Any, model: type[models.Model], **lis
     so the rows load without reading the cursor's description; ``lists`` gives the
     length of each ``IN`` list. Built once per statement, database and list lengths.
     """
-    key = (template, connection.vendor, model, async_commit(connection), *sorted(lists.items()))
+    committing = async_commit(connection)
+    key = (template, connection.vendor, model, committing, *sorted(lists.items()))
     query = _claim_queries.get(key)
     if query is None:
         quote = connection.ops.quote_name
@@ -113,7 +117,7 @@ def claim_query(template: str, connection: Any, model: type[models.Model], **lis
         qualifier = "t." if "AS t" in template else ""
         query = template.format(
             table=quote(model._meta.db_table),
-            async_commit=async_commit(connection),
+            async_commit=committing,
             returning=", ".join(qualifier + quote(column) for column in model_columns(model)),
             **{name: ", ".join(["%s"] * count) for name, count in lists.items()},
         )
@@ -283,14 +287,20 @@ FINISH_SQLITE = _sqlite(""",
 
 
 @functools.cache
-def checkpoint_query_sqlite(table: str, *, graph: bool, finish: bool) -> str:
-    """SQLite's fenced checkpoint update of ``table`` (see :func:`checkpoint_query`)."""
-    return CHECKPOINT_SQLITE.format(
+def checkpoint_queries_sqlite(
+    table: str, runs: str, *, graph: bool, finish: bool
+) -> tuple[str, str]:
+    """SQLite's fenced checkpoint update of ``table``, and its insert into ``runs``.
+
+    See :func:`checkpoint_query`; built once per shape.
+    """
+    update = CHECKPOINT_SQLITE.format(
         table=table,
         graph=GRAPH_SQLITE if graph else "",
         finish=FINISH_SQLITE if finish else "",
         recoveries="" if finish else RESET_RECOVERIES_SQLITE,
     )
+    return update, STEP_RUN_SQLITE.format(runs=runs)
 
 
 def has_returning(connection: Any) -> bool:

@@ -66,6 +66,8 @@ def assert_ran(finished: list[Task]) -> None:
 
 
 def test_claims_and_checkpoints_run_prepared(backend):
+    if connections[backend].settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        pytest.skip("the suite runs with SALVADOR_TEST_PG_PREPARE='': nothing is prepared")
     before = executions(backend)
 
     finished = run_tasks(backend)
