@@ -36,6 +36,8 @@ def test_a_worker_registers_says_what_it_runs_and_leaves(backend, queue_name):
     task = submit("holds", {})
     with running_worker(concurrency=2) as worker:
         wait_until(lambda: Task.objects.using(backend).get(id=task.id).status == "running")
+        # The claim commits before the runner records its lease: wait for the lease too.
+        wait_until(lambda: [lease.task_id for lease in worker.leases.snapshot()] == [task.id])
         worker.heartbeat()
         row = rows(backend).get()
         assert (row.name, row.kind, row.concurrency) == (worker.name, WorkerKind.WORKER, 2)
@@ -45,6 +47,7 @@ def test_a_worker_registers_says_what_it_runs_and_leaves(backend, queue_name):
         assert rows(backend).alive().count() == 1
         release.set()
         wait_until(lambda: Task.objects.using(backend).get(id=task.id).status == "completed")
+        wait_until(lambda: not worker.leases.snapshot())  # the runner lets go after the write
         worker.heartbeat()
         assert rows(backend).get().running == []
     assert not rows(backend).exists()  # it left as it stopped
