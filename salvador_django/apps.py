@@ -14,9 +14,13 @@ class SalvadorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from salvador_django import checks, logs, queues  # noqa: F401 - register checks and hooks
+        from salvador_django import checks, logs, queues, store_checks  # noqa: F401 - registers
         from salvador_django.metrics import enable_if_configured
         from salvador_django.registry import autodiscover
+
+        alias = store_checks.store_alias()
+        if alias is not None:  # before Django loads the backend and says less
+            store_checks.require_driver(alias, settings.DATABASES[alias].get("ENGINE", ""))
 
         logs.install()
         autodiscover()

@@ -14,11 +14,22 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from django.db import connections
+
+from salvador_django import sql
+from salvador_django.conf import get_settings
 from salvador_django.exceptions import PayloadError
 
 #: The deepest a body may nest lists and dicts (``[[1]]`` is 2 levels). Deeper, a
-#: step, a page or another JSON parser would soon fail to read it.
+#: step, a page or another JSON parser would soon fail to read it. MariaDB stores
+#: no deeper than :data:`~salvador_django.sql.MARIADB_JSON_DEPTH`: there, that is the limit.
 MAX_BODY_DEPTH = 100
+
+
+def max_depth() -> int:
+    """How deep a value may nest in the tasks' database (``SALVADOR["DATABASE"]``)."""
+    return sql.json_depth_limit(connections[get_settings().DATABASE], MAX_BODY_DEPTH)
+
 
 _NUL = "a NUL character ('\\x00')", "PostgreSQL cannot store it in text or JSON"
 
@@ -49,12 +60,14 @@ def check_json(value: Any, limit: int, what: str = "The body") -> None:
         _check_text(value, what)
     if len(data) > limit:
         raise PayloadError(f"{what} is {len(data)} bytes serialised; MAX_BODY_BYTES is {limit}.")
-    if nested_deeper(data, MAX_BODY_DEPTH):
-        raise PayloadError(_too_deep(what))
+    depth = max_depth()
+    if nested_deeper(data, depth):
+        raise PayloadError(_too_deep(what, depth))
 
 
-def _too_deep(what: str) -> str:
-    return f"{what} is nested deeper than the maximum of {MAX_BODY_DEPTH} levels."
+def _too_deep(what: str, depth: int | None = None) -> str:
+    depth = max_depth() if depth is None else depth
+    return f"{what} is nested deeper than the maximum of {depth} levels."
 
 
 # Keep quotes and brackets (as parentheses); drop every other byte.

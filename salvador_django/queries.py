@@ -96,8 +96,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
             hex_ids = (i.replace("-", "") for i in id_params)
             params = [token, f"+{lease_seconds} seconds", *hex_ids, *workflows]
         else:
-            due = self.due(workflows).filter(id__in=id_params)
-            return self._take(due, token, lease_seconds)
+            return self._take(id_params, token, lease_seconds, self.due(workflows))
         return self._claim_raw(statement, params, ids=len(id_params), workflows=len(workflows))
 
     def _claim_raw(self, statement: str, params: list[Any], **placeholders: int) -> list[Task]:
@@ -251,18 +250,42 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def _claim_conditional(
         self, workflows: Sequence[str], token: str, lease_seconds: float, limit: int
     ) -> list[Task]:
-        """The portable claim (MySQL, old SQLite): a conditional update, then a read."""
-        candidates: Any = self.due(workflows).values("id")[:limit]
-        if connections[self.db].vendor == "mysql":  # MySQL cannot LIMIT in an IN subquery
-            candidates = list(candidates.values_list("id", flat=True))
-        return self._take(self.filter(id__in=candidates), token, lease_seconds)
+        """The portable claim (MySQL/MariaDB, old SQLite): pick, then a conditional update.
 
-    def _take(self, candidates: TaskQuerySet, token: str, lease_seconds: float) -> list[Task]:
-        """Claim the pending ones of ``candidates`` with a conditional update, then read them."""
+        On MySQL and MariaDB the picked rows are locked (``sql.CLAIM_PICK_MYSQL``, ``FOR
+        UPDATE SKIP LOCKED``), so workers claiming at once pick different tasks instead
+        of racing for the first; on an old SQLite the update's condition still lets
+        only one of them take a task.
+        """
+        connection = connections[self.db]
+        if connection.vendor != "mysql":
+            picked = self.due(workflows).values_list("id", flat=True)[:limit]
+            return self._take(list(picked), token, lease_seconds)
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        query = sql.CLAIM_PICK_MYSQL.format(
+            table=table, workflows=", ".join(["%s"] * len(workflows))
+        )
+        with transaction.atomic(using=self.db):
+            with connection.cursor() as cursor:
+                cursor.execute(query, [*workflows, limit])
+                ids = [row[0] for row in cursor.fetchall()]
+            return self._take(ids, token, lease_seconds)
+
+    def _take(
+        self,
+        ids: Sequence[Any],
+        token: str,
+        lease_seconds: float,
+        among: TaskQuerySet | None = None,
+    ) -> list[Task]:
+        """Claim those of ``ids`` (in ``among``) still pending: a conditional update; read them."""
+        if not ids:
+            return []
+        candidates = (self if among is None else among).filter(id__in=ids)
         claimed = transitions.CLAIM.apply(candidates, claimant=token, lease_seconds=lease_seconds)
         if not claimed:
             return []
-        return list(self.filter(claimed_by=token, status=TaskStatus.RUNNING))
+        return list(self.filter(id__in=ids, claimed_by=token, status=TaskStatus.RUNNING))
 
 
 def _step_runs_model(tasks: TaskQuerySet) -> Any:

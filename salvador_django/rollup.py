@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.db.models.functions import Floor, Greatest, Least, Ln, Trunc
 from django.utils import timezone
 
-from salvador_django import histogram
+from salvador_django import histogram, sql
 from salvador_django.models import HourlyStats, StepRun, Task
 from salvador_django.models.stats import ALL_WORKFLOWS
 from salvador_django.status import StepRunStatus, TaskStatus
@@ -50,6 +50,13 @@ class Seconds(Func):
     output_field = FloatField()
     arg_joiner = " - "
     template = "CAST(EXTRACT(EPOCH FROM (%(expressions)s)) AS double precision)"
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
+        return (
+            f"(TIMESTAMPDIFF(MICROSECOND, {start[0]}, {end[0]}) / 1000000.0)",
+            [*start[1], *end[1]],
+        )
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
@@ -196,7 +203,7 @@ def roll_up(database: str, now: datetime | None = None, *, every: float = INTERV
         stats.bulk_create(
             rows,
             update_conflicts=True,
-            unique_fields=["hour", "workflow"],
+            **sql.conflict_target(connections[database], ["hour", "workflow"]),
             update_fields=[
                 "completed", "failed", "step_attempts", "step_failures", "durations",
                 "rolled_at",

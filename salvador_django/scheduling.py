@@ -176,16 +176,13 @@ def tick_schedules(database: str | None = None, *, now: datetime | None = None) 
 def _tick_batch(database: str, now: datetime | None) -> tuple[list[Task], bool]:
     """Tick up to ``TICK_BATCH`` due schedules; their tasks, and whether it was full."""
     clock: Any = Now() if now is None else Value(now)
-    due = (
-        Schedule.objects.using(database)
-        .filter(active=True, paused=False, next_run_at__lte=clock)
-        .annotate(clock=clock)
-        .order_by("next_run_at")
-    )
-    rows = list(due[:TICK_BATCH])
+    due = Schedule.objects.using(database).filter(active=True, paused=False, next_run_at__lte=clock)
+    if now is None:  # the database's clock, read with the rows
+        due = due.annotate(clock=clock)
+    rows = list(due.order_by("next_run_at")[:TICK_BATCH])
     submitted: list[Task] = []
     for row in rows:
-        now_then = _aware(row.clock)
+        now_then = _aware(row.clock) if now is None else now
         try:
             submitted.extend(_tick(database, row, now_then))
         except (SalvadorError, ValueError) as exc:  # this schedule's fault: the others go on

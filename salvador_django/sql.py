@@ -190,6 +190,20 @@ CLAIM_SQLITE = _sqlite("""
     RETURNING {returning}
 """)
 
+# MySQL and MariaDB have no RETURNING on an UPDATE: the claim picks the due tasks and
+# locks them (SKIP LOCKED: workers claiming at once pick different ones), then takes
+# them with the ORM's conditional update, in one transaction. The index is forced as
+# SQLite's is: with few rows per workflow the planner would read the workflow's index
+# and sort, and with a long history of that workflow read all of it.
+# Parameters: workflows..., limit.
+CLAIM_PICK_MYSQL = """
+    SELECT id FROM {table} FORCE INDEX (salvador_task_due)
+    WHERE status = 'pending' AND run_after <= NOW(6) AND workflow IN ({workflows})
+    ORDER BY priority DESC, run_after
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+
 # Claims by id (the Redis queue). Parameters: token, lease, ids..., workflows...; an id
 # of a workflow the caller does not serve claims nothing. On SQLite the ids
 # are 32 hex digits without dashes, as Django stores UUIDs there.
@@ -343,3 +357,46 @@ def count_children(tasks: Any, parent_id: Any, delta: int, child_id: Any = None)
         cursor.execute(_COUNT_CHILDREN.format(table=table, awaited=awaited), params)
         row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+def conflict_target(connection: Any, fields: Sequence[str]) -> dict[str, Any]:
+    """``bulk_create``'s ``unique_fields`` for an upsert on ``fields``, where it takes them.
+
+    MySQL and MariaDB update on any unique key (``ON DUPLICATE KEY UPDATE``) and refuse
+    a target; ``fields`` must then be the table's only unique key besides its own.
+    """
+    if connection.features.supports_update_conflicts_with_target:
+        return {"unique_fields": list(fields)}
+    return {}
+
+
+#: How deep MariaDB's ``JSON_VALID`` (the check of every JSON column there) lets a
+#: value nest: deeper, the row is refused.
+MARIADB_JSON_DEPTH = 31
+
+
+def json_depth_limit(connection: Any, default: int) -> int:
+    """How deep a JSON value may nest on ``connection``: ``default``, less on MariaDB."""
+    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
+        return min(default, MARIADB_JSON_DEPTH)
+    return default
+
+
+# MySQL/MariaDB client and server errors that say the connection went, not the query:
+# can't connect (2002, 2003), server gone away (2006), lost during a query (2013),
+# server shutting down (1053), connection killed (1927, MariaDB), closed for being
+# idle (4031, MySQL 8.0.24+).
+_MYSQL_CONNECTION_ERRORS = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
+
+
+def connection_broke(connection: Any, cause: BaseException | None) -> bool:
+    """Whether the driver's ``OperationalError`` ``cause`` is the connection breaking."""
+    if connection.vendor == "postgresql":
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        # No SQLSTATE: the connection itself failed; 08: connection exception; 57P01-03:
+        # the server is shutting down, crashed, or not accepting connections yet.
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    if connection.vendor == "mysql":
+        code = cause.args[0] if cause is not None and cause.args else None
+        return code in _MYSQL_CONNECTION_ERRORS
+    return False

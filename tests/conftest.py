@@ -1,8 +1,10 @@
 """Fixtures shared by the suite.
 
-Tests that take the ``backend`` fixture run once on SQLite and once on PostgreSQL.
-When PostgreSQL is unreachable its runs are deselected, unless
-``SALVADOR_TEST_REQUIRE_SERVICES`` is set, in which case the session fails.
+Tests that take the ``backend`` fixture run once on SQLite, once on PostgreSQL and
+once on MariaDB (or MySQL). When PostgreSQL is unreachable its runs are deselected and
+MariaDB's are skipped, saying why, unless ``SALVADOR_TEST_REQUIRE_SERVICES`` is set, in
+which case the session fails. ``SALVADOR_TEST_BACKENDS`` (``sqlite,postgres``…) runs
+the tests on those backends only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from salvador_django.definitions import registry
 from salvador_django.queues import reset_queues
 
-BACKENDS = {"sqlite": "default", "postgres": "postgres"}
+BACKENDS = {"sqlite": "default", "postgres": "postgres", "mariadb": "mariadb"}
 QUEUES = ["database", "redis"]
 
 
@@ -39,6 +41,28 @@ def postgres_available() -> bool:
     )
 
 
+def mariadb_missing() -> str | None:
+    """Why the MariaDB tests cannot run here, or None when they can."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return "mysqlclient is not installed (pip install -e '.[mysql]')"
+    host = os.environ.get("SALVADOR_TEST_MYSQL_HOST", "127.0.0.1")
+    port = int(os.environ.get("SALVADOR_TEST_MYSQL_PORT", "3306"))
+    if not _reachable(host, port):
+        return f"no MariaDB/MySQL server at {host}:{port}"
+    return None
+
+
+def chosen_backends() -> list[str]:
+    """The backends this run tests on (``SALVADOR_TEST_BACKENDS``, else all)."""
+    names = [n.strip() for n in os.environ.get("SALVADOR_TEST_BACKENDS", "").split(",") if n]
+    unknown = sorted(set(names) - set(BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"SALVADOR_TEST_BACKENDS names unknown backends: {unknown}")
+    return names or list(BACKENDS)
+
+
 def redis_available() -> bool:
     return _reachable("127.0.0.1", 6379)
 
@@ -46,18 +70,26 @@ def redis_available() -> bool:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("only_backend")
-        metafunc.parametrize("backend", list(only.args) if only else list(BACKENDS), indirect=True)
+        names = [n for n in (only.args if only else BACKENDS) if n in chosen_backends()]
+        metafunc.parametrize("backend", names, indirect=True)
     if "queue_name" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("only_queue")
         metafunc.parametrize("queue_name", list(only.args) if only else QUEUES, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    pg_up = postgres_available()
-    if not pg_up and os.environ.get("SALVADOR_TEST_REQUIRE_SERVICES"):
-        raise pytest.UsageError(
-            "PostgreSQL is unreachable and SALVADOR_TEST_REQUIRE_SERVICES is set."
-        )
+    chosen = chosen_backends()
+    pg_up = "postgres" not in chosen or postgres_available()
+    mariadb_skip = mariadb_missing() if "mariadb" in chosen else None
+    if os.environ.get("SALVADOR_TEST_REQUIRE_SERVICES"):
+        if not pg_up:
+            raise pytest.UsageError(
+                "PostgreSQL is unreachable and SALVADOR_TEST_REQUIRE_SERVICES is set."
+            )
+        if mariadb_skip:
+            raise pytest.UsageError(
+                f"MariaDB tests cannot run: {mariadb_skip}; SALVADOR_TEST_REQUIRE_SERVICES is set."
+            )
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -65,11 +97,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if backend is None:
             kept.append(item)
             continue
+        if backend not in BACKENDS:  # none of its backends is chosen (SALVADOR_TEST_BACKENDS)
+            dropped.append(item)
+            continue
         if backend == "postgres" and not pg_up:
             dropped.append(item)
             continue
         if backend == "postgres":
             item.add_marker(pytest.mark.postgres)
+        if backend == "mariadb":
+            item.add_marker(pytest.mark.mariadb)
+            if mariadb_skip:
+                item.add_marker(pytest.mark.skip(reason=f"MariaDB tests: {mariadb_skip}"))
         databases = {BACKENDS[backend]}
         if item.get_closest_marker("admin_db"):
             databases.add("default")
@@ -102,7 +141,7 @@ def _no_leaked_worker_threads():
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, settings) -> str:
-    """The database alias holding tasks in this test (SQLite or PostgreSQL)."""
+    """The database alias holding tasks in this test (SQLite, PostgreSQL or MariaDB)."""
     alias = BACKENDS[request.param]
     settings.SALVADOR = {**settings.SALVADOR, "DATABASE": alias}
     return alias

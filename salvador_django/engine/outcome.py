@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, connections
 
 import salvador_django.engine.observe as observe
-from salvador_django import logs, tracing
+from salvador_django import logs, sql, tracing
 from salvador_django.exceptions import SalvadorError, StepTimeout
 from salvador_django.models import Task
 
@@ -76,13 +76,9 @@ def database_lost(exc: BaseException, database: str) -> bool:
     """
     if isinstance(exc, InterfaceError):  # a connection already closed
         return True
-    if not isinstance(exc, OperationalError) or connections[database].vendor != "postgresql":
+    if not isinstance(exc, OperationalError):
         return False
-    cause = exc.__cause__
-    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    # No SQLSTATE: the connection itself failed; 08: connection exception; 57P01-03:
-    # the server is shutting down, crashed, or not accepting connections yet.
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    return sql.connection_broke(connections[database], exc.__cause__)
 
 
 def reach(database: str) -> None:

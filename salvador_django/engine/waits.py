@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from salvador_django import events
+from salvador_django import events, sql
 from salvador_django.conf import get_settings
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.engine.children import StepChildren
@@ -283,7 +284,7 @@ def write_effects(waits: StepWaits, *, children: bool = True) -> None:
                 for key, value in waits.events.items()
             ],
             update_conflicts=True,
-            unique_fields=["task", "key"],
+            **sql.conflict_target(connections[database], ["task", "key"]),
             update_fields=["value", "updated_at"],
         )
         events.announce(database, task_id, list(waits.events))

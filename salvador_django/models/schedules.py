@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from salvador_django.models.indexes import PartialIndex
 from salvador_django.schedules import CATCH_UP
 from salvador_django.schedules import Schedule as Definition
 
@@ -56,10 +57,11 @@ class Schedule(models.Model):
         ordering = ("name",)
         indexes: ClassVar = [
             # What a sweep ticks: the due schedules, soonest first. One query.
-            models.Index(
+            PartialIndex(
                 fields=["next_run_at"],
                 name="salvador_schedule_due",
-                condition=Q(active=True, paused=False),
+                where=Q(active=True, paused=False),
+                full_fields=["active", "paused", "next_run_at"],
             ),
         ]
         permissions = (

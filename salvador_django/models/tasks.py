@@ -7,12 +7,13 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import NoResult
+from salvador_django.models.indexes import PartialIndex, PartialUniqueConstraint
 from salvador_django.models.operations import Operations
 from salvador_django.models.waits import (
     CHILD_KEY_MAX_LENGTH,
@@ -192,48 +193,56 @@ class Task(Operations, Waiting, models.Model):
         verbose_name = _("task")
         verbose_name_plural = _("tasks")
         indexes: ClassVar = [
-            models.Index(
-                F("priority").desc(),
-                "run_after",
+            # Partial indexes (the rows a query reads) where the database has them; on
+            # MySQL/MariaDB the same columns led by the condition's (indexes.py).
+            PartialIndex(
+                fields=["-priority", "run_after"],
                 name="salvador_task_due",
-                condition=Q(status=TaskStatus.PENDING),
+                where=Q(status=TaskStatus.PENDING),
+                full_fields=["status", "-priority", "run_after"],
             ),
-            models.Index(
+            PartialIndex(
                 fields=["lease_expires_at"],
                 name="salvador_task_lease",
-                condition=Q(status=TaskStatus.RUNNING),
+                where=Q(status=TaskStatus.RUNNING),
+                full_fields=["status", "lease_expires_at"],
             ),
             models.Index(fields=["-created_at"], name="salvador_task_created"),
             # The admin's filters, newest first. Completed tasks (most rows) are
             # left out: the created index finds them quickly enough.
-            models.Index(
+            PartialIndex(
                 fields=["status", "-created_at"],
                 name="salvador_task_triage",
-                condition=~Q(status=TaskStatus.COMPLETED),
+                where=~Q(status=TaskStatus.COMPLETED),
+                full_fields=["status", "-created_at"],
             ),
             models.Index(fields=["workflow", "-created_at"], name="salvador_task_workflow"),
             # The admin's "failed step" filter, over failed tasks only.
-            models.Index(
+            PartialIndex(
                 fields=["failed_step", "-finished_at"],
                 name="salvador_task_failed_step",
-                condition=Q(status=TaskStatus.FAILED),
+                where=Q(status=TaskStatus.FAILED),
+                full_fields=["status", "failed_step", "-finished_at"],
             ),
-            models.Index(
+            PartialIndex(
                 fields=["-finished_at"],
                 name="salvador_task_failures",
-                condition=Q(status=TaskStatus.FAILED),
+                where=Q(status=TaskStatus.FAILED),
+                full_fields=["status", "-finished_at"],
             ),
             # The hourly roll-up: the tasks that ended in an hour.
-            models.Index(
+            PartialIndex(
                 fields=["finished_at"],
                 name="salvador_task_finished",
-                condition=Q(finished_at__isnull=False),
+                where=Q(finished_at__isnull=False),
+                full_fields=["finished_at"],
             ),
             # The timers of waiting tasks, soonest first: what the timer loop fires.
-            models.Index(
+            PartialIndex(
                 fields=["wake_at"],
                 name="salvador_task_timers",
-                condition=Q(status=TaskStatus.WAITING),
+                where=Q(status=TaskStatus.WAITING),
+                full_fields=["status", "wake_at"],
             ),
         ]
         permissions = (
@@ -243,15 +252,15 @@ class Task(Operations, Waiting, models.Model):
             ("pause_task", _("Can pause and resume tasks")),
         )
         constraints: ClassVar = [
-            models.UniqueConstraint(
+            PartialUniqueConstraint(
                 # The key first, so that the admin's search by key alone uses it too.
                 fields=["idempotency_key", "workflow"],
-                condition=Q(idempotency_key__isnull=False),
+                where=Q(idempotency_key__isnull=False),
                 name="salvador_task_idempotency_key",
             ),
-            models.UniqueConstraint(
+            PartialUniqueConstraint(
                 fields=["parent", "parent_step", "child_key"],
-                condition=Q(parent__isnull=False),
+                where=Q(parent__isnull=False),
                 name="salvador_task_child_key",
             ),
         ]

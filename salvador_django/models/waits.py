@@ -14,6 +14,7 @@ from salvador_django import transitions
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import InvalidTransition, NotInStep, PayloadError
 from salvador_django.links import DEFAULT_LINK_AGE, signal_path
+from salvador_django.models.indexes import PartialIndex, PartialUniqueConstraint
 from salvador_django.payloads import check_json, text_problem
 from salvador_django.registry import registry
 from salvador_django.status import FINISHED, TaskStatus, WaitKind, WaitOutcome
@@ -219,16 +220,17 @@ class Signal(models.Model):
         verbose_name_plural = _("signals")
         indexes: ClassVar = [
             # The undelivered signals of a task, first in first out per name.
-            models.Index(
+            PartialIndex(
                 fields=["task", "name", "id"],
                 name="salvador_signal_undelivered",
-                condition=Q(consumed_at__isnull=True),
+                where=Q(consumed_at__isnull=True),
+                full_fields=["task", "name", "consumed_at", "id"],
             ),
         ]
         constraints: ClassVar = [
-            models.UniqueConstraint(
+            PartialUniqueConstraint(
                 fields=["task", "idempotency_key"],
-                condition=Q(idempotency_key__isnull=False),
+                where=Q(idempotency_key__isnull=False),
                 name="salvador_signal_idempotency_key",
             ),
         ]

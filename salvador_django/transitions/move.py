@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Now
 from django.dispatch import Signal
 
@@ -97,7 +97,7 @@ class Move:
         ends or reopens tasks also tells their waiting parents and ends their children
         (:mod:`.tree`); ``family=False`` says the caller knows they have neither.
         """
-        changes = self.changes(**params)
+        changes = reading_first(self.changes(**params))
         selected = self.rows(rows, token=token, where=where)
 
         def update(selected: QuerySet[Any]) -> int:
@@ -156,3 +156,43 @@ def _refusal(
         refused_while_compensating=any(m.refused_while_compensating for m in moves),
     )
     return merged.refusal(task_id, status, compensation)
+
+
+def reading_first(changes: Changes) -> Changes:
+    """``changes`` ordered so that a value that reads a column comes before that column's.
+
+    MySQL and MariaDB evaluate an ``UPDATE``'s assignments left to right, each seeing
+    the columns assigned before it (``SET a = 1, b = a`` sets ``b`` to 1); PostgreSQL
+    and SQLite read every column as it was. Writing the readers first gives every
+    database the second meaning. (A move never has two fields read each other.)
+    """
+    reads = {name: _columns_read(value) - {name} for name, value in changes.items()}
+    ordered: list[str] = []
+    left = list(changes)
+    while left:
+        # The first field that no field still to be written reads: it may be written now.
+        name = next((n for n in left if not any(n in reads[other] for other in left)), left[0])
+        ordered.append(name)
+        left.remove(name)
+    return {name: changes[name] for name in ordered}
+
+
+def _columns_read(value: Any) -> set[str]:
+    """The fields an update value reads (``F`` names, ``When`` conditions' lookups)."""
+    if isinstance(value, F):
+        return {value.name.split("__")[0]}
+    if isinstance(value, Q):
+        found: set[str] = set()
+        for child in value.children:
+            if isinstance(child, tuple):
+                found |= {child[0].split("__")[0]} | _columns_read(child[1])
+            else:
+                found |= _columns_read(child)
+        return found
+    found = set()
+    for source in getattr(value, "get_source_expressions", lambda: [])():
+        found |= _columns_read(source)
+    condition = getattr(value, "condition", None)  # a When's Q is not a source expression
+    if isinstance(condition, Q):
+        found |= _columns_read(condition)
+    return found

@@ -24,6 +24,8 @@ def closed_port() -> int:
 def unreachable_database(backend: str, tmp_path) -> dict[str, str]:
     if backend == "postgres":
         return {"SALVADOR_TEST_PG_PORT": str(closed_port())}
+    if backend == "mariadb":
+        return {"SALVADOR_TEST_MYSQL_PORT": str(closed_port())}
     return {"SALVADOR_TEST_SQLITE_DIR": str(tmp_path / "no such directory")}
 
 

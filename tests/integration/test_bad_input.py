@@ -40,8 +40,10 @@ from salvador_django.exceptions import (
     WorkflowNotFound,
 )
 from salvador_django.models import StepRun, Task
+from salvador_django.payloads import max_depth
 from salvador_django.queues import Entry, announce, get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue
+from salvador_django.sql import MARIADB_JSON_DEPTH
 from salvador_django.submission import MAX_BODY_DEPTH
 from salvador_django.testing import run_until_idle
 from salvador_django.worker import Worker, WorkerOptions
@@ -98,6 +100,13 @@ def unchanged(alias: str, exclude: Iterable[uuid.UUID] = ()) -> Iterator[None]:
     assert before["tasks"], "the test stored nothing to compare"
     yield
     assert stored_rows(alias, left_out) == before
+
+
+#: The refusal of a body nested too deep: 100 levels, 31 on MariaDB (what it stores).
+TOO_DEEP = (
+    rf"^The body is nested deeper than the maximum of ({MAX_BODY_DEPTH}|{MARIADB_JSON_DEPTH}) "
+    r"levels\.$"
+)
 
 
 def nested(depth: int, leaf: Any = None, *, kind: type = list) -> Any:
@@ -178,7 +187,7 @@ BAD_SUBMITS = [
         pytest.param(
             lambda depth=depth, kind=kind: submit("three-steps", nested(depth, kind=kind)),
             PayloadError,
-            rf"^The body is nested deeper than the maximum of {MAX_BODY_DEPTH} levels\.$",
+            TOO_DEEP,
             id=f"body-{depth}-{kind.__name__}s-deep",
         )
         for depth in (MAX_BODY_DEPTH + 1, 950, 10_000)
@@ -187,7 +196,7 @@ BAD_SUBMITS = [
     pytest.param(
         lambda: submit("three-steps", {"ok": [1, 2], "deep": nested(MAX_BODY_DEPTH)}),
         PayloadError,
-        rf"^The body is nested deeper than the maximum of {MAX_BODY_DEPTH} levels\.$",
+        TOO_DEEP,
         id="body-one-level-too-deep-inside",
     ),
     # 4b. text the database cannot hold: NUL (PostgreSQL refuses it in text and jsonb) and
@@ -352,8 +361,8 @@ def test_a_bad_submit_raises_a_clear_error_and_stores_nothing(
 def test_the_limits_of_submit_are_stored_and_read_back(backend: str) -> None:
     """Up to each limit, a submit is accepted, and its values come back as they were."""
     bodies = [
-        nested(MAX_BODY_DEPTH, "leaf"),
-        nested(MAX_BODY_DEPTH, {"leaf": 1}, kind=dict)["a"],  # dicts all the way down
+        nested(max_depth(), "leaf"),  # 100 levels; 31 on MariaDB, the most it stores
+        nested(max_depth(), {"leaf": 1}, kind=dict)["a"],  # dicts all the way down
         [{"n": n} for n in range(500)],  # many brackets, none deep
         {"path": "C:\\u0000", "quote": '"[{\\', "brackets": "[[[[{{{{" * 50},
         {"emoji": "\U0001f600 é ✓", "tab": "\t", "bell": "\x07"},
@@ -367,6 +376,16 @@ def test_the_limits_of_submit_are_stored_and_read_back(backend: str) -> None:
         row = Task.objects.using(backend).get(id=task.id)
         assert (row.body, row.meta, row.priority) == (task.body, task.meta, task.priority)
         assert row.idempotency_key == task.idempotency_key
+
+
+@pytest.mark.only_backend("mariadb")
+def test_mariadb_stores_bodies_as_deep_as_its_json_check_allows_and_refuses_deeper(backend):
+    """MariaDB's JSON columns refuse a value nested over 31 levels: submit says so first."""
+    assert max_depth() == MARIADB_JSON_DEPTH
+    stored = submit("three-steps", nested(MARIADB_JSON_DEPTH, "leaf"))
+    assert Task.objects.using(backend).get(id=stored.id).body == stored.body
+    with pytest.raises(PayloadError, match="maximum of 31 levels"):
+        submit("three-steps", nested(MARIADB_JSON_DEPTH + 1, "leaf"))
 
 
 # -- 8: tasks of a workflow a deploy removed --------------------------------------------

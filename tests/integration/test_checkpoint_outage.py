@@ -21,7 +21,9 @@ from salvador_django.engine import CheckpointFailed, Engine, Outcome
 from salvador_django.leases import Lease
 from salvador_django.models import StepRun, Task
 
-_CHECKPOINT = re.compile(r'^\s*(WITH task AS \(\s*UPDATE|UPDATE "salvador_task")', re.IGNORECASE)
+_CHECKPOINT = re.compile(
+    r'^\s*(WITH task AS \(\s*UPDATE|UPDATE ["`]salvador_task["`])', re.IGNORECASE
+)
 
 
 def is_checkpoint(sql: str) -> bool:

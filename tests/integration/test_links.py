@@ -168,7 +168,7 @@ def test_a_machine_post_never_replaces_the_links_own_payload(backend, client: Cl
         ("not json", "The body is not JSON"),
         ('{"amount": NaN}', "NaN is not JSON"),
         ("[" * 100_000, "The body is not JSON"),  # too deep for the parser
-        ("[" * 101 + "]" * 101, "nested deeper than the maximum of 100 levels"),
+        ("[" * 101 + "]" * 101, "nested deeper than the maximum of"),  # 100; 31 on MariaDB
         (json.dumps({"x": "\x00"}), "NUL character"),
         (json.dumps({"x": "a" * 2000}), "larger than MAX_BODY_BYTES (1000 bytes)"),
     ],

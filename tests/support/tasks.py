@@ -26,15 +26,24 @@ def make_tasks(alias, count, *, status, finished_days_ago=1.0, workflow="three-s
     failed = status == TaskStatus.FAILED
     terminal = status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
     finished = timezone.now() - timedelta(days=finished_days_ago) if terminal else None
-    sql = f"""
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s)
+    numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s)"
+    insert = f"""
         INSERT INTO {Task._meta.db_table}
             (id, workflow, state, meta, status, step, step_name, error, attempt, recoveries,
              priority, finished_at)
-        SELECT {"gen_random_uuid()" if postgres else "lower(hex(randomblob(16)))"},
+    """
+    new_id = {
+        "postgresql": "gen_random_uuid()",
+        "mysql": "replace(uuid(), '-', '')",
+    }.get(connection.vendor, "lower(hex(randomblob(16)))")
+    select = f"""
+        SELECT {new_id},
             %s, {"CAST(%s AS jsonb)" if postgres else "%s"}, '{{}}', %s, %s, %s, %s, %s, 0, 0, %s
         FROM n
     """
+    # MySQL and MariaDB take the WITH after the INSERT's columns; the others before it.
+    mysql = connection.vendor == "mysql"
+    sql = insert + numbers + select if mysql else numbers + insert + select
     params = [
         count,
         workflow,
@@ -47,6 +56,13 @@ def make_tasks(alias, count, *, status, finished_days_ago=1.0, workflow="three-s
         connection.ops.adapt_datetimefield_value(finished),
     ]
     with connection.cursor() as cursor:
+        if mysql:  # its recursion stops at 1,000 rows unless told otherwise
+            name = (
+                "max_recursive_iterations"
+                if connection.mysql_is_mariadb
+                else "cte_max_recursion_depth"
+            )
+            cursor.execute(f"SET SESSION {name} = %s", [count + 1])
         cursor.execute(sql, params)
 
 

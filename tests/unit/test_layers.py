@@ -39,7 +39,10 @@ LAYERS: list[set[str]] = [
     # 5: processes that run tasks
     {"worker", "pool", "worker_options", "presence"},
     # 6: the faces
-    {"", "admin", "management", "contrib", "testing", "checks", "apps", "views", "urls", "health"},
+    {
+        "", "admin", "management", "contrib", "testing", "checks", "store_checks", "apps", "views",
+        "urls", "health",
+    },
 ]  # fmt: skip
 
 

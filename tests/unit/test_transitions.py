@@ -13,6 +13,7 @@ from salvador_django import sql, transitions
 from salvador_django.exceptions import InvalidTransition
 from salvador_django.models import Task
 from salvador_django.status import CompensationStatus, TaskStatus
+from salvador_django.transitions.move import _columns_read, reading_first
 
 P, R, C, F, X = "pending", "running", "completed", "failed", "cancelled"
 W, Z = "waiting", "paused"
@@ -160,6 +161,21 @@ def test_a_move_writes_only_its_declared_fields_and_a_status_it_may_leave(name):
         else:  # the move keeps the status it started from
             assert declared.sources <= declared.targets, params
     assert written_by_some == declared.fields
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_write_comes_before_a_write_of_what_it_reads(name):
+    """MySQL/MariaDB assign left to right, each seeing the assignments before it."""
+    for params in PARAMS[name]:
+        written = list(reading_first(move(name).changes(**params)))
+        for position, field in enumerate(written):
+            read = _columns_read(move(name).changes(**params)[field]) - {field}
+            assert not read & set(written[:position]), (field, read, written)
+
+
+def test_a_requeue_reads_the_compensation_before_it_rewrites_it():
+    written = list(reading_first(transitions.REQUEUE.changes()))
+    assert written.index("failed_step") < written.index("compensation")
 
 
 def test_a_fenced_move_needs_the_claim_s_token():
