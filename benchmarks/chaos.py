@@ -1,14 +1,14 @@
 """Fault injection: crashes, pauses, broker loss and database restarts lose nothing.
 
-    python benchmarks/chaos.py [--quick] [--queue database|redis] [--db sqlite|postgres]
+    python benchmarks/chaos.py [--quick] [--queue database|redis] [--db sqlite|postgres|mariadb]
 
 Submits N tasks (quick: 1,000; full: 10,000) of a three-step workflow at a steady
 pace while 3 ``runworkflows`` processes of 4 threads run them. Meanwhile it SIGKILLs a
 random worker every ~2 s (and starts another), SIGSTOPs one for longer than the lease
 every ~10 s (then SIGCONTs it), restarts and flushes Redis and pushes junk into every
-key of the queue (Redis queue), and restarts PostgreSQL once (PostgreSQL runs). Runs
-with PostgreSQL or Redis start their own server on a free port, so the machine's
-shared services are never touched.
+key of the queue (Redis queue), and restarts PostgreSQL or MariaDB once (their runs).
+Runs with PostgreSQL, MariaDB or Redis start their own server on a free port, so the
+machine's shared services are never touched.
 
 Alongside, it submits tasks of a waiting workflow (quick: 100; full: 1,000), whose
 steps wait for signals (one with a timeout) and sleep, sends their signals at random
@@ -62,7 +62,7 @@ from benchmarks.faults.injection import Fleet, Injector, garbage, plan_faults
 from benchmarks.faults.rows import three_step_records
 from benchmarks.faults.scheduled_checks import check_scheduled
 from benchmarks.faults.scheduled_records import pause_schedules, read_log, scheduled_records
-from benchmarks.faults.servers import PostgresServer, RedisServer
+from benchmarks.faults.servers import MariaDBServer, PostgresServer, RedisServer
 from benchmarks.faults.spans import SPANS_DIR
 from benchmarks.faults.summary import (
     diamond_summary,
@@ -93,8 +93,8 @@ QUIESCENCE_TIMEOUT = 180.0
 #: or its recovery times would measure the backlog instead. On SQLite a saturated
 #: run also loses leases to no fault: heartbeats wait for the one write lock past
 #: the lease (the diamond's parallel branches made 25 tasks/s too many).
-STEP_SECONDS = {"postgres": (0.01, 0.05), "sqlite": (0.002, 0.01)}
-PACE = {"postgres": 50.0, "sqlite": 15.0}
+STEP_SECONDS = {"postgres": (0.01, 0.05), "mariadb": (0.01, 0.05), "sqlite": (0.002, 0.01)}
+PACE = {"postgres": 50.0, "mariadb": 50.0, "sqlite": 15.0}
 #: One task of the waiting workflow for this many of the three-step one; one parent
 #: of the fan-out workflow (20 children) for this many; one diamond for this many.
 WAITING_SHARE, FAN_OUT_SHARE, DIAMOND_SHARE, TRACED_SHARE = 10, 40, 10, 10
@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 tasks instead of 10,000")
     parser.add_argument("--queue", choices=("database", "redis"), default="database")
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
+    parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="postgres")
     parser.add_argument("--tasks", type=int, help="tasks to submit (default 10,000; quick 1,000)")
     parser.add_argument(
         "--waiting-tasks",
@@ -197,6 +197,7 @@ class Run:
         self.spans_dir = directory / "spans"
         self.spans_dir.mkdir()
         self.postgres: PostgresServer | None = None
+        self.mariadb: MariaDBServer | None = None
         self.redis: RedisServer | None = None
         self.submitted: dict[str, float] = {}
 
@@ -218,6 +219,8 @@ class Run:
         }
         if self.postgres is not None:
             env["CHAOS_PG_PORT"] = str(self.postgres.port)
+        if self.mariadb is not None:
+            env["CHAOS_MYSQL_PORT"] = str(self.mariadb.port)
         if self.redis is not None:
             env["CHAOS_REDIS_URL"] = self.redis.url
         return env
@@ -227,6 +230,10 @@ class Run:
             self.postgres = PostgresServer()
             self.postgres.start()
             self.postgres.create_database("chaos")
+        if self.args.db == "mariadb":
+            self.mariadb = MariaDBServer()
+            self.mariadb.start()
+            self.mariadb.create_database("chaos")
         if self.args.queue == "redis":
             self.redis = RedisServer(self.directory, own_process_group=False)  # dies with the run
             self.redis.start()
@@ -236,6 +243,8 @@ class Run:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.destroy()
+        if self.mariadb is not None:
+            self.mariadb.destroy()
 
     def actions(self, fleet: Fleet) -> dict[str, Callable[[], int | None]]:
         actions: dict[str, Callable[[], int | None]] = {"kill": lambda: fleet.kill(self.rng)}
@@ -245,6 +254,8 @@ class Run:
             actions["garbage"] = lambda: garbage(self.redis, self.garbage_rng)
         if self.postgres is not None:
             actions["postgres-restart"] = self.postgres.restart
+        if self.mariadb is not None:
+            actions["mariadb-restart"] = self.mariadb.restart
         return actions
 
     def submit_all(self) -> None:
@@ -307,6 +318,7 @@ def execute(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             lease_seconds=LEASE_SECONDS,
             redis=run.redis is not None,
             postgres=run.postgres is not None,
+            mariadb=run.mariadb is not None,
         )
         injector = Injector(
             plan,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -13,14 +15,20 @@ class SalvadorConfig(AppConfig):
     verbose_name = _("Workflows")
     default_auto_field = "django.db.models.BigAutoField"
 
+    def __init__(self, app_name: str, app_module: Any) -> None:
+        super().__init__(app_name, app_module)
+        # Before any model is imported: the first model loads the database backend,
+        # whose own error does not say which package to install.
+        from salvador_django import store_checks
+
+        alias = store_checks.store_alias()
+        if alias is not None:
+            store_checks.require_driver(alias, settings.DATABASES[alias].get("ENGINE", ""))
+
     def ready(self) -> None:
         from salvador_django import checks, logs, queues, store_checks  # noqa: F401 - registers
         from salvador_django.metrics import enable_if_configured
         from salvador_django.registry import autodiscover
-
-        alias = store_checks.store_alias()
-        if alias is not None:  # before Django loads the backend and says less
-            store_checks.require_driver(alias, settings.DATABASES[alias].get("ENGINE", ""))
 
         logs.install()
         autodiscover()

@@ -375,11 +375,17 @@ def conflict_target(connection: Any, fields: Sequence[str]) -> dict[str, Any]:
 MARIADB_JSON_DEPTH = 31
 
 
+def stored_json_depth(connection: Any) -> int | None:
+    """How deep a JSON value may nest for ``connection`` to store it; None: no lower limit."""
+    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
+        return MARIADB_JSON_DEPTH
+    return None
+
+
 def json_depth_limit(connection: Any, default: int) -> int:
     """How deep a JSON value may nest on ``connection``: ``default``, less on MariaDB."""
-    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
-        return min(default, MARIADB_JSON_DEPTH)
-    return default
+    stored = stored_json_depth(connection)
+    return default if stored is None else min(default, stored)
 
 
 # MySQL/MariaDB client and server errors that say the connection went, not the query:

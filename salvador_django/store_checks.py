@@ -2,7 +2,8 @@
 
 Each warns of a configuration known to lose, duplicate or lock work: SQLite without
 ``IMMEDIATE`` transactions or without WAL, MySQL/MariaDB out of READ COMMITTED or in
-a 3-byte ``utf8`` charset, and a MySQL/MariaDB server too old for ``SKIP LOCKED``.
+a 3-byte ``utf8`` charset or with a clock in another time zone than Django's, and a
+MySQL/MariaDB server too old for ``SKIP LOCKED``.
 The settings are checked always; what only the server can tell (its version, the
 journal mode, the tables' charset) when Django runs the database checks (``migrate``,
 ``check --database``).
@@ -11,6 +12,7 @@ journal mode, the tables' charset) when Django runs the database checks (``migra
 from __future__ import annotations
 
 import importlib.util
+from datetime import datetime
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -53,10 +55,12 @@ def _store() -> tuple[str, dict[str, Any]] | None:
 def check_store_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The tasks' database is configured not to lock, lose or duplicate work."""
     found = _store()
-    if found is None:
-        return []
-    alias, params = found
-    options = params.get("OPTIONS", {})
+    return [] if found is None else settings_problems(*found)
+
+
+def settings_problems(alias: str, params: dict[str, Any]) -> list[CheckMessage]:
+    """What is wrong with ``DATABASES[alias]`` (``params``) as the tasks' database."""
+    options = params.get("OPTIONS") or {}
     engine = params.get("ENGINE", "")
     where = f"DATABASES[{alias!r}]['OPTIONS']"
     if engine == "django.db.backends.sqlite3" and options.get("transaction_mode") != "IMMEDIATE":
@@ -127,20 +131,25 @@ def _sqlite_journal(alias: str, connection: Any) -> list[CheckMessage]:
     ]
 
 
-def _mysql_server(alias: str, connection: Any) -> list[CheckMessage]:
-    mariadb = connection.mysql_is_mariadb
+def version_problem(alias: str, mariadb: bool, version: tuple[int, ...]) -> Error | None:
+    """The error for a MySQL/MariaDB server older than salvador-django needs, if it is."""
     oldest = MARIADB_OLDEST if mariadb else MYSQL_OLDEST
+    if version[:2] >= oldest:
+        return None
     name = "MariaDB" if mariadb else "MySQL"
-    if connection.mysql_version[:2] < oldest:
-        found = ".".join(map(str, connection.mysql_version))
-        return [
-            Error(
-                f"The tasks' database {alias!r} is {name} {found}; salvador-django needs "
-                f"{name} {'.'.join(map(str, oldest))} or later (for SELECT … FOR UPDATE "
-                "SKIP LOCKED).",
-                id="salvador.E060",
-            )
-        ]
+    return Error(
+        f"The tasks' database {alias!r} is {name} {'.'.join(map(str, version))}; "
+        f"salvador-django needs {name} {'.'.join(map(str, oldest))} or later (for SELECT … "
+        "FOR UPDATE SKIP LOCKED).",
+        id="salvador.E060",
+    )
+
+
+def _mysql_server(alias: str, connection: Any) -> list[CheckMessage]:
+    too_old = version_problem(alias, connection.mysql_is_mariadb, connection.mysql_version)
+    if too_old is not None:
+        return [too_old]
+    messages = _clock_problem(alias, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name, column_name, character_set_name FROM information_schema.columns "
@@ -148,10 +157,45 @@ def _mysql_server(alias: str, connection: Any) -> list[CheckMessage]:
             "AND character_set_name IN ('utf8', 'utf8mb3') ORDER BY table_name, column_name"
         )
         narrow = [f"{table}.{column}" for table, column, _ in cursor.fetchall()]
-    if not narrow:
+    if narrow:
+        listed = ", ".join(narrow[:5]) + (" …" if len(narrow) > 5 else "")
+        messages.append(_three_byte(alias, f"columns are in the 3-byte utf8 charset ({listed})"))
+    return messages
+
+
+def _clock_problem(alias: str, connection: Any) -> list[CheckMessage]:
+    """Whether the session's ``NOW()`` is in the time zone Django writes datetimes in.
+
+    MySQL and MariaDB store datetimes without a zone: Django writes them in UTC (or in
+    ``DATABASES[alias]["TIME_ZONE"]``), and the claim, the leases and the timers
+    compare them with the server's ``NOW()``, which is in the session's time zone.
+    """
+    if connection.timezone is None:
+        return []  # USE_TZ = False: salvador.W001 says so
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())")
+        server = int(cursor.fetchone()[0])
+    offset = connection.timezone.utcoffset(datetime.now())
+    expected = int(offset.total_seconds()) if offset is not None else 0
+    if abs(server - expected) < 60:
         return []
-    listed = ", ".join(narrow[:5]) + (" …" if len(narrow) > 5 else "")
-    return [_three_byte(alias, f"columns are in the 3-byte utf8 charset ({listed})")]
+    return [
+        Warning(
+            f"The tasks' MySQL/MariaDB database {alias!r}: the session's NOW() is "
+            f"{_hours(server)} from UTC, and Django writes its times at {_hours(expected)}: "
+            "due times, leases and timers, compared with NOW(), are off by the difference "
+            "(tasks run early or late, leases expire early or late).",
+            hint=f"Set DATABASES[{alias!r}]['OPTIONS'][\"init_command\"] = "
+            "\"SET time_zone = '+00:00'\" (or run the server in UTC).",
+            id="salvador.W064",
+        )
+    ]
+
+
+def _hours(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    minutes = abs(seconds) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _three_byte(alias: str, why: str) -> Warning:

@@ -46,6 +46,13 @@ class Effect:
     at: float
 
 
+#: The faults that restart the run's database server, and how a verdict names each.
+DATABASE_RESTARTS = {
+    "postgres-restart": "PostgreSQL restarted",
+    "mariadb-restart": "MariaDB restarted",
+}
+
+
 @dataclass(frozen=True)
 class Fault:
     """A fault injected: ``kind`` from ``start`` to ``end`` (equal for an instant one)."""
@@ -240,8 +247,8 @@ def _cause(
             return "worker killed"
         if fault.kind == "stop" and fault.pid == earlier.pid:
             return "worker stopped past its lease"
-        if fault.kind == "postgres-restart":
-            return "PostgreSQL restarted"
+        if fault.kind in DATABASE_RESTARTS:
+            return DATABASE_RESTARTS[fault.kind]
     if records.stop_stalls_all and any(
         f.kind == "stop" and since <= f.end and f.start <= until for f in records.faults
     ):

@@ -226,11 +226,12 @@ def plan_faults(
     lease_seconds: float,
     redis: bool,
     postgres: bool,
+    mariadb: bool = False,
     kill_every: float = 2.0,
 ) -> list[Planned]:
     """The run's faults: a kill every ~``kill_every`` s, a pause every ~10 s, and the
-    servers' faults spread over the run (PostgreSQL restarted once; with Redis, junk
-    pushed into the queue's keys after each of its restarts and flushes)."""
+    servers' faults spread over the run (PostgreSQL or MariaDB restarted once; with
+    Redis, junk pushed into the queue's keys after each of its restarts and flushes)."""
     plan = []
     moment = rng.uniform(0.5, 1.5) * kill_every
     while moment < duration:
@@ -248,8 +249,9 @@ def plan_faults(
         # After each of Redis' own faults, so that the junk stays for a while.
         for number in range(count):
             plan.append(Planned((number + rng.uniform(0.6, 0.9)) * duration / count, "garbage"))
-    if postgres:
-        plan.append(Planned(duration * rng.uniform(0.4, 0.6), "postgres-restart"))
+    if postgres or mariadb:
+        kind = "postgres-restart" if postgres else "mariadb-restart"
+        plan.append(Planned(duration * rng.uniform(0.4, 0.6), kind))
     return sorted(plan, key=lambda p: p.at)
 
 

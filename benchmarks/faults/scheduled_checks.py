@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
-from benchmarks.faults.checks import Fault, Records, Verdict, check
+from benchmarks.faults.checks import DATABASE_RESTARTS, Fault, Records, Verdict, check
 from benchmarks.servers import percentile
 
 WORKFLOW = "chaos-scheduled"
@@ -54,11 +54,12 @@ SCHEDULES: dict[str, float] = {
 #: replacement takes a core for a second or two as it starts.
 WINDOWS: dict[str, tuple[float, float]] = {
     "postgres-restart": (0.0, 10.0),
+    "mariadb-restart": (0.0, 10.0),
     "stop": (0.0, 2.0),
     "kill": (1.0, 2.0),
 }
 CAUSES = {
-    "postgres-restart": "PostgreSQL restarted",
+    **DATABASE_RESTARTS,
     "stop": "a worker stopped",
     "kill": "a worker killed",
 }

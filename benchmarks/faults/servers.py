@@ -175,3 +175,77 @@ class PostgresServer:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class MariaDBServer:
+    """A MariaDB server of its own (``mariadb-install-db``, ``mariadbd``) on a free port.
+
+    ``root`` with no password, TCP on 127.0.0.1 only, utf8mb4. When run as root, the
+    server runs as the ``mysql`` system user (``--user``). It runs in a process group of
+    its own: ``stop`` kills it (``SIGKILL``, a crash: InnoDB recovers at the next
+    start) or shuts it down (``SIGTERM``); ``destroy`` stops it and removes its files.
+    """
+
+    def __init__(self) -> None:
+        self.server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        self.install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+        if not (os.access(self.server, os.X_OK) and os.access(self.install, os.X_OK)):
+            raise RuntimeError("no MariaDB server (mariadbd, mariadb-install-db) installed")
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="salvador-mariadb-"))
+        self.data = self.directory / "data"
+        self.log = self.directory / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._user = ["--user=mysql"] if os.geteuid() == 0 else []
+
+    def start(self) -> None:
+        if not self.data.exists():
+            if self._user:
+                shutil.chown(self.directory, "mysql", "mysql")
+            subprocess.run(
+                [self.install, "--no-defaults", f"--datadir={self.data}", *self._user,
+                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+        self.process = subprocess.Popen(
+            [self.server, "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.directory / 'mysqld.sock'}",
+             f"--pid-file={self.directory / 'mysqld.pid'}", f"--log-error={self.log}",
+             "--skip-name-resolve", "--character-set-server=utf8mb4",
+             "--innodb-buffer-pool-size=128M", "--max-connections=300", *self._user],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for_port(self.port, "mariadbd", timeout=60)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``immediate`` is a crash (``SIGKILL``), recovered at start."""
+        if self.process is None:
+            return
+        sig = signal.SIGKILL if mode == "immediate" else signal.SIGTERM
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=60)
+        self.process = None
+
+    def restart(self, mode: str = "immediate") -> None:
+        self.stop(mode)
+        self.start()
+
+    def create_database(self, name: str) -> None:
+        import MySQLdb
+
+        connection = MySQLdb.connect(host="127.0.0.1", port=self.port, user="root")
+        try:
+            connection.cursor().execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+        finally:
+            connection.close()
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Settings of the fault-injection run's processes (its workers and itself).
 
 Everything comes from the environment that ``benchmarks/chaos.py`` sets:
-``CHAOS_DB`` (``sqlite`` or ``postgres``) with ``CHAOS_SQLITE_PATH`` or
-``CHAOS_PG_PORT``; ``CHAOS_QUEUE`` (``database`` or ``redis``) with
+``CHAOS_DB`` (``sqlite``, ``postgres`` or ``mariadb``) with ``CHAOS_SQLITE_PATH``,
+``CHAOS_PG_PORT`` or ``CHAOS_MYSQL_PORT``; ``CHAOS_QUEUE`` (``database`` or ``redis``) with
 ``CHAOS_REDIS_URL``; ``CHAOS_LOG``, the execution log the steps append to; and the
 short lease and sweep that let a run recover from many faults in a few seconds.
 With ``CHAOS_SPANS_DIR``, the process exports the traced workflow's spans there
@@ -36,6 +36,19 @@ if DB == "postgres":
             "OPTIONS": {"connect_timeout": 2, "prepare_threshold": 5},
         }
     }
+elif DB == "mariadb":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": "chaos",
+            "HOST": "127.0.0.1",
+            "PORT": os.environ.get("CHAOS_MYSQL_PORT", "3306"),
+            "USER": "root",
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"connect_timeout": 2, "charset": "utf8mb4"},
+        }
+    }
 elif DB == "sqlite":
     DATABASES = {
         "default": {
@@ -49,7 +62,7 @@ elif DB == "sqlite":
         }
     }
 else:
-    raise ValueError(f"CHAOS_DB must be 'sqlite' or 'postgres', not {DB!r}")
+    raise ValueError(f"CHAOS_DB must be 'sqlite', 'postgres' or 'mariadb', not {DB!r}")
 
 INSTALLED_APPS = ["django.contrib.contenttypes", "salvador_django", "benchmarks.faults"]
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from benchmarks.faults.checks import Fault, Verdict
+from benchmarks.faults.checks import DATABASE_RESTARTS, Fault, Verdict
 
 WORKFLOW = "chaos-traced"
 STEPS = ("one", "two", "three")
@@ -192,8 +192,8 @@ def _missing_cause(records: TracedRecords, pid: int | None, started: float) -> s
             continue
         if fault.kind == "kill" and fault.pid == pid:
             return "worker killed after its checkpoint, before the export"
-        if fault.kind == "postgres-restart":
-            return "PostgreSQL restarted under the checkpoint"
+        if fault.kind in DATABASE_RESTARTS:
+            return f"{DATABASE_RESTARTS[fault.kind]} under the checkpoint"
     return None
 
 

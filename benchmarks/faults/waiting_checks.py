@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from benchmarks.faults.checks import Fault, Verdict
+from benchmarks.faults.checks import DATABASE_RESTARTS, Fault, Verdict
 
 #: The waiting workflow (``benchmarks.faults.waiting``), and the signals each of its
 #: tasks takes, in order, whatever times out.
@@ -510,8 +510,8 @@ def _retried(records: WaitRecords, wait: WaitRow, since: float, until: float) ->
 def _outage(records: WaitRecords, since: float, until: float) -> str | None:
     """An outage of the database between ``since`` and ``until``."""
     for fault in _between(records.faults, since, until):
-        if fault.kind == "postgres-restart":
-            return "PostgreSQL restarted"
+        if fault.kind in DATABASE_RESTARTS:
+            return DATABASE_RESTARTS[fault.kind]
         if fault.kind == "stop" and records.stop_stalls_all:
             return "worker stopped (SQLite's write lock held)"
     return None

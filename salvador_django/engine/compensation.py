@@ -98,7 +98,11 @@ def _compensate_step(
     try:
         with tracing.using(span):
             step.compensate(task)
-        state_text = encode(task.state, f"task.state after compensating step {step.name!r}")
+        state_text = encode(
+            task.state,
+            f"task.state after compensating step {step.name!r}",
+            engine.writes.json_depth,
+        )
     except Exception as exc:
         tracing.end_step(span, "failed", exc)
         return _failed(engine, attempt, exc)

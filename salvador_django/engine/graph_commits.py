@@ -99,11 +99,12 @@ class Checkpoints:
 
     def _write(self, batch: list[_Waiting]) -> None:
         storable = []
+        depth = self.run.engine.writes.json_depth
         for entry in batch:  # a value that is not JSON fails its own step, not the others
             name = entry.attempt.step.name
             try:
-                encode(entry.output, f"the return value of step {name!r}")
-                encode(entry.attempt.task.state, f"task.state after step {name!r}")
+                encode(entry.output, f"the return value of step {name!r}", depth)
+                encode(entry.attempt.task.state, f"task.state after step {name!r}", depth)
             except NotSerialisable as exc:
                 entry.error, entry.done = exc, True
                 continue

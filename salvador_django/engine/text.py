@@ -20,6 +20,7 @@ import traceback
 from typing import Any
 
 from salvador_django.exceptions import NotSerialisable
+from salvador_django.payloads import nested_deeper
 
 #: The longest error stored on a task and its step run, in characters (then a note).
 ERROR_CHARS = 2_000
@@ -112,13 +113,14 @@ def _clean(text: str) -> str:
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
-def encode(value: Any, what: str) -> str:
+def encode(value: Any, what: str, depth: int | None = None) -> str:
     """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON.
 
-    Or if it holds a string no database can store: a NUL character, or a surrogate.
-    Those are found in the JSON text itself: the value is walked once, by
-    ``json.dumps``. Non-ASCII characters are left as they are (not ``\\u`` escapes):
-    shorter, quicker to write and to search.
+    Or if it holds a string no database can store: a NUL character, or a surrogate;
+    or, with ``depth`` (the database's limit: :func:`salvador_django.sql.stored_json_depth`),
+    if it nests deeper. Those are found in the JSON text itself: the value is walked
+    once, by ``json.dumps``. Non-ASCII characters are left as they are (not ``\\u``
+    escapes): shorter, quicker to write and to search.
     """
     try:
         text = _ENCODER.encode(value)
@@ -127,4 +129,9 @@ def encode(value: Any, what: str) -> str:
     problem = unstorable(text)
     if problem is not None:
         raise NotSerialisable(f"{what} cannot be stored: a string in it holds {problem}")
+    if depth is not None and nested_deeper(text.encode("utf-8"), depth):
+        raise NotSerialisable(
+            f"{what} cannot be stored: it nests deeper than the {depth} levels the database "
+            "stores (MariaDB's JSON_VALID)"
+        )
     return text

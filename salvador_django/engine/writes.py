@@ -6,6 +6,7 @@ that lost its lease writes nothing (the write reports the loss instead).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from django.db import (
 from django.utils import timezone
 
 import salvador_django.engine.observe as observe
-from salvador_django import transitions
+from salvador_django import sql, transitions
 from salvador_django.engine.outcome import CheckpointFailed
 from salvador_django.engine.text import (
     ERROR_CHARS,
@@ -64,6 +65,11 @@ class Writes:
         #: evaluated itself: built once, not once per step).
         self.tasks = Task.objects.using(database)
 
+    @functools.cached_property
+    def json_depth(self) -> int | None:
+        """How deep output and state may nest to be stored here (None: no lower limit)."""
+        return sql.stored_json_depth(connections[self.database])
+
     def row(self, task: Task) -> Any:
         """The task's row, to read."""
         return Task.objects.using(self.database).filter(id=task.id)
@@ -97,10 +103,13 @@ class Writes:
         the database failed, :class:`NotSerialisable` if output or state is not JSON.
         """
         task, step = attempt.task, attempt.step
+        depth = self.json_depth
         output_text = (
-            None if output is None else encode(output, f"the return value of step {step.name!r}")
+            None
+            if output is None
+            else encode(output, f"the return value of step {step.name!r}", depth)
         )
-        state_text = encode(task.state, f"task.state after step {step.name!r}")
+        state_text = encode(task.state, f"task.state after step {step.name!r}", depth)
         run = {
             "index": attempt.index,
             "name": step.name,

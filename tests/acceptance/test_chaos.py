@@ -8,7 +8,7 @@ workflow (every step's span in its task's one trace; the workers table at the en
 and of its Django tasks (enqueued through ``django.tasks``, retried, every result
 SUCCESSFUL and agreeing with the attempts recorded) included.
 
-Each run starts its own PostgreSQL and Redis servers (see ``benchmarks/faults``), so
+Each run starts its own PostgreSQL, MariaDB and Redis servers (see ``benchmarks/faults``), so
 the shared services stay up. The run's own checks are tested in
 ``tests/unit/test_chaos_checks.py``; here the whole run must report PASS.
 """
@@ -23,18 +23,26 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import run_in_group
-from tests.support.servers import require_private_postgres
+from tests.support.servers import require_private_mariadb, require_private_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("queue", "db"), [("database", "postgres"), ("redis", "postgres"), ("database", "sqlite")]
+    ("queue", "db"),
+    [
+        ("database", "postgres"),
+        ("redis", "postgres"),
+        ("database", "sqlite"),
+        ("database", "mariadb"),
+    ],
 )
 def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -> None:
     if db == "postgres":
         require_private_postgres()
+    if db == "mariadb":
+        require_private_mariadb()  # restarted under load: never the shared server
     summary = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     command = [sys.executable, "benchmarks/chaos.py", "--quick", "--queue", queue, "--db", db,
@@ -47,8 +55,8 @@ def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -
     assert result["statuses"] == {"completed": 1000}
     assert result["faults"]["kill"] >= 5
     assert result["faults"]["stop"] >= 1
-    if db == "postgres":
-        assert result["faults"]["postgres-restart"] == 1
+    if db in ("postgres", "mariadb"):
+        assert result["faults"][f"{db}-restart"] == 1
     if queue == "redis":
         assert result["faults"]["redis-restart"] >= 1
         assert result["faults"]["redis-flush"] >= 1

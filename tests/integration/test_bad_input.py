@@ -929,6 +929,33 @@ def test_output_or_state_the_database_cannot_store_fails_the_task_after_one_run(
     assert (run.status, run.output, run.error) == ("failed", None, row.error)
 
 
+@pytest.mark.only_backend("mariadb")
+@pytest.mark.parametrize(
+    ("step", "what"),
+    [
+        pytest.param(lambda task: nested(MARIADB_JSON_DEPTH + 1), RETURNED, id="output"),
+        pytest.param(
+            lambda task: task.state.update(deep=nested(MARIADB_JSON_DEPTH)), STATE, id="state"
+        ),
+    ],
+)
+def test_output_or_state_deeper_than_mariadb_stores_fails_the_task_after_one_run(
+    backend: str,
+    stored: Stored,
+    workflow_names: list[str],
+    step: Callable[[Task], Any],
+    what: str,
+) -> None:
+    """MariaDB's JSON check refuses the row: the step fails, saying why, not replayed."""
+    row, runs = run_one_bad_step(backend, stored, workflow_names, step)
+    assert runs == [1]
+    assert row.status == TaskStatus.FAILED
+    assert row.error == (
+        f"NotSerialisable: {what} cannot be stored: it nests deeper than the 31 levels the "
+        "database stores (MariaDB's JSON_VALID)"
+    )
+
+
 def test_valid_characters_beyond_the_basic_plane_and_escaped_backslashes_are_stored(
     backend: str, stored: Stored, workflow_names: list[str]
 ) -> None:

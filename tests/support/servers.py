@@ -1,4 +1,4 @@
-"""Private PostgreSQL and Redis servers for the tests that stop, restart or flush them.
+"""Private PostgreSQL, MariaDB and Redis servers for the tests that stop, restart or flush them.
 
 The servers are ``benchmarks/faults/servers.py``'s (the fault-injection run uses the
 same); tests import them from here. A private PostgreSQL runs as the ``postgres``
@@ -105,3 +105,25 @@ def require_private_postgres() -> None:
         pytest.fail(verdict.reason)
     if verdict.action == "skip":
         pytest.skip(verdict.reason)
+
+
+def require_private_mariadb() -> None:
+    """Skip (or, with ``SALVADOR_TEST_REQUIRE_SERVICES``, fail) unless this process can
+    start a private MariaDB: its server, ``mariadb-install-db`` and mysqlclient."""
+    import importlib.util
+    import shutil
+
+    reason = None
+    if not (shutil.which("mariadbd") or os.access("/usr/sbin/mariadbd", os.X_OK)):
+        reason = "no MariaDB server (mariadbd) installed"
+    elif not shutil.which("mariadb-install-db"):
+        reason = "no mariadb-install-db to make a private MariaDB's data directory"
+    elif importlib.util.find_spec("MySQLdb") is None:
+        reason = "mysqlclient is not installed (pip install -e '.[mysql]')"
+    elif os.geteuid() == 0 and not user_exists("mysql"):
+        reason = "running as root, there is no mysql system user to run MariaDB as"
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE_SERVICES):
+        pytest.fail(f"{reason}, and {REQUIRE_SERVICES} is set")
+    pytest.skip(reason)
