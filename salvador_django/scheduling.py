@@ -19,7 +19,7 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
@@ -182,7 +182,7 @@ def _tick_batch(database: str, now: datetime | None) -> tuple[list[Task], bool]:
     rows = list(due.order_by("next_run_at")[:TICK_BATCH])
     submitted: list[Task] = []
     for row in rows:
-        now_then = _aware(row.clock) if now is None else now
+        now_then = _aware(cast(Any, row).clock) if now is None else now
         try:
             submitted.extend(_tick(database, row, now_then))
         except (SalvadorError, ValueError) as exc:  # this schedule's fault: the others go on

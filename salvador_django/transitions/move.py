@@ -180,7 +180,8 @@ def reading_first(changes: Changes) -> Changes:
 def _columns_read(value: Any) -> set[str]:
     """The fields an update value reads (``F`` names, ``When`` conditions' lookups)."""
     if isinstance(value, F):
-        return {value.name.split("__")[0]}
+        name = value.deconstruct()[1][0]  # F(name)
+        return {str(name).split("__")[0]}
     if isinstance(value, Q):
         found: set[str] = set()
         for child in value.children:

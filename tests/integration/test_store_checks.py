@@ -27,7 +27,7 @@ def test_a_sqlite_file_without_wal_is_warned(backend, tmp_path: Path):
         [warning] = _sqlite_journal("probe", connection)
         assert warning.id == "salvador.W062"
         assert "'delete' journal" in warning.msg
-        assert "journal_mode=WAL" in warning.hint
+        assert "journal_mode=WAL" in str(warning.hint)
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA journal_mode=WAL")
         assert _sqlite_journal("probe", connection) == []

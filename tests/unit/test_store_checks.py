@@ -13,7 +13,7 @@ MYSQL = "django.db.backends.mysql"
 
 
 def ids(alias: str, engine: str, **options: Any) -> list[str]:
-    return [m.id for m in settings_problems(alias, {"ENGINE": engine, "OPTIONS": options})]
+    return [str(m.id) for m in settings_problems(alias, {"ENGINE": engine, "OPTIONS": options})]
 
 
 def test_sqlite_with_immediate_transactions_passes():
