@@ -1,4 +1,5 @@
-"""``benchmarks/run.py --quick --backends sqlite`` runs to the end (figures are not tested)."""
+"""``benchmarks/run.py --quick --backends sqlite`` runs to the end, and a short run of
+``--backends mariadb`` where MariaDB is reachable (figures are not tested)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,49 @@ def test_quick_sqlite_benchmark_runs_and_reports_every_section(tmp_path: Path) -
     assert "observability: burst steps/s" in run.stdout
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["benchmark-concurrency.png", "benchmark-latency-cdf.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.mariadb
+def test_mariadb_benchmark_runs_throughput_latency_and_scale(tmp_path: Path) -> None:
+    from tests.conftest import chosen_backends, mariadb_missing
+
+    if "mariadb" not in chosen_backends():
+        pytest.skip("MariaDB is not among SALVADOR_TEST_BACKENDS")
+    missing = mariadb_missing()
+    if missing:
+        if os.environ.get("SALVADOR_TEST_REQUIRE_SERVICES"):
+            pytest.fail(f"{missing}, and SALVADOR_TEST_REQUIRE_SERVICES is set")
+        pytest.skip(missing)
+    results = tmp_path / "results.json"
+    database = os.environ.get("SALVADOR_TEST_MYSQL_TEST_NAME", "salvador_test") + "_bench"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["SALVADOR_BENCH_MYSQL_NAME"] = database  # several runs may share the server
+    for name, default in (("HOST", "127.0.0.1"), ("PORT", "3306"), ("USER", "root")):
+        env[f"SALVADOR_BENCH_MYSQL_{name}"] = os.environ.get(f"SALVADOR_TEST_MYSQL_{name}", default)
+    env["SALVADOR_BENCH_MYSQL_PASSWORD"] = os.environ.get("SALVADOR_TEST_MYSQL_PASSWORD", "")
+    run = run_in_group(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            *("--backends", "mariadb", "--sections", "throughput,latency,scale"),
+            *("--tasks", "100", "--repeat", "1", "--latency-samples", "10"),
+            *("--history", "0,2000", "--json", str(results)),
+        ],
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    mariadb = json.loads(results.read_text())["backends"]["mariadb"]
+    assert mariadb["errors"] == []
+    assert mariadb["throughput"]["by_status"] == {"completed": 100}
+    assert mariadb["throughput_processes"]["by_status"] == {"completed": 100}
+    assert mariadb["raw_commits_per_second"]["4"] > 0
+    # InnoDB's transaction counters need the privilege to turn them on; else it says why.
+    assert "commits_per_step" in mariadb["throughput"] or mariadb["commits_not_measured"]
+    assert len(mariadb["latency"]["start_samples_ms"]) == 10
+    assert mariadb["latency"]["poll_interval"] > 0  # no LISTEN/NOTIFY: its workers poll
+    assert set(mariadb["scale"]) == {"0", "2000"}
+    assert "MariaDB targets:" in run.stdout
+    assert f"dropped the database {database!r}" in run.stdout

@@ -9,11 +9,12 @@ skips a test that needs one when this process cannot start it, or fails it when
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pytest
 
@@ -127,3 +128,35 @@ def require_private_mariadb() -> None:
     if os.environ.get(REQUIRE_SERVICES):
         pytest.fail(f"{reason}, and {REQUIRE_SERVICES} is set")
     pytest.skip(reason)
+
+
+def drop_connections(connection: Any, *, own: bool) -> None:
+    """The server drops this connection (``own``) or every other one to its database,
+    as a restart would: PostgreSQL's ``pg_terminate_backend``, MySQL's ``KILL``."""
+    if connection.vendor == "postgresql":
+        which = "pid = pg_backend_pid()" if own else "pid <> pg_backend_pid()"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = current_database() AND {which}"
+            )
+        return
+    assert connection.vendor == "mysql", connection.vendor
+    with connection.cursor() as cursor:
+        which = "id = CONNECTION_ID()" if own else "id <> CONNECTION_ID()"
+        cursor.execute(
+            f"SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND {which}"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    import MySQLdb
+
+    params = connection.get_connection_params()
+    killer = MySQLdb.connect(
+        **{k: v for k, v in params.items() if k in ("host", "port", "user", "password")}
+    )
+    try:
+        for thread in ids:  # from another connection: a KILL of one's own is refused
+            with contextlib.suppress(MySQLdb.OperationalError):  # gone already
+                killer.cursor().execute(f"KILL CONNECTION {int(thread)}")
+    finally:
+        killer.close()

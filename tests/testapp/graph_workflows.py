@@ -225,15 +225,15 @@ batched.step("join", record("join"), after=["holds", "q1", "q2", "q3"])
 
 
 def _loses_its_connection(task):
-    """PostgreSQL drops this step's connection under it (as a restart would)."""
+    """The server drops this step's connection under it (as a restart would)."""
     from django.db import connections
 
     from salvador_django.conf import get_settings
+    from tests.support.servers import drop_connections
 
     record("cut")(task)
     database = get_settings().DATABASE
-    with connections[database].cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    drop_connections(connections[database], own=True)
     with connections[database].cursor() as cursor:
         cursor.execute("SELECT 1")  # the step's next query finds its connection gone
     return "reached"
