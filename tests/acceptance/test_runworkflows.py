@@ -105,7 +105,7 @@ def test_listen_notify_wakes_an_idle_worker_process_at_once(backend, start_worke
     assert time.monotonic() - started < 5  # far below the 30 s poll interval
 
 
-@pytest.mark.only_backend("postgres")
+@pytest.mark.only_backend("postgres", "mariadb")
 @pytest.mark.only_queue("redis")
 def test_three_processes_of_four_threads_share_2000_tasks_through_redis(
     backend, queue_name, start_worker

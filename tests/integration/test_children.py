@@ -256,7 +256,7 @@ def test_a_child_an_earlier_wait_awaited_no_longer_counts(backend):
     assert reloaded(a).status == TaskStatus.CANCELLED
 
 
-@pytest.mark.only_backend("postgres")
+@pytest.mark.only_backend("postgres", "mariadb")
 def test_cancelling_a_parent_while_its_children_end_deadlocks_nothing(backend):
     parent = submit("waiting-children", {"count": 20})
     run_until_idle()

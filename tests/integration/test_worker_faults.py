@@ -194,7 +194,7 @@ def test_idle_threads_close_their_connections_as_conn_max_age_says(backend):
     assert min(samples) <= 3, samples
 
 
-@pytest.mark.only_backend("postgres")
+@pytest.mark.only_backend("postgres", "mariadb")
 def test_a_worker_that_needs_more_connections_than_the_server_allows_is_warned_of(backend, caplog):
     limit = connection_limit(backend)
     assert limit is not None
