@@ -8,8 +8,8 @@ Run by the per-backend measuring process (:class:`benchmarks.measure.Measurement
   ``runworkflows --burst --concurrency C`` subprocess timed from spawn to exit, as the
   throughput section's bursts; with ``--pool threads`` and ``--pool processes``,
   ``--repeat`` times each (the two alternate which goes first; the median run of each
-  is kept). Steps/s, and on PostgreSQL the commits per step (every transaction the
-  worker committed, then less one claim per task, then less an empty run's commits).
+  is kept). Steps/s, and on PostgreSQL and MariaDB the commits per step (every
+  transaction the worker committed, then less one claim per task, then less an empty run's commits).
 - Parallel steps: ``--graph-samples`` tasks of ``bench-wide`` (8 independent steps,
   roots, each sleeping 100 ms), submitted one at a time to an idle long-running
   ``runworkflows --concurrency 8`` worker, with ``--pool threads`` and with ``--pool
@@ -56,7 +56,7 @@ def measure(m: Measurement) -> dict[str, Any]:
     }
     _clear()
     if m.graph_tasks:
-        if m.stat_conn is not None and m.result.get("empty_burst_commits") is None:
+        if m.counts_commits and m.result.get("empty_burst_commits") is None:
             m.measure_startup()  # the commits of an empty run, for the happy path's
         out["bursts"] = {pool: against_line(m, pool) for pool in POOLS}
     if m.graph_samples:
@@ -243,10 +243,10 @@ def rows(concurrency: int) -> list[Row]:
             (f"straight line of 6 steps/s, --pool {pool}", burst(pool, "line", "steps_per_second")),
             ("  each run", each(pool, "line")),
             ("  diamond / straight line", ratio(pool)),
-            ("  commits/step, diamond / line (PG)", both(pool, "commits_per_step")),
-            ("  (commits - claims)/step, diamond / line (PG)", both(
+            ("  commits/step, diamond / line (PG, MariaDB)", both(pool, "commits_per_step")),
+            ("  (commits - claims)/step, diamond / line (PG, MariaDB)", both(
                 pool, "commits_minus_claims_per_step")),
-            ("  same, minus an empty run's commits (PG)", both(
+            ("  same, minus an empty run's commits (PG, MariaDB)", both(
                 pool, "happy_path_commits_per_step")),
         ]  # fmt: skip
     for pool in POOLS:

@@ -48,11 +48,29 @@ FROM (SELECT n, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now',
         '-' || (abs(random()) %% 2592000) || ' seconds') AS at FROM g)
 """
 
+# MariaDB's recursion stops at max_recursive_iterations (1,000 by default): seed_history
+# raises it for its session. Ids are CHAR(32) hex there. The times spread over 30 days by
+# CRC32 of the row's number, not RAND(): merged into the outer query, t's RAND() could
+# differ between the five columns that read ``at``.
+_SEED_TASKS_MARIADB = f"""
+INSERT INTO {{task}} ({_COLUMNS})
+WITH RECURSIVE g(n) AS (SELECT %(first)s UNION ALL SELECT n + 1 FROM g WHERE n < %(last)s),
+    t AS (SELECT n, UTC_TIMESTAMP(6) - INTERVAL (CRC32(n) %% 2592000) SECOND AS at FROM g)
+SELECT replace(uuid(), '-', ''), %(workflow)s, JSON_OBJECT('i', n), JSON_OBJECT(),
+    JSON_OBJECT(),
+    CASE WHEN n %% 10 = 0 THEN 'failed' ELSE 'completed' END,
+    CASE WHEN n %% 10 = 0 THEN 1 ELSE 3 END,
+    CASE WHEN n %% 10 = 0 THEN 'two' ELSE '' END,
+    CASE WHEN n %% 10 = 0 THEN 'RuntimeError: seeded failure' ELSE '' END,
+    0, 0, 0, at, at, at + INTERVAL 10000 MICROSECOND, at, at + INTERVAL 10000 MICROSECOND
+FROM t
+"""
+
 # One step run per completed step, and the failed attempt of each failed task.
 # {new} selects the tasks just seeded.
 _SEED_STEP_RUNS = """
 INSERT INTO {step_run} (
-    task_id, "index", name, attempt, status, started_at, finished_at, error, traceback,
+    task_id, {index}, name, attempt, status, started_at, finished_at, error, traceback,
     output, worker
 )
 SELECT t.id, s.i, s.name, 1,
@@ -71,7 +89,11 @@ def _tables(connection: Any) -> dict[str, str]:
     from salvador_django.models import StepRun, Task
 
     quote = connection.ops.quote_name
-    return {"task": quote(Task._meta.db_table), "step_run": quote(StepRun._meta.db_table)}
+    return {
+        "task": quote(Task._meta.db_table),
+        "step_run": quote(StepRun._meta.db_table),
+        "index": quote("index"),
+    }
 
 
 def history_size() -> int:
@@ -88,13 +110,21 @@ def seed_history(rows: int) -> float:
     if rows <= 0:
         return 0.0
     first = history_size() + 1
-    params = {"workflow": HISTORY_WORKFLOW, "first": first, "last": first + rows - 1}
+    params: dict[str, Any] = {
+        "workflow": HISTORY_WORKFLOW,
+        "first": first,
+        "last": first + rows - 1,
+    }
     tables = _tables(connection)
     began = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_SEED_TASKS_POSTGRESQL.format(**tables), params)
             new = "(t.body ->> 'i')::bigint >= %(first)s"
+        elif connection.vendor == "mysql":
+            cursor.execute("SET SESSION max_recursive_iterations = %s", [rows + 1])
+            cursor.execute(_SEED_TASKS_MARIADB.format(**tables), params)
+            new = "CAST(JSON_VALUE(t.body, '$.i') AS UNSIGNED) >= %(first)s"
         else:
             cursor.execute(f"SELECT coalesce(max(rowid), 0) FROM {tables['task']}")
             params["rowid"] = cursor.fetchone()[0]
@@ -110,6 +140,13 @@ def analyze() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            from salvador_django.models import StepRun, Task
+
+            tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (Task, StepRun))
+            cursor.execute(f"ANALYZE TABLE {tables}")
+            cursor.fetchall()
+            return
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
 
 
@@ -119,10 +156,13 @@ def settle() -> None:
     After the statistics, PostgreSQL writes the bulk load's dirty pages out now
     (``CHECKPOINT``; a superuser's right, skipped without it), so that its checkpoint
     does not land in the middle of the next measurement. SQLite folds its WAL back.
+    MariaDB has no statement for it (InnoDB flushes in the background): statistics only.
     """
     from django.db import DatabaseError, connection, transaction
 
     analyze()
+    if connection.vendor == "mysql":
+        return
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -4,8 +4,9 @@ Django settings select one database per process (``benchmarks.settings``,
 ``SALVADOR_BENCH_DB``), so ``run.py`` runs this once per backend, in a fresh process
 of itself. It creates a fresh database, migrates it with a ``python -m django
 migrate`` subprocess, measures the raw baseline, submits tasks with ``submit()`` and
-starts ``python -m django runworkflows`` worker subprocesses. ``run.py``'s docstring
-says what each figure counts.
+starts ``python -m django runworkflows`` worker subprocesses; at the end it drops
+MariaDB's database (a server others share). ``run.py``'s docstring says what each
+figure counts.
 """
 
 from __future__ import annotations
@@ -37,16 +38,23 @@ from benchmarks import (
     tasks_section,
     waits,
 )
+from benchmarks.mariadb_commits import CommitCounter
 from benchmarks.servers import (
+    MYSQL_BACKENDS,
+    MYSQL_DB,
     PG_BACKENDS,
     PG_DB,
     REDIS_BACKENDS,
     REPO,
+    MySQLConnection,
     bench_env,
+    drop_mysql_database,
     log,
+    mysql_params,
     pg_connect,
     pg_params,
     recreate_database,
+    recreate_mysql_database,
     redis_connect,
     summary_ms,
 )
@@ -96,10 +104,13 @@ class Measurement:
         self.env = bench_env(backend, workdir)
         self.sqlite_path = workdir / "bench.sqlite3"
         self.postgres = backend in PG_BACKENDS
+        self.mariadb = backend in MYSQL_BACKENDS
         self.redis = backend in REDIS_BACKENDS
         self.redis_prefix = os.environ.get("SALVADOR_BENCH_REDIS_PREFIX", "salvador-bench:")
-        self.stat_conn: Any = None
+        self.stat_conn: Any = None  # PostgreSQL's
+        self.mysql_counter: CommitCounter | None = None
         self.local_postgres = self.postgres and pg_params()["host"] in ("127.0.0.1", "localhost")
+        self.local_mariadb = self.mariadb and mysql_params()["host"] in ("127.0.0.1", "localhost")
         self.last_cpu: dict[str, Any] = {}
         self.result: dict[str, Any] = {"backend": backend, "errors": []}
         self._logs = 0
@@ -111,6 +122,9 @@ class Measurement:
         if self.postgres:
             recreate_database(PG_DB)
             self.stat_conn = pg_connect("postgres")  # reads stats without touching PG_DB
+        elif self.mariadb:
+            recreate_mysql_database(MYSQL_DB)
+            self.mysql_counter = self._start_mysql_counter()
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.sqlite_path}{suffix}").unlink(missing_ok=True)
@@ -123,8 +137,21 @@ class Measurement:
         )
         self.result["migrate_seconds"] = time.perf_counter() - began
 
+    def _start_mysql_counter(self) -> CommitCounter | None:
+        """MariaDB's count of committed transactions; None (and why, logged) without it."""
+        counter = CommitCounter(MYSQL_DB)
+        try:
+            counter.start()
+        except Exception as exc:
+            counter.close()
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            self.result["commits_not_measured"] = why
+            log(self.backend, f"commits not measured on MariaDB: {why}")
+            return None
+        return counter
+
     def server_facts(self) -> dict[str, str]:
-        """Version and durability settings of the database server."""
+        """Version and durability settings of the database server (and of Redis)."""
         from django.db import connection
 
         with connection.cursor() as cursor:
@@ -133,14 +160,9 @@ class Measurement:
                 for name in ("server_version", "synchronous_commit", "fsync"):
                     cursor.execute(f"SHOW {name}")
                     facts[name] = cursor.fetchone()[0]
-                if self.redis:
-                    client = redis_connect()
-                    info = client.info("server") | client.info("persistence")
-                    client.close()
-                    facts["redis_version"] = str(info["redis_version"])
-                    facts["redis appendonly"] = "yes" if info.get("aof_enabled") else "no"
-                    facts["key prefix"] = self.redis_prefix
-                return facts
+                return facts | self._redis_facts()
+            if self.mariadb:
+                return self._mariadb_facts(cursor) | self._redis_facts()
             cursor.execute("SELECT sqlite_version()")
             version = cursor.fetchone()[0]
             cursor.execute("PRAGMA journal_mode")
@@ -149,11 +171,45 @@ class Measurement:
             sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(cursor.fetchone()[0], "?")
         return {"sqlite_version": version, "journal_mode": journal, "synchronous": sync}
 
+    def _redis_facts(self) -> dict[str, str]:
+        if not self.redis:
+            return {}
+        client = redis_connect()
+        info = client.info("server") | client.info("persistence")
+        client.close()
+        return {
+            "redis_version": str(info["redis_version"]),
+            "redis appendonly": "yes" if info.get("aof_enabled") else "no",
+            "key prefix": self.redis_prefix,
+        }
+
+    def _mariadb_facts(self, cursor: Any) -> dict[str, str]:
+        """MariaDB's version, durability, isolation; how idle workers of its database queue
+        wait (they poll: no LISTEN/NOTIFY); what its commit counts count."""
+        from salvador_django.conf import get_settings
+
+        cursor.execute("SELECT VERSION()")
+        facts = {"version": str(cursor.fetchone()[0])}
+        names = (
+            "innodb_flush_log_at_trx_commit", "sync_binlog", "log_bin",
+            "innodb_buffer_pool_size", "tx_isolation", "transaction_isolation",
+        )  # fmt: skip
+        marks = ", ".join(["%s"] * len(names))
+        cursor.execute(f"SHOW SESSION VARIABLES WHERE Variable_name IN ({marks})", names)
+        facts |= {name: str(value) for name, value in cursor.fetchall()}
+        if not self.redis:
+            poll = float(get_settings().POLL_INTERVAL)
+            facts["POLL_INTERVAL"] = f"{poll:g} s (idle workers poll: no LISTEN/NOTIFY)"
+        facts["commits counted"] = "InnoDB trx_rw/ro/nl_ro_commits, server-wide"
+        return facts
+
     # -- 1. raw baseline
 
     def _raw_connect(self) -> Any:
         if self.postgres:
             return pg_connect(PG_DB)
+        if self.mariadb:
+            return MySQLConnection(MYSQL_DB)
         conn = sqlite3.connect(
             self.sqlite_path, timeout=20, isolation_level=None, check_same_thread=False
         )
@@ -162,7 +218,7 @@ class Measurement:
 
     def raw_commits_per_second(self, threads: int) -> float:
         """Single-row UPDATE commits/s, autocommit, ``threads`` connections (one row each)."""
-        marker = "%s" if self.postgres else "?"
+        marker = "%s" if self.postgres or self.mariadb else "?"
         setup = self._raw_connect()
         setup.execute("CREATE TABLE IF NOT EXISTS bench_raw (id integer PRIMARY KEY, n bigint)")
         for i in range(threads):
@@ -286,7 +342,7 @@ class Measurement:
         connections.close_all()  # nothing of ours touches the database meanwhile
         path = self._log_file(name)
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_before = cpu.snapshot(self.local_postgres)
+        cpu_before = cpu.snapshot(self.local_postgres, self.local_mariadb)
         with path.open("w") as output:
             began = time.perf_counter()
             proc = subprocess.Popen(
@@ -309,19 +365,31 @@ class Measurement:
         if code != 0:
             raise RuntimeError(f"{name}: worker exited {code}:\n{path.read_text()[-3000:]}")
         time.sleep(0.1)  # the server reaps the worker's backends
-        cpu_after = cpu.snapshot(self.local_postgres)
+        cpu_after = cpu.snapshot(self.local_postgres, self.local_mariadb)
         self.last_cpu = (
             cpu_after.since(cpu_before, os.cpu_count() or 1) if cpu_before and cpu_after else {}
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         return elapsed, (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
 
+    @property
+    def counts_commits(self) -> bool:
+        """Whether :meth:`commits` reads a counter (PostgreSQL, MariaDB)."""
+        return self.stat_conn is not None or self.mysql_counter is not None
+
     def commits(self) -> int | None:
-        """``xact_commit`` of the bench database once the counter has settled (PostgreSQL)."""
-        if self.stat_conn is None:
-            return None
+        """``xact_commit`` of the bench database once the counter has settled (PostgreSQL);
+        the server's committed InnoDB transactions (MariaDB, ``benchmarks.mariadb_commits``);
+        None on SQLite."""
         from django.db import connections
 
+        if self.mysql_counter is not None:
+            connections.close_all()  # as on PostgreSQL: nothing of ours runs meanwhile
+            value = self.mysql_counter.commits()
+            self.result["mysql_other_sessions"] = self.mysql_counter.other_sessions
+            return value
+        if self.stat_conn is None:
+            return None
         connections.close_all()  # our own backend exits and flushes its counters
         last = None
         deadline = time.monotonic() + 10
@@ -410,8 +478,10 @@ class Measurement:
             "worker_cpu_ms_per_step": 1000 * worker_cpu / steps,
             **self.last_cpu,
         }
-        if self.last_cpu.get("postgres_cpu_seconds") is not None:
-            out["postgres_cpu_ms_per_step"] = 1000 * self.last_cpu["postgres_cpu_seconds"] / steps
+        for server in ("postgres", "mariadb"):
+            if self.last_cpu.get(f"{server}_cpu_seconds") is not None:
+                seconds = self.last_cpu[f"{server}_cpu_seconds"]
+                out[f"{server}_cpu_ms_per_step"] = 1000 * seconds / steps
         self.check_burst(name, out, Task.objects.filter(workflow=workflow), count, steps)
         if before is not None and after is not None:
             total = after - before
@@ -587,8 +657,8 @@ class Measurement:
         )
 
     def _idle_commit_rate(self) -> float | None:
-        """Commits/s of the idle long-running worker (PostgreSQL): its polling cost."""
-        if self.stat_conn is None:
+        """Commits/s of the idle long-running worker (PostgreSQL, MariaDB): its polling cost."""
+        if not self.counts_commits:
             return None
         before = self.commits()
         began = time.monotonic()
@@ -651,9 +721,25 @@ class Measurement:
 
     def run(self) -> dict[str, Any]:
         """Measure everything for this backend; returns the results."""
+        log(self.backend, "preparing a fresh database")
+        try:
+            return self._run_sections()
+        finally:
+            if self.mariadb:  # a shared server: leave no database behind
+                self._drop_mariadb()
+
+    def _drop_mariadb(self) -> None:
+        from django.db import connections
+
+        connections.close_all()
+        if self.mysql_counter is not None:
+            self.mysql_counter.close()
+        drop_mysql_database(MYSQL_DB)
+        log(self.backend, f"dropped the database {MYSQL_DB!r}")
+
+    def _run_sections(self) -> dict[str, Any]:
         import django
 
-        log(self.backend, "preparing a fresh database")
         self.prepare_database()
         django.setup()
         self.result["server"] = self.server_facts()

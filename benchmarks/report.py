@@ -6,7 +6,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import cost_report, graphs, observability_report, schedules_report, tasks_report
+from benchmarks import (
+    cost_report,
+    graphs,
+    mariadb_report,
+    observability_report,
+    schedules_report,
+    tasks_report,
+)
 from benchmarks.measure import RAW_SECONDS, STEPS
 from benchmarks.servers import Result, percentile
 
@@ -77,6 +84,7 @@ def _backend_rows(concurrency: int) -> list[Row]:
         ("burst wall time, s", tp("seconds", 2)),
         ("worker CPU (user+sys) per step, ms", tp("worker_cpu_ms_per_step", 2)),
         ("PostgreSQL server CPU per step, ms (local)", tp("postgres_cpu_ms_per_step", 2)),
+        ("MariaDB server CPU per step, ms (local)", tp("mariadb_cpu_ms_per_step", 2)),
         ("machine busy during burst, share of cores", tp("machine_busy_share", 2)),
         ("worker startup (empty --burst), s", lambda r: fmt(r.get("startup_seconds"), 2)),
         ("raw commits/s, 1 conn", raw("1")),
@@ -87,12 +95,18 @@ def _backend_rows(concurrency: int) -> list[Row]:
         ),
         (f"steps/s / raw commits/s ({c} conns)", ratio("steps_per_second")),
         ("  same, startup subtracted", ratio("steps_per_second_minus_startup")),
-        ("commits/step, total (PG)", tp("commits_per_step", 3)),
-        ("(commits - claims)/step (PG)", tp("commits_minus_claims_per_step", 3)),
-        ("  same, minus an empty run's commits (PG)", tp("happy_path_commits_per_step", 3)),
-        ("worker commits/s during burst (PG)", tp("commits_per_second")),
-        ("commits of an empty --burst run (PG)", lambda r: fmt(r.get("empty_burst_commits"))),
-        ("idle worker commits/s (PG)", lambda r: fmt(r.get("idle_commits_per_second"), 1)),
+        ("commits/step, total (PG, MariaDB)", tp("commits_per_step", 3)),
+        ("(commits - claims)/step (PG, MariaDB)", tp("commits_minus_claims_per_step", 3)),
+        (
+            "  same, minus an empty run's commits (PG, MariaDB)",
+            tp("happy_path_commits_per_step", 3),
+        ),
+        ("worker commits/s during burst (PG, MariaDB)", tp("commits_per_second")),
+        (
+            "commits of an empty --burst run (PG, MariaDB)",
+            lambda r: fmt(r.get("empty_burst_commits")),
+        ),
+        ("idle worker commits/s (PG, MariaDB)", lambda r: fmt(r.get("idle_commits_per_second"), 1)),
         ("submit -> step 1 start, p50/p95/p99 ms", lat("start_ms")),
         ("submit -> completed seen, p50/p95/p99 ms", lat("complete_ms")),
         ("submit -> finished_at (DB), p50/p95/p99 ms", lat("finished_at_ms")),
@@ -586,6 +600,13 @@ def print_report(results: Result) -> None:
     for name, r in measured.items():
         server = ", ".join(f"{k} {v}" for k, v in r.get("server", {}).items())
         print(f"{name}: {server}")
+        if r.get("commits_not_measured"):
+            print(f"{name}: commits not measured on MariaDB: {r['commits_not_measured']}")
+        if r.get("mysql_other_sessions"):
+            print(
+                f"{name}: NOTE {r['mysql_other_sessions']} other client session(s) of the "
+                "server seen at a commit reading: its commit counts may include theirs"
+            )
     print()
     if measured:
         _print_backends(measured, args["concurrency"])
@@ -606,15 +627,24 @@ def print_report(results: Result) -> None:
     for label, met, figure in targets(measured, results["peers"], args["concurrency"]):
         verdict = {True: "MET", False: "NOT MET", None: "not measured"}[met]
         print(f"  [{verdict}] {label}: {figure}")
+    mariadb = mariadb_report.targets(measured, args["concurrency"])
+    if mariadb:
+        print("\nMariaDB targets:")
+        for label, met, figure in mariadb:
+            verdict = {True: "MET", False: "NOT MET", None: "not measured"}[met]
+            print(f"  [{verdict}] {label}: {figure}")
     print(
         "\nWhat is counted (docs/benchmarks.md says more):\n"
         "- raw commits/s: single-row UPDATEs in autocommit through the raw driver (sqlite3 /\n"
-        "  psycopg, no Django) on the same database, each connection its own thread and row,\n"
-        f"  {RAW_SECONDS:.0f} s each. Raw Redis: LPUSH then BRPOP from ONE redis-py client.\n"
+        "  psycopg / mysqlclient, no Django) on the same database, each connection its own\n"
+        f"  thread and row, {RAW_SECONDS:.0f} s each. Raw Redis: LPUSH then BRPOP from ONE\n"
+        "  redis-py client.\n"
         "- burst: wall time of ONE `runworkflows --burst` subprocess from spawn to exit, tasks\n"
         "  submitted beforehand; 'startup subtracted' removes an empty --burst run's time.\n"
         "- commits (PostgreSQL): delta of pg_stat_database.xact_commit across the burst,\n"
-        "  every transaction the worker commits, read-only ones included.\n"
+        "  every transaction the worker commits, read-only ones included. MariaDB: delta of\n"
+        "  InnoDB's committed transactions (INNODB_METRICS trx_rw/ro/nl_ro_commits, turned\n"
+        "  on for the run), the same, but the server's: other clients add to it.\n"
         "- latency: submit() in its own transaction to an idle long-running worker; 'start'\n"
         "  is step one's time.time() minus the time taken just before submit.\n"
         "- peers: their scripts in benchmarks/peers/, the same workload, one worker process.\n"

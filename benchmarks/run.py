@@ -2,7 +2,8 @@
 
 Usage (from the repository root, with the ``bench`` extra installed)::
 
-    .venv/bin/python benchmarks/run.py [--quick] [--backends sqlite,postgres,postgres+redis]
+    .venv/bin/python benchmarks/run.py [--quick]
+        [--backends sqlite,postgres,postgres+redis,mariadb,mariadb+redis]
         [--peers celery,dbos,procrastinate] [--tasks 2000] [--concurrency 4]
         [--latency-samples 200] [--sweep 1,2,4,8] [--history 0,100000,1000000]
         [--memory 1000,20000] [--wait-samples 200] [--waiting 0,100000]
@@ -20,18 +21,25 @@ worker failed, tasks were left unfinished). ``docs/benchmarks.md`` gives the met
 and the latest figures.
 
 Each backend is measured in a fresh process of this script (``benchmarks/measure.py``),
-because Django settings select one database per process. Backends: ``sqlite`` and
-``postgres`` use the database queue; ``postgres+redis`` stores tasks in the same
-PostgreSQL database and queues them in Redis (a fresh key prefix per run, deleted
-afterwards). A backend whose server is unreachable is skipped. Per backend:
+because Django settings select one database per process. Backends: ``sqlite``,
+``postgres`` and ``mariadb`` use the database queue (on SQLite and MariaDB idle
+workers poll every ``POLL_INTERVAL``: no LISTEN/NOTIFY); ``postgres+redis`` and
+``mariadb+redis`` store tasks in the same PostgreSQL or MariaDB database and queue them
+in Redis (a fresh key prefix per run, deleted afterwards). A backend whose server is
+unreachable (or, for MariaDB, without mysqlclient) is skipped, saying why. The
+PostgreSQL and MariaDB databases are created afresh for each backend; MariaDB's is
+dropped at the end. Per backend:
 
-1. Raw ceiling: single-row ``UPDATE`` commits/s through the raw driver, autocommit,
-   with 1 connection and with ``--concurrency`` connections (a thread each); for
-   ``postgres+redis`` also LPUSH+BRPOP pairs/s from one redis-py client.
+1. Raw ceiling: single-row ``UPDATE`` commits/s through the raw driver (sqlite3,
+   psycopg, mysqlclient), autocommit, with 1 connection and with ``--concurrency``
+   connections (a thread each); for the ``+redis`` backends also LPUSH+BRPOP pairs/s
+   from one redis-py client.
 2. Throughput: ``--tasks`` tasks of 3 no-op steps submitted up front, then ONE
    ``runworkflows --burst`` process timed from spawn to exit, with ``--pool threads``
    and with ``--pool processes``; tasks/s, steps/s, commits per step (PostgreSQL's
-   ``pg_stat_database.xact_commit``), worker CPU per step, steps/s / raw commits/s.
+   ``pg_stat_database.xact_commit``; MariaDB's InnoDB committed transactions,
+   server-wide), worker CPU and (local server) server CPU per step, steps/s / raw
+   commits/s.
 3. Latency: tasks submitted one at a time to an idle long-running worker: submit ->
    step one's start, and submit -> completed, p50/p95/p99.
 4. Sweep: burst steps/s at each ``--sweep`` concurrency.
@@ -82,7 +90,10 @@ afterwards). A backend whose server is unreachable is skipped. Per backend:
    everything off, in nanoseconds, against the worker's CPU time per step.
 
 ``--sections`` runs only some of these (default: all); the raw ceiling and the
-worker's start-up belong to ``throughput``. For the waits figures alone::
+worker's start-up belong to ``throughput``. Every section runs on the MariaDB backends
+as on PostgreSQL's (their commits: InnoDB's committed transactions, server-wide,
+``benchmarks/mariadb_commits.py``), and the report ends with MariaDB's targets
+(``benchmarks/mariadb_report.py``). For the waits figures alone::
 
     .venv/bin/python benchmarks/run.py --sections waits
 
@@ -171,8 +182,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backends",
         default=",".join(BACKENDS),
         type=lambda text: _names(text, BACKENDS, "backend"),
-        help="comma-separated: sqlite,postgres,postgres+redis (default: all three; a backend "
-        "whose server is unreachable is skipped)",
+        help=f"comma-separated: {','.join(BACKENDS)} (default: all; a backend whose server is "
+        "unreachable, or MariaDB without mysqlclient, is skipped with the reason)",
     )
     parser.add_argument(
         "--peers",

@@ -54,7 +54,7 @@ EVERY = 5  # schedules every second, for the lateness run
 WARMUP_SECONDS = 2.0  # the lateness run's first ticks, left out
 INDEX = "salvador_schedule_due"
 CAPTURE_LIMIT = 100_000
-_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.I)
+_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+["`]?(\w+)["`]?', re.I)
 
 
 def measure(m: Measurement) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def plan(sql: str) -> str:
     """The database's plan for ``sql``."""
     from django.db import connection
 
-    explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
     with connection.cursor() as cursor:
         cursor.execute(explain + sql)
         return " | ".join(" ".join(str(v) for v in row) for row in cursor.fetchall())
@@ -277,7 +277,7 @@ def baseline(m: Measurement, n: int) -> dict[str, Any]:
     from salvador_django.models import Task
 
     table = Task._meta.db_table
-    cast, mark = ("::jsonb", "%s") if m.postgres else ("", "?")
+    cast, mark = ("::jsonb", "%s") if m.postgres else ("", "%s") if m.mariadb else ("", "?")
     columns = ("id, workflow, body, state, meta, status, step, step_name, error, attempt, "
                "recoveries, priority, idempotency_key")  # fmt: skip
     values = ", ".join([mark, mark, f"{mark}{cast}", f"{mark}{cast}", f"{mark}{cast}",

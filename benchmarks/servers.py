@@ -2,7 +2,9 @@
 
 Connection settings come from the same environment variables as
 ``benchmarks.settings``: ``SALVADOR_BENCH_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``
-(default 127.0.0.1, 5432, postgres, salvador_bench) and ``SALVADOR_BENCH_REDIS_URL`` (default
+(default 127.0.0.1, 5432, postgres, salvador_bench); ``SALVADOR_BENCH_MYSQL_HOST`` /
+``_PORT`` / ``_USER`` / ``_PASSWORD`` / ``_NAME`` (default 127.0.0.1, 3306, root, empty,
+salvador_bench) for MariaDB; and ``SALVADOR_BENCH_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/0``).
 """
 
@@ -15,9 +17,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PG_DB = os.environ.get("SALVADOR_BENCH_PG_NAME", "salvador_bench")
-BACKENDS = ("sqlite", "postgres", "postgres+redis")
+MYSQL_DB = os.environ.get("SALVADOR_BENCH_MYSQL_NAME", "salvador_bench")
+BACKENDS = ("sqlite", "postgres", "postgres+redis", "mariadb", "mariadb+redis")
 PG_BACKENDS = ("postgres", "postgres+redis")
-REDIS_BACKENDS = ("postgres+redis",)
+MYSQL_BACKENDS = ("mariadb", "mariadb+redis")
+REDIS_BACKENDS = ("postgres+redis", "mariadb+redis")
 
 Result = dict[str, Any]
 
@@ -66,8 +70,78 @@ def postgres_unreachable() -> str | None:
     return None
 
 
+def mysql_params() -> dict[str, Any]:
+    """Connection parameters of the MariaDB server (same env vars as the settings)."""
+    return {
+        "host": os.environ.get("SALVADOR_BENCH_MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("SALVADOR_BENCH_MYSQL_PORT", "3306")),
+        "user": os.environ.get("SALVADOR_BENCH_MYSQL_USER", "root"),
+        "password": os.environ.get("SALVADOR_BENCH_MYSQL_PASSWORD", ""),
+    }
+
+
+class MySQLConnection:
+    """A raw autocommit MySQLdb connection whose ``execute()`` returns its cursor, as
+    sqlite3's and psycopg's connections do."""
+
+    def __init__(self, dbname: str | None = None) -> None:
+        import MySQLdb
+
+        database = {"database": dbname} if dbname else {}
+        self.connection = MySQLdb.connect(
+            autocommit=True, connect_timeout=3, charset="utf8mb4", **mysql_params(), **database
+        )
+        self.cursor = self.connection.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        # None, not (): MySQLdb formats the statement with ``%`` whenever params are given.
+        self.cursor.execute(sql, params or None)
+        return self.cursor
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def recreate_mysql_database(dbname: str) -> None:
+    """Drop the MariaDB database ``dbname`` if it exists and create it empty (utf8mb4)."""
+    conn = MySQLConnection()
+    try:
+        conn.execute(f"DROP DATABASE IF EXISTS `{dbname}`")
+        conn.execute(f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    finally:
+        conn.close()
+
+
+def drop_mysql_database(dbname: str) -> None:
+    """Drop the MariaDB database ``dbname`` if it exists."""
+    conn = MySQLConnection()
+    try:
+        conn.execute(f"DROP DATABASE IF EXISTS `{dbname}`")
+    finally:
+        conn.close()
+
+
+def mysql_unreachable() -> str | None:
+    """Why MariaDB cannot be benchmarked (no driver, no server), or None when it can."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return "mysqlclient is not installed (pip install 'salvador-django[mysql]')"
+    try:
+        conn = MySQLConnection()
+        try:
+            conn.execute("SELECT 1")
+        finally:
+            conn.close()
+    except Exception as exc:
+        params = mysql_params()
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return f"MariaDB is unreachable at {params['host']}:{params['port']} ({why})"
+    return None
+
+
 def redis_url() -> str:
-    """The Redis server of ``postgres+redis`` (same env var as the settings)."""
+    """The Redis server of the ``+redis`` backends (same env var as the settings)."""
     return os.environ.get("SALVADOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -116,6 +190,10 @@ def unreachable(backend: str) -> str | None:
         why = postgres_unreachable()
         if why:
             return f"PostgreSQL is unreachable ({why})"
+    if backend in MYSQL_BACKENDS:
+        why = mysql_unreachable()
+        if why:
+            return why
     if backend in REDIS_BACKENDS:
         why = redis_unreachable()
         if why:

@@ -3,14 +3,18 @@
 ``SALVADOR_BENCH_DB=sqlite`` (default) uses the file named by
 ``SALVADOR_BENCH_SQLITE``; ``SALVADOR_BENCH_DB=postgres`` uses the database
 ``SALVADOR_BENCH_PG_NAME`` (default ``salvador_bench``) on
-``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER`` (default 127.0.0.1:5432, postgres).
-Both use the database queue.
+``SALVADOR_BENCH_PG_HOST``/``_PORT``/``_USER`` (default 127.0.0.1:5432, postgres);
+``SALVADOR_BENCH_DB=mariadb`` uses the MariaDB database ``SALVADOR_BENCH_MYSQL_NAME``
+(default ``salvador_bench``) on ``SALVADOR_BENCH_MYSQL_HOST``/``_PORT``/``_USER``/
+``_PASSWORD`` (default 127.0.0.1:3306, root, no password). All three use the database
+queue; on SQLite and MariaDB, which have no LISTEN/NOTIFY, idle workers poll every
+``SALVADOR["POLL_INTERVAL"]`` (``SALVADOR_BENCH_POLL_INTERVAL``, default 0.05 s).
 
-``SALVADOR_BENCH_DB=postgres+redis`` stores tasks in that same PostgreSQL database
-but queues them in Redis (``SALVADOR["QUEUE"] = "redis"``) through a django-redis
-cache on ``SALVADOR_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), with
-every key under ``SALVADOR_BENCH_REDIS_PREFIX`` (``benchmarks/run.py`` picks a fresh
-one per run and deletes its keys afterwards).
+``SALVADOR_BENCH_DB=postgres+redis`` (``mariadb+redis``) stores tasks in that same
+PostgreSQL (MariaDB) database but queues them in Redis (``SALVADOR["QUEUE"] =
+"redis"``) through a django-redis cache on ``SALVADOR_BENCH_REDIS_URL`` (default
+``redis://127.0.0.1:6379/0``), with every key under ``SALVADOR_BENCH_REDIS_PREFIX``
+(``benchmarks/run.py`` picks a fresh one per run and deletes its keys afterwards).
 
 ``SALVADOR_BENCH_TASKS=1`` (the django-tasks section's processes only: our task
 backend connects receivers to our signals) configures ``TASKS`` where Django's tasks
@@ -44,6 +48,11 @@ PG_NAME = os.environ.get("SALVADOR_BENCH_PG_NAME", "salvador_bench")
 PG_HOST = os.environ.get("SALVADOR_BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("SALVADOR_BENCH_PG_PORT", "5432")
 PG_USER = os.environ.get("SALVADOR_BENCH_PG_USER", "postgres")
+MYSQL_NAME = os.environ.get("SALVADOR_BENCH_MYSQL_NAME", "salvador_bench")
+MYSQL_HOST = os.environ.get("SALVADOR_BENCH_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = os.environ.get("SALVADOR_BENCH_MYSQL_PORT", "3306")
+MYSQL_USER = os.environ.get("SALVADOR_BENCH_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("SALVADOR_BENCH_MYSQL_PASSWORD", "")
 REDIS_URL = os.environ.get("SALVADOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PREFIX = os.environ.get("SALVADOR_BENCH_REDIS_PREFIX", "salvador-bench:")
 
@@ -64,6 +73,19 @@ if BACKEND in ("postgres", "postgres+redis"):
             ),
         }
     }
+elif BACKEND in ("mariadb", "mariadb+redis"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": MYSQL_NAME,
+            "HOST": MYSQL_HOST,
+            "PORT": MYSQL_PORT,
+            "USER": MYSQL_USER,
+            "PASSWORD": MYSQL_PASSWORD,
+            "CONN_MAX_AGE": 600,
+            "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
+        }
+    }
 elif BACKEND == "sqlite":
     DATABASES = {
         "default": {
@@ -78,7 +100,8 @@ elif BACKEND == "sqlite":
     }
 else:
     raise ValueError(
-        f"SALVADOR_BENCH_DB must be 'sqlite', 'postgres' or 'postgres+redis', not {BACKEND!r}"
+        "SALVADOR_BENCH_DB must be 'sqlite', 'postgres', 'postgres+redis', 'mariadb' or "
+        f"'mariadb+redis', not {BACKEND!r}"
     )
 
 INSTALLED_APPS = ["django.contrib.contenttypes", "salvador_django", "benchmarks"]
@@ -97,7 +120,7 @@ SALVADOR: dict[str, object] = {
     "POLL_INTERVAL": float(os.environ.get("SALVADOR_BENCH_POLL_INTERVAL", "0.05"))
 }
 
-if BACKEND == "postgres+redis":
+if BACKEND in ("postgres+redis", "mariadb+redis"):
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
     SALVADOR.update(QUEUE="redis", REDIS_CONNECTION="default", KEY_PREFIX=REDIS_PREFIX)
 

@@ -7,8 +7,8 @@ against a long-running ``runworkflows`` worker subprocess:
   ``send_signal()`` commits and the step's own ``time.time()`` at the start of its
   next run (the woken one) is compared with the time taken just before the call.
   The raw baseline: a committed ``pg_notify`` to a ``LISTEN``ing psycopg connection
-  (PostgreSQL), an LPUSH to a client blocked in BRPOP (Redis); none on SQLite, whose
-  workers poll.
+  (PostgreSQL), an LPUSH to a client blocked in BRPOP (Redis); none on SQLite or on
+  MariaDB's database queue, whose workers poll.
 - Timer lateness: tasks of ``bench-sleep`` sleep 0.2 to 1 s, submitted about 20 a
   second; lateness is the woken step's start (process clock) minus its ``Wait``'s
   ``until`` (the database's clock), corrected by the offset of the two clocks
@@ -67,7 +67,7 @@ def measure(m: Measurement) -> dict[str, Any]:
 
 
 def raw_wakeup(m: Measurement, samples: int) -> dict[str, float] | None:
-    """The floor of a wake-up on this backend, p50/p95/p99 in ms; None on SQLite.
+    """The floor of a wake-up on this backend, p50/p95/p99 in ms; None where workers poll.
 
     PostgreSQL: ``SELECT pg_notify(...)`` in autocommit (its commit sends it) until
     a psycopg connection in ``LISTEN`` receives it. Redis: an LPUSH until a client
@@ -253,8 +253,10 @@ def clock_offset() -> tuple[float, float]:
     """
     from django.db import connection
 
-    postgres = connection.vendor == "postgresql"
-    sql = "SELECT clock_timestamp()" if postgres else "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    sql = {
+        "postgresql": "SELECT clock_timestamp()",
+        "mysql": "SELECT UTC_TIMESTAMP(6)",  # naive, in UTC
+    }.get(connection.vendor, "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
     best: tuple[float, float] | None = None
     with connection.cursor() as cursor:
         for _ in range(20):
@@ -263,7 +265,9 @@ def clock_offset() -> tuple[float, float]:
             value = cursor.fetchone()[0]
             after = time.time()
             if not isinstance(value, datetime):
-                value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+                value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
             offset, error = value.timestamp() - (before + after) / 2, (after - before) / 2
             if best is None or error < best[1]:
                 best = (offset, error)
