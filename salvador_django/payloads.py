@@ -16,19 +16,19 @@ from typing import Any
 
 from django.db import connections
 
-from salvador_django import sql
+from salvador_django import dialect
 from salvador_django.conf import get_settings
 from salvador_django.exceptions import PayloadError
 
 #: The deepest a body may nest lists and dicts (``[[1]]`` is 2 levels). Deeper, a
 #: step, a page or another JSON parser would soon fail to read it. MariaDB stores
-#: no deeper than :data:`~salvador_django.sql.MARIADB_JSON_DEPTH`: there, that is the limit.
+#: no deeper than :data:`~salvador_django.dialect.MARIADB_JSON_DEPTH`: there, that is the limit.
 MAX_BODY_DEPTH = 100
 
 
 def max_depth() -> int:
     """How deep a value may nest in the tasks' database (``SALVADOR["DATABASE"]``)."""
-    return sql.json_depth_limit(connections[get_settings().DATABASE], MAX_BODY_DEPTH)
+    return dialect.json_depth_limit(connections[get_settings().DATABASE], MAX_BODY_DEPTH)
 
 
 _NUL = "a NUL character ('\\x00')", "PostgreSQL cannot store it in text or JSON"

@@ -96,7 +96,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
             hex_ids = (i.replace("-", "") for i in id_params)
             params = [token, f"+{lease_seconds} seconds", *hex_ids, *workflows]
         else:
-            return self._take(id_params, token, lease_seconds, self.due(workflows))
+            if connection.vendor != "mysql":
+                return self._take(id_params, token, lease_seconds, self.due(workflows))
+            with transaction.atomic(using=self.db):
+                return self._claim_mysql(id_params, token, lease_seconds, workflows)
         return self._claim_raw(statement, params, ids=len(id_params), workflows=len(workflows))
 
     def _claim_raw(self, statement: str, params: list[Any], **placeholders: int) -> list[Task]:
@@ -160,7 +163,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         graph: tuple[dict[str, Any], Any, str] | None = None,
     ) -> Checkpoint:
         connection = connections[self.db]
-        if not sql.has_returning(connection):
+        mysql = connection.vendor == "mysql"
+        if not (mysql or sql.has_returning(connection)):
             return self._checkpoint_orm(
                 task_id, token, step, step_name, state_json, run, family, graph
             )
@@ -187,10 +191,15 @@ class TaskQuerySet(models.QuerySet["Task"]):
             ops, pk = connection.ops, self.model._meta.pk
             task[-2] = pk.get_db_prep_value(task_id, connection)
             step_run[4:6] = [ops.adapt_datetimefield_value(t) for t in step_run[4:6]]
-            update, insert = sql.checkpoint_queries_sqlite(table, runs, **shape)
+            queries = sql.checkpoint_queries_mysql if mysql else sql.checkpoint_queries_sqlite
+            update, insert = queries(table, runs, **shape)
             with transaction.atomic(using=self.db), connection.cursor() as cursor:
                 cursor.execute(update, task)
-                row = cursor.fetchone()
+                if mysql and cursor.rowcount != 1:  # lost, or a request: the ORM path says which
+                    return self._checkpoint_orm(
+                        task_id, token, step, step_name, state_json, run, family, graph
+                    )
+                row = (None, None) if mysql else cursor.fetchone()
                 if row is not None:
                     cursor.execute(insert, [task[-2], *step_run, state_json])
         if row is None:
@@ -210,7 +219,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
         family: bool,
         graph: tuple[dict[str, Any], Any, str] | None = None,
     ) -> Checkpoint:
-        """The portable checkpoint (MySQL, old SQLite): the move, then the step run."""
+        """The portable checkpoint (old SQLite; MySQL's when its statement took nothing).
+
+        The move, then the step run.
+        """
         move = transitions.CHECKPOINT if step_name else transitions.COMPLETE
         state = json.loads(state_json)
         output = run["output"]
@@ -254,8 +266,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
         On MySQL and MariaDB the picked rows are locked (``sql.CLAIM_PICK_MYSQL``, ``FOR
         UPDATE SKIP LOCKED``), so workers claiming at once pick different tasks instead
-        of racing for the first; on an old SQLite the update's condition still lets
-        only one of them take a task.
+        of racing for the first, then taken and read (:meth:`_claim_mysql`); on an old
+        SQLite the ORM's conditional update still lets only one of them take a task.
         """
         connection = connections[self.db]
         if connection.vendor != "mysql":
@@ -269,7 +281,28 @@ class TaskQuerySet(models.QuerySet["Task"]):
             with connection.cursor() as cursor:
                 cursor.execute(query, [*workflows, limit])
                 ids = [row[0] for row in cursor.fetchall()]
-            return self._take(ids, token, lease_seconds)
+            return self._claim_mysql(ids, token, lease_seconds, workflows)
+
+    def _claim_mysql(
+        self, ids: Sequence[Any], token: str, lease_seconds: float, workflows: Sequence[str]
+    ) -> list[Task]:
+        """MySQL's and MariaDB's take of ``ids`` (those still due), then their read."""
+        if not ids:
+            return []
+        connection = connections[self.db]
+        pk = self.model._meta.pk
+        id_params = [pk.get_db_prep_value(i, connection) for i in ids]
+        lists = {"ids": len(id_params), "workflows": len(workflows)}
+        take = sql.claim_query(sql.CLAIM_TAKE_MYSQL, connection, self.model, **lists)
+        read = sql.claim_query(sql.CLAIM_READ_MYSQL, connection, self.model, ids=len(id_params))
+        with connection.cursor() as cursor:
+            cursor.execute(take, [token, round(lease_seconds * 1_000_000), *id_params, *workflows])
+            if not cursor.rowcount:
+                return []
+            cursor.execute(read, [*id_params, token])
+            rows = cursor.fetchall()
+        load = sql.row_loader(self.model, connection, sql.model_columns(self.model))
+        return [load(self.db, row) for row in rows]  # type: ignore[misc]
 
     def _take(
         self,

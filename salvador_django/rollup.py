@@ -19,7 +19,7 @@ from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.db.models.functions import Floor, Greatest, Least, Ln, Trunc
 from django.utils import timezone
 
-from salvador_django import histogram, sql
+from salvador_django import dialect, histogram
 from salvador_django.models import HourlyStats, StepRun, Task
 from salvador_django.models.stats import ALL_WORKFLOWS
 from salvador_django.status import StepRunStatus, TaskStatus
@@ -203,7 +203,7 @@ def roll_up(database: str, now: datetime | None = None, *, every: float = INTERV
         stats.bulk_create(
             rows,
             update_conflicts=True,
-            **sql.conflict_target(connections[database], ["hour", "workflow"]),
+            **dialect.conflict_target(connections[database], ["hour", "workflow"]),
             update_fields=[
                 "completed", "failed", "step_attempts", "step_failures", "durations",
                 "rolled_at",

@@ -190,11 +190,17 @@ CLAIM_SQLITE = _sqlite("""
     RETURNING {returning}
 """)
 
+
+def _mysql(template: str) -> str:
+    # The lease parameter is in microseconds: MySQL rounds a fractional SECOND interval.
+    return _dialect(template, now="NOW(6)", lease="NOW(6) + INTERVAL %s MICROSECOND")
+
+
 # MySQL and MariaDB have no RETURNING on an UPDATE: the claim picks the due tasks and
-# locks them (SKIP LOCKED: workers claiming at once pick different ones), then takes
-# them with the ORM's conditional update, in one transaction. The index is forced as
-# SQLite's is: with few rows per workflow the planner would read the workflow's index
-# and sort, and with a long history of that workflow read all of it.
+# locks them (SKIP LOCKED: workers claiming at once pick different ones), takes them
+# and reads them, in one transaction. The index is forced as SQLite's is: with few rows
+# per workflow the planner would read the workflow's index and sort, and with a long
+# history of that workflow read all of it.
 # Parameters: workflows..., limit.
 CLAIM_PICK_MYSQL = """
     SELECT id FROM {table} FORCE INDEX (salvador_task_due)
@@ -202,6 +208,18 @@ CLAIM_PICK_MYSQL = """
     ORDER BY priority DESC, run_after
     LIMIT %s
     FOR UPDATE SKIP LOCKED
+"""
+
+# MySQL's and MariaDB's take of the picked ids (or the Redis queue's), then the read of
+# what it took. Parameters: token, lease (µs), ids..., workflows...; then ids..., token.
+CLAIM_TAKE_MYSQL = _mysql("""
+    UPDATE {table} <take>
+    WHERE id IN ({ids}) AND status = 'pending' AND run_after <= <now>
+      AND workflow IN ({workflows})
+""")
+CLAIM_READ_MYSQL = """
+    SELECT {returning} FROM {table}
+    WHERE id IN ({ids}) AND claimed_by = %s AND status = 'running'
 """
 
 # Claims by id (the Redis queue). Parameters: token, lease, ids..., workflows...; an id
@@ -317,6 +335,38 @@ def checkpoint_queries_sqlite(
     return update, STEP_RUN_SQLITE.format(runs=runs)
 
 
+# MySQL and MariaDB: the SQLite checkpoint's two statements, without RETURNING. The
+# update takes only a task nobody asked to cancel or pause: one it does not take (the
+# claim lost, or a request to read) goes to the portable path, which tells which.
+# Every assignment is a parameter or a constant: MySQL's left-to-right SET reads no
+# column another assignment changed.
+CHECKPOINT_MYSQL = """
+    UPDATE {table}
+    SET step = %s, step_name = %s, state = %s, attempt = 0,{recoveries}
+        error = %s, updated_at = NOW(6){graph}{finish}
+    WHERE id = %s AND claimed_by = %s AND status = 'running'
+      AND cancel_requested_at IS NULL AND pause_requested_at IS NULL
+"""
+STEP_RUN_MYSQL = STEP_RUN_SQLITE.replace('"index"', "`index`")
+FINISH_MYSQL = """,
+            status = 'completed', finished_at = NOW(6), return_value = %s,
+            claimed_by = NULL, lease_expires_at = NULL"""
+
+
+@functools.cache
+def checkpoint_queries_mysql(
+    table: str, runs: str, *, graph: bool, finish: bool
+) -> tuple[str, str]:
+    """MySQL's and MariaDB's checkpoint: the fenced update, then the step run's insert."""
+    update = CHECKPOINT_MYSQL.format(
+        table=table,
+        graph=GRAPH_SQLITE if graph else "",
+        finish=FINISH_MYSQL if finish else "",
+        recoveries="" if finish else RESET_RECOVERIES_SQLITE,
+    )
+    return update, STEP_RUN_MYSQL.format(runs=runs)
+
+
 def has_returning(connection: Any) -> bool:
     """Whether the claim and checkpoint statements here serve ``connection``."""
     return connection.vendor == "postgresql" or (
@@ -357,52 +407,3 @@ def count_children(tasks: Any, parent_id: Any, delta: int, child_id: Any = None)
         cursor.execute(_COUNT_CHILDREN.format(table=table, awaited=awaited), params)
         row = cursor.fetchone()
     return None if row is None else row[0]
-
-
-def conflict_target(connection: Any, fields: Sequence[str]) -> dict[str, Any]:
-    """``bulk_create``'s ``unique_fields`` for an upsert on ``fields``, where it takes them.
-
-    MySQL and MariaDB update on any unique key (``ON DUPLICATE KEY UPDATE``) and refuse
-    a target; ``fields`` must then be the table's only unique key besides its own.
-    """
-    if connection.features.supports_update_conflicts_with_target:
-        return {"unique_fields": list(fields)}
-    return {}
-
-
-#: How deep MariaDB's ``JSON_VALID`` (the check of every JSON column there) lets a
-#: value nest: deeper, the row is refused.
-MARIADB_JSON_DEPTH = 31
-
-
-def stored_json_depth(connection: Any) -> int | None:
-    """How deep a JSON value may nest for ``connection`` to store it; None: no lower limit."""
-    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
-        return MARIADB_JSON_DEPTH
-    return None
-
-
-def json_depth_limit(connection: Any, default: int) -> int:
-    """How deep a JSON value may nest on ``connection``: ``default``, less on MariaDB."""
-    stored = stored_json_depth(connection)
-    return default if stored is None else min(default, stored)
-
-
-# MySQL/MariaDB client and server errors that say the connection went, not the query:
-# can't connect (2002, 2003), server gone away (2006), lost during a query (2013),
-# server shutting down (1053), connection killed (1927, MariaDB), closed for being
-# idle (4031, MySQL 8.0.24+).
-_MYSQL_CONNECTION_ERRORS = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
-
-
-def connection_broke(connection: Any, cause: BaseException | None) -> bool:
-    """Whether the driver's ``OperationalError`` ``cause`` is the connection breaking."""
-    if connection.vendor == "postgresql":
-        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        # No SQLSTATE: the connection itself failed; 08: connection exception; 57P01-03:
-        # the server is shutting down, crashed, or not accepting connections yet.
-        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
-    if connection.vendor == "mysql":
-        code = cause.args[0] if cause is not None and cause.args else None
-        return code in _MYSQL_CONNECTION_ERRORS
-    return False

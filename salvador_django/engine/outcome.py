@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, connections
 
 import salvador_django.engine.observe as observe
-from salvador_django import logs, sql, tracing
+from salvador_django import dialect, logs, tracing
 from salvador_django.exceptions import SalvadorError, StepTimeout
 from salvador_django.models import Task
 
@@ -78,7 +78,7 @@ def database_lost(exc: BaseException, database: str) -> bool:
         return True
     if not isinstance(exc, OperationalError):
         return False
-    return sql.connection_broke(connections[database], exc.__cause__)
+    return dialect.connection_broke(connections[database], exc.__cause__)
 
 
 def reach(database: str) -> None:

@@ -117,7 +117,7 @@ def encode(value: Any, what: str, depth: int | None = None) -> str:
     """``value`` as JSON text; raises ``NotSerialisable`` naming ``what`` if it is not JSON.
 
     Or if it holds a string no database can store: a NUL character, or a surrogate;
-    or, with ``depth`` (the database's limit: :func:`salvador_django.sql.stored_json_depth`),
+    or, with ``depth`` (the database's limit: :func:`salvador_django.dialect.stored_json_depth`),
     if it nests deeper. Those are found in the JSON text itself: the value is walked
     once, by ``json.dumps``. Non-ASCII characters are left as they are (not ``\\u``
     escapes): shorter, quicker to write and to search.

@@ -22,7 +22,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from salvador_django import events, sql
+from salvador_django import dialect, events
 from salvador_django.conf import get_settings
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.engine.children import StepChildren
@@ -284,7 +284,7 @@ def write_effects(waits: StepWaits, *, children: bool = True) -> None:
                 for key, value in waits.events.items()
             ],
             update_conflicts=True,
-            **sql.conflict_target(connections[database], ["task", "key"]),
+            **dialect.conflict_target(connections[database], ["task", "key"]),
             update_fields=["value", "updated_at"],
         )
         events.announce(database, task_id, list(waits.events))

@@ -27,7 +27,7 @@ from django.db import (
 from django.utils import timezone
 
 import salvador_django.engine.observe as observe
-from salvador_django import sql, transitions
+from salvador_django import dialect, transitions
 from salvador_django.engine.outcome import CheckpointFailed
 from salvador_django.engine.text import (
     ERROR_CHARS,
@@ -68,7 +68,7 @@ class Writes:
     @functools.cached_property
     def json_depth(self) -> int | None:
         """How deep output and state may nest to be stored here (None: no lower limit)."""
-        return sql.stored_json_depth(connections[self.database])
+        return dialect.stored_json_depth(connections[self.database])
 
     def row(self, task: Task) -> Any:
         """The task's row, to read."""

@@ -33,6 +33,7 @@ from django.utils import timezone
 from salvador_django import Retry, TaskStatus, Workflow, submit
 from salvador_django.conf import DEFAULTS
 from salvador_django.definitions import autodiscover, registry
+from salvador_django.dialect import MARIADB_JSON_DEPTH
 from salvador_django.exceptions import (
     ConfigurationError,
     InvalidTransition,
@@ -43,7 +44,6 @@ from salvador_django.models import StepRun, Task
 from salvador_django.payloads import max_depth
 from salvador_django.queues import Entry, announce, get_queue
 from salvador_django.queues.database import CHANNEL, DatabaseQueue
-from salvador_django.sql import MARIADB_JSON_DEPTH
 from salvador_django.submission import MAX_BODY_DEPTH
 from salvador_django.testing import run_until_idle
 from salvador_django.worker import Worker, WorkerOptions

@@ -21,7 +21,8 @@ ROOT = Path(salvador_django.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     # 0: settings, errors, enums, the database's clock, the registry, the state machine
     {
-        "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql", "graph",
+        "exceptions", "status", "retry", "conf", "clock", "registry", "transitions", "sql",
+        "dialect", "graph",
         "schema", "payloads", "links", "ticks", "schedules", "signals", "tracing", "logs",
         "histogram",
     },

@@ -210,7 +210,13 @@ def _set_columns(statement: str) -> set[str]:
 
 def test_the_claim_statements_write_what_the_claim_move_declares():
     assert _set_columns(sql.TAKE) == transitions.CLAIM.fields | {"updated_at"}
-    for statement in (sql.CLAIM_POSTGRESQL, sql.CLAIM_SQLITE, sql.CLAIM_IDS_POSTGRESQL):
+    claims = (
+        sql.CLAIM_POSTGRESQL,
+        sql.CLAIM_SQLITE,
+        sql.CLAIM_IDS_POSTGRESQL,
+        sql.CLAIM_TAKE_MYSQL,
+    )
+    for statement in claims:
         assert "status = 'pending'" in statement  # claimed only from pending
 
 
@@ -225,3 +231,12 @@ def test_the_checkpoint_statement_writes_what_the_checkpoint_moves_declare():
     assert "claimed_by = %s AND status = 'running'" in update  # fenced
     last = update.format(**names, recoveries="", finish=sql.FINISH_POSTGRESQL)
     assert _set_columns(last) == transitions.COMPLETE.fields - {"progress"} | {"updated_at"}
+
+
+def test_mysql_s_checkpoint_writes_what_the_checkpoint_moves_declare():
+    step, _ = sql.checkpoint_queries_mysql("t", "r", graph=False, finish=False)
+    assert _set_columns(step) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
+    last, insert = sql.checkpoint_queries_mysql("t", "r", graph=True, finish=True)
+    assert _set_columns(last) == transitions.COMPLETE.fields | {"updated_at"}
+    assert "claimed_by = %s AND status = 'running'" in step  # fenced
+    assert "`index`" in insert
