@@ -273,9 +273,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if connection.vendor != "mysql":
             picked = self.due(workflows).values_list("id", flat=True)[:limit]
             return self._take(list(picked), token, lease_seconds)
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        query = sql.CLAIM_PICK_MYSQL.format(
-            table=table, workflows=", ".join(["%s"] * len(workflows))
+        query = sql.claim_query(
+            sql.CLAIM_PICK_MYSQL, connection, self.model, workflows=len(workflows)
         )
         with transaction.atomic(using=self.db):
             with connection.cursor() as cursor:
