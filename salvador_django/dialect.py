@@ -1,13 +1,19 @@
 """What differs by database besides the statements of :mod:`salvador_django.sql`.
 
-Upserts, how deep a JSON value may nest, and which errors say that the connection
-broke rather than the query: each a fact of the database a connection reaches.
+Upserts, how deep a JSON value may nest, which errors say that the connection broke
+rather than the query, and which that a write lost to another's lock and may run
+again: each a fact of the database a connection reaches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db import OperationalError, connections
+
+T = TypeVar("T")
 
 
 def conflict_target(connection: Any, fields: Sequence[str]) -> dict[str, Any]:
@@ -57,3 +63,41 @@ def connection_broke(connection: Any, cause: BaseException | None) -> bool:
         code = cause.args[0] if cause is not None and cause.args else None
         return code in _MYSQL_CONNECTION_ERRORS
     return False
+
+
+#: A write that lost to another's lock runs again this many times, waiting longer each.
+LOCK_RETRIES = 20
+LOCK_RETRY_SECONDS = 0.05
+# MySQL/MariaDB: a deadlock (1213: InnoDB rolled the transaction back) or a lock wait
+# timeout (1205).
+_MYSQL_LOCK_CONFLICTS = frozenset({1205, 1213})
+
+
+def lock_conflict(connection: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that lost to another's lock and may simply run again.
+
+    SQLite's "database is locked"; MySQL's deadlock or lock wait timeout, outside a
+    transaction the caller holds (InnoDB rolled back all of it: only the caller may
+    run it again).
+    """
+    if not isinstance(exc, OperationalError):
+        return False
+    if connection.vendor == "sqlite":
+        return "locked" in str(exc)
+    if connection.vendor == "mysql" and not connection.in_atomic_block:
+        cause = exc.__cause__
+        return bool(cause is not None and cause.args and cause.args[0] in _MYSQL_LOCK_CONFLICTS)
+    return False
+
+
+def retry_lock_conflicts(database: str, write: Callable[[], T]) -> T:
+    """Run ``write``; when it loses to another's lock (:func:`lock_conflict`), again."""
+    connection = connections[database]
+    for attempt in range(LOCK_RETRIES):
+        try:
+            return write()
+        except OperationalError as exc:
+            if attempt == LOCK_RETRIES - 1 or not lock_conflict(connection, exc):
+                raise
+            time.sleep(LOCK_RETRY_SECONDS * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 
-from salvador_django import transitions
+from salvador_django import dialect, transitions
 from salvador_django.models import Task
 from salvador_django.queues import Queue, announce_on_commit
 
@@ -130,9 +130,12 @@ def renew_leases(database: str, leases: Sequence[Lease]) -> None:
         return
     sent = time.monotonic()  # the renewed leases run from no earlier than this
     tasks = Task.objects.using(database).all()
-    renewed = sum(
-        transitions.RENEW.apply(tasks, token=same, lease_seconds=seconds)
-        for seconds, same in tokens_by_length.items()
+    renewed = dialect.retry_lock_conflicts(
+        database,
+        lambda: sum(
+            transitions.RENEW.apply(tasks, token=same, lease_seconds=seconds)
+            for seconds, same in tokens_by_length.items()
+        ),
     )
     held: set[str | None] = set(tokens)
     if renewed < len(tokens):  # some claim is gone: find which
@@ -160,7 +163,10 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
     tasks = Task.objects.using(database)
     locking = connections[database].features.has_select_for_update_skip_locked
     reaped = poisoned = 0
-    while True:
+
+    def reap_batch() -> tuple[int, int, int]:
+        """One batch in one transaction: how many were read, returned and failed."""
+        returned = failed = 0
         with transaction.atomic(using=database) if locking else nullcontext():
             expired = tasks.expired_leases()
             if locking:
@@ -169,14 +175,20 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
             poison = [i for i, recoveries in batch if recoveries >= max_recoveries - 1]
             spared = [i for i, recoveries in batch if recoveries < max_recoveries - 1]
             if poison:
-                poisoned += transitions.POISON.apply(
+                failed = transitions.POISON.apply(
                     tasks.expired_leases().filter(id__in=poison), max_recoveries=max_recoveries
                 )
             if spared:
-                reaped += transitions.REAP.apply(tasks.expired_leases().filter(id__in=spared))
-                returned = tasks.filter(id__in=spared, status=transitions.PENDING)
-                announce_on_commit(*returned, queue=queue)
-        if len(batch) < _REAP_BATCH:
+                returned = transitions.REAP.apply(tasks.expired_leases().filter(id__in=spared))
+                pending = tasks.filter(id__in=spared, status=transitions.PENDING)
+                announce_on_commit(*pending, queue=queue)
+        return len(batch), returned, failed
+
+    while True:
+        # A deadlock with another worker's writes (MySQL) rolls the batch back: again.
+        read, returned, failed = dialect.retry_lock_conflicts(database, reap_batch)
+        reaped, poisoned = reaped + returned, poisoned + failed
+        if read < _REAP_BATCH:
             break
     if poisoned:
         logger.warning(

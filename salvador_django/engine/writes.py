@@ -46,8 +46,6 @@ from salvador_django.transitions import Move
 
 logger = logging.getLogger("salvador_django")
 
-_LOCK_RETRIES = 20
-_LOCK_RETRY_SECONDS = 0.05
 #: What a lost connection raises; a checkpoint that failed with it is tried again.
 _UNREACHABLE = (OperationalError, InterfaceError)
 _UNREACHABLE_RETRY_SECONDS = 0.1
@@ -356,15 +354,9 @@ class Writes:
         )
 
     def with_lock_retry(self, write: Callable[[], Any]) -> Any:
-        """Run ``write``; on SQLite's "database is locked", try again rather than lose it."""
-        for attempt in range(_LOCK_RETRIES):
-            try:
-                return write()
-            except OperationalError as exc:
-                if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
-                    raise
-                time.sleep(_LOCK_RETRY_SECONDS * (attempt + 1))
-        raise AssertionError("unreachable")
+        """Run ``write``; when it loses to another's lock (SQLite's "database is locked",
+        a MySQL deadlock), try again rather than lose it."""
+        return dialect.retry_lock_conflicts(self.database, write)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""A write that loses to another's lock runs again instead of failing its caller.
+
+On MySQL/MariaDB two transactions that lock rows in opposite orders deadlock: InnoDB
+rolls one back (error 1213). The heartbeat, the reaper and every engine write run
+such a write again (``dialect.retry_lock_conflicts``); without it a worker's heartbeat
+failed, and its leases ran out under steps that were still running.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError, connections, transaction
+
+from salvador_django import dialect
+from salvador_django.models import Task
+from tests.factories import TaskFactory
+
+
+@pytest.mark.only_backend("mariadb")
+def test_a_deadlock_is_a_lock_conflict_and_runs_again(backend):
+    first, second = TaskFactory(), TaskFactory()
+    barrier = threading.Barrier(2)
+    errors: list[OperationalError] = []
+
+    def cross(one: object, other: object) -> None:
+        try:
+            with transaction.atomic(using=backend):
+                Task.objects.using(backend).filter(id=one).update(priority=1)
+                barrier.wait(10)
+                Task.objects.using(backend).filter(id=other).update(priority=2)
+        except OperationalError as exc:
+            errors.append(exc)
+        finally:
+            connections[backend].close()
+
+    threads = [
+        threading.Thread(target=cross, args=(first.id, second.id)),
+        threading.Thread(target=cross, args=(second.id, first.id)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [deadlock] = errors  # InnoDB rolled back one of the two
+    assert deadlock.__cause__ is not None
+    assert deadlock.__cause__.args[0] == 1213
+    assert dialect.lock_conflict(connections[backend], deadlock)
+
+    calls: list[int] = []
+
+    def write() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise deadlock
+        return "written"
+
+    assert dialect.retry_lock_conflicts(backend, write) == "written"
+    assert len(calls) == 2
+    with transaction.atomic(using=backend):  # inside the caller's transaction: its to retry
+        assert not dialect.lock_conflict(connections[backend], deadlock)
+
+
+def test_other_errors_are_not_lock_conflicts(backend):
+    error = OperationalError("no such table: nowhere")
+    assert not dialect.lock_conflict(connections[backend], error)
+    with pytest.raises(OperationalError):
+        dialect.retry_lock_conflicts(backend, lambda: (_ for _ in ()).throw(error))
