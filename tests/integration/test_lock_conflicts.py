@@ -9,6 +9,7 @@ failed, and its leases ran out under steps that were still running.
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 import pytest
 from django.db import OperationalError, connections, transaction
@@ -24,7 +25,7 @@ def test_a_deadlock_is_a_lock_conflict_and_runs_again(backend):
     barrier = threading.Barrier(2)
     errors: list[OperationalError] = []
 
-    def cross(one: object, other: object) -> None:
+    def cross(one: UUID, other: UUID) -> None:
         try:
             with transaction.atomic(using=backend):
                 Task.objects.using(backend).filter(id=one).update(priority=1)
