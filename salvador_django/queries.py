@@ -191,8 +191,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
             ops, pk = connection.ops, self.model._meta.pk
             task[-2] = pk.get_db_prep_value(task_id, connection)
             step_run[4:6] = [ops.adapt_datetimefield_value(t) for t in step_run[4:6]]
-            queries = sql.checkpoint_queries_mysql if mysql else sql.checkpoint_queries_sqlite
-            update, insert = queries(table, runs, **shape)
+            update, insert = sql.checkpoint_queries(connection.vendor, table, runs, **shape)
             with transaction.atomic(using=self.db), connection.cursor() as cursor:
                 cursor.execute(update, task)
                 if mysql and cursor.rowcount != 1:  # lost, or a request: the ORM path says which

@@ -318,23 +318,6 @@ FINISH_SQLITE = _sqlite(""",
             claimed_by = NULL, lease_expires_at = NULL""")
 
 
-@functools.cache
-def checkpoint_queries_sqlite(
-    table: str, runs: str, *, graph: bool, finish: bool
-) -> tuple[str, str]:
-    """SQLite's fenced checkpoint update of ``table``, and its insert into ``runs``.
-
-    See :func:`checkpoint_query`; built once per shape.
-    """
-    update = CHECKPOINT_SQLITE.format(
-        table=table,
-        graph=GRAPH_SQLITE if graph else "",
-        finish=FINISH_SQLITE if finish else "",
-        recoveries="" if finish else RESET_RECOVERIES_SQLITE,
-    )
-    return update, STEP_RUN_SQLITE.format(runs=runs)
-
-
 # MySQL and MariaDB: the SQLite checkpoint's two statements, without RETURNING. The
 # update takes only a task nobody asked to cancel or pause: one it does not take (the
 # claim lost, or a request to read) goes to the portable path, which tells which.
@@ -353,18 +336,29 @@ FINISH_MYSQL = """,
             claimed_by = NULL, lease_expires_at = NULL"""
 
 
+#: The two-statement checkpoints, by vendor: the update, its finishing part, the insert.
+_CHECKPOINTS = {
+    "sqlite": (CHECKPOINT_SQLITE, FINISH_SQLITE, STEP_RUN_SQLITE),
+    "mysql": (CHECKPOINT_MYSQL, FINISH_MYSQL, STEP_RUN_MYSQL),
+}
+
+
 @functools.cache
-def checkpoint_queries_mysql(
-    table: str, runs: str, *, graph: bool, finish: bool
+def checkpoint_queries(
+    vendor: str, table: str, runs: str, *, graph: bool, finish: bool
 ) -> tuple[str, str]:
-    """MySQL's and MariaDB's checkpoint: the fenced update, then the step run's insert."""
-    update = CHECKPOINT_MYSQL.format(
+    """SQLite's or MySQL's fenced checkpoint update of ``table``, and its insert into ``runs``.
+
+    See :func:`checkpoint_query`; built once per shape.
+    """
+    update, finishing, insert = _CHECKPOINTS[vendor]
+    filled = update.format(
         table=table,
         graph=GRAPH_SQLITE if graph else "",
-        finish=FINISH_MYSQL if finish else "",
+        finish=finishing if finish else "",
         recoveries="" if finish else RESET_RECOVERIES_SQLITE,
     )
-    return update, STEP_RUN_MYSQL.format(runs=runs)
+    return filled, insert.format(runs=runs)
 
 
 def has_returning(connection: Any) -> bool:

@@ -234,9 +234,9 @@ def test_the_checkpoint_statement_writes_what_the_checkpoint_moves_declare():
 
 
 def test_mysql_s_checkpoint_writes_what_the_checkpoint_moves_declare():
-    step, _ = sql.checkpoint_queries_mysql("t", "r", graph=False, finish=False)
+    step, _ = sql.checkpoint_queries("mysql", "t", "r", graph=False, finish=False)
     assert _set_columns(step) == transitions.CHECKPOINT.fields - {"progress"} | {"updated_at"}
-    last, insert = sql.checkpoint_queries_mysql("t", "r", graph=True, finish=True)
+    last, insert = sql.checkpoint_queries("mysql", "t", "r", graph=True, finish=True)
     assert _set_columns(last) == transitions.COMPLETE.fields | {"updated_at"}
     assert "claimed_by = %s AND status = 'running'" in step  # fenced
     assert "`index`" in insert
