@@ -1,10 +1,13 @@
 """Settings of the test suite.
 
-Two databases hold tasks: ``default`` (SQLite, a file so that threads and worker
-subprocesses share it) and ``postgres`` (the local server). Tests choose one through
-the ``backend`` fixture, which points ``SALVADOR["DATABASE"]`` at it.
+Three databases hold tasks: ``default`` (SQLite, a file so that threads and worker
+subprocesses share it), ``postgres`` and ``mariadb`` (the local servers). Tests choose
+one through the ``backend`` fixture, which points ``SALVADOR["DATABASE"]`` at it.
+``mariadb`` is configured only where mysqlclient (the ``[mysql]`` extra) is installed:
+Django imports a configured backend's driver on commands such as ``makemigrations``.
 """
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -48,7 +51,10 @@ DATABASES: dict[str, dict[str, Any]] = {
             "DEPENDENCIES": [],
         },
     },
-    "mariadb": {
+}
+
+if importlib.util.find_spec("MySQLdb"):
+    DATABASES["mariadb"] = {
         "ENGINE": "django.db.backends.mysql",
         "NAME": os.environ.get("SALVADOR_TEST_MYSQL_NAME", "test"),
         "HOST": os.environ.get("SALVADOR_TEST_MYSQL_HOST", "127.0.0.1"),
@@ -63,14 +69,12 @@ DATABASES: dict[str, dict[str, Any]] = {
             "CHARSET": "utf8mb4",
             "DEPENDENCIES": [],
         },
-    },
-}
+    }
 
 # Worker subprocesses started by the tests talk to the test databases directly.
 if os.environ.get("SALVADOR_TEST_USE_TEST_DATABASES"):
-    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
-    DATABASES["postgres"]["NAME"] = DATABASES["postgres"]["TEST"]["NAME"]
-    DATABASES["mariadb"]["NAME"] = DATABASES["mariadb"]["TEST"]["NAME"]
+    for _alias in DATABASES:
+        DATABASES[_alias]["NAME"] = DATABASES[_alias]["TEST"]["NAME"]
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
