@@ -212,7 +212,9 @@ class MariaDBServer:
              "--bind-address=127.0.0.1", f"--socket={self.directory / 'mysqld.sock'}",
              f"--pid-file={self.directory / 'mysqld.pid'}", f"--log-error={self.log}",
              "--skip-name-resolve", "--character-set-server=utf8mb4",
-             "--innodb-buffer-pool-size=128M", "--max-connections=300", *self._user],
+             "--innodb-buffer-pool-size=128M", "--max-connections=300",
+             # Every deadlock in the error log: the run's duplicates name their cause.
+             "--innodb-print-all-deadlocks=ON", *self._user],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

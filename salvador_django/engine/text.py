@@ -88,12 +88,32 @@ def loggable(text: str) -> str:
     return _UNLOGGABLE.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+#: How many exceptions of a chain (``raise ... from``) a logged traceback shows.
+_CHAIN = 5
+_CAUSED = "\nThe above exception was the direct cause of the following exception:\n\n"
+_DURING = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
 def loggable_traceback(exc: BaseException) -> str:
-    """Where ``exc`` was raised, with its message made :func:`loggable`."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    message = str(exc)
-    last = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return f"Traceback (most recent call last):\n{frames}{loggable(last)}"
+    """Where ``exc`` was raised, and what it was raised from, as Python prints them:
+    each message made :func:`loggable` (``CheckpointFailed`` says little without the
+    database error it came from)."""
+    chain: list[tuple[BaseException, str]] = [(exc, "")]
+    while len(chain) < _CHAIN:
+        current = chain[-1][0]
+        if current.__cause__ is not None:
+            chain.append((current.__cause__, _CAUSED))
+        elif current.__context__ is not None and not current.__suppress_context__:
+            chain.append((current.__context__, _DURING))
+        else:
+            break
+    parts = []
+    for error, link in reversed(chain):  # the first cause first, as Python prints it
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        message = str(error)
+        last = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        parts.append(f"Traceback (most recent call last):\n{frames}{loggable(last)}\n{link}")
+    return "".join(parts).rstrip("\n")
 
 
 def _clean(text: str) -> str:
