@@ -242,9 +242,9 @@ class Run:
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:
-            self.postgres.destroy()
+            self.postgres.destroy(self.directory / "postgres.log" if self.args.keep else None)
         if self.mariadb is not None:
-            self.mariadb.destroy()
+            self.mariadb.destroy(self.directory / "mariadb.log" if self.args.keep else None)
 
     def actions(self, fleet: Fleet) -> dict[str, Callable[[], int | None]]:
         actions: dict[str, Callable[[], int | None]] = {"kill": lambda: fleet.kill(self.rng)}

@@ -170,11 +170,12 @@ class PostgresServer:
         ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
 
-    def destroy(self) -> None:
+    def destroy(self, keep_log: Path | None = None) -> None:
+        """Stop the server and remove its files (its log copied to ``keep_log`` first)."""
         try:
             self.stop("immediate")
         finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            _remove(self.directory, self.log, keep_log)
 
 
 class MariaDBServer:
@@ -246,8 +247,15 @@ class MariaDBServer:
         finally:
             connection.close()
 
-    def destroy(self) -> None:
+    def destroy(self, keep_log: Path | None = None) -> None:
+        """Stop the server and remove its files (its log copied to ``keep_log`` first)."""
         try:
             self.stop("immediate")
         finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            _remove(self.directory, self.log, keep_log)
+
+
+def _remove(directory: Path, log: Path, keep_log: Path | None) -> None:
+    if keep_log is not None and log.exists():
+        shutil.copyfile(log, keep_log)
+    shutil.rmtree(directory, ignore_errors=True)
