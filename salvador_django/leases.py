@@ -120,26 +120,38 @@ def renew_leases(database: str, leases: Sequence[Lease]) -> None:
 
     The heartbeat of a worker (all its leases) and of a Celery task (one) both call
     this. Raises the database's error when it cannot reach the database.
+
+    The rows are found by their ids, the tokens fence them: on MySQL and MariaDB an
+    update found through a secondary index locks its entries before the rows, and
+    one that read every running task's would deadlock with a step ending (whose
+    update locks its row, then its entries), and wait for each atomic step's row.
     """
-    tokens_by_length: dict[float, list[str]] = {}  # one length, in practice
+    by_length: dict[float, list[Lease]] = {}  # one length, in practice
     for lease in leases:
         if lease.seconds is not None:
-            tokens_by_length.setdefault(lease.seconds, []).append(lease.token)
-    tokens = [token for same in tokens_by_length.values() for token in same]
-    if not tokens:
+            by_length.setdefault(lease.seconds, []).append(lease)
+    renewing = [lease for same in by_length.values() for lease in same]
+    if not renewing:
         return
     sent = time.monotonic()  # the renewed leases run from no earlier than this
     tasks = Task.objects.using(database).all()
+
+    def renew(same: list[Lease], seconds: float) -> int:
+        where = {"id__in": [lease.task_id for lease in same]}
+        token = [lease.token for lease in same]
+        return transitions.RENEW.apply(tasks, token=token, where=where, lease_seconds=seconds)
+
     renewed = dialect.retry_lock_conflicts(
-        database,
-        lambda: sum(
-            transitions.RENEW.apply(tasks, token=same, lease_seconds=seconds)
-            for seconds, same in tokens_by_length.items()
-        ),
+        database, lambda: sum(renew(same, seconds) for seconds, same in by_length.items())
     )
-    held: set[str | None] = set(tokens)
-    if renewed < len(tokens):  # some claim is gone: find which
-        held = set(transitions.RENEW.rows(tasks, token=tokens).values_list("claimed_by", flat=True))
+    held: set[str | None] = {lease.token for lease in renewing}
+    if renewed < len(renewing):  # some claim is gone: find which
+        rows = transitions.RENEW.rows(
+            tasks,
+            token=[lease.token for lease in renewing],
+            where={"id__in": [lease.task_id for lease in renewing]},
+        )
+        held = set(rows.values_list("claimed_by", flat=True))
     for lease in leases:
         if lease.seconds is None:
             continue
@@ -174,12 +186,17 @@ def reap_expired_leases(database: str, max_recoveries: int, queue: Queue | None 
             batch = list(expired.values_list("id", "recoveries")[:_REAP_BATCH])
             poison = [i for i, recoveries in batch if recoveries >= max_recoveries - 1]
             spared = [i for i, recoveries in batch if recoveries < max_recoveries - 1]
+            # Rows this transaction locked are still expired: they are moved by id
+            # alone, so MySQL finds them by the primary key (an update found through
+            # the lease index locks its entries first, and deadlocks with a step's end).
+            # Unlocked (SQLite), the move checks the expiry again.
+            still = tasks.all() if locking else tasks.expired_leases()
             if poison:
                 failed = transitions.POISON.apply(
-                    tasks.expired_leases().filter(id__in=poison), max_recoveries=max_recoveries
+                    still.filter(id__in=poison), max_recoveries=max_recoveries
                 )
             if spared:
-                returned = transitions.REAP.apply(tasks.expired_leases().filter(id__in=spared))
+                returned = transitions.REAP.apply(still.filter(id__in=spared))
                 pending = tasks.filter(id__in=spared, status=transitions.PENDING)
                 announce_on_commit(*pending, queue=queue)
         return len(batch), returned, failed

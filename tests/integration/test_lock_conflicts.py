@@ -15,6 +15,7 @@ import pytest
 from django.db import OperationalError, connections, transaction
 
 from salvador_django import dialect
+from salvador_django.leases import Lease, renew_leases
 from salvador_django.models import Task
 from tests.factories import TaskFactory
 
@@ -68,3 +69,48 @@ def test_other_errors_are_not_lock_conflicts(backend):
     assert not dialect.lock_conflict(connections[backend], error)
     with pytest.raises(OperationalError):
         dialect.retry_lock_conflicts(backend, lambda: (_ for _ in ()).throw(error))
+
+
+@pytest.mark.only_backend("postgres", "mariadb")
+def test_a_heartbeat_waits_for_no_other_task_s_row(backend):
+    """The heartbeat finds its rows by id: on MariaDB, found by their token, it locked
+    every running task's index entry on its way, waited for a row another worker's
+    atomic step held, and deadlocked with a step's end (which locks the row first)."""
+    mine = TaskFactory(running=True, claimed_by="me:1")
+    theirs = TaskFactory(running=True, claimed_by="them:1")
+    before = mine.lease_expires_at
+    held, done = threading.Event(), threading.Event()
+
+    def hold_their_row() -> None:  # an atomic step of another worker, mid-way
+        try:
+            with transaction.atomic(using=backend):
+                Task.objects.using(backend).filter(id=theirs.id).update(state={"mid": "step"})
+                held.set()
+                done.wait(30)
+        finally:
+            connections[backend].close()
+
+    holder = threading.Thread(target=hold_their_row)
+    holder.start()
+    assert held.wait(10)
+    lease = Lease(mine.id, "me:1", seconds=120)
+    heartbeat = threading.Thread(target=lambda: _renew_closing(backend, lease))
+    try:
+        heartbeat.start()
+        heartbeat.join(10)
+        waited = heartbeat.is_alive()
+    finally:
+        done.set()
+        holder.join()
+        heartbeat.join()
+    assert not waited, "the heartbeat waited for another task's row"
+    assert not lease.lost.is_set()
+    mine.refresh_from_db(using=backend)
+    assert mine.lease_expires_at > before
+
+
+def _renew_closing(database: str, lease: Lease) -> None:
+    try:
+        renew_leases(database, [lease])
+    finally:
+        connections[database].close()
