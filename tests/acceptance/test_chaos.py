@@ -35,14 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("database", "postgres"),
         ("redis", "postgres"),
         ("database", "sqlite"),
-        pytest.param(
-            "database",
-            "mariadb",
-            marks=pytest.mark.skip(
-                reason="issue 22, open: full runs on MariaDB still replay a few fan-out "
-                "children whose checkpoint failed with no fault to explain it"
-            ),
-        ),
+        ("database", "mariadb"),
     ],
 )
 def test_quick_fault_injection_run_passes(tmp_path: Path, queue: str, db: str) -> None:
