@@ -158,9 +158,12 @@ class StepChildren:
             return
         database, parent = self.waits.database, self.waits.task
         tasks = Task.objects.using(database)
+        # The parent's row first, written even when it says so already: on InnoDB each
+        # child's insert takes a shared lock on it (the foreign key), which the
+        # parent's update would then raise to exclusive, deadlocking with a heartbeat
+        # queued for the row in between.
+        tasks.filter(id=parent.id).update(has_children=True)
         tasks.bulk_create(self.new, batch_size=_CHUNK)
-        if parent.has_children is not True:
-            tasks.filter(id=parent.id).update(has_children=True)
         due = [child for child in self.new if not isinstance(child.run_after, datetime)]
         later = [child for child in self.new if isinstance(child.run_after, datetime)]
         transitions.tasks_due.send(sender=Task, tasks=due)

@@ -9,12 +9,14 @@ failed, and its leases ran out under steps that were still running.
 from __future__ import annotations
 
 import threading
+import time
 from uuid import UUID
 
 import pytest
 from django.db import OperationalError, connections, transaction
 
 from salvador_django import dialect
+from salvador_django.engine.waits import StepWaits
 from salvador_django.leases import Lease, renew_leases
 from salvador_django.models import Task
 from tests.factories import TaskFactory
@@ -114,3 +116,59 @@ def _renew_closing(database: str, lease: Lease) -> None:
         renew_leases(database, [lease])
     finally:
         connections[database].close()
+
+
+@pytest.mark.only_backend("postgres", "mariadb")
+def test_a_step_starting_children_locks_its_row_before_inserting_them(backend):
+    """On InnoDB a child's insert takes a shared lock on its parent's row (the foreign
+    key); the parent's own update then needs it exclusive, and a heartbeat queued for
+    the row in between made a deadlock of it. The parent's row is taken first."""
+    # A parent that started children in an earlier step: it starts more.
+    parent = TaskFactory(
+        running=True, claimed_by="me:1", workflow="waiting-children", has_children=True
+    )
+    written, queued = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def parent_s_commit() -> None:  # a step's children, then its checkpoint's update
+        try:
+            with transaction.atomic(using=backend):
+                waits = StepWaits(backend, Task.objects.using(backend).get(id=parent.id), "go")
+                waits.children.start_child("waits-for-go")
+                waits.children.write()
+                written.set()
+                assert queued.wait(10)
+                time.sleep(0.5)  # the heartbeat's update waits for the row by now
+                Task.objects.using(backend).filter(id=parent.id).update(step=1)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections[backend].close()
+
+    def heartbeat() -> None:
+        try:
+            assert written.wait(10)
+            queued.set()
+            _renew_closing(backend, Lease(parent.id, "me:1", seconds=60))
+        except BaseException as exc:
+            errors.append(exc)
+
+    before = _deadlocks(backend)
+    threads = [threading.Thread(target=parent_s_commit), threading.Thread(target=heartbeat)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _deadlocks(backend) == before
+    assert Task.objects.using(backend).filter(parent_id=parent.id).count() == 1
+
+
+def _deadlocks(database: str) -> int:
+    """The server's count of deadlocks so far (0 where it keeps none: PostgreSQL)."""
+    connection = connections[database]
+    if connection.vendor != "mysql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+        return int(cursor.fetchone()[1])
