@@ -27,6 +27,13 @@ def conflict_target(connection: Any, fields: Sequence[str]) -> dict[str, Any]:
     return {}
 
 
+def foreign_keys_share_lock(connection: Any) -> bool:
+    """Whether inserting a row that refers to another holds a lock on that row which
+    the row's own update conflicts with: InnoDB's shared lock. (PostgreSQL's key-share
+    lock lets an update of other columns through; SQLite locks the whole database.)"""
+    return bool(connection.vendor == "mysql")
+
+
 #: How deep MariaDB's ``JSON_VALID`` (the check of every JSON column there) lets a
 #: value nest: deeper, the row is refused.
 MARIADB_JSON_DEPTH = 31

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from salvador_django import signals, transitions
+from django.db import connections
+
+from salvador_django import dialect, signals, transitions
 from salvador_django.definitions import Workflow
 from salvador_django.engine.blocked import Blocked, Suspend, wait_seconds
 from salvador_django.exceptions import (
@@ -158,11 +160,14 @@ class StepChildren:
             return
         database, parent = self.waits.database, self.waits.task
         tasks = Task.objects.using(database)
-        # The parent's row first, written even when it says so already: on InnoDB each
-        # child's insert takes a shared lock on it (the foreign key), which the
-        # parent's update would then raise to exclusive, deadlocking with a heartbeat
-        # queued for the row in between.
-        tasks.filter(id=parent.id).update(has_children=True)
+        # The parent's row first. On MySQL it is written even when it says so already:
+        # each child's insert holds a shared lock on it (the foreign key), which the
+        # parent's own update would then raise to exclusive, deadlocking with a
+        # heartbeat queued for the row in between.
+        if parent.has_children is not True or dialect.foreign_keys_share_lock(
+            connections[database]
+        ):
+            tasks.filter(id=parent.id).update(has_children=True)
         tasks.bulk_create(self.new, batch_size=_CHUNK)
         due = [child for child in self.new if not isinstance(child.run_after, datetime)]
         later = [child for child in self.new if isinstance(child.run_after, datetime)]
