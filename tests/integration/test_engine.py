@@ -1,11 +1,10 @@
 """The engine's semantics, on SQLite and PostgreSQL, driven through ``run_until_idle``."""
 
-import threading
 import time
 import uuid
 
 import pytest
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models.functions import Now
 
 from salvador_django import Retry, TaskStatus, Workflow, submit
@@ -13,6 +12,7 @@ from salvador_django.engine import Engine, Outcome
 from salvador_django.leases import Lease
 from salvador_django.models import StepRun, Task
 from salvador_django.testing import run_until_idle
+from tests.support.locks import row_held
 from tests.support.tasks import make_due
 from tests.support.waiting import run_until_finished
 from tests.testapp.models import Event
@@ -193,31 +193,13 @@ def test_an_atomic_step_whose_begin_waited_past_its_lease_does_not_run(backend, 
     task = submit("engine-waits-to-begin", {})
     token = f"test:{uuid.uuid4().hex}"
     [claimed] = Task.objects.using(backend).claim(["engine-waits-to-begin"], token, 60)
-    locked, done = threading.Event(), threading.Event()
-
-    def hold_the_write_lock() -> None:
-        # Another connection (a paused worker's, say) holds SQLite's write lock for
-        # longer than the lease; meanwhile the lease expires and another worker
-        # takes the task.
-        try:
-            with transaction.atomic(using=backend):
-                Task.objects.using(backend).filter(id=task.id).update(claimed_by="other-worker")
-                locked.set()
-                done.wait(1.0)
-        finally:
-            connections[backend].close()
-
-    holder = threading.Thread(target=hold_the_write_lock)
-    holder.start()
-    try:
-        assert locked.wait(5)
+    # Another connection (a paused worker's, say) holds SQLite's write lock for longer
+    # than the lease; meanwhile the lease expires and another worker takes the task.
+    with row_held(backend, task.id, seconds=1.0, claimed_by="other-worker"):
         lease = Lease(claimed.id, token, seconds=1)  # just confirmed: no check before BEGIN
         before = time.monotonic()
         outcome = Engine(database=backend, worker_name="waited").run(claimed, lease)
         assert time.monotonic() - before > 0.5  # BEGIN waited for the lock
-    finally:
-        done.set()
-        holder.join()
     assert outcome == Outcome.LOST
     assert calls == []  # the step never started
     assert not StepRun.objects.using(backend).filter(task_id=task.id).exists()

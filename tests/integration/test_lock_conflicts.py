@@ -20,6 +20,7 @@ from salvador_django.engine.waits import StepWaits
 from salvador_django.leases import Lease, renew_leases
 from salvador_django.models import Task
 from tests.factories import TaskFactory
+from tests.support.locks import row_held
 
 
 @pytest.mark.only_backend("mariadb")
@@ -81,30 +82,17 @@ def test_a_heartbeat_waits_for_no_other_task_s_row(backend):
     mine = TaskFactory(running=True, claimed_by="me:1")
     theirs = TaskFactory(running=True, claimed_by="them:1")
     before = mine.lease_expires_at
-    held, done = threading.Event(), threading.Event()
-
-    def hold_their_row() -> None:  # an atomic step of another worker, mid-way
-        try:
-            with transaction.atomic(using=backend):
-                Task.objects.using(backend).filter(id=theirs.id).update(state={"mid": "step"})
-                held.set()
-                done.wait(30)
-        finally:
-            connections[backend].close()
-
-    holder = threading.Thread(target=hold_their_row)
-    holder.start()
-    assert held.wait(10)
     lease = Lease(mine.id, "me:1", seconds=120)
     heartbeat = threading.Thread(target=lambda: _renew_closing(backend, lease))
     try:
-        heartbeat.start()
-        heartbeat.join(10)
-        waited = heartbeat.is_alive()
+        # An atomic step of another worker, mid-way.
+        with row_held(backend, theirs.id, state={"mid": "step"}):
+            heartbeat.start()
+            heartbeat.join(10)
+            waited = heartbeat.is_alive()
     finally:
-        done.set()
-        holder.join()
-        heartbeat.join()
+        if heartbeat.ident is not None:  # started
+            heartbeat.join()
     assert not waited, "the heartbeat waited for another task's row"
     assert not lease.lost.is_set()
     mine.refresh_from_db(using=backend)
